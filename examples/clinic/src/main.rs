@@ -1,0 +1,2 @@
+//! The clinic example.
+fn main() {}

@@ -1,0 +1,28 @@
+//! The audit trail of guardrail: what happened, provably in the order it happened.
+//!
+//! * [`Record`] is what a caller asks to be recorded; a sink stamps it with a sequence
+//!   number and the previous event's hash and returns an [`AuditEvent`] link of the chain.
+//! * [`AuditSink`] is the one trait every store implements ([`MemorySink`] here; the durable
+//!   file sink and the SQL sinks build on the same [`Chain`]).
+//! * [`verify_events`] / [`verify_lines`] recompute the chain and name the first broken link.
+//! * [`AuditKey`] turns patient identifiers and other PHI into keyed tokens, so the trail can
+//!   be searched per patient by whoever holds the key and read by anyone without exposing PHI.
+//!
+//! The canonical encoding that is hashed is documented in `docs/audit-format.md`.
+#![forbid(unsafe_code)]
+
+mod chain;
+mod error;
+mod event;
+mod key;
+mod memory;
+mod sink;
+pub mod verify;
+
+pub use chain::{Chain, Digest, GENESIS};
+pub use error::AuditError;
+pub use event::{AuditEvent, EventKind, Outcome, ParseEventError, Record, Text, Timestamp};
+pub use key::{AuditKey, KeyTooShort};
+pub use memory::MemorySink;
+pub use sink::{AuditSink, Receipt};
+pub use verify::{BreakKind, VerifyError, VerifyReport, Verifier, verify_events, verify_lines};

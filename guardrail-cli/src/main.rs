@@ -1,0 +1,4 @@
+//! The `guardrail` command.
+#![forbid(unsafe_code)]
+
+fn main() {}

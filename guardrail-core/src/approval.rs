@@ -1,0 +1,186 @@
+//! Just-in-time approvals: a second person opens a risky call, once, for that exact call.
+
+use std::fmt;
+use std::sync::Arc;
+
+use guardrail_audit::Timestamp;
+
+/// Identifies an approval request (and, once granted, its grant).
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ApprovalId(Arc<str>);
+
+impl ApprovalId {
+    /// Wraps an id received from a client (e.g. a retry header).
+    pub fn new(id: impl AsRef<str>) -> ApprovalId {
+        ApprovalId(Arc::from(id.as_ref()))
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ApprovalId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for ApprovalId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ApprovalId({})", self.0)
+    }
+}
+
+/// The exact call a grant opens: a grant for 150 records of one patient opens neither
+/// 10,000 records nor another patient.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ApprovalBinding {
+    /// The action's name.
+    pub action: Arc<str>,
+    /// The requesting principal's id.
+    pub principal: Arc<str>,
+    /// Keyed token of the subject (never the raw id).
+    pub subject: Option<Arc<str>>,
+    /// Record count.
+    pub count: Option<u64>,
+}
+
+/// Where a request stands.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ApprovalState {
+    /// Waiting for an approver.
+    Pending,
+    /// Granted by `approver`; usable once until `expires_at`.
+    Granted {
+        /// The approver's principal id.
+        approver: Arc<str>,
+        /// When.
+        at: Timestamp,
+    },
+    /// Rejected by `approver`; can never be granted.
+    Rejected {
+        /// The approver's principal id.
+        approver: Arc<str>,
+        /// When.
+        at: Timestamp,
+    },
+    /// Used by the retried call.
+    Consumed {
+        /// When.
+        at: Timestamp,
+    },
+}
+
+impl ApprovalState {
+    /// `pending`, `granted`, `rejected` or `consumed`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ApprovalState::Pending => "pending",
+            ApprovalState::Granted { .. } => "granted",
+            ApprovalState::Rejected { .. } => "rejected",
+            ApprovalState::Consumed { .. } => "consumed",
+        }
+    }
+}
+
+/// A request for approval of one call.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApprovalRequest {
+    /// Its id.
+    pub id: ApprovalId,
+    /// The action's name (same as `binding.action`).
+    pub action: Arc<str>,
+    /// The exact call it opens.
+    pub binding: ApprovalBinding,
+    /// When it was requested.
+    pub requested_at: Timestamp,
+    /// When it (and any grant of it) expires.
+    pub expires_at: Timestamp,
+    /// Where it stands.
+    pub state: ApprovalState,
+}
+
+/// Why an approval step was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ApprovalError {
+    /// No such request.
+    #[error("approval `{0}` does not exist")]
+    NotFound(String),
+    /// The approver is the requester (separation of duties).
+    #[error("approval `{0}` cannot be decided by the person who requested it")]
+    SelfApproval(String),
+    /// The approver holds none of the approver roles the policy names.
+    #[error("principal `{principal}` holds none of the approver roles ({roles})")]
+    NotApprover {
+        /// The would-be approver.
+        principal: String,
+        /// The roles the policy names.
+        roles: String,
+    },
+    /// The request was already granted, rejected or used.
+    #[error("approval `{id}` is {state}, not pending")]
+    NotPending {
+        /// The request.
+        id: String,
+        /// Its state.
+        state: &'static str,
+    },
+    /// The request or grant expired.
+    #[error("approval `{0}` has expired")]
+    Expired(String),
+    /// The grant was already used.
+    #[error("approval `{0}` was already used")]
+    AlreadyUsed(String),
+    /// The request was rejected.
+    #[error("approval `{0}` was rejected")]
+    Rejected(String),
+    /// The request is still pending.
+    #[error("approval `{0}` has not been granted yet")]
+    NotGranted(String),
+    /// The grant is bound to a different call.
+    #[error("approval `{id}` was granted for a different {what}")]
+    Mismatch {
+        /// The grant.
+        id: String,
+        /// `action`, `principal`, `subject` or `count`.
+        what: &'static str,
+    },
+    /// The store failed.
+    #[error("approval store failed: {0}")]
+    Store(String),
+}
+
+/// Where approval requests live. Every state change is atomic in the store, so two replicas
+/// racing to consume one grant see exactly one success.
+pub trait ApprovalStore: Send + Sync + fmt::Debug {
+    /// Stores a new pending request.
+    fn insert(&self, request: &ApprovalRequest) -> Result<(), ApprovalError>;
+
+    /// Reads a request.
+    fn get(&self, id: &ApprovalId) -> Result<Option<ApprovalRequest>, ApprovalError>;
+
+    /// Moves a pending, unexpired request to granted (`grant`) or rejected, atomically.
+    /// Role and separation-of-duty checks happen before, in [`crate::Guardrail::approve`].
+    fn decide(
+        &self,
+        id: &ApprovalId,
+        approver: &str,
+        grant: bool,
+        now: Timestamp,
+    ) -> Result<ApprovalRequest, ApprovalError>;
+
+    /// Moves a granted, unexpired request whose binding equals `binding` to consumed,
+    /// atomically; any other state or binding is an error and changes nothing.
+    fn consume(
+        &self,
+        id: &ApprovalId,
+        binding: &ApprovalBinding,
+        now: Timestamp,
+    ) -> Result<ApprovalRequest, ApprovalError>;
+
+    /// Number of pending requests (for the `approvals pending` gauge).
+    fn pending(&self) -> Result<u64, ApprovalError>;
+}

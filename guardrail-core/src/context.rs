@@ -1,0 +1,147 @@
+//! The per-request context a guarded call is checked against.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::approval::ApprovalId;
+use crate::guardrail::Guardrail;
+use crate::model::{Endpoint, Principal, Purpose};
+
+/// Who is calling, from where, why, carried into every guarded call.
+///
+/// Made by [`Guardrail::context`], refined with the builder methods. Cheap to clone. The
+/// generated code of `#[phi_action]` reaches the guardrail through it, so no global state is
+/// needed.
+///
+/// ```
+/// # use guardrail_core::prelude::*;
+/// # fn demo(guardrail: &Guardrail) {
+/// let ctx = guardrail
+///     .context(Principal::new("dr-grey").role("provider").jurisdiction("US-CA"))
+///     .endpoint(Endpoint::Provider)
+///     .purpose(Purpose::Treatment);
+/// assert_eq!(ctx.principal().id(), "dr-grey");
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct Context {
+    guardrail: Guardrail,
+    principal: Principal,
+    endpoint: Option<Endpoint>,
+    purpose: Option<Purpose>,
+    request_id: Arc<str>,
+    approval: Option<ApprovalId>,
+    break_glass: Option<Arc<str>>,
+    pub(crate) cache: crate::policy::ContextCache,
+}
+
+static REQUEST_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+fn new_request_id() -> Arc<str> {
+    // Unique within the process and across restarts (start time + counter); not a secret.
+    static START: std::sync::LazyLock<u64> = std::sync::LazyLock::new(|| {
+        guardrail_audit::Timestamp::now().0 / 1_000_000
+    });
+    let n = REQUEST_COUNTER.fetch_add(1, Ordering::Relaxed);
+    Arc::from(format!("req-{:x}-{n:x}", *START))
+}
+
+impl Context {
+    pub(crate) fn new(guardrail: Guardrail, principal: Principal) -> Context {
+        Context {
+            guardrail,
+            principal,
+            endpoint: None,
+            purpose: None,
+            request_id: new_request_id(),
+            approval: None,
+            break_glass: None,
+            cache: Default::default(),
+        }
+    }
+
+    /// Sets the endpoint the call came through.
+    pub fn endpoint(mut self, endpoint: Endpoint) -> Context {
+        self.endpoint = Some(endpoint);
+        self
+    }
+
+    /// Sets the purpose of use.
+    pub fn purpose(mut self, purpose: Purpose) -> Context {
+        self.purpose = Some(purpose);
+        self
+    }
+
+    /// Presents an approval grant for a retried call.
+    pub fn approval(mut self, id: ApprovalId) -> Context {
+        self.approval = Some(id);
+        self
+    }
+
+    /// Declares an emergency: purpose becomes emergency treatment and `reason` is recorded.
+    /// The policy decides whether break-glass may open the call.
+    pub fn break_glass(mut self, reason: impl AsRef<str>) -> Context {
+        self.purpose = Some(Purpose::EmergencyTreatment);
+        self.break_glass = Some(Arc::from(reason.as_ref()));
+        self
+    }
+
+    /// Replaces the generated request id (e.g. with the id of the incoming HTTP request).
+    pub fn request_id(mut self, id: impl AsRef<str>) -> Context {
+        self.request_id = Arc::from(id.as_ref());
+        self
+    }
+
+    /// The guardrail this context belongs to.
+    pub fn guardrail(&self) -> &Guardrail {
+        &self.guardrail
+    }
+
+    /// The acting principal.
+    pub fn principal(&self) -> &Principal {
+        &self.principal
+    }
+
+    /// The endpoint, if set.
+    pub fn endpoint_kind(&self) -> Option<Endpoint> {
+        self.endpoint
+    }
+
+    /// The purpose of use, if set.
+    pub fn purpose_of_use(&self) -> Option<Purpose> {
+        self.purpose
+    }
+
+    /// The request id shared by every event of this context.
+    pub fn request(&self) -> &str {
+        &self.request_id
+    }
+
+    pub(crate) fn request_arc(&self) -> &Arc<str> {
+        &self.request_id
+    }
+
+    /// The approval grant presented, if any.
+    pub fn approval_id(&self) -> Option<&ApprovalId> {
+        self.approval.as_ref()
+    }
+
+    /// The break-glass reason, if an emergency was declared.
+    pub fn break_glass_reason(&self) -> Option<&str> {
+        self.break_glass.as_deref()
+    }
+}
+
+impl fmt::Debug for Context {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Context")
+            .field("principal", &self.principal)
+            .field("endpoint", &self.endpoint)
+            .field("purpose", &self.purpose)
+            .field("request_id", &self.request_id)
+            .field("approval", &self.approval)
+            .field("break_glass", &self.break_glass.as_ref().map(|_| "[declared]"))
+            .finish()
+    }
+}

@@ -1,0 +1,1 @@
+//! Coverage: does every guarded action have a rule, and every rule an action?

@@ -1,0 +1,74 @@
+//! The errors a guarded call returns instead of running its body.
+
+use crate::approval::ApprovalRequest;
+use crate::decision::DenyReason;
+
+/// Why a guarded call did not run (or did not complete its audit).
+///
+/// The host's error type implements `From<GuardError>`; messages are lowercase, name the
+/// action, rule or field involved, and never contain PHI.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum GuardError {
+    /// The policy denied the call.
+    #[error("access to `{action}` denied: {reason}")]
+    Denied {
+        /// The action's name.
+        action: &'static str,
+        /// Why.
+        reason: DenyReason,
+    },
+    /// The call needs a second person's approval; retry with `ctx.approval(request.id)`.
+    #[error("`{action}` needs approval: request `{id}` is pending", action = request.action, id = request.id)]
+    ApprovalRequired {
+        /// The request to approve.
+        request: Box<ApprovalRequest>,
+    },
+    /// The audit trail could not record the call, so it was refused (no audit, no access).
+    #[error("`{action}` refused because the audit trail could not record it (sink `{sink}`): {detail}")]
+    AuditUnavailable {
+        /// The action's name.
+        action: &'static str,
+        /// The sink that failed.
+        sink: String,
+        /// What failed.
+        detail: String,
+    },
+    /// The context lacks something the decision needs.
+    #[error("`{action}` refused: the context has no {field}; set it on the Context before the call")]
+    MissingContext {
+        /// The action's name.
+        action: &'static str,
+        /// What is missing (`purpose`, `endpoint`, `jurisdiction`, `subject`, …).
+        field: &'static str,
+    },
+    /// An argument the guard reads (such as `count`) is unusable.
+    #[error("`{action}` refused: {what}")]
+    InvalidInput {
+        /// The action's name.
+        action: &'static str,
+        /// What is wrong.
+        what: String,
+    },
+}
+
+impl GuardError {
+    /// The action involved.
+    pub fn action(&self) -> &str {
+        match self {
+            GuardError::Denied { action, .. }
+            | GuardError::AuditUnavailable { action, .. }
+            | GuardError::MissingContext { action, .. }
+            | GuardError::InvalidInput { action, .. } => action,
+            GuardError::ApprovalRequired { request } => &request.action,
+        }
+    }
+
+    /// The deny reason, for denials.
+    pub fn deny_reason(&self) -> Option<&DenyReason> {
+        match self {
+            GuardError::Denied { reason, .. } => Some(reason),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,321 @@
+//! The guardrail: a policy, audit sinks, a key, alert sinks and an approval store.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Instant;
+
+use arc_swap::ArcSwap;
+use guardrail_audit::{AuditKey, AuditSink, Receipt, Record};
+
+use crate::alert::{Alert, AlertDispatcher, AlertKind, AlertSink};
+use crate::approval::ApprovalStore;
+use crate::approval_memory::MemoryApprovalStore;
+use crate::clock::{Clock, SystemClock};
+use crate::context::Context;
+use crate::model::Principal;
+use crate::policy::Policy;
+
+/// Why a guardrail could not be built.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// No policy was given.
+    #[error("no policy: call `.policy(..)` with a loaded policy")]
+    MissingPolicy,
+    /// No audit sink was given (no audit, no access).
+    #[error("no audit sink: call `.audit(..)` with at least one sink")]
+    MissingAudit,
+    /// No key for tokenizing patient identifiers in events.
+    #[error("no audit key: call `.audit_key(..)` so patient ids are tokenized in the trail")]
+    MissingAuditKey,
+    /// The policy names a required sink that is not configured.
+    #[error("the policy requires audit sink `{0}`, which is not configured")]
+    UnknownRequiredSink(String),
+    /// Two sinks share a name.
+    #[error("two audit sinks are named `{0}`; give each a distinct name")]
+    DuplicateSink(String),
+}
+
+/// The configured enforcement point. Cheap to clone, `Send + Sync`.
+///
+/// ```
+/// use guardrail_core::prelude::*;
+/// let policy = Policy::from_toml_str(r#"
+///     version = "1"
+///     [[rule]]
+///     id = "providers-read"
+///     effect = "allow"
+///     actions = ["*"]
+///     roles = ["provider"]
+/// "#).unwrap();
+/// let guardrail = Guardrail::builder()
+///     .policy(policy)
+///     .audit(MemorySink::new())
+///     .audit_key(AuditKey::from_bytes(b"0123456789abcdef0123").unwrap())
+///     .build()
+///     .unwrap();
+/// let ctx = guardrail.context(Principal::new("dr-grey").role("provider"));
+/// # let _ = ctx;
+/// ```
+#[derive(Clone)]
+pub struct Guardrail {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) policy: ArcSwap<Policy>,
+    pub(crate) sinks: Vec<Arc<dyn AuditSink>>,
+    pub(crate) key: AuditKey,
+    pub(crate) alerts: AlertDispatcher,
+    pub(crate) approvals: Arc<dyn ApprovalStore>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) detectors: crate::detect::Detectors,
+}
+
+impl fmt::Debug for Guardrail {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let policy = self.policy();
+        f.debug_struct("Guardrail")
+            .field("policy_version", &policy.version())
+            .field(
+                "sinks",
+                &self.inner.sinks.iter().map(|s| s.name()).collect::<Vec<_>>(),
+            )
+            .field("alerts", &self.inner.alerts)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds a [`Guardrail`]; see [`Guardrail::builder`].
+#[derive(Default)]
+pub struct GuardrailBuilder {
+    policy: Option<Policy>,
+    sinks: Vec<Arc<dyn AuditSink>>,
+    key: Option<AuditKey>,
+    alert_sinks: Vec<Arc<dyn AlertSink>>,
+    alert_queue: Option<usize>,
+    approvals: Option<Arc<dyn ApprovalStore>>,
+    clock: Option<Arc<dyn Clock>>,
+}
+
+impl fmt::Debug for GuardrailBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GuardrailBuilder")
+            .field("policy", &self.policy.as_ref().map(|p| p.version().to_owned()))
+            .field("sinks", &self.sinks.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl GuardrailBuilder {
+    /// The policy to enforce.
+    pub fn policy(mut self, policy: Policy) -> Self {
+        self.policy = Some(policy);
+        self
+    }
+
+    /// Adds an audit sink. Every sink records every event; the policy's `[audit] required`
+    /// names the sinks whose failure denies the call (all of them when absent).
+    pub fn audit(mut self, sink: impl AuditSink + 'static) -> Self {
+        self.sinks.push(Arc::new(sink));
+        self
+    }
+
+    /// Adds an audit sink already behind an `Arc`.
+    pub fn audit_arc(mut self, sink: Arc<dyn AuditSink>) -> Self {
+        self.sinks.push(sink);
+        self
+    }
+
+    /// The key that tokenizes patient ids and PHI in events (and masked `tokenize` fields).
+    pub fn audit_key(mut self, key: AuditKey) -> Self {
+        self.key = Some(key);
+        self
+    }
+
+    /// Adds an alert sink (pager, webhook…).
+    pub fn alerts(mut self, sink: impl AlertSink + 'static) -> Self {
+        self.alert_sinks.push(Arc::new(sink));
+        self
+    }
+
+    /// Capacity of the alert queue (default 1024); a full queue drops and counts.
+    pub fn alert_queue(mut self, capacity: usize) -> Self {
+        self.alert_queue = Some(capacity);
+        self
+    }
+
+    /// Where approval requests live (default: in memory, this process only).
+    pub fn approvals(mut self, store: impl ApprovalStore + 'static) -> Self {
+        self.approvals = Some(Arc::new(store));
+        self
+    }
+
+    /// The clock (default: system time). Tests use [`crate::ManualClock`].
+    pub fn clock(mut self, clock: impl Clock + 'static) -> Self {
+        self.clock = Some(Arc::new(clock));
+        self
+    }
+
+    /// Checks the configuration and starts the alert worker.
+    pub fn build(self) -> Result<Guardrail, BuildError> {
+        let policy = self.policy.ok_or(BuildError::MissingPolicy)?;
+        if self.sinks.is_empty() {
+            return Err(BuildError::MissingAudit);
+        }
+        let key = self.key.ok_or(BuildError::MissingAuditKey)?;
+        let mut names: Vec<&str> = self.sinks.iter().map(|s| s.name()).collect();
+        names.sort_unstable();
+        if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
+            return Err(BuildError::DuplicateSink(w[0].to_owned()));
+        }
+        check_required_sinks(&policy, &self.sinks)?;
+        let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
+        Ok(Guardrail {
+            inner: Arc::new(Inner {
+                detectors: crate::detect::Detectors::default(),
+                policy: ArcSwap::from_pointee(policy),
+                sinks: self.sinks,
+                key,
+                alerts: AlertDispatcher::start(self.alert_sinks, self.alert_queue.unwrap_or(1024)),
+                approvals: self
+                    .approvals
+                    .unwrap_or_else(|| Arc::new(MemoryApprovalStore::new())),
+                clock,
+            }),
+        })
+    }
+}
+
+pub(crate) fn check_required_sinks(
+    policy: &Policy,
+    sinks: &[Arc<dyn AuditSink>],
+) -> Result<(), BuildError> {
+    for required in policy.required_sinks() {
+        if !sinks.iter().any(|s| s.name() == &**required) {
+            return Err(BuildError::UnknownRequiredSink(required.to_string()));
+        }
+    }
+    Ok(())
+}
+
+/// Which sinks an append reached.
+#[derive(Debug)]
+pub(crate) struct AppendFailure {
+    pub(crate) sink: String,
+    pub(crate) detail: String,
+}
+
+impl Guardrail {
+    /// Starts building a guardrail.
+    pub fn builder() -> GuardrailBuilder {
+        GuardrailBuilder::default()
+    }
+
+    /// A context for `principal`; refine it with `.endpoint(..)`, `.purpose(..)`.
+    pub fn context(&self, principal: Principal) -> Context {
+        Context::new(self.clone(), principal)
+    }
+
+    /// The policy in force now.
+    pub fn policy(&self) -> Arc<Policy> {
+        self.inner.policy.load_full()
+    }
+
+    pub(crate) fn policy_guard(&self) -> arc_swap::Guard<Arc<Policy>> {
+        self.inner.policy.load()
+    }
+
+    /// The key events are tokenized under.
+    pub fn audit_key(&self) -> &AuditKey {
+        &self.inner.key
+    }
+
+    /// The clock in use.
+    pub fn clock(&self) -> &dyn Clock {
+        &*self.inner.clock
+    }
+
+    /// The approval store in use.
+    pub fn approval_store(&self) -> &dyn ApprovalStore {
+        &*self.inner.approvals
+    }
+
+    /// The audit sinks, in the order given.
+    pub fn sinks(&self) -> &[Arc<dyn AuditSink>] {
+        &self.inner.sinks
+    }
+
+    /// Keyed token of a subject (patient) id, as it appears in events.
+    pub fn subject_token(&self, subject: &dyn fmt::Display) -> String {
+        self.inner.key.token_display("subject", subject)
+    }
+
+    /// Appends `record` to every sink. Fails if a sink the policy requires failed; other
+    /// failures raise an alert and are counted. Returns the receipt of the first sink.
+    pub(crate) fn append(&self, policy: &Policy, record: Record) -> Result<Receipt, AppendFailure> {
+        let sinks = &self.inner.sinks;
+        let mut first: Option<Receipt> = None;
+        let mut failure: Option<AppendFailure> = None;
+        let last = sinks.len().saturating_sub(1);
+        let mut record = Some(record);
+        for (i, sink) in sinks.iter().enumerate() {
+            let r = if i == last {
+                record.take()
+            } else {
+                record.clone()
+            };
+            let Some(r) = r else { break };
+            let started = Instant::now();
+            let result = sink.append(r);
+            crate::telemetry::audit_append(started.elapsed());
+            match result {
+                Ok(receipt) => {
+                    first.get_or_insert(receipt);
+                }
+                Err(e) => {
+                    crate::telemetry::audit_failure(sink.name());
+                    self.raise(Alert {
+                        kind: AlertKind::AuditSinkFailure,
+                        time: self.inner.clock.now(),
+                        action: None,
+                        principal: None,
+                        request_id: None,
+                        count: None,
+                        message: format!("audit sink `{}` failed: {e}", sink.name()),
+                    });
+                    if policy.sink_required(sink.name()) && failure.is_none() {
+                        failure = Some(AppendFailure {
+                            sink: sink.name().to_owned(),
+                            detail: e.to_string(),
+                        });
+                    }
+                }
+            }
+        }
+        match (failure, first) {
+            (Some(f), _) => Err(f),
+            (None, Some(r)) => Ok(r),
+            (None, None) => Err(AppendFailure {
+                sink: "*".into(),
+                detail: "no sink recorded the event".into(),
+            }),
+        }
+    }
+
+    /// Queues an alert (never blocks).
+    pub(crate) fn raise(&self, alert: Alert) {
+        crate::telemetry::alert(alert.kind.as_str());
+        self.inner.alerts.raise(alert);
+    }
+
+    /// Waits until queued alerts were delivered (tests, shutdown).
+    pub fn flush_alerts(&self) {
+        self.inner.alerts.flush();
+    }
+
+    /// Alerts dropped because the queue was full.
+    pub fn alerts_dropped(&self) -> u64 {
+        self.inner.alerts.dropped()
+    }
+}

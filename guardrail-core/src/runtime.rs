@@ -1,0 +1,431 @@
+//! What `#[phi_action]` expands to calls: decide, record, run, record the outcome, mask.
+//!
+//! The generated code is
+//!
+//! ```text
+//! let call = begin(&ACTION, ctx, subject, count)?;   // decide + decision event (+ approval)
+//! let result = <the original body>;                  // only if allowed
+//! call.finish(result)                                // outcome event + masking
+//! ```
+//!
+//! and [`Call`]'s `Drop` records `panic` or `cancelled` when `finish` was never reached.
+//! Transaction-bound sinks use the seam [`Call::outcome_record`] + [`Call::complete`].
+
+use std::fmt;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::time::Instant;
+
+use guardrail_audit::{AuditError, EventKind, Outcome, Record, Text};
+
+use crate::alert::{Alert, AlertKind};
+use crate::approval::{ApprovalBinding, ApprovalId, ApprovalRequest, ApprovalState};
+use crate::category::CategorySet;
+use crate::context::Context;
+use crate::decision::{ApprovalNeed, Decision, DenyReason, Effect};
+use crate::error::GuardError;
+use crate::guardrail::Guardrail;
+use crate::policy::{Policy, Request};
+use crate::redact::{Masker, Redact};
+use crate::registry::ActionDescriptor;
+
+/// The `count = ..` argument of a guarded call, converted without panicking.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CountArg {
+    /// The action declares no count.
+    Absent,
+    /// A valid count.
+    Value(u64),
+    /// A negative or out-of-range count: the call is refused.
+    Invalid,
+}
+
+/// Converts the expression given as `count = ..`.
+pub trait IntoCount {
+    /// The count, or [`CountArg::Invalid`].
+    fn into_count(self) -> CountArg;
+}
+
+macro_rules! into_count {
+    ($($t:ty),*) => {$(
+        impl IntoCount for $t {
+            #[inline]
+            fn into_count(self) -> CountArg {
+                u64::try_from(self).map_or(CountArg::Invalid, CountArg::Value)
+            }
+        }
+    )*};
+}
+
+into_count!(u8, u16, u32, u64, u128, usize, i8, i16, i32, i64, i128, isize);
+
+impl<T: IntoCount + Copy> IntoCount for &T {
+    fn into_count(self) -> CountArg {
+        (*self).into_count()
+    }
+}
+
+/// Converts a `count = ..` expression.
+#[inline]
+pub fn count<C: IntoCount>(c: C) -> CountArg {
+    c.into_count()
+}
+
+/// An allowed call in progress. Dropping it without [`Call::finish`] records `panic` (when
+/// unwinding) or `cancelled`.
+pub struct Call {
+    guardrail: Guardrail,
+    policy: Arc<Policy>,
+    action: &'static ActionDescriptor,
+    request_id: Arc<str>,
+    principal: Arc<str>,
+    subject: Option<Text>,
+    reveal: CategorySet,
+    break_glass: bool,
+    decision_seq: u64,
+    done: bool,
+}
+
+impl fmt::Debug for Call {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Call")
+            .field("action", &self.action.name)
+            .field("request_id", &self.request_id)
+            .field("decision_seq", &self.decision_seq)
+            .finish_non_exhaustive()
+    }
+}
+
+fn decision_word(d: &Decision) -> &'static str {
+    match (d.effect, d.approval, d.break_glass) {
+        (Effect::Deny, _, _) => "deny",
+        (Effect::Allow, ApprovalNeed::Required { .. }, _) => "approval_required",
+        (Effect::Allow, _, true) => "break_glass",
+        (Effect::Allow, _, false) => "allow",
+    }
+}
+
+fn base_record(
+    kind: EventKind,
+    g: &Guardrail,
+    action: &'static ActionDescriptor,
+    ctx: &Context,
+    subject: &Option<Text>,
+) -> Record {
+    let p = ctx.principal();
+    let mut r = Record::at(kind, g.inner.clock.now());
+    r.request_id = Some(ctx.request_arc().clone());
+    r.action = Some(Arc::from(action.name));
+    r.action_kind = Some(Arc::from(action.kind.as_str()));
+    r.resource = action.resource.map(Arc::from);
+    r.principal = Some(p.id_arc().clone());
+    r.roles = p.roles_arc().clone();
+    r.endpoint = ctx.endpoint_kind().map(|e| Arc::from(e.as_str()));
+    r.jurisdiction = p.jurisdiction_arc().cloned();
+    r.purpose = ctx.purpose_of_use().map(|e| Arc::from(e.as_str()));
+    r.subject = subject.clone();
+    r
+}
+
+/// Decides, records the decision, and returns the call handle if the body may run.
+pub fn begin(
+    action: &'static ActionDescriptor,
+    ctx: &Context,
+    subject: Option<&dyn fmt::Display>,
+    count: CountArg,
+) -> Result<Call, GuardError> {
+    let started = Instant::now();
+    let g = ctx.guardrail();
+    let policy = g.policy();
+    let count_value = match count {
+        CountArg::Absent => None,
+        CountArg::Value(n) => Some(n),
+        CountArg::Invalid => {
+            return Err(deny_and_record(
+                g,
+                &policy,
+                action,
+                ctx,
+                None,
+                None,
+                started,
+                DenyReason::PolicyFault {
+                    why: "the record count is negative or out of range".into(),
+                },
+            ));
+        }
+    };
+    let request = Request {
+        action,
+        principal: ctx.principal(),
+        endpoint: ctx.endpoint_kind(),
+        purpose: ctx.purpose_of_use(),
+        subject,
+        count: count_value,
+        break_glass: ctx.break_glass_reason(),
+        cache: &ctx.cache,
+    };
+    // A panic inside evaluation must deny, not escape or allow.
+    let mut decision = catch_unwind(AssertUnwindSafe(|| policy.decide(&request))).unwrap_or_else(
+        |_| {
+            Decision::deny(
+                DenyReason::PolicyFault {
+                    why: "the policy evaluation panicked".into(),
+                },
+                policy.version_arc(),
+                policy.hash_arc(),
+            )
+        },
+    );
+    let subject_token: Option<Text> = subject.map(|s| Arc::from(g.subject_token(s)));
+
+    // Just-in-time approval: a presented grant is consumed; otherwise a request is opened.
+    let mut approval: Option<ApprovalId> = None;
+    let mut new_request: Option<ApprovalRequest> = None;
+    if let (Effect::Allow, ApprovalNeed::Required { ttl_secs }) = (decision.effect, decision.approval)
+    {
+        let binding = ApprovalBinding {
+            action: Arc::from(action.name),
+            principal: ctx.principal().id_arc().clone(),
+            subject: subject_token.clone(),
+            count: count_value,
+        };
+        let now = g.inner.clock.now();
+        match ctx.approval_id() {
+            Some(id) => match g.inner.approvals.consume(id, &binding, now) {
+                Ok(_) => {
+                    approval = Some(id.clone());
+                    decision.approval = ApprovalNeed::None;
+                }
+                Err(e) => {
+                    decision.effect = Effect::Deny;
+                    decision.reason = Some(DenyReason::ApprovalInvalid { why: e.to_string() });
+                    approval = Some(id.clone());
+                }
+            },
+            None => {
+                let req = crate::approval_flow::new_request(binding, now, ttl_secs);
+                match g.inner.approvals.insert(&req) {
+                    Ok(()) => {
+                        approval = Some(req.id.clone());
+                        new_request = Some(req);
+                    }
+                    Err(e) => {
+                        decision.effect = Effect::Deny;
+                        decision.reason = Some(DenyReason::ApprovalInvalid {
+                            why: format!("the request could not be stored: {e}"),
+                        });
+                    }
+                }
+            }
+        }
+    }
+
+    let word = decision_word(&decision);
+    let mut record = base_record(EventKind::Decision, g, action, ctx, &subject_token);
+    record.count = count_value;
+    record.decision = Some(Arc::from(word));
+    record.rule = decision.rule.clone();
+    record.reason = decision.reason.as_ref().map(|r| Arc::from(r.to_string()));
+    record.break_glass = decision.break_glass;
+    record.approval = approval.as_ref().map(|a| Arc::from(a.as_str()));
+    record.policy_version = Some(decision.policy_version.clone());
+    record.policy_hash = Some(decision.policy_hash.clone());
+    if decision.break_glass {
+        if let Some(reason) = ctx.break_glass_reason() {
+            // The declared reason is free text and may carry PHI: it is scanned first.
+            record
+                .detail
+                .insert("break_glass_reason".into(), crate::mask::scrub_text(reason));
+        }
+    }
+
+    let receipt = match g.append(&policy, record) {
+        Ok(r) => r,
+        Err(f) => {
+            crate::telemetry::decision(action.name, "audit_unavailable", started.elapsed());
+            return Err(GuardError::AuditUnavailable {
+                action: action.name,
+                sink: f.sink,
+                detail: f.detail,
+            });
+        }
+    };
+    crate::telemetry::decision(action.name, word, started.elapsed());
+    let principal_id = ctx.principal().id_arc().clone();
+    g.inner.detectors.observe(g, &policy, action, &principal_id, &decision, count_value);
+
+    if decision.effect == Effect::Deny {
+        let reason = decision.reason.unwrap_or(DenyReason::NoMatchingRule);
+        return Err(to_guard_error(action, reason));
+    }
+    if let Some(req) = new_request {
+        g.raise(Alert {
+            kind: AlertKind::ApprovalRequested,
+            time: g.inner.clock.now(),
+            action: Some(Arc::from(action.name)),
+            principal: Some(principal_id),
+            request_id: Some(ctx.request_arc().clone()),
+            count: count_value,
+            message: format!("`{}` is waiting for approval `{}`", action.name, req.id),
+        });
+        if let Ok(n) = g.inner.approvals.pending() {
+            crate::telemetry::approvals_pending(n);
+        }
+        return Err(GuardError::ApprovalRequired {
+            request: Box::new(req),
+        });
+    }
+    if decision.break_glass {
+        g.raise(Alert {
+            kind: AlertKind::BreakGlass,
+            time: g.inner.clock.now(),
+            action: Some(Arc::from(action.name)),
+            principal: Some(principal_id.clone()),
+            request_id: Some(ctx.request_arc().clone()),
+            count: count_value,
+            message: format!(
+                "break-glass access to `{}` by `{}`: review the emergency",
+                action.name,
+                ctx.principal().id()
+            ),
+        });
+    }
+    let _ = ApprovalState::Pending;
+    Ok(Call {
+        guardrail: g.clone(),
+        policy,
+        action,
+        request_id: ctx.request_arc().clone(),
+        principal: principal_id,
+        subject: subject_token,
+        reveal: decision.reveal,
+        break_glass: decision.break_glass,
+        decision_seq: receipt.seq,
+        done: false,
+    })
+}
+
+fn to_guard_error(action: &'static ActionDescriptor, reason: DenyReason) -> GuardError {
+    match reason {
+        DenyReason::MissingContext { field } => GuardError::MissingContext {
+            action: action.name,
+            field,
+        },
+        reason => GuardError::Denied {
+            action: action.name,
+            reason,
+        },
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn deny_and_record(
+    g: &Guardrail,
+    policy: &Policy,
+    action: &'static ActionDescriptor,
+    ctx: &Context,
+    subject: Option<Text>,
+    count: Option<u64>,
+    started: Instant,
+    reason: DenyReason,
+) -> GuardError {
+    let mut record = base_record(EventKind::Decision, g, action, ctx, &subject);
+    record.count = count;
+    record.decision = Some(Arc::from("deny"));
+    record.reason = Some(Arc::from(reason.to_string()));
+    record.policy_version = Some(policy.version_arc());
+    record.policy_hash = Some(policy.hash_arc());
+    if let Err(f) = g.append(policy, record) {
+        return GuardError::AuditUnavailable {
+            action: action.name,
+            sink: f.sink,
+            detail: f.detail,
+        };
+    }
+    crate::telemetry::decision(action.name, "deny", started.elapsed());
+    to_guard_error(action, reason)
+}
+
+impl Call {
+    /// The outcome event for `result` (the seam for sinks that write through the caller's
+    /// transaction: append it there, then call [`Call::complete`]).
+    pub fn outcome_record<T, E>(&self, result: &Result<T, E>) -> Record {
+        self.record_for(match result {
+            Ok(_) => Outcome::Ok,
+            Err(_) => Outcome::Error,
+        })
+    }
+
+    fn record_for(&self, outcome: Outcome) -> Record {
+        let g = &self.guardrail;
+        let mut r = Record::at(EventKind::Outcome, g.inner.clock.now());
+        r.request_id = Some(self.request_id.clone());
+        r.action = Some(Arc::from(self.action.name));
+        r.action_kind = Some(Arc::from(self.action.kind.as_str()));
+        r.resource = self.action.resource.map(Arc::from);
+        r.principal = Some(self.principal.clone());
+        r.subject = self.subject.clone();
+        r.break_glass = self.break_glass;
+        r.outcome = Some(outcome);
+        r.policy_version = Some(self.policy.version_arc());
+        r.detail
+            .insert("decision_seq".into(), self.decision_seq.to_string());
+        r
+    }
+
+    /// Records the outcome in the guardrail's sinks, masks an `Ok` value and returns it.
+    /// If the outcome cannot be recorded, an `Ok` becomes `Err(AuditUnavailable)`.
+    pub fn finish<T: Redact, E: From<GuardError>>(self, result: Result<T, E>) -> Result<T, E> {
+        let record = self.outcome_record(&result);
+        let appended = self
+            .guardrail
+            .append(&self.policy, record)
+            .map(|_| ())
+            .map_err(|f| AuditError::Io(std::io::Error::other(format!("{}: {}", f.sink, f.detail))));
+        self.complete(result, appended)
+    }
+
+    /// Completes the call once its outcome was appended (or failed) elsewhere.
+    pub fn complete<T: Redact, E: From<GuardError>>(
+        mut self,
+        result: Result<T, E>,
+        appended: Result<(), AuditError>,
+    ) -> Result<T, E> {
+        self.done = true;
+        match (result, appended) {
+            (Ok(mut value), Ok(())) => {
+                let masker = Masker::new(
+                    self.reveal,
+                    self.policy.masking(),
+                    self.guardrail.audit_key(),
+                );
+                value.redact(&masker);
+                Ok(value)
+            }
+            (Ok(_), Err(e)) => Err(E::from(GuardError::AuditUnavailable {
+                action: self.action.name,
+                sink: "outcome".into(),
+                detail: e.to_string(),
+            })),
+            (Err(e), _) => Err(e),
+        }
+    }
+}
+
+impl Drop for Call {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        let outcome = if std::thread::panicking() {
+            Outcome::Panic
+        } else {
+            Outcome::Cancelled
+        };
+        let record = self.record_for(outcome);
+        // Never panic here (a panic while unwinding aborts): a failure is alerted and counted
+        // inside `append`.
+        let _ = self.guardrail.append(&self.policy, record);
+    }
+}
