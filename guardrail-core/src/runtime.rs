@@ -3,7 +3,7 @@
 //! The generated code is
 //!
 //! ```text
-//! let call = begin(&ACTION, ctx, subject, count)?;   // decide + decision event (+ approval)
+//! let call = begin(&ACTION, ctx, subject, count, recorded)?; // decide + decision event
 //! let result = <the original body>;                  // only if allowed
 //! call.finish(result)                                // outcome event + masking
 //! ```
@@ -133,6 +133,7 @@ pub fn begin(
     ctx: &Context,
     subject: Option<&dyn fmt::Display>,
     count: CountArg,
+    recorded: &[(&'static str, &dyn fmt::Display)],
 ) -> Result<Call, GuardError> {
     let started = Instant::now();
     let g = ctx.guardrail();
@@ -231,6 +232,12 @@ pub fn begin(
     record.approval = approval.as_ref().map(|a| Arc::from(a.as_str()));
     record.policy_version = Some(decision.policy_version.clone());
     record.policy_hash = Some(decision.policy_hash.clone());
+    for (name, value) in recorded {
+        // Opted-in arguments are recorded only as keyed tokens, never raw.
+        record
+            .detail
+            .insert(format!("arg.{name}"), g.audit_key().token_display(name, *value));
+    }
     if decision.break_glass {
         if let Some(reason) = ctx.break_glass_reason() {
             // The declared reason is free text and may carry PHI: it is scanned first.
