@@ -1,15 +1,49 @@
-//! Policies: a TOML document compiled once into an index queried per call.
+//! Policies: a TOML document parsed with exact error positions ([`parse`]), compiled once
+//! into per-action plans ([`compile`]) and queried per call ([`decide`]).
 //!
-//! See `docs/policy.md` for the reference.
+//! See `docs/policy.md` for the reference of the format and its semantics.
+//!
+//! ```
+//! use guardrail_core::policy::Policy;
+//! let policy = Policy::from_toml_str(r#"
+//!     version = "2026-11-01"
+//!     [[rule]]
+//!     id = "providers-read"
+//!     effect = "allow"
+//!     actions = ["clinic::*"]
+//!     kinds = ["read"]
+//!     roles = ["provider"]
+//! "#).unwrap();
+//! assert_eq!(policy.version(), "2026-11-01");
+//! assert_eq!(policy.rules().len(), 1);
+//!
+//! let err = Policy::from_toml_str("version = \"1\"\n[[rule]]\nid = \"x\"\nefect = \"allow\"\n")
+//!     .unwrap_err();
+//! assert_eq!((err.line, err.column), (Some(4), Some(1)));
+//! assert!(err.to_string().contains("unknown field `efect`"));
+//! ```
+
+mod compile;
+mod decide;
+mod glob;
+mod parse;
 
 use std::fmt;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 
-use crate::decision::{Decision, DenyReason};
+use sha2::{Digest, Sha256};
+
+use crate::category::CategorySet;
+use crate::decision::{Decision, Effect};
 use crate::mask::MaskingConfig;
-use crate::model::{Endpoint, Principal, Purpose};
+use crate::model::{ActionKind, Endpoint, Principal, Purpose};
 use crate::registry::ActionDescriptor;
+
+use compile::{Plan, RoleTable};
+use glob::Glob;
+use parse::{ApprovalSection, BreakGlassDef};
 
 /// Why a policy could not be loaded. Names the place (file, line, column) and the field.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -20,7 +54,7 @@ pub struct PolicyError {
     pub line: Option<usize>,
     /// 1-based column, when known.
     pub column: Option<usize>,
-    /// The field involved, when known (`rule[2].roles`).
+    /// The field involved, when known (`rule "x".roles`, `rule[2].id`, `alerts.denial_burst.count`).
     pub field: Option<String>,
     /// What is wrong.
     pub message: String,
@@ -60,7 +94,8 @@ pub struct Request<'a> {
     pub count: Option<u64>,
     /// The declared break-glass reason.
     pub break_glass: Option<&'a str>,
-    /// Per-context cache (role masks per policy generation).
+    /// Per-context cache (role masks per policy generation). It memoizes facts about
+    /// `principal`: give each principal its own cache (a [`crate::Context`] has one).
     pub cache: &'a ContextCache,
 }
 
@@ -77,38 +112,229 @@ impl fmt::Debug for Request<'_> {
     }
 }
 
-/// Per-context memo of what the policy computed about the principal.
-#[derive(Debug, Default, Clone)]
-pub struct ContextCache {}
+/// Per-context memo of what the policy computed about the principal: the principal's role
+/// mask under one policy generation, packed as `(generation << 32) | mask` so that a single
+/// atomic load reads a consistent pair even when contexts are shared across threads.
+#[derive(Debug, Default)]
+pub struct ContextCache {
+    roles: AtomicU64,
+}
+
+impl Clone for ContextCache {
+    fn clone(&self) -> Self {
+        ContextCache {
+            roles: AtomicU64::new(self.roles.load(Ordering::Relaxed)),
+        }
+    }
+}
+
+/// Alert thresholds from the policy's `[alerts]` section.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AlertThresholds {
+    /// Denials per principal within the window that raise an alert.
+    pub denial_burst: Option<Threshold>,
+    /// Exported records per principal and action within the window that raise an alert.
+    pub export_spike: Option<Threshold>,
+}
+
+/// A sliding-window threshold: more than `count` within `window_secs` seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Threshold {
+    /// How many events (or records) the window tolerates.
+    pub count: u64,
+    /// The window length in seconds.
+    pub window_secs: u64,
+}
+
+/// When an allow rule needs a just-in-time approval.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RuleApproval {
+    Never,
+    Always,
+    /// When the call's count (1 when absent) is greater than this.
+    Over(u64),
+}
+
+/// One `[[rule]]` of a policy, as compiled. Read-only; see [`Policy::rules`].
+#[derive(Debug, Clone)]
+pub struct Rule {
+    pub(crate) id: Arc<str>,
+    pub(crate) effect: Effect,
+    pub(crate) actions: Box<[Glob]>,
+    /// Bitmask over [`ActionKind::index`].
+    pub(crate) kinds: Option<u8>,
+    pub(crate) resources: Option<Vec<Arc<str>>>,
+    pub(crate) roles: Option<Vec<Arc<str>>>,
+    /// `roles` as bits of the policy's role table (filled when compiling).
+    pub(crate) role_mask: u64,
+    /// Bitmask over [`Endpoint::index`].
+    pub(crate) endpoints: Option<u8>,
+    pub(crate) jurisdictions: Option<Box<[Glob]>>,
+    /// Bitmask over [`Purpose::index`].
+    pub(crate) purposes: Option<u8>,
+    pub(crate) self_only: bool,
+    pub(crate) max_count: Option<u64>,
+    pub(crate) reveal: CategorySet,
+    pub(crate) approval: RuleApproval,
+    pub(crate) line: usize,
+}
+
+impl Rule {
+    /// The rule's `id`.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// `allow` or `deny`.
+    pub fn effect(&self) -> Effect {
+        self.effect
+    }
+
+    /// The line of the text where the rule starts.
+    pub fn line(&self) -> usize {
+        self.line
+    }
+
+    /// The `actions` patterns as written.
+    pub fn action_patterns(&self) -> impl Iterator<Item = &str> {
+        self.actions.iter().map(Glob::as_str)
+    }
+
+    /// True if one of the `actions` patterns matches `name`.
+    pub fn matches_action_name(&self, name: &str) -> bool {
+        self.actions.iter().any(|g| g.matches(name))
+    }
+
+    /// The `kinds` listed (`None`: any kind).
+    pub fn kinds(&self) -> Option<Vec<ActionKind>> {
+        self.kinds.map(|mask| {
+            ActionKind::ALL
+                .iter()
+                .copied()
+                .filter(|k| mask & (1 << k.index()) != 0)
+                .collect()
+        })
+    }
+
+    /// The `resources` listed (`None`: any resource).
+    pub fn resources(&self) -> Option<&[Arc<str>]> {
+        self.resources.as_deref()
+    }
+
+    /// The `roles` listed (`None`: any role the code allows).
+    pub fn roles(&self) -> Option<&[Arc<str>]> {
+        self.roles.as_deref()
+    }
+
+    /// True if the rule's action, kind and resource conditions hold for `action`, i.e. the
+    /// rule is considered for every call of it.
+    pub fn applies_to(&self, action: &ActionDescriptor) -> bool {
+        compile::statically_applies(self, action)
+    }
+
+    /// True if a principal holding `role` satisfies the rule's role condition for an action
+    /// whose code allows `role`.
+    pub fn allows_role(&self, role: &str) -> bool {
+        match &self.roles {
+            None => true,
+            Some(roles) => roles.iter().any(|r| &**r == role),
+        }
+    }
+
+    /// The categories an allow rule reveals unmasked.
+    pub fn reveal(&self) -> CategorySet {
+        self.reveal
+    }
+}
+
+/// The source of unique policy generations (see [`Policy::generation`]).
+static GENERATIONS: AtomicU64 = AtomicU64::new(0);
+
+fn next_generation() -> u32 {
+    let n = GENERATIONS.fetch_add(1, Ordering::Relaxed);
+    // 1..=u32::MAX: 0 marks an empty cache slot.
+    (n % u64::from(u32::MAX)) as u32 + 1
+}
 
 /// A loaded, validated and compiled policy. Cheap to clone.
+///
+/// Compiling resolves every registered action to a plan of the rules that can apply to it;
+/// each [`ActionDescriptor`] caches the index of its plan for the current generation, so a
+/// decision does no string hashing.
 #[derive(Clone)]
 pub struct Policy {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    generation: u32,
     version: Arc<str>,
     hash: Arc<str>,
     masking: MaskingConfig,
     required: Vec<Arc<str>>,
+    approval: Option<ApprovalSection>,
+    break_glass: Option<BreakGlass>,
+    alerts: AlertThresholds,
+    rules: Box<[Rule]>,
+    roles: RoleTable,
+    /// Plans of `registry::actions()`, index for index.
+    registered: Box<[Plan]>,
+    /// Plans of descriptors outside the registry, by descriptor address; append-only.
+    adhoc: RwLock<Vec<(usize, Arc<Plan>)>>,
+}
+
+/// `[break_glass]`, compiled.
+#[derive(Debug)]
+pub(crate) struct BreakGlass {
+    pub(crate) def: BreakGlassDef,
+    pub(crate) role_mask: u64,
 }
 
 impl fmt::Debug for Policy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Policy")
-            .field("version", &self.version)
-            .field("sha256", &self.hash)
+            .field("version", &self.inner.version)
+            .field("sha256", &self.inner.hash)
+            .field("generation", &self.inner.generation)
+            .field("rules", &self.inner.rules.len())
             .finish_non_exhaustive()
     }
 }
 
 impl Policy {
-    /// Parses, validates and compiles a policy.
+    /// Parses, validates and compiles a policy. Errors name the line, column and field.
     pub fn from_toml_str(text: &str) -> Result<Policy, PolicyError> {
-        let _ = text;
-        Err(PolicyError {
-            path: None,
-            line: None,
-            column: None,
-            field: None,
-            message: "not yet".into(),
+        let doc = parse::parse(text)?;
+        let hash = hex::encode(Sha256::digest(text.as_bytes()));
+        let actions = crate::registry::actions();
+        let mut rules = doc.rules;
+        let roles = RoleTable::build(&rules, doc.break_glass.as_ref(), actions);
+        for rule in &mut rules {
+            rule.role_mask = roles.mask(rule.roles.iter().flatten().map(|r| &**r));
+        }
+        let break_glass = doc.break_glass.map(|def| BreakGlass {
+            role_mask: roles.mask(def.roles.iter().map(|r| &**r)),
+            def,
+        });
+        let registered = actions
+            .iter()
+            .map(|a| compile::plan_for(&rules, &roles, a))
+            .collect();
+        Ok(Policy {
+            inner: Arc::new(Inner {
+                generation: next_generation(),
+                version: doc.version,
+                hash: Arc::from(hash),
+                masking: doc.masking,
+                required: doc.required,
+                approval: doc.approval,
+                break_glass,
+                alerts: doc.alerts,
+                rules: rules.into_boxed_slice(),
+                roles,
+                registered,
+                adhoc: RwLock::new(Vec::new()),
+            }),
         })
     }
 
@@ -130,40 +356,164 @@ impl Policy {
 
     /// The policy's `version` string.
     pub fn version(&self) -> &str {
-        &self.version
+        &self.inner.version
     }
 
     pub(crate) fn version_arc(&self) -> Arc<str> {
-        self.version.clone()
+        self.inner.version.clone()
     }
 
     /// SHA-256 (hex) of the policy text.
     pub fn sha256(&self) -> &str {
-        &self.hash
+        &self.inner.hash
     }
 
     pub(crate) fn hash_arc(&self) -> Arc<str> {
-        self.hash.clone()
+        self.inner.hash.clone()
     }
 
-    /// Decides one call.
+    /// A number unique to this compiled policy within the process (clones share it). Caches
+    /// keyed by it never confuse two policies, even two compiled from the same text.
+    pub fn generation(&self) -> u32 {
+        self.inner.generation
+    }
+
+    /// Decides one call. Never panics on any request; see `docs/policy.md` for the rules.
     pub fn decide(&self, request: &Request<'_>) -> Decision {
-        let _ = request;
-        Decision::deny(DenyReason::NoMatchingRule, self.version_arc(), self.hash_arc())
+        decide::decide(self, request)
     }
 
-    /// The masking strategies per category.
+    /// The rules, in file order.
+    pub fn rules(&self) -> &[Rule] {
+        &self.inner.rules
+    }
+
+    /// The masking strategies per category (`[masking]` over the defaults).
     pub fn masking(&self) -> &MaskingConfig {
-        &self.masking
+        &self.inner.masking
     }
 
     /// Sinks named in `[audit] required` (empty: every sink is required).
     pub fn required_sinks(&self) -> &[Arc<str>] {
-        &self.required
+        &self.inner.required
     }
 
     /// True if a failure of sink `name` must deny the call.
     pub fn sink_required(&self, name: &str) -> bool {
-        self.required.is_empty() || self.required.iter().any(|r| &**r == name)
+        self.inner.required.is_empty() || self.inner.required.iter().any(|r| &**r == name)
+    }
+
+    /// Roles that may approve requests (`[approval] approver_roles`; empty without the section).
+    pub fn approver_roles(&self) -> &[Arc<str>] {
+        self.inner
+            .approval
+            .as_ref()
+            .map(|a| a.approver_roles.as_slice())
+            .unwrap_or_default()
+    }
+
+    /// Lifetime of approval grants in seconds (`[approval] ttl_secs`, default 900).
+    pub fn approval_ttl_secs(&self) -> u64 {
+        self.inner
+            .approval
+            .as_ref()
+            .map_or(parse::DEFAULT_APPROVAL_TTL_SECS, |a| a.ttl_secs)
+    }
+
+    /// Alert thresholds (`[alerts]`).
+    pub fn alert_thresholds(&self) -> &AlertThresholds {
+        &self.inner.alerts
+    }
+
+    /// True if the policy has a `[break_glass]` section (otherwise break-glass is never
+    /// permitted).
+    pub fn break_glass_enabled(&self) -> bool {
+        self.inner.break_glass.is_some()
+    }
+
+    /// The plan of `action` under this policy: from the descriptor's slot when it was
+    /// resolved for this generation, otherwise resolved now and cached in the slot.
+    #[inline]
+    fn plan(&self, action: &'static ActionDescriptor) -> PlanRef<'_> {
+        let inner = &*self.inner;
+        let slot = action.slot();
+        if (slot >> 32) as u32 == inner.generation {
+            let index = (slot & 0xffff_ffff) as usize;
+            if let Some(plan) = index.checked_sub(1).and_then(|i| inner.registered.get(i)) {
+                return PlanRef::Shared(plan);
+            }
+            if let Some(plan) = self.adhoc_at(index.wrapping_sub(1 + inner.registered.len())) {
+                return PlanRef::Owned(plan);
+            }
+        }
+        self.resolve_plan(action)
+    }
+
+    fn adhoc_at(&self, i: usize) -> Option<Arc<Plan>> {
+        let adhoc = self.inner.adhoc.read().unwrap_or_else(|e| e.into_inner());
+        adhoc.get(i).map(|(_, p)| p.clone())
+    }
+
+    #[cold]
+    fn resolve_plan(&self, action: &'static ActionDescriptor) -> PlanRef<'_> {
+        let inner = &*self.inner;
+        let registered = crate::registry::actions();
+        if let Ok(i) = registered.binary_search_by(|d| d.name.cmp(action.name)) {
+            if registered.get(i).is_some_and(|d| std::ptr::eq(*d, action)) {
+                if let Some(plan) = inner.registered.get(i) {
+                    action.set_slot(slot_value(inner.generation, i));
+                    return PlanRef::Shared(plan);
+                }
+            }
+        }
+        // A descriptor outside the registry (a duplicate name, or made by hand).
+        let address = std::ptr::from_ref(action) as usize;
+        let found = {
+            let adhoc = inner.adhoc.read().unwrap_or_else(|e| e.into_inner());
+            adhoc
+                .iter()
+                .position(|(a, _)| *a == address)
+                .and_then(|i| adhoc.get(i).map(|(_, p)| (i, p.clone())))
+        };
+        let (i, plan) = match found {
+            Some(found) => found,
+            None => {
+                let plan = Arc::new(compile::plan_for(&inner.rules, &inner.roles, action));
+                let mut adhoc = inner.adhoc.write().unwrap_or_else(|e| e.into_inner());
+                match adhoc.iter().position(|(a, _)| *a == address) {
+                    Some(i) => (i, adhoc.get(i).map_or(plan, |(_, p)| p.clone())),
+                    None => {
+                        adhoc.push((address, plan.clone()));
+                        (adhoc.len() - 1, plan)
+                    }
+                }
+            }
+        };
+        action.set_slot(slot_value(inner.generation, inner.registered.len() + i));
+        PlanRef::Owned(plan)
+    }
+}
+
+/// `(generation << 32) | (index + 1)`, or 0 (no cache) when the index does not fit.
+fn slot_value(generation: u32, index: usize) -> u64 {
+    match u32::try_from(index + 1) {
+        Ok(i) => (u64::from(generation) << 32) | u64::from(i),
+        Err(_) => 0,
+    }
+}
+
+/// A plan borrowed from the policy or shared with its ad-hoc table.
+enum PlanRef<'p> {
+    Shared(&'p Plan),
+    Owned(Arc<Plan>),
+}
+
+impl std::ops::Deref for PlanRef<'_> {
+    type Target = Plan;
+    fn deref(&self) -> &Plan {
+        match self {
+            PlanRef::Shared(p) => p,
+            PlanRef::Owned(p) => p,
+        }
     }
 }

@@ -1,0 +1,377 @@
+//! Deciding one call against a compiled policy.
+//!
+//! Order: deny rules (any full match denies), then allow rules in file order (the first full
+//! match allows), then the default deny with the reason of the allow rule that got furthest,
+//! then break-glass, which may turn that default deny into a flagged allow.
+
+use std::fmt;
+use std::sync::atomic::Ordering;
+
+use super::compile::{AllowCandidate, CACHEABLE_ROLES, Plan};
+use super::{Inner, Policy, Request, Rule, RuleApproval};
+use crate::category::CategorySet;
+use crate::decision::{ApprovalNeed, Decision, DenyReason, Effect};
+
+pub(super) fn decide(policy: &Policy, req: &Request<'_>) -> Decision {
+    let inner = &*policy.inner;
+    let plan = policy.plan(req.action);
+    let plan: &Plan = &plan;
+    let principal = principal_mask(inner, req);
+
+    for &index in plan.deny.iter() {
+        let Some(rule) = inner.rules.get(index as usize) else {
+            continue;
+        };
+        if deny_rule_holds(rule, req, principal) {
+            return denied_by_rule(inner, rule, req);
+        }
+    }
+
+    let mut furthest: Option<Failure> = None;
+    for candidate in plan.allow.iter() {
+        let Some(rule) = inner.rules.get(candidate.rule as usize) else {
+            continue;
+        };
+        match allow_rule_holds(rule, candidate, plan, req, principal) {
+            Ok(()) => return allowed(inner, rule, req),
+            Err(failure) => {
+                furthest = Some(match furthest {
+                    None => failure,
+                    Some(best) => best.further(failure),
+                });
+            }
+        }
+    }
+    match req.break_glass {
+        None => deny(
+            inner,
+            None,
+            furthest.map_or(DenyReason::NoMatchingRule, Failure::reason),
+        ),
+        Some(why) => break_glass(inner, plan, req, principal, why),
+    }
+}
+
+/// The principal's role mask under this policy, memoized in the context's cache.
+#[inline]
+fn principal_mask(inner: &Inner, req: &Request<'_>) -> u64 {
+    if inner.roles.len() > CACHEABLE_ROLES {
+        return inner.roles.principal_mask(req.principal);
+    }
+    let generation = u64::from(inner.generation);
+    let cached = req.cache.roles.load(Ordering::Relaxed);
+    if cached >> 32 == generation {
+        return cached & 0xffff_ffff;
+    }
+    let mask = inner.roles.principal_mask(req.principal);
+    req.cache
+        .roles
+        .store((generation << 32) | mask, Ordering::Relaxed);
+    mask
+}
+
+/// A deny rule holds when every condition it lists holds; a condition on a value the
+/// request lacks counts as holding (fail safe).
+fn deny_rule_holds(rule: &Rule, req: &Request<'_>, principal: u64) -> bool {
+    if rule.roles.is_some() && principal & rule.role_mask == 0 {
+        return false;
+    }
+    if let (Some(mask), Some(e)) = (rule.endpoints, req.endpoint) {
+        if mask & (1 << e.index()) == 0 {
+            return false;
+        }
+    }
+    if let (Some(globs), Some(j)) = (&rule.jurisdictions, req.principal.jurisdiction_code()) {
+        if !globs.iter().any(|g| g.matches(j)) {
+            return false;
+        }
+    }
+    if let (Some(mask), Some(p)) = (rule.purposes, req.purpose) {
+        if mask & (1 << p.index()) == 0 {
+            return false;
+        }
+    }
+    if let Some(max) = rule.max_count {
+        // On a deny rule, `max_count = N` singles out calls over N records.
+        if req.count.unwrap_or(1) <= max {
+            return false;
+        }
+    }
+    true
+}
+
+/// How far an allow rule got before a condition failed; later stages are more informative.
+#[derive(Debug, Clone, Copy)]
+enum Failure {
+    Role,
+    Endpoint { missing: bool },
+    Jurisdiction,
+    Purpose { missing: bool },
+    Subject { missing: bool },
+    Count { count: u64, limit: u64 },
+}
+
+impl Failure {
+    fn stage(self) -> u8 {
+        match self {
+            Failure::Role => 1,
+            Failure::Endpoint { .. } => 2,
+            Failure::Jurisdiction => 3,
+            Failure::Purpose { .. } => 4,
+            Failure::Subject { .. } => 5,
+            Failure::Count { .. } => 6,
+        }
+    }
+
+    /// The more informative of two failures: the later stage; the first rule on a tie, except
+    /// that among count failures the highest limit is reported.
+    fn further(self, other: Failure) -> Failure {
+        match (self, other) {
+            (Failure::Count { count, limit: a }, Failure::Count { limit: b, .. }) => {
+                Failure::Count {
+                    count,
+                    limit: a.max(b),
+                }
+            }
+            _ if other.stage() > self.stage() => other,
+            _ => self,
+        }
+    }
+
+    fn reason(self) -> DenyReason {
+        match self {
+            Failure::Role => DenyReason::RoleNotAllowed,
+            Failure::Endpoint { missing: true } => DenyReason::MissingContext { field: "endpoint" },
+            Failure::Endpoint { missing: false } => DenyReason::EndpointNotAllowed,
+            Failure::Jurisdiction => DenyReason::JurisdictionNotAllowed,
+            Failure::Purpose { missing: true } => DenyReason::MissingContext { field: "purpose" },
+            Failure::Purpose { missing: false } => DenyReason::PurposeNotAllowed,
+            Failure::Subject { missing: true } => DenyReason::MissingContext { field: "subject" },
+            Failure::Subject { missing: false } => DenyReason::NotOwnSubject,
+            Failure::Count { count, limit } => DenyReason::CountOverLimit { count, limit },
+        }
+    }
+}
+
+/// An allow rule applies when every condition it lists holds for the request.
+#[inline]
+fn allow_rule_holds(
+    rule: &Rule,
+    candidate: &AllowCandidate,
+    plan: &Plan,
+    req: &Request<'_>,
+    principal: u64,
+) -> Result<(), Failure> {
+    let role_ok = if candidate.any_code_role {
+        principal & plan.code_mask != 0 || (plan.code_untabled && holds_untabled_code_role(req))
+    } else {
+        principal & candidate.roles != 0
+    };
+    if !role_ok {
+        return Err(Failure::Role);
+    }
+    if let Some(mask) = rule.endpoints {
+        match req.endpoint {
+            None => return Err(Failure::Endpoint { missing: true }),
+            Some(e) if mask & (1 << e.index()) == 0 => {
+                return Err(Failure::Endpoint { missing: false });
+            }
+            Some(_) => {}
+        }
+    }
+    if let Some(globs) = &rule.jurisdictions {
+        // A principal without a jurisdiction does not match a rule that lists some.
+        match req.principal.jurisdiction_code() {
+            Some(j) if globs.iter().any(|g| g.matches(j)) => {}
+            _ => return Err(Failure::Jurisdiction),
+        }
+    }
+    if let Some(mask) = rule.purposes {
+        match req.purpose {
+            None => return Err(Failure::Purpose { missing: true }),
+            Some(p) if mask & (1 << p.index()) == 0 => {
+                return Err(Failure::Purpose { missing: false });
+            }
+            Some(_) => {}
+        }
+    }
+    if rule.self_only {
+        let Some(subject) = req.subject else {
+            return Err(Failure::Subject { missing: true });
+        };
+        match req.principal.patient_id() {
+            Some(own) if display_equals(subject, own) => {}
+            _ => return Err(Failure::Subject { missing: false }),
+        }
+    }
+    if let Some(limit) = rule.max_count {
+        let count = req.count.unwrap_or(1);
+        if count > limit {
+            return Err(Failure::Count { count, limit });
+        }
+    }
+    Ok(())
+}
+
+/// The code allows a role outside the policy's role table that the principal holds (only
+/// for actions declaring more roles than the table has bits for).
+#[cold]
+fn holds_untabled_code_role(req: &Request<'_>) -> bool {
+    req.action.roles.iter().any(|r| req.principal.has_role(r))
+}
+
+/// True if `value` formats exactly as `expected`, without allocating.
+pub(crate) fn display_equals(value: &dyn fmt::Display, expected: &str) -> bool {
+    struct Compare<'e> {
+        rest: &'e str,
+    }
+    impl fmt::Write for Compare<'_> {
+        fn write_str(&mut self, s: &str) -> fmt::Result {
+            match self.rest.strip_prefix(s) {
+                Some(rest) => {
+                    self.rest = rest;
+                    Ok(())
+                }
+                // Stops formatting at the first difference.
+                None => Err(fmt::Error),
+            }
+        }
+    }
+    let mut compare = Compare { rest: expected };
+    fmt::write(&mut compare, format_args!("{value}")).is_ok() && compare.rest.is_empty()
+}
+
+fn allowed(inner: &Inner, rule: &Rule, req: &Request<'_>) -> Decision {
+    let approval = match rule.approval {
+        RuleApproval::Never => ApprovalNeed::None,
+        RuleApproval::Always => approval_required(inner),
+        RuleApproval::Over(over) if req.count.unwrap_or(1) > over => approval_required(inner),
+        RuleApproval::Over(_) => ApprovalNeed::None,
+    };
+    Decision {
+        effect: Effect::Allow,
+        rule: Some(rule.id.clone()),
+        reason: None,
+        reveal: rule.reveal,
+        approval,
+        break_glass: false,
+        policy_version: inner.version.clone(),
+        policy_hash: inner.hash.clone(),
+    }
+}
+
+fn approval_required(inner: &Inner) -> ApprovalNeed {
+    ApprovalNeed::Required {
+        ttl_secs: inner
+            .approval
+            .as_ref()
+            .map_or(super::parse::DEFAULT_APPROVAL_TTL_SECS, |a| a.ttl_secs),
+    }
+}
+
+fn deny(inner: &Inner, rule: Option<&Rule>, reason: DenyReason) -> Decision {
+    Decision {
+        effect: Effect::Deny,
+        rule: rule.map(|r| r.id.clone()),
+        reason: Some(reason),
+        reveal: CategorySet::EMPTY,
+        approval: ApprovalNeed::None,
+        break_glass: false,
+        policy_version: inner.version.clone(),
+        policy_hash: inner.hash.clone(),
+    }
+}
+
+fn denied_by_rule(inner: &Inner, rule: &Rule, req: &Request<'_>) -> Decision {
+    let reason = match req.break_glass {
+        None => DenyReason::DeniedByRule {
+            rule: rule.id.clone(),
+        },
+        Some(_) => DenyReason::BreakGlassNotPermitted {
+            why: format!(
+                "rule `{}` denies this call and break-glass cannot override a deny rule",
+                rule.id
+            ),
+        },
+    };
+    deny(inner, Some(rule), reason)
+}
+
+/// Break-glass on a call the rules denied by default: allowed and flagged when the
+/// `[break_glass]` section permits it, otherwise refused with what closes it.
+fn break_glass(
+    inner: &Inner,
+    plan: &Plan,
+    req: &Request<'_>,
+    principal: u64,
+    reason: &str,
+) -> Decision {
+    let refuse = |why: String| deny(inner, None, DenyReason::BreakGlassNotPermitted { why });
+    let Some(bg) = &inner.break_glass else {
+        return refuse("the policy has no `[break_glass]` section".into());
+    };
+    if reason.trim().is_empty() {
+        return refuse("no reason was given; declare the emergency with a reason".into());
+    }
+    if principal & bg.role_mask & plan.code_mask == 0 {
+        return refuse(format!(
+            "none of the principal's roles may declare break-glass for `{}`",
+            req.action.name
+        ));
+    }
+    let action = req.action;
+    if bg.def.kinds & (1 << action.kind.index()) == 0 {
+        return refuse(format!("break-glass cannot open `{}` actions", action.kind));
+    }
+    if let Some(resources) = &bg.def.resources {
+        match action.resource {
+            Some(r) if resources.iter().any(|x| &**x == r) => {}
+            Some(r) => return refuse(format!("break-glass cannot open resource `{r}`")),
+            None => {
+                return refuse(format!(
+                    "break-glass is limited to listed resources and `{}` declares none",
+                    action.name
+                ));
+            }
+        }
+    }
+    if let Some(globs) = &bg.def.actions {
+        if !globs.iter().any(|g| g.matches(action.name)) {
+            return refuse(format!("break-glass cannot open action `{}`", action.name));
+        }
+    }
+    if let Some(max) = bg.def.max_count {
+        let count = req.count.unwrap_or(1);
+        if count > max {
+            return refuse(format!(
+                "break-glass is limited to {max} records and {count} were requested"
+            ));
+        }
+    }
+    Decision {
+        effect: Effect::Allow,
+        rule: None,
+        reason: None,
+        reveal: bg.def.reveal,
+        approval: ApprovalNeed::None,
+        break_glass: true,
+        policy_version: inner.version.clone(),
+        policy_hash: inner.hash.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::display_equals;
+
+    #[test]
+    fn display_comparison_is_exact() {
+        assert!(display_equals(&"p-100", "p-100"));
+        assert!(display_equals(&100u32, "100"));
+        assert!(!display_equals(&"p-100", "p-1000"));
+        assert!(!display_equals(&"p-1000", "p-100"));
+        assert!(!display_equals(&"", "p"));
+        assert!(display_equals(&"", ""));
+        assert!(display_equals(&format_args!("p-{}", 7), "p-7"));
+    }
+}
