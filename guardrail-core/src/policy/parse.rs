@@ -403,6 +403,13 @@ fn parse_rule(
     counter: &mut RoleCounter,
     seen: &mut HashMap<Arc<str>, usize>,
 ) -> R<Rule> {
+    // Errors name the rule by its id when it has a usable one, by position otherwise.
+    let indexed_path = t.path.clone();
+    if let Some(DeValue::String(id)) = t.get("id").map(|v| v.get_ref()) {
+        if !id.trim().is_empty() {
+            t.path = format!("rule {:?}", id.as_ref());
+        }
+    }
     t.check_keys(RULE_KEYS)?;
     let id: Arc<str> = match t.get("id") {
         None => {
@@ -413,7 +420,13 @@ fn parse_rule(
             ));
         }
         Some(v) => {
-            let id = t.non_empty_string("id", v)?;
+            let id = match t.non_empty_string("id", v) {
+                Ok(id) => id,
+                Err(mut e) => {
+                    e.field = Some(format!("{indexed_path}.id"));
+                    return Err(e);
+                }
+            };
             let id: Arc<str> = Arc::from(id);
             if let Some(first) = seen.get(&id) {
                 return Err(t.err(
@@ -426,8 +439,6 @@ fn parse_rule(
             id
         }
     };
-    // From here on, fields are named after the rule's id.
-    t.path = format!("rule {:?}", &*id);
     let line = t.src.line(&t.span);
 
     let effect = match t.get("effect") {
