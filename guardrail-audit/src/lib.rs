@@ -12,6 +12,10 @@
 #![forbid(unsafe_code)]
 
 mod chain;
+pub mod checkpoint;
+mod file;
+pub mod io;
+pub mod trail;
 mod error;
 mod event;
 mod key;
@@ -25,4 +29,10 @@ pub use event::{AuditEvent, EventKind, Outcome, ParseEventError, Record, Text, T
 pub use key::{AuditKey, KeyTooShort};
 pub use memory::MemorySink;
 pub use sink::{AuditSink, Receipt};
+pub use checkpoint::{CheckpointOptions, CheckpointSigner, CheckpointVerifier};
+pub use file::{
+    CHECKPOINT_FILE, Durability, FileSink, FileSinkOptions, MANIFEST_FILE, MANIFEST_VERSION,
+    MAX_LINE_BYTES, Manifest, ManifestEntry, ManifestError, Recovery,
+};
+pub use trail::{FileReport, TrailError, TrailReport, verify_trail, verify_trail_with};
 pub use verify::{BreakKind, VerifyError, VerifyReport, Verifier, verify_events, verify_lines};

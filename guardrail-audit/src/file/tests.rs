@@ -1,0 +1,210 @@
+//! Unit tests of the file sink: the known-answer vector of the line format, and behaviour
+//! on a simulated disk (the crash, tamper, concurrency and fault suites are in `tests/`).
+
+use std::path::Path;
+use std::sync::Arc;
+
+use super::*;
+use crate::checkpoint::{CheckpointOptions, CheckpointSigner};
+use crate::io::{FaultKind, Faults, SimStorage, Storage};
+use crate::trail::verify_trail_with;
+use crate::{GENESIS, Outcome};
+
+/// The known-answer record: every kind of member the encoding has.
+fn kat_record() -> Record {
+    let mut r = Record::at(EventKind::Decision, Timestamp(1_800_000_000_123_456_789));
+    r.request_id = Some("req-1".into());
+    r.action = Some("clinic::read_chart".into());
+    r.action_kind = Some("read".into());
+    r.resource = Some("patient_record".into());
+    r.principal = Some("dr-grey".into());
+    r.roles = Arc::from(vec![Text::from("provider")]);
+    r.endpoint = Some("provider".into());
+    r.purpose = Some("treatment".into());
+    r.subject = Some("hmac-sha256:00".into());
+    r.count = Some(1);
+    r.decision = Some("allow".into());
+    r.rule = Some("providers-treat".into());
+    r.break_glass = true;
+    r.outcome = Some(Outcome::Ok);
+    r.with_detail("k", "v \"quoted\" ü")
+}
+
+use crate::event::Text;
+
+const KAT_LINE: &str = r#"{"seq":0,"prev":"0000000000000000000000000000000000000000000000000000000000000000","time":"2027-01-15T08:00:00.123456789Z","kind":"decision","request_id":"req-1","action":"clinic::read_chart","action_kind":"read","resource":"patient_record","principal":"dr-grey","roles":["provider"],"endpoint":"provider","purpose":"treatment","subject":"hmac-sha256:00","count":1,"decision":"allow","rule":"providers-treat","break_glass":true,"outcome":"ok","detail":{"k":"v \"quoted\" ü"},"hash":"455ad25dc1be0d5aaa181d8221b6092f5b1c359841d9794f0f866636eb9e3cf6"}"#;
+const KAT_HASH: &str = "455ad25dc1be0d5aaa181d8221b6092f5b1c359841d9794f0f866636eb9e3cf6";
+
+#[test]
+fn known_answer_event_line_and_hash() {
+    // A change of the line format or of the hashed bytes must fail here first; update
+    // docs/audit-format.md together with these constants (and bump the format version).
+    let event = AuditEvent::seal(0, GENESIS, kat_record()).unwrap();
+    assert_eq!(event.line(), KAT_LINE);
+    assert_eq!(event.hash.to_hex(), KAT_HASH);
+    // The hash is SHA-256(0x00 || line without the hash member, closed with `}`).
+    use sha2::{Digest as _, Sha256};
+    let without = &KAT_LINE[..KAT_LINE.len() - crate::event::HASH_SUFFIX_LEN];
+    let mut h = Sha256::new();
+    h.update([0u8]);
+    h.update(without.as_bytes());
+    h.update(b"}");
+    assert_eq!(hex::encode(h.finalize()), KAT_HASH);
+}
+
+fn sim() -> (Arc<SimStorage>, Arc<dyn Storage>) {
+    let disk = Arc::new(SimStorage::new());
+    let storage: Arc<dyn Storage> = disk.clone();
+    (disk, storage)
+}
+
+fn dir() -> &'static Path {
+    Path::new("/trail")
+}
+
+fn decision(i: u64) -> Record {
+    Record::at(EventKind::Decision, Timestamp(i)).with_detail("i", i.to_string())
+}
+
+fn verify(storage: &dyn Storage) -> crate::TrailReport {
+    verify_trail_with(storage, &[dir()], None, &mut |_| {}).unwrap()
+}
+
+#[test]
+fn appends_survive_a_reopen_and_the_chain_continues() {
+    let (_, storage) = sim();
+    let sink = FileSink::open_with(storage.clone(), dir(), FileSinkOptions::default()).unwrap();
+    for i in 0..5 {
+        assert_eq!(sink.append(decision(i)).unwrap().seq, i);
+    }
+    sink.close().unwrap();
+    let sink = FileSink::open_with(storage.clone(), dir(), FileSinkOptions::default()).unwrap();
+    assert!(sink.last_recovery().is_none());
+    assert_eq!(sink.append(decision(5)).unwrap().seq, 5);
+    drop(sink);
+    assert_eq!(verify(&*storage).events, 6);
+}
+
+#[test]
+fn a_torn_tail_is_cut_and_recorded_in_the_chain() {
+    let (disk, storage) = sim();
+    let sink = FileSink::open_with(storage.clone(), dir(), FileSinkOptions::default()).unwrap();
+    for i in 0..3 {
+        sink.append(decision(i)).unwrap();
+    }
+    drop(sink);
+    let path = dir().join(file_name(1));
+    let mut bytes = storage.read_all(&path).unwrap();
+    let good = bytes.len() as u64;
+    bytes.extend_from_slice(b"{\"seq\":3,\"prev\":\"ab"); // a torn write
+    disk.replace_durably(&path, bytes).unwrap();
+    assert!(verify_trail_with(&*storage, &[dir()], None, &mut |_| {}).is_err());
+
+    let sink = FileSink::open_with(storage.clone(), dir(), FileSinkOptions::default()).unwrap();
+    let r = sink.last_recovery().unwrap();
+    assert_eq!(
+        (r.line, r.offset, r.bytes_cut, r.event_seq),
+        (4, good, 19, 3)
+    );
+    drop(sink);
+    let text = String::from_utf8(storage.read_all(&path).unwrap()).unwrap();
+    let last = crate::AuditEvent::parse(text.lines().last().unwrap()).unwrap();
+    assert_eq!(last.record.kind, EventKind::Recovered);
+    assert_eq!(last.record.detail["bytes_cut"], "19");
+    assert_eq!(last.record.detail["line"], "4");
+    assert_eq!(verify(&*storage).events, 4);
+}
+
+#[test]
+fn rotation_continues_the_chain_and_lists_files_in_the_manifest() {
+    let (_, storage) = sim();
+    let options = FileSinkOptions {
+        rotate_bytes: 600,
+        ..Default::default()
+    };
+    let sink = FileSink::open_with(storage.clone(), dir(), options.clone()).unwrap();
+    for i in 0..20 {
+        sink.append(decision(i)).unwrap();
+    }
+    drop(sink);
+    let manifest = Manifest::read(&*storage, dir()).unwrap().unwrap();
+    assert!(manifest.files.len() >= 4, "{manifest:?}");
+    let report = verify(&*storage);
+    assert_eq!(report.files.len(), manifest.files.len());
+    // 20 decisions plus one `rotated` event closing every file but the last.
+    assert_eq!(report.events, 20 + manifest.files.len() as u64 - 1);
+    for (entry, file) in manifest.files.iter().zip(&report.files) {
+        assert_eq!(entry.first_seq, file.first_seq);
+    }
+    // Reopening appends to the last file.
+    let sink = FileSink::open_with(storage.clone(), dir(), options).unwrap();
+    sink.append(decision(99)).unwrap();
+    drop(sink);
+    assert_eq!(verify(&*storage).events, report.events + 1);
+}
+
+#[test]
+fn a_failed_fsync_poisons_until_reopen() {
+    let (disk, storage) = sim();
+    let sink = FileSink::open_with(storage.clone(), dir(), FileSinkOptions::default()).unwrap();
+    sink.append(decision(0)).unwrap();
+    disk.set_faults(Faults {
+        sync_at: Some(disk.stats().syncs),
+        kind: Some(FaultKind::Eio),
+        ..Faults::default()
+    });
+    assert!(sink.append(decision(1)).is_err());
+    // The next fsync would "succeed"; the sink must not believe it.
+    let e = sink.append(decision(2)).unwrap_err();
+    assert!(matches!(e, AuditError::Poisoned { .. }), "{e}");
+    disk.clear_faults();
+    assert!(
+        sink.append(decision(3)).is_err(),
+        "still poisoned until reopened"
+    );
+    sink.reopen().unwrap();
+    let r = sink.append(decision(4)).unwrap();
+    drop(sink);
+    let report = verify(&*storage);
+    assert_eq!(report.head.next_seq, r.seq + 1);
+}
+
+#[test]
+fn buffered_flush_makes_events_durable_and_checkpoints_cover_only_synced_events() {
+    let (disk, storage) = sim();
+    let signer = CheckpointSigner::hmac_sha256(b"0123456789abcdef").unwrap();
+    let options = FileSinkOptions {
+        durability: Durability::Buffered,
+        sync_interval: std::time::Duration::from_secs(3600),
+        checkpoint: Some(CheckpointOptions {
+            every_events: 1,
+            ..CheckpointOptions::new(signer.clone())
+        }),
+        ..Default::default()
+    };
+    let sink = FileSink::open_with(storage.clone(), dir(), options).unwrap();
+    for i in 0..10 {
+        sink.append(decision(i)).unwrap();
+    }
+    sink.flush().unwrap();
+    let after = disk.crash(1);
+    let report = verify_trail_with(
+        &after,
+        &[dir()],
+        Some((&dir().join(CHECKPOINT_FILE), &signer.verifier())),
+        &mut |_| {},
+    )
+    .unwrap();
+    assert_eq!(report.events, 10);
+    assert_eq!(report.last_checkpoint_seq, Some(9));
+    drop(sink);
+}
+
+#[test]
+fn an_event_longer_than_the_line_limit_is_refused_without_advancing_the_chain() {
+    let (_, storage) = sim();
+    let sink = FileSink::open_with(storage.clone(), dir(), FileSinkOptions::default()).unwrap();
+    let huge = decision(0).with_detail("big", "x".repeat(MAX_LINE_BYTES));
+    assert!(matches!(sink.append(huge), Err(AuditError::Encode(_))));
+    assert_eq!(sink.append(decision(1)).unwrap().seq, 0);
+}
