@@ -6,7 +6,7 @@ use std::hash::BuildHasher;
 use guardrail_audit::AuditKey;
 
 use crate::category::{Category, CategorySet};
-use crate::mask::MaskingConfig;
+use crate::mask::{MaskingConfig, Strategy};
 
 /// Reduces a value to what the caller may see. `#[derive(Phi)]` implements it; every
 /// `#[phi_action]` Ok type must implement it.
@@ -25,8 +25,9 @@ pub trait Redact {
 
 /// A value that is itself PHI of some category (a field marked `#[phi(<category>)]`).
 ///
-/// Implemented for `String`, `Option<T>`, `Vec<T>`, `Box<T>`, `Phi<T>`, and scalars (which are
-/// reset to their default when they cannot be partially shown).
+/// Implemented for `String`, `Option<T>`, `Vec<T>`, `Box<T>`, `Phi<T>`, the values of
+/// `BTreeMap`/`HashMap`, and scalars (reset to 0/false unless revealed; an integer age under
+/// `generalize` is capped at 90 instead).
 pub trait PhiValue {
     /// Masks this value as `category` with the strategy the policy chose.
     fn mask_as(&mut self, category: Category, masker: &Masker<'_>);
@@ -122,6 +123,11 @@ impl<T: Redact> Redact for Vec<T> {
     }
 }
 
+impl<T: ?Sized> Redact for std::marker::PhantomData<T> {
+    #[inline]
+    fn redact(&mut self, _: &Masker<'_>) {}
+}
+
 impl<T: Redact> Redact for Box<T> {
     fn redact(&mut self, m: &Masker<'_>) {
         (**self).redact(m);
@@ -192,10 +198,54 @@ impl<T: PhiValue> PhiValue for Box<T> {
     }
 }
 
+impl<K: Ord, V: PhiValue> PhiValue for BTreeMap<K, V> {
+    /// Masks the values; keys are not PHI of the field's category (use a struct if they are).
+    fn mask_as(&mut self, category: Category, m: &Masker<'_>) {
+        for v in self.values_mut() {
+            v.mask_as(category, m);
+        }
+    }
+}
+
+impl<K, V: PhiValue, S: BuildHasher> PhiValue for HashMap<K, V, S> {
+    /// Masks the values; keys are not PHI of the field's category (use a struct if they are).
+    fn mask_as(&mut self, category: Category, m: &Masker<'_>) {
+        for v in self.values_mut() {
+            v.mask_as(category, m);
+        }
+    }
+}
+
+macro_rules! integer_phi {
+    ($($t:ty),* $(,)?) => {
+        $(impl PhiValue for $t {
+            /// A number cannot hold a partial mask or a token: unless revealed it becomes 0,
+            /// except an age under `generalize`, which is capped at 90 (Safe Harbor's single
+            /// "90 or older" category, in a type that cannot say `90+`).
+            fn mask_as(&mut self, category: Category, m: &Masker<'_>) {
+                if m.reveals(category) {
+                    return;
+                }
+                let generalize = m.config().strategy(category) == Strategy::Generalize;
+                if category == Category::Age && generalize {
+                    // 0..=89 stay, above becomes 90, a negative age is no age.
+                    *self = (*self).clamp(0, 90);
+                } else {
+                    *self = 0;
+                }
+            }
+        })*
+    };
+}
+
+integer_phi!(
+    u8, u16, u32, u64, u128, usize, i8, i16, i32, i64, i128, isize
+);
+
 macro_rules! scalar_phi {
     ($($t:ty),* $(,)?) => {
         $(impl PhiValue for $t {
-            /// A number cannot hold a partial mask: unless revealed it becomes its default.
+            /// Unless revealed it becomes its default.
             fn mask_as(&mut self, category: Category, m: &Masker<'_>) {
                 if !m.reveals(category) {
                     *self = <$t>::default();
@@ -205,4 +255,4 @@ macro_rules! scalar_phi {
     };
 }
 
-scalar_phi!(u8, u16, u32, u64, u128, usize, i8, i16, i32, i64, i128, isize, f32, f64, bool);
+scalar_phi!(f32, f64, bool);

@@ -1,8 +1,21 @@
-//! Masking strategies and their configuration.
+//! Minimum-necessary masking: the strategies a policy picks per category
+//! ([`strategy`]), the free-text identifier scanner ([`scanner`]) and, behind the `tracing`
+//! feature, a log writer that scrubs identifiers from every formatted line (`logs`).
+//!
+//! See `docs/masking.md` for the categories, defaults, patterns and measured numbers.
+
+use std::sync::LazyLock;
 
 use guardrail_audit::AuditKey;
 
 use crate::category::Category;
+
+#[cfg(feature = "tracing")]
+pub mod logs;
+pub mod scanner;
+pub mod strategy;
+
+pub use scanner::{Finding, IdentifierKind, Scanner};
 
 /// How a PHI value the caller may not see is masked.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -91,14 +104,44 @@ pub fn default_strategy(category: Category) -> Strategy {
 pub const REDACTED: &str = "[REDACTED]";
 
 /// Masks `value` of `category` with `strategy` in place.
+///
+/// ```
+/// use guardrail_core::{AuditKey, Category};
+/// use guardrail_core::mask::{Strategy, apply};
+/// let key = AuditKey::from_bytes(&[7; 32])?;
+/// let mut ssn = String::from("123-45-6789");
+/// apply(Strategy::Partial, Category::Ssn, &mut ssn, &key);
+/// assert_eq!(ssn, "***-**-6789");
+/// let mut note = String::from("Call 617-555-0142 re: labs");
+/// apply(Strategy::Scan, Category::Note, &mut note, &key);
+/// assert_eq!(note, "Call [PHONE] re: labs");
+/// # Ok::<(), guardrail_core::audit::KeyTooShort>(())
+/// ```
 pub fn apply(strategy: Strategy, category: Category, value: &mut String, key: &AuditKey) {
-    let _ = (strategy, category, key);
-    value.clear();
-    value.push_str(REDACTED);
+    let masked = match strategy {
+        Strategy::Redact => strategy::redact(),
+        Strategy::Partial => strategy::partial(category, value),
+        Strategy::Tokenize => strategy::tokenize(category, value, key),
+        Strategy::Generalize => strategy::generalize(category, value),
+        Strategy::Scan => scrub_text(value),
+    };
+    *value = masked;
 }
 
-/// Masks every identifier the free-text scanner finds in `text`.
+/// The scanner with the built-in patterns, built once.
+static DEFAULT_SCANNER: LazyLock<Scanner> = LazyLock::new(Scanner::default);
+
+/// The default scanner (built on first use and shared).
+pub fn default_scanner() -> &'static Scanner {
+    &DEFAULT_SCANNER
+}
+
+/// `text` with every identifier the default scanner finds replaced by a placeholder.
+///
+/// ```
+/// let s = guardrail_core::mask::scrub_text("SSN 123-45-6789, email ada@example.org");
+/// assert_eq!(s, "SSN [SSN], email [EMAIL]");
+/// ```
 pub fn scrub_text(text: &str) -> String {
-    let _ = text;
-    REDACTED.to_owned()
+    DEFAULT_SCANNER.mask(text)
 }

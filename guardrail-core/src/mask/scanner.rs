@@ -1,0 +1,951 @@
+//! The free-text PHI scanner: finds identifiers (SSN, phone, fax, email, MRN, dates, IP
+//! addresses, URLs, ZIP codes, payment-card-like account numbers) inside text and masks them.
+//!
+//! # How it is fast
+//!
+//! Identifiers are sparse in clinical notes, and every pattern the scanner knows needs one of
+//! a few cheap *triggers*: a cluster of at least four digits (digits joined by short runs of
+//! separators such as `-`, `.`, `/`, `(`, `)`, `,` or a space), an `@`, a `:` next to `:` or
+//! `/` or between hex digits, or a `.` after `www`. A byte loop finds the triggers and turns
+//! each into a *window*: the trigger extended back by [`LOOKBACK`] bytes (room for a cue
+//! such as `Fax:` or `MRN #`) and then outwards to the nearest whitespace on both sides.
+//! Only the windows are searched, with one combined automaton over all patterns
+//! (`regex_automata::meta::Regex` built from every pattern at once); the text between windows
+//! is never looked at again. Look-around (`\b`) still sees the bytes outside a window, so a
+//! window search finds exactly what a search of the whole text finds; the tests check the two
+//! agree on the corpus and on random text.
+//!
+//! # What a match must also pass
+//!
+//! - SSN: area not `000`, `666` or `900`–`999`; group not `00`; serial not `0000`.
+//! - Phone and fax: a North American number whose area code and exchange start with 2–9.
+//! - Dates: a real month and day (either month/day or day/month order for numeric dates).
+//! - IP addresses: parse as IPv4 or IPv6.
+//! - Account numbers: 13 to 19 digits that pass the Luhn check.
+//!
+//! A candidate that fails its check is dropped, and the search resumes one byte after its
+//! start, so a longer invalid candidate cannot hide a valid identifier inside it.
+
+use std::ops::Range;
+use std::sync::Arc;
+
+use regex_automata::Input;
+use regex_automata::meta::{self, Regex};
+use regex_automata::util::syntax;
+
+/// How far before a trigger a match may start (room for the longest cue, e.g.
+/// `Medical record number #: `). Custom patterns whose cue is longer than this are only found
+/// when the prefilter is off (see [`ScannerBuilder::prefilter`]).
+pub const LOOKBACK: usize = 64;
+
+/// The default MRN pattern: a cue (`MRN`, `MR#`, `medical record number`…) and 6 to 10
+/// digits. The digits are the finding; the cue stays readable.
+pub const DEFAULT_MRN_PATTERN: &str = r"(?i:mrn|mr#|med(?:ical)? rec(?:ord)?(?: number| no\.?| num)?)[ \t]?[:#]{0,2}[ \t]{0,3}(?P<id>[0-9]{6,10})\b";
+
+/// The kind of identifier a [`Finding`] is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum IdentifierKind {
+    /// A Social Security number (`123-45-6789`, `123 45 6789`, or 9 digits after an `SSN` cue).
+    Ssn,
+    /// A North American phone number.
+    Phone,
+    /// A phone-like number after a fax cue (`Fax:`, `facsimile`).
+    Fax,
+    /// An email address.
+    Email,
+    /// A medical record number (configurable patterns).
+    Mrn,
+    /// A date with a month and day (numeric or with a month name).
+    Date,
+    /// An IPv4 or IPv6 address.
+    Ip,
+    /// A URL with a scheme (`https://`) or a `www.` host.
+    Url,
+    /// A ZIP code after a cue (`ZIP`, `postal code`) or a state abbreviation.
+    Zip,
+    /// A payment-card-like account number (13 to 19 digits, Luhn-checked).
+    Account,
+    /// Text the scanner could not examine (its patterns failed to compile), masked whole.
+    Unscanned,
+}
+
+impl IdentifierKind {
+    /// Every kind.
+    pub const ALL: &'static [IdentifierKind] = &[
+        IdentifierKind::Ssn,
+        IdentifierKind::Phone,
+        IdentifierKind::Fax,
+        IdentifierKind::Email,
+        IdentifierKind::Mrn,
+        IdentifierKind::Date,
+        IdentifierKind::Ip,
+        IdentifierKind::Url,
+        IdentifierKind::Zip,
+        IdentifierKind::Account,
+    ];
+
+    /// The PHI category this kind of identifier belongs to.
+    pub fn category(self) -> crate::Category {
+        use crate::Category;
+        match self {
+            IdentifierKind::Ssn => Category::Ssn,
+            IdentifierKind::Phone => Category::Phone,
+            IdentifierKind::Fax => Category::Fax,
+            IdentifierKind::Email => Category::Email,
+            IdentifierKind::Mrn => Category::Mrn,
+            IdentifierKind::Date => Category::Date,
+            IdentifierKind::Ip => Category::Ip,
+            IdentifierKind::Url => Category::Url,
+            IdentifierKind::Zip => Category::Zip,
+            IdentifierKind::Account => Category::Account,
+            IdentifierKind::Unscanned => Category::Note,
+        }
+    }
+
+    /// The placeholder the identifier is replaced with (`[SSN]`, `[PHONE]`…).
+    pub fn placeholder(self) -> &'static str {
+        match self {
+            IdentifierKind::Ssn => "[SSN]",
+            IdentifierKind::Phone => "[PHONE]",
+            IdentifierKind::Fax => "[FAX]",
+            IdentifierKind::Email => "[EMAIL]",
+            IdentifierKind::Mrn => "[MRN]",
+            IdentifierKind::Date => "[DATE]",
+            IdentifierKind::Ip => "[IP]",
+            IdentifierKind::Url => "[URL]",
+            IdentifierKind::Zip => "[ZIP]",
+            IdentifierKind::Account => "[ACCOUNT]",
+            IdentifierKind::Unscanned => "[REDACTED]",
+        }
+    }
+}
+
+/// One identifier found in a text: what it is and its byte range.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Finding {
+    /// What kind of identifier.
+    pub kind: IdentifierKind,
+    /// Its byte range in the scanned text (always on character boundaries).
+    pub range: Range<usize>,
+}
+
+/// Why a scanner could not be built.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ScannerError {
+    /// A configured pattern does not compile.
+    #[error("invalid {what} pattern `{pattern}`: {reason}")]
+    InvalidPattern {
+        /// Which pattern list (`MRN`, or `built-in` for the scanner's own).
+        what: &'static str,
+        /// The pattern as given.
+        pattern: String,
+        /// What the regex compiler said.
+        reason: String,
+    },
+}
+
+/// Builds a [`Scanner`] with custom MRN patterns.
+///
+/// ```
+/// use guardrail_core::mask::scanner::{IdentifierKind, Scanner};
+/// let scanner = Scanner::builder()
+///     .mrn_patterns([r"(?i:chart)[ :#]{0,3}(?P<id>CH-[0-9]{6})\b"])
+///     .build()?;
+/// let found = scanner.find("chart: CH-123456 reviewed");
+/// assert_eq!(found[0].kind, IdentifierKind::Mrn);
+/// assert_eq!(&"chart: CH-123456 reviewed"[found[0].range.clone()], "CH-123456");
+/// # Ok::<(), guardrail_core::mask::scanner::ScannerError>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct ScannerBuilder {
+    mrn: Vec<String>,
+    prefilter: Option<bool>,
+}
+
+impl ScannerBuilder {
+    /// Replaces the MRN patterns (default: [`DEFAULT_MRN_PATTERN`]). A pattern is a `regex`
+    /// pattern matched ASCII-only; a group named `id` marks the part that is the identifier
+    /// (the rest, a cue, is left readable).
+    ///
+    /// Setting custom patterns turns the prefilter off unless [`ScannerBuilder::prefilter`]
+    /// turns it back on: the prefilter only finds an MRN that contains a run of at least four
+    /// digits and whose cue is at most [`LOOKBACK`] bytes long, which the scanner cannot
+    /// check for an arbitrary pattern, and a missed identifier is worse than a slower scan.
+    pub fn mrn_patterns<I, S>(mut self, patterns: I) -> ScannerBuilder
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.mrn = patterns.into_iter().map(Into::into).collect();
+        if self.prefilter.is_none() {
+            self.prefilter = Some(false);
+        }
+        self
+    }
+
+    /// Forces the trigger prefilter on or off. On is the default with the built-in patterns.
+    pub fn prefilter(mut self, on: bool) -> ScannerBuilder {
+        self.prefilter = Some(on);
+        self
+    }
+
+    /// Compiles the scanner.
+    pub fn build(self) -> Result<Scanner, ScannerError> {
+        let mut specs: Vec<PatternSpec> = Vec::new();
+        let mut push = |kind, check, source: String, what| {
+            specs.push(PatternSpec {
+                kind,
+                check,
+                source,
+                what,
+            })
+        };
+        // Order matters where two patterns match at the same start: earlier wins. Cue
+        // patterns start at their cue, so they win over the bare forms anyway.
+        push(IdentifierKind::Fax, Check::Nanp, fax_pattern(), "built-in");
+        push(IdentifierKind::Ssn, Check::Ssn, SSN_CUE.into(), "built-in");
+        for p in self.mrn {
+            push(IdentifierKind::Mrn, Check::None, p, "MRN");
+        }
+        push(IdentifierKind::Zip, Check::None, ZIP_CUE.into(), "built-in");
+        push(IdentifierKind::Email, Check::None, EMAIL.into(), "built-in");
+        push(IdentifierKind::Url, Check::Url, URL.into(), "built-in");
+        push(IdentifierKind::Ssn, Check::Ssn, SSN.into(), "built-in");
+        push(
+            IdentifierKind::Phone,
+            Check::Nanp,
+            phone_pattern(),
+            "built-in",
+        );
+        push(
+            IdentifierKind::Date,
+            Check::NumericDate,
+            DATE_NUMERIC.into(),
+            "built-in",
+        );
+        push(
+            IdentifierKind::Date,
+            Check::NamedDate,
+            date_named_pattern(),
+            "built-in",
+        );
+        push(IdentifierKind::Ip, Check::Ipv4, IPV4.into(), "built-in");
+        push(IdentifierKind::Ip, Check::Ipv6, IPV6.into(), "built-in");
+        push(
+            IdentifierKind::Account,
+            Check::Luhn,
+            CARD.into(),
+            "built-in",
+        );
+        push(
+            IdentifierKind::Zip,
+            Check::None,
+            zip_state_pattern(),
+            "built-in",
+        );
+
+        let invalid = |spec: &PatternSpec, reason: String| ScannerError::InvalidPattern {
+            what: spec.what,
+            pattern: spec.source.clone(),
+            reason,
+        };
+        let mut patterns = Vec::with_capacity(specs.len());
+        for spec in &specs {
+            // Each pattern alone, with its capture groups, to find the `id` part of a match
+            // (rare, so the slower captures search is fine there).
+            let alone = regex::RegexBuilder::new(&spec.source)
+                .unicode(false)
+                .build()
+                .map_err(|e| invalid(spec, e.to_string()))?;
+            let id_group = alone.capture_names().any(|n| n == Some("id"));
+            patterns.push(Pattern {
+                kind: spec.kind,
+                check: spec.check,
+                source: spec.source.clone(),
+                alone: id_group.then_some(alone),
+            });
+        }
+        let sources: Vec<&str> = specs.iter().map(|s| s.source.as_str()).collect();
+        let combined = Regex::builder()
+            .syntax(syntax::Config::new().unicode(false))
+            .configure(meta::Config::new().match_kind(regex_automata::MatchKind::LeftmostFirst))
+            .build_many(&sources)
+            .map_err(|e| ScannerError::InvalidPattern {
+                what: "combined",
+                pattern: sources.join(" | "),
+                reason: e.to_string(),
+            })?;
+        Ok(Scanner {
+            inner: Some(Arc::new(Inner {
+                combined,
+                patterns,
+                prefilter: self.prefilter.unwrap_or(true),
+            })),
+        })
+    }
+}
+
+/// Finds identifiers in free text and masks them.
+///
+/// ```
+/// use guardrail_core::mask::scanner::{IdentifierKind, Scanner};
+/// let scanner = Scanner::default();
+/// let note = "Pt seen 03/14/2024, SSN 123-45-6789, call (617) 555-0142. Metformin 500 mg.";
+/// let kinds: Vec<_> = scanner.find(note).into_iter().map(|f| f.kind).collect();
+/// assert_eq!(kinds, [IdentifierKind::Date, IdentifierKind::Ssn, IdentifierKind::Phone]);
+/// assert_eq!(
+///     scanner.mask(note),
+///     "Pt seen [DATE], SSN [SSN], call [PHONE]. Metformin 500 mg."
+/// );
+/// ```
+#[derive(Clone, Debug)]
+pub struct Scanner {
+    /// `None` only if the built-in patterns failed to compile: then the whole text is one
+    /// [`IdentifierKind::Unscanned`] finding.
+    inner: Option<Arc<Inner>>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    combined: Regex,
+    patterns: Vec<Pattern>,
+    prefilter: bool,
+}
+
+#[derive(Debug)]
+struct Pattern {
+    kind: IdentifierKind,
+    check: Check,
+    source: String,
+    /// The pattern compiled alone, when it has an `id` group.
+    alone: Option<regex::Regex>,
+}
+
+struct PatternSpec {
+    kind: IdentifierKind,
+    check: Check,
+    source: String,
+    what: &'static str,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Check {
+    None,
+    Ssn,
+    Nanp,
+    NumericDate,
+    NamedDate,
+    Ipv4,
+    Ipv6,
+    Luhn,
+    Url,
+}
+
+impl Default for Scanner {
+    /// The scanner with the built-in patterns.
+    ///
+    /// The built-in patterns are tested to compile; were they ever not to, this scanner
+    /// fails closed: it reports the whole text as one identifier, so everything is masked.
+    fn default() -> Self {
+        Scanner::builder()
+            .build()
+            .unwrap_or(Scanner { inner: None })
+    }
+}
+
+impl Scanner {
+    /// A builder, to set MRN patterns.
+    pub fn builder() -> ScannerBuilder {
+        ScannerBuilder {
+            mrn: vec![DEFAULT_MRN_PATTERN.to_owned()],
+            prefilter: None,
+        }
+    }
+
+    /// The patterns in search order, as `(kind, regex source)`: for baselines and reviews.
+    pub fn patterns(&self) -> impl Iterator<Item = (IdentifierKind, &str)> {
+        self.inner
+            .iter()
+            .flat_map(|i| i.patterns.iter())
+            .map(|p| (p.kind, p.source.as_str()))
+    }
+
+    /// True if a match of pattern number `index` (in [`Scanner::patterns`] order) at `range`
+    /// of `text` passes that pattern's validity check; the finding it becomes, if any.
+    /// For baselines that run each pattern's regex on its own.
+    pub fn validate(&self, index: usize, text: &str, range: Range<usize>) -> Option<Finding> {
+        let inner = self.inner.as_ref()?;
+        let pattern = inner.patterns.get(index)?;
+        inner.accept(pattern, text, range)
+    }
+
+    /// Every identifier in `text`, in order, not overlapping.
+    pub fn find(&self, text: &str) -> Vec<Finding> {
+        let mut out = Vec::new();
+        match &self.inner {
+            Some(inner) if inner.prefilter => {
+                for window in Windows::new(text.as_bytes()) {
+                    inner.search(text, window, &mut out);
+                }
+            }
+            Some(inner) => inner.search(text, 0..text.len(), &mut out),
+            None => unscanned(text, &mut out),
+        }
+        out
+    }
+
+    /// Like [`Scanner::find`] but searching the whole text without the prefilter: the
+    /// reference the prefilter is tested against.
+    pub fn find_unfiltered(&self, text: &str) -> Vec<Finding> {
+        let mut out = Vec::new();
+        match &self.inner {
+            Some(inner) => inner.search(text, 0..text.len(), &mut out),
+            None => unscanned(text, &mut out),
+        }
+        out
+    }
+
+    /// True if `text` holds at least one identifier.
+    pub fn contains_identifier(&self, text: &str) -> bool {
+        !self.find(text).is_empty()
+    }
+
+    /// `text` with every identifier replaced by its placeholder (`[SSN]`, `[PHONE]`…).
+    pub fn mask(&self, text: &str) -> String {
+        let findings = self.find(text);
+        let mut out = String::with_capacity(text.len());
+        let mut at = 0;
+        for f in &findings {
+            out.push_str(text.get(at..f.range.start).unwrap_or_default());
+            out.push_str(f.kind.placeholder());
+            at = f.range.end;
+        }
+        out.push_str(text.get(at..).unwrap_or_default());
+        out
+    }
+}
+
+/// Fail closed: text that could not be scanned is one finding, masked whole.
+fn unscanned(text: &str, out: &mut Vec<Finding>) {
+    if !text.is_empty() {
+        out.push(Finding {
+            kind: IdentifierKind::Unscanned,
+            range: 0..text.len(),
+        });
+    }
+}
+
+impl Inner {
+    /// Searches `span` of `text`, appending validated findings.
+    fn search(&self, text: &str, span: Range<usize>, out: &mut Vec<Finding>) {
+        let end = span.end;
+        let mut at = span.start;
+        while at < end {
+            let input = Input::new(text).span(at..end);
+            let Some(m) = self.combined.search(&input) else {
+                break;
+            };
+            let Some(pattern) = self.patterns.get(m.pattern().as_usize()) else {
+                break;
+            };
+            match self.accept(pattern, text, m.range()) {
+                Some(f) => {
+                    at = m.end().max(m.start() + 1);
+                    out.push(f);
+                }
+                None => {
+                    // Resume right after the rejected start: an identifier may hide inside.
+                    at = next_char(text, m.start());
+                }
+            }
+        }
+    }
+
+    fn accept(&self, pattern: &Pattern, text: &str, range: Range<usize>) -> Option<Finding> {
+        let whole = text.get(range.clone())?;
+        // The identifier part: the `id` group, or the whole match.
+        let mut id = range.clone();
+        if let Some(alone) = &pattern.alone {
+            if let Some(g) = alone.captures(whole).and_then(|c| c.name("id")) {
+                id = range.start + g.start()..range.start + g.end();
+            }
+        }
+        let s = text.get(id.clone())?;
+        let ok = match pattern.check {
+            Check::None => true,
+            Check::Ssn => valid_ssn(s),
+            Check::Nanp => valid_nanp(s),
+            Check::NumericDate => valid_numeric_date(s),
+            Check::NamedDate => valid_named_date(s),
+            Check::Ipv4 => s.parse::<std::net::Ipv4Addr>().is_ok(),
+            Check::Ipv6 => s.parse::<std::net::Ipv6Addr>().is_ok(),
+            Check::Luhn => valid_luhn(s),
+            Check::Url => {
+                // Prose puts punctuation after a URL; it is not part of it.
+                let trimmed = s.trim_end_matches(['.', ',', ';', ':', '!', '?', ')', '\'', '"']);
+                id.end = id.start + trimmed.len();
+                !trimmed.is_empty()
+            }
+        };
+        ok.then_some(Finding {
+            kind: pattern.kind,
+            range: id,
+        })
+    }
+}
+
+fn next_char(text: &str, at: usize) -> usize {
+    let mut i = at + 1;
+    while i < text.len() && !text.is_char_boundary(i) {
+        i += 1;
+    }
+    i
+}
+
+// ---------------------------------------------------------------------------------------
+// Patterns. ASCII-only (`unicode(false)`): `\b`, `\s` and `(?i)` are ASCII, which keeps the
+// automaton small and lets the lazy DFA run on any text.
+
+const SSN_CUE: &str = r"(?i:ssn|ss#|soc(?:ial)? sec(?:urity)?(?: number| no\.?| #)?)[ \t]?[:#]{0,2}[ \t]{0,3}(?P<id>[0-9]{3}-[0-9]{2}-[0-9]{4}|[0-9]{3} [0-9]{2} [0-9]{4}|[0-9]{9})\b";
+const SSN: &str = r"\b(?:[0-9]{3}-[0-9]{2}-[0-9]{4}|[0-9]{3} [0-9]{2} [0-9]{4})\b";
+const ZIP_CUE: &str =
+    r"(?i:zip(?: code)?|postal code)[ \t]?[:#]?[ \t]{0,3}(?P<id>[0-9]{5}(?:-[0-9]{4})?)\b";
+const EMAIL: &str = r"\b[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,24}\b";
+const URL: &str = r"\b(?:(?i:https?|ftp|sftp)://|(?i:www)\.)[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]+";
+const DATE_NUMERIC: &str = r"\b(?:[0-9]{1,2}[/\-][0-9]{1,2}[/\-](?:[0-9]{4}|[0-9]{2})|[0-9]{4}[/\-][0-9]{1,2}[/\-][0-9]{1,2}(?:T[0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]+)?)?(?:Z|[+\-][0-9]{2}:?[0-9]{2})?)?|[0-9]{1,2}\.[0-9]{1,2}\.[0-9]{4})\b";
+const IPV4: &str = r"\b[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\b";
+const IPV6: &str = r"\b(?:(?:[0-9A-Fa-f]{1,4}:){7}[0-9A-Fa-f]{1,4}|(?:[0-9A-Fa-f]{1,4}:){1,6}(?::[0-9A-Fa-f]{1,4}){1,6}|(?:[0-9A-Fa-f]{1,4}:){1,7}:)";
+const CARD: &str = r"\b[0-9](?:[ \-]?[0-9]){12,18}\b";
+
+/// A North American number: optional `+1`/`1`, area code (in parentheses or not), exchange,
+/// line, separated by `-`, `.` or a space.
+const PHONE_CORE: &str =
+    r"(?:(?:\+1|\b1)[\-. ]?)?(?:\([0-9]{3}\)[ ]?|\b[0-9]{3}[\-. ])[0-9]{3}[\-. ][0-9]{4}\b";
+
+fn phone_pattern() -> String {
+    PHONE_CORE.to_owned()
+}
+
+fn fax_pattern() -> String {
+    format!(
+        r"(?i:fax|facsimile|telefax)(?:[ \t]?(?:no\.?|number|num|#))?[ \t]?[:#]?[ \t]{{0,3}}(?P<id>{PHONE_CORE})"
+    )
+}
+
+const MONTHS: &str = "january|february|march|april|may|june|july|august|september|october|november|december|sept|jan|feb|mar|apr|jun|jul|aug|sep|oct|nov|dec";
+
+fn date_named_pattern() -> String {
+    format!(
+        r"\b(?:(?i:{MONTHS})\.?[ \t]{{1,2}}[0-9]{{1,2}}(?i:st|nd|rd|th)?,?[ \t]{{1,2}}[0-9]{{4}}|[0-9]{{1,2}}(?i:st|nd|rd|th)?[ \t\-]{{1,2}}(?i:{MONTHS})\.?[ \t\-,]{{1,2}}[0-9]{{4}})\b"
+    )
+}
+
+const STATES: &str = "AL|AK|AZ|AR|CA|CO|CT|DE|DC|FL|GA|HI|ID|IL|IN|IA|KS|KY|LA|ME|MD|MA|MI|MN|MS|MO|MT|NE|NV|NH|NJ|NM|NY|NC|ND|OH|OK|OR|PA|RI|SC|SD|TN|TX|UT|VT|VA|WA|WV|WI|WY|PR|VI|GU|AS|MP";
+
+fn zip_state_pattern() -> String {
+    format!(r"\b(?:{STATES}),?[ \t]{{1,2}}(?P<id>[0-9]{{5}}(?:-[0-9]{{4}})?)\b")
+}
+
+// ---------------------------------------------------------------------------------------
+// Validity checks.
+
+fn digits(s: &str) -> impl Iterator<Item = u32> + '_ {
+    s.bytes()
+        .filter(u8::is_ascii_digit)
+        .map(|b| u32::from(b - b'0'))
+}
+
+fn number(ds: &[u32]) -> u32 {
+    ds.iter().fold(0, |n, d| n * 10 + d)
+}
+
+/// SSA rules: area not 000, 666 or 900–999; group not 00; serial not 0000.
+pub(crate) fn valid_ssn(s: &str) -> bool {
+    let ds: Vec<u32> = digits(s).collect();
+    if ds.len() != 9 {
+        return false;
+    }
+    let area = number(&ds[0..3]);
+    let group = number(&ds[3..5]);
+    let serial = number(&ds[5..9]);
+    area != 0 && area != 666 && area < 900 && group != 0 && serial != 0
+}
+
+/// NANP: 10 digits (after an optional leading 1) whose area code and exchange start 2–9.
+fn valid_nanp(s: &str) -> bool {
+    let mut ds: Vec<u32> = digits(s).collect();
+    if ds.len() == 11 && ds[0] == 1 {
+        ds.remove(0);
+    }
+    ds.len() == 10 && ds[0] >= 2 && ds[3] >= 2
+}
+
+fn valid_day(month: u32, day: u32) -> bool {
+    let max = match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 => 29,
+        _ => return false,
+    };
+    (1..=max).contains(&day)
+}
+
+/// The numeric parts of a date, in order.
+fn parts(s: &str) -> Vec<u32> {
+    s.split(|c: char| !c.is_ascii_digit())
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            p.bytes().fold(0u32, |n, b| {
+                n.saturating_mul(10).saturating_add(u32::from(b - b'0'))
+            })
+        })
+        .collect()
+}
+
+fn valid_numeric_date(s: &str) -> bool {
+    let p = parts(s);
+    let (Some(&a), Some(&b), Some(&c)) = (p.first(), p.get(1), p.get(2)) else {
+        return false;
+    };
+    let first_len = s.bytes().take_while(u8::is_ascii_digit).count();
+    if first_len == 4 {
+        // Year first: YYYY-MM-DD.
+        valid_day(b, c)
+    } else {
+        // MM/DD/YYYY (US) or DD/MM/YYYY, DD.MM.YYYY: either reading makes it a date.
+        valid_day(a, b) || valid_day(b, a)
+    }
+}
+
+fn valid_named_date(s: &str) -> bool {
+    let p = parts(s);
+    match p.first() {
+        Some(&day) => (1..=31).contains(&day),
+        None => false,
+    }
+}
+
+fn valid_luhn(s: &str) -> bool {
+    let ds: Vec<u32> = digits(s).collect();
+    if !(13..=19).contains(&ds.len()) {
+        return false;
+    }
+    let sum: u32 = ds
+        .iter()
+        .rev()
+        .enumerate()
+        .map(|(i, &d)| {
+            if i % 2 == 1 {
+                let d2 = d * 2;
+                if d2 > 9 { d2 - 9 } else { d2 }
+            } else {
+                d
+            }
+        })
+        .sum();
+    sum % 10 == 0
+}
+
+// ---------------------------------------------------------------------------------------
+// The prefilter.
+
+/// Byte classes of the trigger scan.
+const OTHER: u8 = 0;
+const DIGIT: u8 = 1;
+const AT: u8 = 2;
+const COLON: u8 = 3;
+const DOT: u8 = 4;
+
+static CLASS: [u8; 256] = {
+    let mut t = [OTHER; 256];
+    let mut b = b'0';
+    while b <= b'9' {
+        t[b as usize] = DIGIT;
+        b += 1;
+    }
+    t[b'@' as usize] = AT;
+    t[b':' as usize] = COLON;
+    t[b'.' as usize] = DOT;
+    t
+};
+
+/// Bytes that may sit between the digits of one identifier (`(617) 555-0142`, `3/14/2024`,
+/// `March 3, 2024`, `10.0.0.1`).
+fn is_digit_separator(b: u8) -> bool {
+    matches!(
+        b,
+        b' ' | b'-' | b'.' | b'/' | b'(' | b')' | b',' | b'+' | b'\t'
+    )
+}
+
+/// At most this many separator bytes in a row inside one digit cluster.
+const MAX_SEPARATOR_RUN: usize = 3;
+/// A cluster with fewer digits than this cannot be (part of) any built-in identifier.
+const MIN_CLUSTER_DIGITS: usize = 4;
+
+fn is_space(b: u8) -> bool {
+    b.is_ascii_whitespace()
+}
+
+/// The windows worth searching, in order, disjoint.
+struct Windows<'a> {
+    bytes: &'a [u8],
+    at: usize,
+    /// The window being grown, not yet returned.
+    pending: Option<Range<usize>>,
+}
+
+impl<'a> Windows<'a> {
+    fn new(bytes: &'a [u8]) -> Windows<'a> {
+        Windows {
+            bytes,
+            at: 0,
+            pending: None,
+        }
+    }
+
+    /// The next trigger at or after `self.at`, as the byte range that must be covered.
+    fn next_trigger(&mut self) -> Option<Range<usize>> {
+        let bytes = self.bytes;
+        let n = bytes.len();
+        let mut i = self.at;
+        while i < n {
+            // The hot loop: most bytes are letters and spaces.
+            let class = CLASS[bytes[i] as usize];
+            if class == OTHER {
+                i += 1;
+                continue;
+            }
+            match class {
+                DIGIT => {
+                    let start = i;
+                    let mut count = 0;
+                    let mut last = i;
+                    let mut j = i;
+                    while j < n {
+                        let b = bytes[j];
+                        if b.is_ascii_digit() {
+                            count += 1;
+                            last = j;
+                            j += 1;
+                        } else if is_digit_separator(b) {
+                            let run_start = j;
+                            while j < n && is_digit_separator(bytes[j]) {
+                                j += 1;
+                            }
+                            if j - run_start > MAX_SEPARATOR_RUN
+                                || j >= n
+                                || !bytes[j].is_ascii_digit()
+                            {
+                                break;
+                            }
+                        } else {
+                            break;
+                        }
+                    }
+                    self.at = last + 1;
+                    if count >= MIN_CLUSTER_DIGITS {
+                        return Some(start..last + 1);
+                    }
+                    i = self.at;
+                }
+                AT => {
+                    self.at = i + 1;
+                    return Some(i..i + 1);
+                }
+                COLON => {
+                    let next = bytes.get(i + 1).copied().unwrap_or(0);
+                    let prev = if i > 0 { bytes[i - 1] } else { 0 };
+                    if next == b':'
+                        || next == b'/'
+                        || (prev.is_ascii_hexdigit() && next.is_ascii_hexdigit())
+                    {
+                        self.at = i + 1;
+                        return Some(i..i + 1);
+                    }
+                    i += 1;
+                }
+                _ => {
+                    // DOT: `www.`
+                    if i >= 3 && bytes[i - 3..i].eq_ignore_ascii_case(b"www") {
+                        self.at = i + 1;
+                        return Some(i - 3..i + 1);
+                    }
+                    i += 1;
+                }
+            }
+        }
+        self.at = n;
+        None
+    }
+
+    /// Grows a trigger into a window: back by the lookback and to whitespace, forward to
+    /// whitespace. `floor` is where the previous window ended.
+    fn widen(&self, trigger: Range<usize>, floor: usize) -> Range<usize> {
+        let bytes = self.bytes;
+        let mut start = trigger.start.saturating_sub(LOOKBACK).max(floor);
+        while start > floor && !is_space(bytes[start - 1]) {
+            start -= 1;
+        }
+        let mut end = trigger.end;
+        while end < bytes.len() && !is_space(bytes[end]) {
+            end += 1;
+        }
+        start..end
+    }
+}
+
+impl Iterator for Windows<'_> {
+    type Item = Range<usize>;
+
+    fn next(&mut self) -> Option<Range<usize>> {
+        loop {
+            let floor = self.pending.as_ref().map_or(0, |w| w.end);
+            match self.next_trigger() {
+                Some(trigger) => {
+                    let window = self.widen(trigger, floor);
+                    // Continue scanning after the window: triggers inside it are covered.
+                    self.at = self.at.max(window.end);
+                    match self.pending.take() {
+                        Some(p) if window.start <= p.end => {
+                            self.pending = Some(p.start..window.end.max(p.end));
+                        }
+                        Some(p) => {
+                            self.pending = Some(window);
+                            return Some(p);
+                        }
+                        None => self.pending = Some(window),
+                    }
+                }
+                None => return self.pending.take(),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kinds(text: &str) -> Vec<(IdentifierKind, String)> {
+        let s = Scanner::builder()
+            .build()
+            .expect("built-in patterns compile");
+        let found = s.find(text);
+        assert_eq!(
+            found,
+            s.find_unfiltered(text),
+            "prefilter disagrees on {text:?}"
+        );
+        found
+            .into_iter()
+            .map(|f| (f.kind, text[f.range].to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn built_in_patterns_compile() {
+        let s = Scanner::builder().build().expect("compile");
+        assert!(s.patterns().count() >= 14);
+    }
+
+    #[test]
+    fn finds_each_kind() {
+        use IdentifierKind as K;
+        let cases: &[(&str, K, &str)] = &[
+            ("SSN 123-45-6789.", K::Ssn, "123-45-6789"),
+            ("ssn: 123456789 ok", K::Ssn, "123456789"),
+            ("call (617) 555-0142 now", K::Phone, "(617) 555-0142"),
+            ("call +1 617.555.0142", K::Phone, "+1 617.555.0142"),
+            ("Fax: 617-555-0199", K::Fax, "617-555-0199"),
+            (
+                "mail ada.l+x@mail.example.org.",
+                K::Email,
+                "ada.l+x@mail.example.org",
+            ),
+            ("MRN #: 00123456 seen", K::Mrn, "00123456"),
+            ("seen 03/14/2024", K::Date, "03/14/2024"),
+            ("seen 2024-03-14T10:00Z", K::Date, "2024-03-14T10:00Z"),
+            ("on March 3rd, 2021 at", K::Date, "March 3rd, 2021"),
+            ("on 3 Mar 2021 at", K::Date, "3 Mar 2021"),
+            ("from 10.0.12.7 at", K::Ip, "10.0.12.7"),
+            (
+                "from fe80::1ff:fe23:4567:890a at",
+                K::Ip,
+                "fe80::1ff:fe23:4567:890a",
+            ),
+            (
+                "see https://portal.example.org/p?id=7).",
+                K::Url,
+                "https://portal.example.org/p?id=7",
+            ),
+            ("see www.example.org.", K::Url, "www.example.org"),
+            ("Boston, MA 02115-1234 USA", K::Zip, "02115-1234"),
+            ("zip code: 02115", K::Zip, "02115"),
+            (
+                "card 4111 1111 1111 1111 on file",
+                K::Account,
+                "4111 1111 1111 1111",
+            ),
+        ];
+        for (text, kind, value) in cases {
+            assert_eq!(kinds(text), vec![(*kind, (*value).to_owned())], "{text}");
+        }
+    }
+
+    #[test]
+    fn rejects_invalid_and_decoys() {
+        for text in [
+            "000-12-3456",
+            "666-12-3456",
+            "912-34-5678",
+            "123-00-4567",
+            "123-45-0000",
+            "BP 120/80 HR 72",
+            "metformin 500 mg, HbA1c 7.2%, E11.9, K 4.1",
+            "13/45/2024",
+            "4111 1111 1111 1112",
+            "call 123-555-0142",
+            "999.1.1.1",
+            "year 2019, 1000 mg, 12000 cells",
+            "lot 02115",
+            "at 10:30:45",
+        ] {
+            assert_eq!(kinds(text), vec![], "{text}");
+        }
+    }
+
+    #[test]
+    fn invalid_candidate_does_not_hide_inner_identifier() {
+        // A 13-digit run failing Luhn starts before the phone number.
+        let k = kinds("ref 123 617-555-0142 44");
+        assert!(
+            k.contains(&(IdentifierKind::Phone, "617-555-0142".into())),
+            "{k:?}"
+        );
+    }
+
+    #[test]
+    fn mask_replaces_findings() {
+        let s = Scanner::default();
+        assert_eq!(
+            s.mask("Pt DOB 01/02/1950, SSN 123-45-6789; BP 120/80."),
+            "Pt DOB [DATE], SSN [SSN]; BP 120/80."
+        );
+        assert_eq!(s.mask("héllo ✓ 123-45-6789 ✓"), "héllo ✓ [SSN] ✓");
+    }
+
+    #[test]
+    fn bad_mrn_pattern_is_an_error() {
+        let e = Scanner::builder()
+            .mrn_patterns(["MRN(["])
+            .build()
+            .unwrap_err();
+        assert!(
+            e.to_string().starts_with("invalid MRN pattern `MRN([`"),
+            "{e}"
+        );
+    }
+}
