@@ -1,0 +1,322 @@
+//! SQL audit sinks: the same hash chain as the file sink, stored in a database table, and
+//! appended inside the caller's transaction so the record of a change commits or rolls back
+//! with the change.
+//!
+//! # Schema
+//!
+//! For a table name `t` (default [`AuditTable::DEFAULT`] = `guardrail_audit`):
+//!
+//! * `t`: one row per event. `seq` (primary key), `prev`, `hash` (64 hex characters each),
+//!   `line` (the exact event line, the bytes the hash covers), and copies of a few fields
+//!   for queries, each indexed: `time_ns` (nanoseconds since the Unix epoch), `kind`,
+//!   `action`, `action_kind`, `subject` (the keyed token), `request_id`.
+//! * `t_head`: exactly one row (`id = 0`) holding the chain head: `next_seq` and `head`
+//!   (the hash of the last event, or 64 zeros).
+//!
+//! An append reads the head row, links the record, inserts the event and advances the head,
+//! all in the caller's transaction. On PostgreSQL the head row is read with
+//! `SELECT … FOR UPDATE`, so concurrent transactions that append serialize on it (the second
+//! waits until the first commits or rolls back, then reads the head the first left); on
+//! SQLite a write transaction is already exclusive. A rolled-back transaction therefore
+//! leaves neither an event nor a gap in the sequence. Under PostgreSQL `REPEATABLE READ` or
+//! `SERIALIZABLE`, a concurrent append makes the later transaction fail with a serialization
+//! error instead of waiting: the call fails closed and the caller retries the transaction.
+//!
+//! Verification ([`sqlite::verify_sqlite`], [`postgres::verify_postgres`]) reads the rows in
+//! `seq` order through [`crate::Verifier`], checks that the indexed copies agree with the
+//! line (so a query by subject cannot be fooled by an edited column) and that the head row
+//! points at the last event (so a deleted tail is detected).
+
+use std::future::Future;
+use std::pin::Pin;
+
+use crate::error::AuditError;
+use crate::event::Record;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+use crate::event::{AuditEvent, EventKind};
+use crate::sink::Receipt;
+use crate::verify::VerifyError;
+
+#[cfg(feature = "postgres")]
+pub mod postgres;
+#[cfg(feature = "sqlite")]
+pub mod sqlite;
+
+/// Appends an event inside a database transaction the caller owns (synchronous drivers).
+///
+/// Implemented for `rusqlite::Transaction` (feature `sqlite`, table [`AuditTable::DEFAULT`])
+/// and for [`InTable`] over it (any table). `#[phi_action(tx = <param>)]` appends the outcome
+/// event of an allowed call through this trait.
+pub trait TxAppend {
+    /// Links `record` to the chain stored in the transaction's database and inserts it.
+    /// The event exists only once the caller commits.
+    fn append_in_tx(&mut self, record: Record) -> Result<Receipt, AuditError>;
+}
+
+/// The future [`AsyncTxAppend::append_in_tx`] returns.
+pub type AppendFuture<'a> = Pin<Box<dyn Future<Output = Result<Receipt, AuditError>> + Send + 'a>>;
+
+/// Appends an event inside a database transaction the caller owns (asynchronous drivers).
+///
+/// Implemented for `sqlx::Transaction<'_, sqlx::Postgres>` and `sqlx::PgConnection`
+/// (feature `postgres`, table [`AuditTable::DEFAULT`]) and for [`InTable`] over them.
+/// The future is boxed so the trait stays usable as `dyn AsyncTxAppend`.
+pub trait AsyncTxAppend: Send {
+    /// Links `record` to the chain stored in the transaction's database and inserts it.
+    fn append_in_tx(&mut self, record: Record) -> AppendFuture<'_>;
+}
+
+impl<T: TxAppend + ?Sized> TxAppend for &mut T {
+    fn append_in_tx(&mut self, record: Record) -> Result<Receipt, AuditError> {
+        (**self).append_in_tx(record)
+    }
+}
+
+impl<T: AsyncTxAppend + ?Sized> AsyncTxAppend for &mut T {
+    fn append_in_tx(&mut self, record: Record) -> AppendFuture<'_> {
+        (**self).append_in_tx(record)
+    }
+}
+
+/// The names of an audit table and its head table, validated once.
+///
+/// ```
+/// use guardrail_audit::sql::AuditTable;
+/// let t = AuditTable::new("clinic_audit").unwrap();
+/// assert_eq!(t.events(), "clinic_audit");
+/// assert_eq!(t.head(), "clinic_audit_head");
+/// assert!(AuditTable::new("audit; drop table x").is_err());
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditTable {
+    events: String,
+    head: String,
+}
+
+/// Why a name cannot be an audit table name.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "audit table name `{0}` is not a plain identifier (ASCII letters, digits and `_`, \
+     starting with a letter or `_`, at most 50 characters)"
+)]
+pub struct BadTableName(pub String);
+
+impl AuditTable {
+    /// The default table name.
+    pub const DEFAULT: &'static str = "guardrail_audit";
+
+    /// Names the tables `name` and `name_head`. Only plain identifiers are accepted: they are
+    /// spliced into SQL text (identifiers cannot be bound as parameters).
+    pub fn new(name: &str) -> Result<AuditTable, BadTableName> {
+        let ok = !name.is_empty()
+            && name.len() <= 50
+            && name
+                .bytes()
+                .next()
+                .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+            && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        if !ok {
+            return Err(BadTableName(name.to_owned()));
+        }
+        Ok(AuditTable {
+            events: name.to_owned(),
+            head: format!("{name}_head"),
+        })
+    }
+
+    /// The table of events.
+    pub fn events(&self) -> &str {
+        &self.events
+    }
+
+    /// The one-row table of the chain head.
+    pub fn head(&self) -> &str {
+        &self.head
+    }
+}
+
+impl Default for AuditTable {
+    fn default() -> Self {
+        AuditTable {
+            events: Self::DEFAULT.to_owned(),
+            head: format!("{}_head", Self::DEFAULT),
+        }
+    }
+}
+
+/// A connection or transaction bound to a named audit table: `InTable::new(&table, &mut tx)`
+/// appends to `table` instead of [`AuditTable::DEFAULT`].
+#[derive(Debug)]
+pub struct InTable<'a, C: ?Sized> {
+    /// The tables to append to.
+    pub table: &'a AuditTable,
+    /// The caller's transaction (or connection inside one).
+    pub conn: &'a mut C,
+}
+
+impl<'a, C: ?Sized> InTable<'a, C> {
+    /// Binds `conn` to `table`.
+    pub fn new(table: &'a AuditTable, conn: &'a mut C) -> Self {
+        InTable { table, conn }
+    }
+}
+
+/// The queryable copies of an event's fields, as stored in the indexed columns.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Columns {
+    pub time_ns: i64,
+    pub kind: String,
+    pub action: Option<String>,
+    pub action_kind: Option<String>,
+    pub subject: Option<String>,
+    pub request_id: Option<String>,
+}
+
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+impl Columns {
+    pub(crate) fn of(event: &AuditEvent) -> Columns {
+        let r = &event.record;
+        Columns {
+            time_ns: i64::try_from(r.time.0).unwrap_or(i64::MAX),
+            kind: kind_name(r.kind),
+            action: r.action.as_deref().map(str::to_owned),
+            action_kind: r.action_kind.as_deref().map(str::to_owned),
+            subject: r.subject.as_deref().map(str::to_owned),
+            request_id: r.request_id.as_deref().map(str::to_owned),
+        }
+    }
+
+    /// The first column that differs from `expected`.
+    pub(crate) fn first_difference(&self, expected: &Columns) -> Option<&'static str> {
+        if self.time_ns != expected.time_ns {
+            Some("time_ns")
+        } else if self.kind != expected.kind {
+            Some("kind")
+        } else if self.action != expected.action {
+            Some("action")
+        } else if self.action_kind != expected.action_kind {
+            Some("action_kind")
+        } else if self.subject != expected.subject {
+            Some("subject")
+        } else if self.request_id != expected.request_id {
+            Some("request_id")
+        } else {
+            None
+        }
+    }
+}
+
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+fn kind_name(kind: EventKind) -> String {
+    serde_json::to_value(kind)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+/// Why an audit table does not verify.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TableVerifyError {
+    /// The chain is broken at a row (`line` in the error is the 1-based row position).
+    #[error("audit table `{table}`: {source} (line = row position in seq order)")]
+    Chain {
+        /// The events table.
+        table: String,
+        /// The first break.
+        #[source]
+        source: VerifyError,
+    },
+    /// The `seq` column of a row is not the `seq` in its line.
+    #[error(
+        "audit table `{table}`: row with seq column {column_seq} holds the event with seq {line_seq}"
+    )]
+    SeqColumn {
+        /// The events table.
+        table: String,
+        /// The value of the `seq` column.
+        column_seq: i64,
+        /// The `seq` written in the line.
+        line_seq: u64,
+    },
+    /// An indexed column disagrees with the event line it copies.
+    #[error("audit table `{table}`: seq {seq}: column `{column}` does not match the event")]
+    Column {
+        /// The events table.
+        table: String,
+        /// The event.
+        seq: u64,
+        /// The column.
+        column: &'static str,
+    },
+    /// The head row does not point at the last event (tail deleted, or head edited).
+    #[error(
+        "audit table `{table}`: the head row says next seq {head_next_seq}, but the last event \
+         leaves next seq {events_next_seq} (events were removed or the head was edited)"
+    )]
+    Head {
+        /// The events table.
+        table: String,
+        /// `next_seq` of the head row.
+        head_next_seq: u64,
+        /// The next seq after the verified events.
+        events_next_seq: u64,
+    },
+    /// The head row is missing or malformed.
+    #[error("audit table `{table}`: the head row is missing or malformed")]
+    HeadMissing {
+        /// The events table.
+        table: String,
+    },
+    /// The database could not be read.
+    #[error("audit table `{table}`: database error: {detail}")]
+    Database {
+        /// The events table.
+        table: String,
+        /// What failed.
+        detail: String,
+    },
+}
+
+/// Checks one stored row: the verifier link, the seq column, the indexed copies.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) fn check_row(
+    table: &AuditTable,
+    verifier: &mut crate::verify::Verifier,
+    position: usize,
+    seq_column: i64,
+    line: &str,
+    stored: &Columns,
+) -> Result<(), TableVerifyError> {
+    verifier
+        .push_line(position, line.as_bytes())
+        .map_err(|source| TableVerifyError::Chain {
+            table: table.events().to_owned(),
+            source,
+        })?;
+    // The line verified, so it parses as an event with a sound hash.
+    let event = AuditEvent::parse(line).map_err(|_| TableVerifyError::Chain {
+        table: table.events().to_owned(),
+        source: VerifyError {
+            line: position,
+            seq: None,
+            kind: crate::verify::BreakKind::Malformed,
+        },
+    })?;
+    if u64::try_from(seq_column).ok() != Some(event.seq) {
+        return Err(TableVerifyError::SeqColumn {
+            table: table.events().to_owned(),
+            column_seq: seq_column,
+            line_seq: event.seq,
+        });
+    }
+    if let Some(column) = stored.first_difference(&Columns::of(&event)) {
+        return Err(TableVerifyError::Column {
+            table: table.events().to_owned(),
+            seq: event.seq,
+            column,
+        });
+    }
+    Ok(())
+}

@@ -1,0 +1,310 @@
+//! The SQLite audit table (feature `sqlite`, rusqlite): appends inside the caller's
+//! transaction ([`TxAppend`]), a standalone [`SqliteSink`], schema creation and verification.
+//!
+//! ```
+//! use guardrail_audit::sql::{AuditTable, TxAppend, sqlite};
+//! use guardrail_audit::{EventKind, Record};
+//!
+//! let mut conn = rusqlite::Connection::open_in_memory().unwrap();
+//! let table = AuditTable::default();
+//! sqlite::ensure_schema(&conn, &table).unwrap();
+//!
+//! let mut tx = conn.transaction().unwrap();
+//! tx.append_in_tx(Record::new(EventKind::Outcome)).unwrap();
+//! tx.commit().unwrap();
+//!
+//! let report = sqlite::verify_sqlite(&conn, &table).unwrap();
+//! assert_eq!(report.events, 1);
+//! ```
+
+use std::path::Path;
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
+
+use rusqlite::{
+    Connection, OptionalExtension, Savepoint, Transaction, TransactionBehavior, params,
+};
+
+use super::{AuditTable, Columns, InTable, TableVerifyError, TxAppend, check_row};
+use crate::chain::{Chain, Digest};
+use crate::error::AuditError;
+use crate::event::Record;
+use crate::sink::{AuditSink, Receipt};
+use crate::verify::{Verifier, VerifyReport};
+
+static DEFAULT_TABLE: LazyLock<AuditTable> = LazyLock::new(AuditTable::default);
+
+fn db(e: rusqlite::Error) -> AuditError {
+    AuditError::Database(e.to_string())
+}
+
+/// Creates the events table, its indexes and the head row if they do not exist.
+pub fn ensure_schema(conn: &Connection, table: &AuditTable) -> Result<(), AuditError> {
+    let t = table.events();
+    let h = table.head();
+    conn.execute_batch(&format!(
+        "CREATE TABLE IF NOT EXISTS {t} (
+             seq INTEGER PRIMARY KEY,
+             prev TEXT NOT NULL,
+             hash TEXT NOT NULL,
+             time_ns INTEGER NOT NULL,
+             kind TEXT NOT NULL,
+             action TEXT,
+             action_kind TEXT,
+             subject TEXT,
+             request_id TEXT,
+             line TEXT NOT NULL
+         );
+         CREATE INDEX IF NOT EXISTS {t}_subject_time ON {t} (subject, time_ns);
+         CREATE INDEX IF NOT EXISTS {t}_time ON {t} (time_ns);
+         CREATE INDEX IF NOT EXISTS {t}_action ON {t} (action);
+         CREATE INDEX IF NOT EXISTS {t}_request ON {t} (request_id);
+         CREATE TABLE IF NOT EXISTS {h} (
+             id INTEGER PRIMARY KEY CHECK (id = 0),
+             next_seq INTEGER NOT NULL,
+             head TEXT NOT NULL
+         );
+         INSERT OR IGNORE INTO {h} (id, next_seq, head) VALUES (0, 0, '{genesis}');",
+        genesis = crate::GENESIS.to_hex(),
+    ))
+    .map_err(db)
+}
+
+fn read_head(conn: &Connection, table: &AuditTable) -> Result<Chain, AuditError> {
+    let row: Option<(i64, String)> = conn
+        .query_row(
+            &format!("SELECT next_seq, head FROM {} WHERE id = 0", table.head()),
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()
+        .map_err(db)?;
+    let (next_seq, head) = row.ok_or_else(|| {
+        AuditError::Database(format!(
+            "audit head table `{}` has no row: call `ensure_schema` first",
+            table.head()
+        ))
+    })?;
+    let next_seq = u64::try_from(next_seq)
+        .map_err(|_| AuditError::Database(format!("`{}.next_seq` is negative", table.head())))?;
+    let head = Digest::from_hex(&head)
+        .ok_or_else(|| AuditError::Database(format!("`{}.head` is not a hash", table.head())))?;
+    Ok(Chain { next_seq, head })
+}
+
+/// Appends `record` through `conn`, which must be inside a transaction.
+fn append(conn: &Connection, table: &AuditTable, record: Record) -> Result<Receipt, AuditError> {
+    if conn.is_autocommit() {
+        // Outside a transaction the head read, the insert and the head update would commit
+        // one by one: a crash between them would fork the chain.
+        return Err(AuditError::Database(
+            "the connection is not inside a transaction: begin one before appending".into(),
+        ));
+    }
+    let mut chain = read_head(conn, table)?;
+    let event = chain.link(record)?;
+    let cols = Columns::of(&event);
+    let seq = i64::try_from(event.seq)
+        .map_err(|_| AuditError::Database("sequence number out of range".into()))?;
+    let next_seq = i64::try_from(chain.next_seq)
+        .map_err(|_| AuditError::Database("sequence number out of range".into()))?;
+    conn.execute(
+        &format!(
+            "INSERT INTO {} (seq, prev, hash, time_ns, kind, action, action_kind, subject, \
+             request_id, line) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            table.events()
+        ),
+        params![
+            seq,
+            event.prev.to_hex(),
+            event.hash.to_hex(),
+            cols.time_ns,
+            cols.kind,
+            cols.action,
+            cols.action_kind,
+            cols.subject,
+            cols.request_id,
+            event.line(),
+        ],
+    )
+    .map_err(db)?;
+    let updated = conn
+        .execute(
+            &format!(
+                "UPDATE {} SET next_seq = ?1, head = ?2 WHERE id = 0",
+                table.head()
+            ),
+            params![next_seq, chain.head.to_hex()],
+        )
+        .map_err(db)?;
+    if updated != 1 {
+        return Err(AuditError::Database(format!(
+            "audit head table `{}` lost its row",
+            table.head()
+        )));
+    }
+    Ok(Receipt { seq: event.seq })
+}
+
+impl TxAppend for Transaction<'_> {
+    fn append_in_tx(&mut self, record: Record) -> Result<Receipt, AuditError> {
+        append(self, &DEFAULT_TABLE, record)
+    }
+}
+
+impl TxAppend for Savepoint<'_> {
+    fn append_in_tx(&mut self, record: Record) -> Result<Receipt, AuditError> {
+        append(self, &DEFAULT_TABLE, record)
+    }
+}
+
+impl TxAppend for InTable<'_, Transaction<'_>> {
+    fn append_in_tx(&mut self, record: Record) -> Result<Receipt, AuditError> {
+        append(self.conn, self.table, record)
+    }
+}
+
+impl TxAppend for InTable<'_, Savepoint<'_>> {
+    fn append_in_tx(&mut self, record: Record) -> Result<Receipt, AuditError> {
+        append(self.conn, self.table, record)
+    }
+}
+
+/// A connection inside a transaction begun with SQL (`BEGIN IMMEDIATE`); an append on a
+/// connection in autocommit mode is refused.
+impl TxAppend for InTable<'_, Connection> {
+    fn append_in_tx(&mut self, record: Record) -> Result<Receipt, AuditError> {
+        append(self.conn, self.table, record)
+    }
+}
+
+/// Verifies the audit table from genesis: the chain, the indexed columns and the head row.
+pub fn verify_sqlite(
+    conn: &Connection,
+    table: &AuditTable,
+) -> Result<VerifyReport, TableVerifyError> {
+    let dberr = |e: rusqlite::Error| TableVerifyError::Database {
+        table: table.events().to_owned(),
+        detail: e.to_string(),
+    };
+    let mut stmt = conn
+        .prepare(&format!(
+            "SELECT seq, line, time_ns, kind, action, action_kind, subject, request_id \
+             FROM {} ORDER BY seq",
+            table.events()
+        ))
+        .map_err(dberr)?;
+    let mut rows = stmt.query([]).map_err(dberr)?;
+    let mut verifier = Verifier::new(Chain::new());
+    let mut position = 0usize;
+    while let Some(row) = rows.next().map_err(dberr)? {
+        position += 1;
+        let seq: i64 = row.get(0).map_err(dberr)?;
+        let line: String = row.get(1).map_err(dberr)?;
+        let stored = Columns {
+            time_ns: row.get(2).map_err(dberr)?,
+            kind: row.get(3).map_err(dberr)?,
+            action: row.get(4).map_err(dberr)?,
+            action_kind: row.get(5).map_err(dberr)?,
+            subject: row.get(6).map_err(dberr)?,
+            request_id: row.get(7).map_err(dberr)?,
+        };
+        check_row(table, &mut verifier, position, seq, &line, &stored)?;
+    }
+    let head = read_head(conn, table).map_err(|_| TableVerifyError::HeadMissing {
+        table: table.events().to_owned(),
+    })?;
+    let report = verifier.report();
+    if head != report.head {
+        return Err(TableVerifyError::Head {
+            table: table.events().to_owned(),
+            head_next_seq: head.next_seq,
+            events_next_seq: report.head.next_seq,
+        });
+    }
+    Ok(report)
+}
+
+/// A standalone sink over its own SQLite connection: each append is its own
+/// `BEGIN IMMEDIATE … COMMIT`, durable when it returns (WAL, `synchronous = FULL`).
+///
+/// ```
+/// use guardrail_audit::sql::{AuditTable, sqlite::SqliteSink};
+/// use guardrail_audit::{AuditSink, EventKind, Record};
+/// let dir = tempfile::tempdir().unwrap();
+/// let sink = SqliteSink::open(dir.path().join("audit.db"), AuditTable::default()).unwrap();
+/// sink.append(Record::new(EventKind::Decision)).unwrap();
+/// assert_eq!(sink.verify().unwrap().events, 1);
+/// ```
+#[derive(Debug)]
+pub struct SqliteSink {
+    name: Arc<str>,
+    table: AuditTable,
+    conn: Mutex<Connection>,
+}
+
+impl SqliteSink {
+    /// Opens (or creates) the database at `path` and the audit tables in it.
+    pub fn open(path: impl AsRef<Path>, table: AuditTable) -> Result<SqliteSink, AuditError> {
+        let conn = Connection::open(path).map_err(db)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(db)?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(db)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(db)?;
+        SqliteSink::from_connection(conn, table)
+    }
+
+    /// Uses an open connection (its pragmas as they are) and creates the audit tables in it.
+    pub fn from_connection(conn: Connection, table: AuditTable) -> Result<SqliteSink, AuditError> {
+        ensure_schema(&conn, &table)?;
+        Ok(SqliteSink {
+            name: Arc::from("sqlite"),
+            table,
+            conn: Mutex::new(conn),
+        })
+    }
+
+    /// Renames the sink (default `sqlite`), as named in `[audit] required`.
+    pub fn named(mut self, name: &str) -> SqliteSink {
+        self.name = Arc::from(name);
+        self
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Connection> {
+        // A panic inside an append drops its transaction, which rolls back: the connection
+        // is consistent even if the lock is poisoned.
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Verifies the sink's table (see [`verify_sqlite`]).
+    pub fn verify(&self) -> Result<VerifyReport, TableVerifyError> {
+        verify_sqlite(&self.lock(), &self.table)
+    }
+
+    /// Runs `f` with the sink's connection (queries, inspection), holding the append lock.
+    pub fn with_connection<R>(&self, f: impl FnOnce(&mut Connection) -> R) -> R {
+        f(&mut self.lock())
+    }
+
+    /// The tables this sink writes.
+    pub fn table(&self) -> &AuditTable {
+        &self.table
+    }
+}
+
+impl AuditSink for SqliteSink {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn append(&self, record: Record) -> Result<Receipt, AuditError> {
+        let mut conn = self.lock();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(db)?;
+        let receipt = append(&tx, &self.table, record)?;
+        tx.commit().map_err(db)?;
+        Ok(receipt)
+    }
+}

@@ -1,0 +1,128 @@
+//! Reading a trail for the commands: verify it first (with `verify_trail`), then stream its
+//! events, re-checking every line against the chain so a file changed between the two passes
+//! is caught rather than reported from.
+
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+
+use guardrail_audit::{
+    AuditEvent, Chain, CheckpointVerifier, TrailError, TrailReport, Verifier, verify_trail,
+};
+
+/// Why a command failed, by exit status.
+#[derive(Debug)]
+pub enum Failure {
+    /// Exit 1: the trail is not what was written.
+    Tampered(String),
+    /// Exit 2: bad arguments, unreadable files, bad keys.
+    Usage(String),
+}
+
+impl From<TrailError> for Failure {
+    fn from(e: TrailError) -> Self {
+        if e.is_tampering() {
+            Failure::Tampered(e.to_string())
+        } else {
+            Failure::Usage(e.to_string())
+        }
+    }
+}
+
+/// Progress on stderr: a count updated in place, only when enabled.
+#[derive(Debug)]
+pub struct Progress {
+    enabled: bool,
+    shown: bool,
+}
+
+impl Progress {
+    /// Shows progress only if `enabled`.
+    pub fn new(enabled: bool) -> Progress {
+        Progress {
+            enabled,
+            shown: false,
+        }
+    }
+
+    fn update(&mut self, events: u64) {
+        if self.enabled {
+            let mut err = io::stderr().lock();
+            // Progress is best effort: a closed stderr must not fail the verification.
+            let _ = write!(err, "\rverifying: {events} events");
+            let _ = err.flush();
+            self.shown = true;
+        }
+    }
+
+    fn done(&mut self) {
+        if self.shown {
+            eprintln!();
+            self.shown = false;
+        }
+    }
+}
+
+/// Verifies the trail (and its checkpoints, when given).
+pub fn verify(
+    files: &[PathBuf],
+    checkpoints: Option<&(PathBuf, CheckpointVerifier)>,
+    progress: &mut Progress,
+) -> Result<TrailReport, Failure> {
+    let cps = checkpoints.map(|(p, v)| (p.as_path(), v));
+    let result = verify_trail(files, cps, &mut |n| progress.update(n));
+    progress.done();
+    Ok(result?)
+}
+
+fn changed(path: &Path, line: usize, what: &str) -> Failure {
+    Failure::Tampered(format!(
+        "`{}` line {line}: {what} (the file changed while it was read)",
+        path.display()
+    ))
+}
+
+/// Calls `f` with every event of a verified trail, in order. Reads exactly the events the
+/// verification covered and checks each line against the chain again.
+pub fn for_each_event(
+    report: &TrailReport,
+    mut f: impl FnMut(AuditEvent) -> Result<(), Failure>,
+) -> Result<(), Failure> {
+    let mut verifier = Verifier::new(Chain::new());
+    let mut buf = Vec::with_capacity(1024);
+    for file in &report.files {
+        let path = &file.path;
+        let reader = File::open(path)
+            .map_err(|e| Failure::Usage(format!("cannot read `{}`: {e}", path.display())))?;
+        let mut reader = BufReader::new(reader);
+        for n in 1..=file.events {
+            let line_no = usize::try_from(n).unwrap_or(usize::MAX);
+            buf.clear();
+            let read = reader
+                .read_until(b'\n', &mut buf)
+                .map_err(|e| Failure::Usage(format!("cannot read `{}`: {e}", path.display())))?;
+            if read == 0 || buf.pop() != Some(b'\n') {
+                return Err(changed(path, line_no, "the line is gone or incomplete"));
+            }
+            verifier
+                .push_line(line_no, &buf)
+                .map_err(|e| changed(path, line_no, &e.to_string()))?;
+            let text = std::str::from_utf8(&buf)
+                .map_err(|_| changed(path, line_no, "the line is not UTF-8"))?;
+            let event = AuditEvent::parse(text).map_err(|e| {
+                // The chain is sound, so this is a format this version cannot read.
+                Failure::Usage(format!(
+                    "`{}` line {line_no}: the event verifies but cannot be read: {e}",
+                    path.display()
+                ))
+            })?;
+            f(event)?;
+        }
+    }
+    if verifier.report().head != report.head {
+        return Err(Failure::Tampered(
+            "the trail changed while it was read (its head differs from the verified one)".into(),
+        ));
+    }
+    Ok(())
+}
