@@ -1,4 +1,5 @@
-//! Alerts: break-glass, approval requests, denial bursts, export spikes, audit failures.
+//! Alerts: break-glass, approval requests, denial bursts, export spikes, audit failures,
+//! refused policy reloads.
 //!
 //! A guarded call only ever pushes onto a bounded queue; a worker thread delivers to the
 //! host's [`AlertSink`]s. A full queue drops the alert and counts it, it never waits.
@@ -24,6 +25,9 @@ pub enum AlertKind {
     ExportSpike,
     /// An audit sink failed.
     AuditSinkFailure,
+    /// A policy reload was refused (bad file, missing sink, unrecordable); the old policy
+    /// stays in force.
+    PolicyReloadRefused,
 }
 
 impl AlertKind {
@@ -35,6 +39,7 @@ impl AlertKind {
             AlertKind::DenialBurst => "denial_burst",
             AlertKind::ExportSpike => "export_spike",
             AlertKind::AuditSinkFailure => "audit_sink_failure",
+            AlertKind::PolicyReloadRefused => "policy_reload_refused",
         }
     }
 }

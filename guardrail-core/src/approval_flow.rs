@@ -1,16 +1,40 @@
-//! Opening, deciding and consuming approval requests.
+//! Opening, deciding and consuming approval requests, and the audit events of each step.
+//!
+//! The life of a request, as the trail shows it:
+//!
+//! 1. the guarded call whose rule needs approval is refused with
+//!    [`GuardError::ApprovalRequired`](crate::GuardError::ApprovalRequired); its `decision`
+//!    event carries `decision = "approval_required"` and `approval = <id>` (the *request*
+//!    event), and an [`AlertKind::ApprovalRequested`](crate::AlertKind) alert is raised;
+//! 2. an approver calls [`Guardrail::approve`] or [`Guardrail::reject`]: an
+//!    `approval_granted` / `approval_rejected` event (`principal` = the approver,
+//!    `detail.requester` = the requester) is written **before** the store changes state, so
+//!    no grant exists that the trail does not name its approver for; a refused attempt
+//!    (not an approver, the requester themself, no longer pending) is recorded as the same
+//!    kind with `decision = "refused"` and the reason;
+//! 3. the retried call (`ctx.approval(id)`) consumes the grant atomically in the store and
+//!    writes an `approval_consumed` event, then its own `decision` event with `approval = <id>`.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use guardrail_audit::Timestamp;
+use guardrail_audit::{EventKind, Record, Timestamp};
 use sha2::{Digest, Sha256};
 
-use crate::approval::{ApprovalBinding, ApprovalId, ApprovalRequest, ApprovalState};
+use crate::approval::{ApprovalBinding, ApprovalError, ApprovalId, ApprovalRequest, ApprovalState};
+use crate::context::Context;
+use crate::guardrail::{AppendFailure, Guardrail};
+use crate::model::Principal;
+use crate::policy::Policy;
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 
 /// A new pending request for `binding`, expiring `ttl_secs` after `now`.
-pub(crate) fn new_request(binding: ApprovalBinding, now: Timestamp, ttl_secs: u64) -> ApprovalRequest {
+pub(crate) fn new_request(
+    binding: ApprovalBinding,
+    now: Timestamp,
+    ttl_secs: u64,
+) -> ApprovalRequest {
     // Ids need to be unique across replicas, not secret (a grant is bound to its requester).
     let mut h = Sha256::new();
     h.update(now.0.to_le_bytes());
@@ -29,4 +53,183 @@ pub(crate) fn new_request(binding: ApprovalBinding, now: Timestamp, ttl_secs: u6
         expires_at,
         state: ApprovalState::Pending,
     }
+}
+
+/// The event of one approval step about `request`, acted by `actor`.
+fn step_record(
+    g: &Guardrail,
+    policy: &Policy,
+    kind: EventKind,
+    request: &ApprovalRequest,
+    actor: Option<&Principal>,
+    decision: &str,
+) -> Record {
+    let mut r = Record::at(kind, g.clock().now());
+    r.action = Some(request.action.clone());
+    r.principal = Some(match actor {
+        Some(p) => p.id_arc().clone(),
+        None => request.binding.principal.clone(),
+    });
+    if let Some(p) = actor {
+        r.roles = p.roles_arc().clone();
+    }
+    r.subject = request.binding.subject.clone();
+    r.count = request.binding.count;
+    r.approval = Some(Arc::from(request.id.as_str()));
+    r.decision = Some(Arc::from(decision));
+    r.policy_version = Some(policy.version_arc());
+    r.policy_hash = Some(policy.hash_arc());
+    r.detail
+        .insert("requester".into(), request.binding.principal.to_string());
+    r.detail
+        .insert("expires_at".into(), request.expires_at.0.to_string());
+    r
+}
+
+fn audit_failed(f: AppendFailure) -> ApprovalError {
+    ApprovalError::Store(format!(
+        "the audit trail could not record the approval step (sink `{}`): {}",
+        f.sink, f.detail
+    ))
+}
+
+/// The checks [`Guardrail::approve`] and [`Guardrail::reject`] make before the store.
+fn check_approver(
+    roles: &[Arc<str>],
+    approver: &Principal,
+    request: &ApprovalRequest,
+    now: Timestamp,
+) -> Result<(), ApprovalError> {
+    if !roles.iter().any(|r| approver.has_role(r)) {
+        let roles = if roles.is_empty() {
+            "the policy names none".to_owned()
+        } else {
+            roles
+                .iter()
+                .map(|r| format!("`{r}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        return Err(ApprovalError::NotApprover {
+            principal: approver.id().to_owned(),
+            roles,
+        });
+    }
+    if approver.id() == &*request.binding.principal {
+        return Err(ApprovalError::SelfApproval(request.id.to_string()));
+    }
+    crate::approval_memory::check_decidable(request, now)
+}
+
+fn decide(
+    g: &Guardrail,
+    approver: &Principal,
+    id: &ApprovalId,
+    grant: bool,
+) -> Result<ApprovalRequest, ApprovalError> {
+    let policy = g.policy();
+    let kind = if grant {
+        EventKind::ApprovalGranted
+    } else {
+        EventKind::ApprovalRejected
+    };
+    let now = g.clock().now();
+    let store = g.approval_store();
+    let request = store
+        .get(id)?
+        .ok_or_else(|| ApprovalError::NotFound(id.to_string()))?;
+    if let Err(e) = check_approver(policy.approver_roles(), approver, &request, now) {
+        let mut r = step_record(g, &policy, kind, &request, Some(approver), "refused");
+        r.reason = Some(Arc::from(e.to_string()));
+        // The refusal stands whether or not it could be recorded.
+        let _ = g.append(&policy, r);
+        return Err(e);
+    }
+    // No audit, no grant: the step is recorded before it takes effect.
+    let word = if grant { "granted" } else { "rejected" };
+    g.append(
+        &policy,
+        step_record(g, &policy, kind, &request, Some(approver), word),
+    )
+    .map_err(audit_failed)?;
+    let decided = match store.decide(id, approver.id(), grant, now) {
+        Ok(decided) => decided,
+        Err(e) => {
+            // Lost a race with another approver, or the store failed: the step recorded above
+            // did not take effect, and the trail says so.
+            let mut r = step_record(g, &policy, kind, &request, Some(approver), "refused");
+            r.reason = Some(Arc::from(e.to_string()));
+            let _ = g.append(&policy, r);
+            return Err(e);
+        }
+    };
+    if let Ok(n) = store.pending() {
+        crate::telemetry::approvals_pending(n);
+    }
+    Ok(decided)
+}
+
+impl Guardrail {
+    /// Grants approval request `id`, so that its requester's retried call (with
+    /// `ctx.approval(id)`) runs once.
+    ///
+    /// `approver` must hold one of the policy's `[approval] approver_roles` and must not be
+    /// the requester (separation of duties); the request must be pending and unexpired. The
+    /// step is recorded in the audit trail before it takes effect; a refused attempt is
+    /// recorded too. The grant is bound to the exact action, principal, subject and count
+    /// of the request and expires with it.
+    ///
+    /// ```
+    /// # use guardrail_core::prelude::*;
+    /// # fn demo(guardrail: &Guardrail, request: ApprovalId) -> Result<(), guardrail_core::ApprovalError> {
+    /// let officer = Principal::new("po-kim").role("privacy_officer");
+    /// let granted = guardrail.approve(&officer, &request)?;
+    /// assert_eq!(granted.state.as_str(), "granted");
+    /// # Ok(()) }
+    /// ```
+    pub fn approve(
+        &self,
+        approver: &Principal,
+        id: &ApprovalId,
+    ) -> Result<ApprovalRequest, ApprovalError> {
+        decide(self, approver, id, true)
+    }
+
+    /// Rejects approval request `id` for good: it can never be granted later. Same checks
+    /// and audit as [`Guardrail::approve`].
+    pub fn reject(
+        &self,
+        approver: &Principal,
+        id: &ApprovalId,
+    ) -> Result<ApprovalRequest, ApprovalError> {
+        decide(self, approver, id, false)
+    }
+
+    /// Reads approval request `id` from the store.
+    pub fn approval_request(
+        &self,
+        id: &ApprovalId,
+    ) -> Result<Option<ApprovalRequest>, ApprovalError> {
+        self.approval_store().get(id)
+    }
+}
+
+/// Records that the retried call of `ctx` consumed grant `request` (called by the runtime
+/// right after the store's atomic consume, before the call's decision event).
+pub(crate) fn record_consumed(
+    g: &Guardrail,
+    policy: &Policy,
+    ctx: &Context,
+    request: &ApprovalRequest,
+) -> Result<(), AppendFailure> {
+    let mut r = step_record(
+        g,
+        policy,
+        EventKind::ApprovalConsumed,
+        request,
+        Some(ctx.principal()),
+        "consumed",
+    );
+    r.request_id = Some(ctx.request_arc().clone());
+    g.append(policy, r).map(|_| ())
 }

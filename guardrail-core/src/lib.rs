@@ -5,6 +5,8 @@ pub mod alert;
 pub mod approval;
 mod approval_flow;
 mod approval_memory;
+#[cfg(feature = "postgres")]
+mod approval_pg;
 pub mod category;
 mod clock;
 mod context;
@@ -19,12 +21,15 @@ mod phi;
 pub mod policy;
 mod redact;
 pub mod registry;
+mod reload;
 mod runtime;
-mod telemetry;
+pub mod telemetry;
 
 pub use alert::{Alert, AlertKind, AlertSink, MemoryAlertSink};
 pub use approval::{ApprovalError, ApprovalId, ApprovalRequest, ApprovalState, ApprovalStore};
 pub use approval_memory::MemoryApprovalStore;
+#[cfg(feature = "postgres")]
+pub use approval_pg::{PgApprovalStore, PgApprovalStoreOptions};
 pub use category::{Category, CategorySet};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use context::Context;
@@ -36,6 +41,9 @@ pub use phi::Phi;
 pub use policy::{Policy, PolicyError};
 pub use redact::{Masker, PhiValue, Redact};
 pub use registry::ActionDescriptor;
+#[cfg(feature = "watch")]
+pub use reload::PolicyWatcher;
+pub use reload::{ReloadError, ReloadReport};
 
 /// The audit crate, re-exported: sinks, events, verification.
 pub use guardrail_audit as audit;

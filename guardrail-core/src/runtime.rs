@@ -194,7 +194,19 @@ pub fn begin(
         let now = g.inner.clock.now();
         match ctx.approval_id() {
             Some(id) => match g.inner.approvals.consume(id, &binding, now) {
-                Ok(_) => {
+                Ok(consumed) => {
+                    // Issue 5 (approval_flow.rs): the consumption is its own audit event.
+                    if let Err(f) =
+                        crate::approval_flow::record_consumed(g, &policy, ctx, &consumed)
+                    {
+                        let latency = started.elapsed();
+                        crate::telemetry::decision(action.name, "audit_unavailable", latency);
+                        return Err(GuardError::AuditUnavailable {
+                            action: action.name,
+                            sink: f.sink,
+                            detail: f.detail,
+                        });
+                    }
                     approval = Some(id.clone());
                     decision.approval = ApprovalNeed::None;
                 }

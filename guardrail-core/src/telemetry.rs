@@ -1,41 +1,115 @@
-//! Metrics through the `metrics` facade: the host installs any recorder (Prometheus, StatsD…).
+//! Metrics through the [`metrics`] facade: the host installs any recorder (Prometheus,
+//! StatsD…); without one, recording is a no-op.
 //!
-//! Names: `guardrail_decisions_total{action,result}`, `guardrail_decision_seconds`,
-//! `guardrail_audit_append_seconds{sink}`, `guardrail_audit_failures_total{sink}`,
-//! `guardrail_approvals_pending`, `guardrail_alerts_total{kind}`,
-//! `guardrail_alerts_dropped_total`. Label values are static strings (action names come from
-//! the macro), so recording allocates nothing on the hot path.
+//! | name | type | labels | what |
+//! |---|---|---|---|
+//! | `guardrail_decisions_total` | counter | `action`, `result` | decisions; `result` is `allow`, `deny`, `approval_required`, `break_glass` or `audit_unavailable` |
+//! | `guardrail_decision_seconds` | histogram | | time from `begin` to the recorded decision (audit append included) |
+//! | `guardrail_audit_append_seconds` | histogram | | one append to one audit sink |
+//! | `guardrail_audit_failures_total` | counter | `sink` | failed appends |
+//! | `guardrail_approvals_pending` | gauge | | pending approval requests, set whenever one is opened or decided |
+//! | `guardrail_alerts_total` | counter | `kind` | alerts raised (`break_glass`, `approval_requested`, `denial_burst`, `export_spike`, `audit_sink_failure`) |
+//! | `guardrail_alerts_dropped_total` | counter | | alerts dropped because the alert queue was full |
+//! | `guardrail_policy_reloads_total` | counter | `result` | reloads, `ok` or `refused` |
+//!
+//! Label values are static strings (action names come from the macro), so recording
+//! allocates nothing on the hot path.
+//!
+//! # Prometheus
+//!
+//! With `metrics-exporter-prometheus` (default features off, so no HTTP server is pulled in),
+//! install a recorder once at startup and serve its rendering on your own `/metrics` route:
+//!
+//! ```text
+//! let handle = metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder()?;
+//! guardrail_core::telemetry::describe();   // HELP lines and units
+//! // in the /metrics handler:
+//! let body: String = handle.render();      // Prometheus text format 0.0.4
+//! ```
 
 use std::time::Duration;
 
-/// One decision: `result` is `allow`, `deny`, `approval_required` or `break_glass`.
+/// Counter of decisions by `action` and `result`.
+pub const DECISIONS_TOTAL: &str = "guardrail_decisions_total";
+/// Histogram of decision latency, in seconds.
+pub const DECISION_SECONDS: &str = "guardrail_decision_seconds";
+/// Histogram of one audit append, in seconds.
+pub const AUDIT_APPEND_SECONDS: &str = "guardrail_audit_append_seconds";
+/// Counter of failed audit appends by `sink`.
+pub const AUDIT_FAILURES_TOTAL: &str = "guardrail_audit_failures_total";
+/// Gauge of pending approval requests.
+pub const APPROVALS_PENDING: &str = "guardrail_approvals_pending";
+/// Counter of alerts raised by `kind`.
+pub const ALERTS_TOTAL: &str = "guardrail_alerts_total";
+/// Counter of alerts dropped on a full queue.
+pub const ALERTS_DROPPED_TOTAL: &str = "guardrail_alerts_dropped_total";
+/// Counter of policy reloads by `result` (`ok`, `refused`).
+pub const POLICY_RELOADS_TOTAL: &str = "guardrail_policy_reloads_total";
+
+/// Registers descriptions and units of every guardrail metric with the installed recorder
+/// (the `# HELP` lines of a Prometheus scrape). Call once after installing the recorder.
+pub fn describe() {
+    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+    describe_counter!(
+        DECISIONS_TOTAL,
+        "guarded-call decisions by action and result"
+    );
+    describe_histogram!(
+        DECISION_SECONDS,
+        Unit::Seconds,
+        "time to decide and record a guarded call"
+    );
+    describe_histogram!(
+        AUDIT_APPEND_SECONDS,
+        Unit::Seconds,
+        "time of one append to one audit sink"
+    );
+    describe_counter!(AUDIT_FAILURES_TOTAL, "failed audit appends by sink");
+    describe_gauge!(
+        APPROVALS_PENDING,
+        "approval requests waiting for an approver"
+    );
+    describe_counter!(ALERTS_TOTAL, "alerts raised by kind");
+    describe_counter!(
+        ALERTS_DROPPED_TOTAL,
+        "alerts dropped because the queue was full"
+    );
+    describe_counter!(POLICY_RELOADS_TOTAL, "policy reloads by result");
+}
+
+/// One decision: `result` is `allow`, `deny`, `approval_required`, `break_glass` or
+/// `audit_unavailable`.
 pub(crate) fn decision(action: &'static str, result: &'static str, latency: Duration) {
-    metrics::counter!("guardrail_decisions_total", "action" => action, "result" => result)
-        .increment(1);
-    metrics::histogram!("guardrail_decision_seconds").record(latency.as_secs_f64());
+    metrics::counter!(DECISIONS_TOTAL, "action" => action, "result" => result).increment(1);
+    metrics::histogram!(DECISION_SECONDS).record(latency.as_secs_f64());
 }
 
 /// One append to a sink.
 pub(crate) fn audit_append(latency: Duration) {
-    metrics::histogram!("guardrail_audit_append_seconds").record(latency.as_secs_f64());
+    metrics::histogram!(AUDIT_APPEND_SECONDS).record(latency.as_secs_f64());
 }
 
-/// An append that failed.
+/// An append that failed (rare: the label may allocate).
 pub(crate) fn audit_failure(sink: &str) {
-    metrics::counter!("guardrail_audit_failures_total", "sink" => sink.to_owned()).increment(1);
+    metrics::counter!(AUDIT_FAILURES_TOTAL, "sink" => sink.to_owned()).increment(1);
 }
 
 /// An alert raised.
 pub(crate) fn alert(kind: &'static str) {
-    metrics::counter!("guardrail_alerts_total", "kind" => kind).increment(1);
+    metrics::counter!(ALERTS_TOTAL, "kind" => kind).increment(1);
 }
 
 /// An alert dropped on a full queue.
 pub(crate) fn alert_dropped() {
-    metrics::counter!("guardrail_alerts_dropped_total").increment(1);
+    metrics::counter!(ALERTS_DROPPED_TOTAL).increment(1);
 }
 
 /// Pending approval requests.
 pub(crate) fn approvals_pending(n: u64) {
-    metrics::gauge!("guardrail_approvals_pending").set(n as f64);
+    metrics::gauge!(APPROVALS_PENDING).set(n as f64);
+}
+
+/// A policy reload, accepted (`ok`) or refused.
+pub(crate) fn policy_reload(result: &'static str) {
+    metrics::counter!(POLICY_RELOADS_TOTAL, "result" => result).increment(1);
 }
