@@ -14,8 +14,8 @@ use crate::mask::{MaskingConfig, Strategy};
 /// Types that hold no PHI implement it as a no-op (primitives, `String` when not marked as
 /// PHI, `()`); containers recurse.
 #[diagnostic::on_unimplemented(
-    message = "`{Self}` is returned by a #[phi_action] but does not implement `Redact`",
-    label = "the guarded call masks its Ok value on the way out, so this type must implement `Redact`",
+    message = "`{Self}` does not implement `Redact`, so guardrail cannot mask it",
+    label = "the Ok value of a #[phi_action], and every field of a `#[derive(Phi)]` type not marked `#[phi(skip)]`, is masked through `Redact`",
     note = "derive it with `#[derive(guardrail_core::Phi)]` and mark PHI fields with `#[phi(<category>)]`, or implement `guardrail_core::Redact` (an empty impl if the type holds no PHI)"
 )]
 pub trait Redact {

@@ -76,7 +76,8 @@ fn expand_struct(s: &Struct<'_>) -> TokenStream {
         .iter()
         .filter_map(|f| {
             let member = &f.member;
-            field_statement(f, quote!(&mut self.#member))
+            // Spanned on the field so that a missing impl points at it, not at the derive.
+            field_statement(f, quote_spanned!(f.ty.span()=> &mut self.#member))
         })
         .collect();
     let fields: Vec<&Field<'_>> = s.fields.iter().collect();
