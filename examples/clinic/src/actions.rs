@@ -1,0 +1,226 @@
+//! The clinic's guarded actions. Each one touches PHI, so each one carries `#[phi_action]`.
+
+use guardrail_core::prelude::*;
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use serde::Serialize;
+
+use crate::AppError;
+
+/// Charts: what providers and patients read and change.
+pub mod chart {
+    use super::*;
+
+    /// A patient's chart as it leaves the service (masked per role and purpose).
+    #[derive(Debug, Clone, PartialEq, Serialize, guardrail_core::Phi)]
+    pub struct Chart {
+        /// The record number.
+        #[phi(mrn)]
+        pub mrn: String,
+        /// The patient's name.
+        #[phi(name)]
+        pub name: String,
+        /// Social Security number.
+        #[phi(ssn)]
+        pub ssn: String,
+        /// Date of birth.
+        #[phi(birth_date)]
+        pub birth_date: String,
+        /// Current diagnosis.
+        #[phi(diagnosis)]
+        pub diagnosis: String,
+        /// Free-text clinical note.
+        #[phi(note)]
+        pub note: String,
+    }
+
+    /// Reads a chart: providers for treatment, patients their own.
+    #[phi_action(
+        name = "chart.read",
+        kind = "read",
+        roles = ["provider", "patient"],
+        resource = "patient_record",
+        subject = patient_id,
+        phi = ["name", "ssn", "birth_date", "mrn", "diagnosis", "note"]
+    )]
+    pub fn read_chart(ctx: &Context, db: &Connection, patient_id: &str) -> Result<Chart, AppError> {
+        let chart = db
+            .query_row(
+                "SELECT mrn, name, ssn, birth_date, diagnosis, note FROM patients WHERE id = ?1",
+                params![patient_id],
+                |r| {
+                    Ok(Chart {
+                        mrn: r.get(0)?,
+                        name: r.get(1)?,
+                        ssn: r.get(2)?,
+                        birth_date: r.get(3)?,
+                        diagnosis: r.get(4)?,
+                        note: r.get(5)?,
+                    })
+                },
+            )
+            .optional()?
+            .ok_or(AppError::NotFound)?;
+        // A careless log line, as real services have them: the scrubbing writer the service
+        // installs masks the record number in it before it reaches the log. (Pattern scanning
+        // catches identifiers, not names or diagnoses: never log free text.)
+        tracing::info!("chart {} loaded", chart.mrn);
+        Ok(chart)
+    }
+
+    /// Changes a diagnosis inside the caller's transaction; the outcome event is written
+    /// through the same transaction, so the change and its record commit together.
+    #[phi_action(
+        name = "chart.update_diagnosis",
+        kind = "update",
+        role = "provider",
+        resource = "patient_record",
+        subject = patient_id,
+        phi = ["diagnosis"],
+        tx = tx
+    )]
+    pub fn update_diagnosis(
+        ctx: &Context,
+        tx: &mut Transaction<'_>,
+        patient_id: &str,
+        diagnosis: &str,
+    ) -> Result<(), AppError> {
+        let changed = tx.execute(
+            "UPDATE patients SET diagnosis = ?1 WHERE id = ?2",
+            params![diagnosis, patient_id],
+        )?;
+        if changed == 0 {
+            return Err(AppError::NotFound);
+        }
+        Ok(())
+    }
+}
+
+/// Billing: codes and amounts, not clinical content.
+pub mod billing {
+    use super::*;
+
+    /// A visit as billing needs it.
+    #[derive(Debug, Clone, PartialEq, Serialize, guardrail_core::Phi)]
+    pub struct Visit {
+        /// ICD-10 code billed.
+        pub icd10: String,
+        /// Amount in cents.
+        pub amount_cents: i64,
+        /// Diagnosis text (billing may see it).
+        #[phi(diagnosis)]
+        pub diagnosis: String,
+        /// The clinician's note (billing may not).
+        #[phi(note)]
+        pub note: String,
+        /// The patient's name (billing may not).
+        #[phi(name)]
+        pub patient_name: String,
+    }
+
+    /// Reads a visit for a claim.
+    #[phi_action(
+        name = "billing.read_visit",
+        kind = "read",
+        role = "billing",
+        resource = "visit",
+        subject = patient_id,
+        phi = ["diagnosis", "note", "name"]
+    )]
+    pub fn read_visit(ctx: &Context, db: &Connection, patient_id: &str) -> Result<Visit, AppError> {
+        let visit = db
+            .query_row(
+                "SELECT v.icd10, v.amount_cents, p.diagnosis, v.note, p.name
+             FROM visits v JOIN patients p ON p.id = v.patient_id WHERE v.patient_id = ?1",
+                params![patient_id],
+                |r| {
+                    Ok(Visit {
+                        icd10: r.get(0)?,
+                        amount_cents: r.get(1)?,
+                        diagnosis: r.get(2)?,
+                        note: r.get(3)?,
+                        patient_name: r.get(4)?,
+                    })
+                },
+            )
+            .optional()?
+            .ok_or(AppError::NotFound)?;
+        tracing::info!(icd10 = %visit.icd10, "visit loaded for a claim");
+        Ok(visit)
+    }
+}
+
+/// Research: bulk, de-identified exports.
+pub mod research {
+    use super::*;
+
+    /// One exported row: only generalized or tokenized identifiers leave.
+    #[derive(Debug, Clone, PartialEq, Serialize, guardrail_core::Phi)]
+    pub struct CohortRow {
+        /// Tokenized record number (joinable, not reversible).
+        #[phi(mrn)]
+        pub mrn: String,
+        /// Year of birth only.
+        #[phi(birth_date)]
+        pub birth_date: String,
+        /// Diagnosis.
+        #[phi(diagnosis)]
+        pub diagnosis: String,
+    }
+
+    /// Exports a cohort of `patient_ids`.
+    #[phi_action(
+        name = "research.export_cohort",
+        kind = "export",
+        role = "researcher",
+        resource = "cohort",
+        count = patient_ids.len(),
+        phi = ["mrn", "birth_date", "diagnosis"]
+    )]
+    pub fn export_cohort(
+        ctx: &Context,
+        db: &Connection,
+        patient_ids: &[String],
+    ) -> Result<Vec<CohortRow>, AppError> {
+        let mut stmt =
+            db.prepare("SELECT mrn, birth_date, diagnosis FROM patients WHERE id = ?1")?;
+        let mut rows = Vec::with_capacity(patient_ids.len());
+        for id in patient_ids {
+            let row = stmt
+                .query_row(params![id], |r| {
+                    Ok(CohortRow {
+                        mrn: r.get(0)?,
+                        birth_date: r.get(1)?,
+                        diagnosis: r.get(2)?,
+                    })
+                })
+                .optional()?;
+            rows.extend(row);
+        }
+        Ok(rows)
+    }
+}
+
+/// Administration.
+pub mod admin {
+    use super::*;
+
+    /// Deletes a patient's record.
+    #[phi_action(
+        name = "admin.delete_record",
+        kind = "delete",
+        role = "admin",
+        resource = "patient_record",
+        subject = patient_id
+    )]
+    pub fn delete_record(ctx: &Context, db: &Connection, patient_id: &str) -> Result<(), AppError> {
+        db.execute(
+            "DELETE FROM visits WHERE patient_id = ?1",
+            params![patient_id],
+        )?;
+        let n = db.execute("DELETE FROM patients WHERE id = ?1", params![patient_id])?;
+        if n == 0 {
+            return Err(AppError::NotFound);
+        }
+        Ok(())
+    }
+}
