@@ -243,9 +243,8 @@ fn audit_sink_failure_alerts_and_a_required_one_denies() {
     required.fail_with(Some("disk full"));
     let ran = AtomicUsize::new(0);
     let subject: &dyn Display = &"p-1";
-    let result = begin(&EXPORT, &ana, Some(subject), CountArg::Value(1), &[]).map(|call| {
+    let result = begin(&EXPORT, &ana, Some(subject), CountArg::Value(1), &[]).inspect(|_| {
         ran.fetch_add(1, Ordering::SeqCst);
-        call
     });
     assert!(
         matches!(result, Err(GuardError::AuditUnavailable { ref sink, .. }) if sink == "trail")
