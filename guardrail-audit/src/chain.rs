@@ -18,7 +18,7 @@ use crate::event::{AuditEvent, Record};
 pub(crate) const EVENT_PREFIX: u8 = 0x00;
 
 /// A SHA-256 digest, written as 64 lowercase hex characters.
-#[derive(Clone, Copy, Eq, Hash)]
+#[derive(Clone, Copy, Eq)]
 pub struct Digest(pub [u8; 32]);
 
 /// The `prev` of the first event of a trail.
@@ -49,6 +49,12 @@ impl Digest {
 impl PartialEq for Digest {
     fn eq(&self, other: &Self) -> bool {
         self.ct_eq(other)
+    }
+}
+
+impl std::hash::Hash for Digest {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.hash(state);
     }
 }
 
