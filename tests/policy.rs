@@ -84,7 +84,7 @@ fn parse_errors_name_line_column_and_field() {
             6, 12, "rule \"r\".approval", "the policy has no `[approval]` section"),
         ("approval_over without an [approval] section", with(HEAD, "approval_over = 10"),
             6, 17, "rule \"r\".approval_over", "the policy has no `[approval]` section"),
-        ("unknown approval mode", format!("version = \"1\"\n[approval]\napprover_roles = [\"po\"]\n[[rule]]\nid = \"r\"\neffect = \"allow\"\nactions = [\"a\"]\napproval = \"sometimes\"\n"),
+        ("unknown approval mode", "version = \"1\"\n[approval]\napprover_roles = [\"po\"]\n[[rule]]\nid = \"r\"\neffect = \"allow\"\nactions = [\"a\"]\napproval = \"sometimes\"\n".into(),
             8, 12, "rule \"r\".approval", "unknown approval mode `sometimes`"),
         ("zero approval ttl", "version = \"1\"\n[approval]\napprover_roles = [\"po\"]\nttl_secs = 0\n".into(),
             4, 12, "approval.ttl_secs", "must be greater than 0"),
@@ -126,7 +126,7 @@ fn parse_errors_name_line_column_and_field() {
 fn invalid_toml_is_placed_too() {
     let e = parse_err("version = \"1\"\n[[rule]\nid = \"r\"\n");
     assert_eq!(e.line, Some(2), "{e}");
-    assert!(e.column.is_some_and(|c| c >= 1 && c <= 8), "{e}");
+    assert!(e.column.is_some_and(|c| (1..=8).contains(&c)), "{e}");
     assert!(e.message.starts_with("invalid TOML: "), "{e}");
 
     let e = parse_err("version = \"1\"\nversion = \"2\"\n");
@@ -1190,7 +1190,7 @@ proptest! {
         text.insert_str(at, &insert);
         if let Err(e) = Policy::from_toml_str(&text) {
             let lines = text.lines().count() + 1;
-            prop_assert!(e.line.is_some_and(|l| l >= 1 && l <= lines), "{}", e);
+            prop_assert!(e.line.is_some_and(|l| (1..=lines).contains(&l)), "{}", e);
             prop_assert!(e.column.is_some_and(|c| c >= 1), "{}", e);
         }
     }

@@ -85,9 +85,18 @@ pub(crate) struct AllowCandidate {
     pub(crate) any_code_role: bool,
 }
 
+/// The action's names as shared strings, so that events can carry them without allocating.
+#[derive(Debug)]
+pub(crate) struct ActionLabels {
+    pub(crate) name: Arc<str>,
+    pub(crate) kind: Arc<str>,
+    pub(crate) resource: Option<Arc<str>>,
+}
+
 /// What a policy needs to decide calls of one action.
 #[derive(Debug)]
 pub(crate) struct Plan {
+    pub(crate) labels: ActionLabels,
     /// Deny rules whose action, kind and resource conditions hold for the action.
     pub(crate) deny: Box<[u32]>,
     /// Allow rules whose action, kind and resource conditions hold, in file order.
@@ -142,6 +151,11 @@ pub(crate) fn plan_for(rules: &[Rule], table: &RoleTable, action: &ActionDescrip
         }
     }
     Plan {
+        labels: ActionLabels {
+            name: Arc::from(action.name),
+            kind: Arc::from(action.kind.as_str()),
+            resource: action.resource.map(Arc::from),
+        },
         deny: deny.into_boxed_slice(),
         allow: allow.into_boxed_slice(),
         code_mask,

@@ -3,19 +3,31 @@
 //! Order: deny rules (any full match denies), then allow rules in file order (the first full
 //! match allows), then the default deny with the reason of the allow rule that got furthest,
 //! then break-glass, which may turn that default deny into a flagged allow.
+//!
+//! The result borrows from the policy ([`Outcome`]): an allow touches no reference count and
+//! allocates nothing; [`super::Verdict::to_decision`] makes the owned [`Decision`].
 
 use std::fmt;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use super::compile::{AllowCandidate, CACHEABLE_ROLES, Plan};
-use super::{Inner, Policy, Request, Rule, RuleApproval};
+use super::{Inner, Request, Rule, RuleApproval};
 use crate::category::CategorySet;
-use crate::decision::{ApprovalNeed, Decision, DenyReason, Effect};
+use crate::decision::{ApprovalNeed, DenyReason, Effect};
 
-pub(super) fn decide(policy: &Policy, req: &Request<'_>) -> Decision {
-    let inner = &*policy.inner;
-    let plan = policy.plan(req.action);
-    let plan: &Plan = &plan;
+/// What the policy decided, borrowing the rule id from the policy.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Outcome<'p> {
+    pub(super) effect: Effect,
+    pub(super) rule: Option<&'p Arc<str>>,
+    pub(super) reason: Option<DenyReason>,
+    pub(super) reveal: CategorySet,
+    pub(super) approval: ApprovalNeed,
+    pub(super) break_glass: bool,
+}
+
+pub(super) fn decide<'p>(inner: &'p Inner, plan: &Plan, req: &Request<'_>) -> Outcome<'p> {
     let principal = principal_mask(inner, req);
 
     for &index in plan.deny.iter() {
@@ -23,7 +35,7 @@ pub(super) fn decide(policy: &Policy, req: &Request<'_>) -> Decision {
             continue;
         };
         if deny_rule_holds(rule, req, principal) {
-            return denied_by_rule(inner, rule, req);
+            return denied_by_rule(rule, req);
         }
     }
 
@@ -44,7 +56,6 @@ pub(super) fn decide(policy: &Policy, req: &Request<'_>) -> Decision {
     }
     match req.break_glass {
         None => deny(
-            inner,
             None,
             furthest.map_or(DenyReason::NoMatchingRule, Failure::reason),
         ),
@@ -241,22 +252,20 @@ pub(crate) fn display_equals(value: &dyn fmt::Display, expected: &str) -> bool {
     fmt::write(&mut compare, format_args!("{value}")).is_ok() && compare.rest.is_empty()
 }
 
-fn allowed(inner: &Inner, rule: &Rule, req: &Request<'_>) -> Decision {
+fn allowed<'p>(inner: &Inner, rule: &'p Rule, req: &Request<'_>) -> Outcome<'p> {
     let approval = match rule.approval {
         RuleApproval::Never => ApprovalNeed::None,
         RuleApproval::Always => approval_required(inner),
         RuleApproval::Over(over) if req.count.unwrap_or(1) > over => approval_required(inner),
         RuleApproval::Over(_) => ApprovalNeed::None,
     };
-    Decision {
+    Outcome {
         effect: Effect::Allow,
-        rule: Some(rule.id.clone()),
+        rule: Some(&rule.id),
         reason: None,
         reveal: rule.reveal,
         approval,
         break_glass: false,
-        policy_version: inner.version.clone(),
-        policy_hash: inner.hash.clone(),
     }
 }
 
@@ -269,20 +278,18 @@ fn approval_required(inner: &Inner) -> ApprovalNeed {
     }
 }
 
-fn deny(inner: &Inner, rule: Option<&Rule>, reason: DenyReason) -> Decision {
-    Decision {
+fn deny(rule: Option<&Rule>, reason: DenyReason) -> Outcome<'_> {
+    Outcome {
         effect: Effect::Deny,
-        rule: rule.map(|r| r.id.clone()),
+        rule: rule.map(|r| &r.id),
         reason: Some(reason),
         reveal: CategorySet::EMPTY,
         approval: ApprovalNeed::None,
         break_glass: false,
-        policy_version: inner.version.clone(),
-        policy_hash: inner.hash.clone(),
     }
 }
 
-fn denied_by_rule(inner: &Inner, rule: &Rule, req: &Request<'_>) -> Decision {
+fn denied_by_rule<'p>(rule: &'p Rule, req: &Request<'_>) -> Outcome<'p> {
     let reason = match req.break_glass {
         None => DenyReason::DeniedByRule {
             rule: rule.id.clone(),
@@ -294,19 +301,19 @@ fn denied_by_rule(inner: &Inner, rule: &Rule, req: &Request<'_>) -> Decision {
             ),
         },
     };
-    deny(inner, Some(rule), reason)
+    deny(Some(rule), reason)
 }
 
 /// Break-glass on a call the rules denied by default: allowed and flagged when the
 /// `[break_glass]` section permits it, otherwise refused with what closes it.
-fn break_glass(
-    inner: &Inner,
+fn break_glass<'p>(
+    inner: &'p Inner,
     plan: &Plan,
     req: &Request<'_>,
     principal: u64,
     reason: &str,
-) -> Decision {
-    let refuse = |why: String| deny(inner, None, DenyReason::BreakGlassNotPermitted { why });
+) -> Outcome<'p> {
+    let refuse = |why: String| deny(None, DenyReason::BreakGlassNotPermitted { why });
     let Some(bg) = &inner.break_glass else {
         return refuse("the policy has no `[break_glass]` section".into());
     };
@@ -348,15 +355,13 @@ fn break_glass(
             ));
         }
     }
-    Decision {
+    Outcome {
         effect: Effect::Allow,
         rule: None,
         reason: None,
         reveal: bg.def.reveal,
         approval: ApprovalNeed::None,
         break_glass: true,
-        policy_version: inner.version.clone(),
-        policy_hash: inner.hash.clone(),
     }
 }
 

@@ -36,7 +36,7 @@ use std::sync::{Arc, RwLock};
 use sha2::{Digest, Sha256};
 
 use crate::category::CategorySet;
-use crate::decision::{Decision, Effect};
+use crate::decision::{ApprovalNeed, Decision, DenyReason, Effect};
 use crate::mask::MaskingConfig;
 use crate::model::{ActionKind, Endpoint, Principal, Purpose};
 use crate::registry::ActionDescriptor;
@@ -379,8 +379,30 @@ impl Policy {
     }
 
     /// Decides one call. Never panics on any request; see `docs/policy.md` for the rules.
+    ///
+    /// This is [`Policy::evaluate`] made owned (three reference counts taken); the hot path
+    /// of a guarded call can use `evaluate` and move only what it keeps.
     pub fn decide(&self, request: &Request<'_>) -> Decision {
-        decide::decide(self, request)
+        self.evaluate(request).to_decision()
+    }
+
+    /// Decides one call, borrowing from the policy: an allow neither allocates nor touches
+    /// a reference count. The [`Verdict`] also carries the action's names as shared strings
+    /// for the audit events.
+    #[inline]
+    pub fn evaluate(&self, request: &Request<'_>) -> Verdict<'_> {
+        let plan = self.plan(request.action);
+        let outcome = decide::decide(&self.inner, &plan, request);
+        Verdict {
+            effect: outcome.effect,
+            rule: outcome.rule,
+            reason: outcome.reason,
+            reveal: outcome.reveal,
+            approval: outcome.approval,
+            break_glass: outcome.break_glass,
+            policy: self,
+            plan,
+        }
     }
 
     /// The rules, in file order.
@@ -494,6 +516,72 @@ impl Policy {
     }
 }
 
+/// A decision that borrows from its policy (see [`Policy::evaluate`]); the fields mean what
+/// the same fields of [`Decision`] mean.
+#[derive(Debug)]
+pub struct Verdict<'p> {
+    /// Allow or deny.
+    pub effect: Effect,
+    /// Id of the rule that decided (`None` for the default deny and for break-glass).
+    pub rule: Option<&'p Arc<str>>,
+    /// Why it was denied (`None` when allowed).
+    pub reason: Option<DenyReason>,
+    /// PHI categories the caller may see unmasked.
+    pub reveal: CategorySet,
+    /// Whether a just-in-time approval is needed before the body runs.
+    pub approval: ApprovalNeed,
+    /// The allow came from a break-glass override.
+    pub break_glass: bool,
+    policy: &'p Policy,
+    plan: PlanRef<'p>,
+}
+
+impl<'p> Verdict<'p> {
+    /// True if the call may proceed (possibly after approval).
+    pub fn is_allowed(&self) -> bool {
+        self.effect == Effect::Allow
+    }
+
+    /// The deciding policy's `version`.
+    pub fn policy_version(&self) -> &'p Arc<str> {
+        &self.policy.inner.version
+    }
+
+    /// SHA-256 (hex) of the deciding policy's text.
+    pub fn policy_hash(&self) -> &'p Arc<str> {
+        &self.policy.inner.hash
+    }
+
+    /// The action's name, shared (cloning it does not allocate).
+    pub fn action_name(&self) -> &Arc<str> {
+        &self.plan.labels.name
+    }
+
+    /// The action's kind as text (`read`), shared.
+    pub fn action_kind(&self) -> &Arc<str> {
+        &self.plan.labels.kind
+    }
+
+    /// The action's resource, shared.
+    pub fn action_resource(&self) -> Option<&Arc<str>> {
+        self.plan.labels.resource.as_ref()
+    }
+
+    /// The owned decision.
+    pub fn to_decision(&self) -> Decision {
+        Decision {
+            effect: self.effect,
+            rule: self.rule.cloned(),
+            reason: self.reason.clone(),
+            reveal: self.reveal,
+            approval: self.approval,
+            break_glass: self.break_glass,
+            policy_version: self.policy_version().clone(),
+            policy_hash: self.policy_hash().clone(),
+        }
+    }
+}
+
 /// `(generation << 32) | (index + 1)`, or 0 (no cache) when the index does not fit.
 fn slot_value(generation: u32, index: usize) -> u64 {
     match u32::try_from(index + 1) {
@@ -503,6 +591,7 @@ fn slot_value(generation: u32, index: usize) -> u64 {
 }
 
 /// A plan borrowed from the policy or shared with its ad-hoc table.
+#[derive(Debug)]
 enum PlanRef<'p> {
     Shared(&'p Plan),
     Owned(Arc<Plan>),
