@@ -23,6 +23,7 @@ mod redact;
 pub mod registry;
 mod reload;
 mod runtime;
+mod runtime_tx;
 pub mod telemetry;
 
 pub use alert::{Alert, AlertKind, AlertSink, MemoryAlertSink};
@@ -41,6 +42,8 @@ pub use phi::Phi;
 pub use policy::{Policy, PolicyError};
 pub use redact::{Masker, PhiValue, Redact};
 pub use registry::ActionDescriptor;
+/// Appending through the caller's transaction (`#[phi_action(tx = ..)]`).
+pub use runtime_tx::{AsyncTxAppend, TxAppend};
 #[cfg(feature = "watch")]
 pub use reload::PolicyWatcher;
 pub use reload::{ReloadError, ReloadReport};
@@ -72,6 +75,7 @@ pub mod __private {
     pub use crate::redact::{Masker, PhiValue, Redact};
     pub use crate::registry::{ActionDescriptor, ActionRegistration};
     pub use crate::runtime::{Call, CountArg, IntoCount, begin, count};
+    pub use crate::runtime_tx::{AsyncTxAppend, TxAppend, finish_tx, finish_tx_async};
     pub use ::core;
     pub use ::inventory;
     pub use ::std;

@@ -32,6 +32,10 @@ use crate::event::Record;
 use crate::sink::{AuditSink, Receipt};
 use crate::verify::{Verifier, VerifyReport};
 
+/// The sqlx version these impls are for: name its types through this path to be sure they
+/// match.
+pub use sqlx;
+
 static DEFAULT_TABLE: LazyLock<AuditTable> = LazyLock::new(AuditTable::default);
 
 fn db(e: sqlx::Error) -> AuditError {
@@ -274,6 +278,8 @@ pub struct PgSink {
 impl PgSink {
     /// How long an append waits for the head-row lock before failing closed.
     pub const LOCK_TIMEOUT_MS: u64 = 10_000;
+    /// How long connecting (and later reconnecting) may take before an append fails closed.
+    pub const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
     /// Connects to `url`, creates the audit tables if needed and starts the sink's thread.
     pub fn connect(url: &str, table: AuditTable) -> Result<PgSink, AuditError> {
@@ -355,6 +361,7 @@ fn run_worker(
     let pool = rt.block_on(async {
         let pool = PgPoolOptions::new()
             .max_connections(1)
+            .acquire_timeout(PgSink::CONNECT_TIMEOUT)
             .connect(url)
             .await
             .map_err(db)?;

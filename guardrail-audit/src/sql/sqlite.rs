@@ -31,6 +31,10 @@ use crate::event::Record;
 use crate::sink::{AuditSink, Receipt};
 use crate::verify::{Verifier, VerifyReport};
 
+/// The rusqlite version these impls are for: name its types through this path to be sure
+/// they match.
+pub use rusqlite;
+
 static DEFAULT_TABLE: LazyLock<AuditTable> = LazyLock::new(AuditTable::default);
 
 fn db(e: rusqlite::Error) -> AuditError {
