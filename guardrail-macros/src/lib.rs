@@ -7,7 +7,36 @@ use proc_macro::TokenStream;
 mod action;
 mod phi_derive;
 
-/// Guards a function that touches PHI. See `guardrail_core` for the keys.
+/// Guards a function that touches PHI: every call is decided against the policy, recorded in
+/// the audit trail before the body runs, recorded again with its outcome (`ok`, `error`,
+/// `panic`, `cancelled`), and its Ok value is masked on the way out.
+///
+/// ```text
+/// #[phi_action(kind = "update", role = "provider", resource = "patient_record", subject = patient_id)]
+/// async fn update_diagnosis(ctx: &Context, patient_id: &str, dx: &str) -> Result<Chart, AppError> { .. }
+/// ```
+///
+/// Keys:
+///
+/// - `kind = "create" | "read" | "update" | "delete" | "export" | "disclose"` (required)
+/// - `role = "provider"` or `roles = ["provider", "nurse"]` (required, exactly one of the two):
+///   the roles the code allows; a policy can only narrow them. Role names are `[a-z0-9_]+`.
+/// - `resource = "patient_record"`: the resource type, matched by policy `resources`.
+/// - `name = "clinic::update_diagnosis"`: the action's name in policies and events
+///   (default: `module_path!()::<fn name>`; methods of two types in one module need one).
+/// - `ctx = <param>`: the `Context` parameter (default: the one parameter whose type is
+///   `Context`, `&Context`, `&mut Context` or a path ending in `Context`).
+/// - `subject = <expr>`: whose PHI (a `Display` value; tokenized in events, compared for
+///   `self_only` rules).
+/// - `count = <expr>`: how many records (any integer; negative or out of range denies).
+/// - `phi = ["name", "diagnosis", ..]`: the PHI categories touched (`Category` names).
+/// - `record = [param, ..]`: parameters recorded in the decision event, as keyed tokens only.
+///   Nothing else of the arguments is recorded.
+/// - `tx = <param>`: a `&mut` transaction parameter the outcome event is written through.
+///
+/// The function must return `Result<T, E>` spelled out, with `T: Redact` and
+/// `E: From<GuardError>`; sync and async functions, free functions and methods are supported.
+/// Misuse is a compile error pointing at the offending token.
 #[proc_macro_attribute]
 pub fn phi_action(args: TokenStream, item: TokenStream) -> TokenStream {
     action::expand(args.into(), item.into()).into()

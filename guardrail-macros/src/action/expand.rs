@@ -1,0 +1,197 @@
+//! Generates the guarded function.
+//!
+//! The signature, attributes and visibility are kept token for token; only the body changes:
+//!
+//! ```text
+//! static ACTION: ActionDescriptor = ..;  inventory::submit!(ACTION)
+//! let call = begin(&ACTION, ctx, subject, count, recorded)?;   // decide + decision event
+//! let result: Result<T, E> = <original body, run once>;         // only if allowed
+//! call.finish(result)                                           // outcome event + masking
+//! ```
+//!
+//! The original body runs in a `move` closure (sync) or `async move` block (async) so that its
+//! `return` and `?` leave the body, not the guard. The closure is handed to a local helper
+//! whose `FnOnce` bound makes it `FnOnce`, which lets a body return borrows of what it moved
+//! in (`&mut self.field`). Generated locals use `Span::mixed_site()` and a `__guardrail_`
+//! prefix, so the body can neither see nor shadow them; every path is absolute.
+
+use proc_macro2::{Span, TokenStream};
+use quote::{format_ident, quote, quote_spanned};
+use syn::spanned::Spanned as _;
+use syn::{AttrStyle, Ident, ItemFn, LitStr};
+
+use super::attr::ActionArgs;
+use super::valid::Checked;
+
+/// `birth_date` → `BirthDate`: the enum variant behind a wire name.
+fn variant(wire: &LitStr) -> Ident {
+    let camel: String = wire
+        .value()
+        .split('_')
+        .map(|part| {
+            let mut chars = part.chars();
+            chars
+                .next()
+                .map(|c| c.to_ascii_uppercase().to_string() + chars.as_str())
+                .unwrap_or_default()
+        })
+        .collect();
+    Ident::new(&camel, wire.span())
+}
+
+fn local(name: &str) -> Ident {
+    Ident::new(name, Span::mixed_site())
+}
+
+pub(crate) fn function(args: &ActionArgs, f: &ItemFn, checked: &Checked<'_>) -> TokenStream {
+    let p = quote!(::guardrail_core::__private);
+    let ItemFn {
+        attrs,
+        vis,
+        sig,
+        block,
+    } = f;
+    let outer_attrs = attrs.iter().filter(|a| matches!(a.style, AttrStyle::Outer));
+    let inner_attrs = attrs
+        .iter()
+        .filter(|a| matches!(a.style, AttrStyle::Inner(_)));
+    let fn_name = sig.ident.to_string();
+
+    let action = format_ident!("__GUARDRAIL_ACTION");
+    let call = local("__guardrail_call");
+    let result = local("__guardrail_result");
+    let denied = local("__guardrail_denied");
+    let allowed = local("__guardrail_allowed");
+    let once = local("__guardrail_once");
+    let tx_slot = local("__guardrail_tx");
+
+    // ---- the descriptor (const: the name is built with concat!) ----
+    let name = match &args.name {
+        Some(lit) => quote!(#lit),
+        None => quote!(::core::concat!(::core::module_path!(), "::", #fn_name)),
+    };
+    let kind = match &args.kind {
+        Some(lit) => {
+            let v = variant(lit);
+            quote!(#p::ActionKind::#v)
+        }
+        None => quote!(::core::unreachable!()),
+    };
+    let resource = match &args.resource {
+        Some(lit) => quote!(::core::option::Option::Some(#lit)),
+        None => quote!(::core::option::Option::None),
+    };
+    let roles = args.roles.iter().flatten();
+    let phi = args.phi.iter().map(|lit| {
+        let v = variant(lit);
+        quote_spanned!(lit.span()=> #p::Category::#v.as_str())
+    });
+    let line = quote_spanned!(sig.ident.span()=> ::core::line!());
+    let descriptor = quote! {
+        static #action: #p::ActionDescriptor = #p::ActionDescriptor::__new(
+            #name,
+            #kind,
+            #resource,
+            &[#(#roles),*],
+            &[#(#phi),*],
+            ::core::module_path!(),
+            ::core::file!(),
+            #line,
+            #fn_name,
+        );
+        #p::inventory::submit! { #p::ActionRegistration(&#action) }
+    };
+
+    // ---- begin: decide and record before the body ----
+    let ctx = checked.ctx;
+    let ctx_expr = quote_spanned!(ctx.span()=> #p::AsContext::as_context(&#ctx));
+    let subject = match &args.subject {
+        Some(expr) => quote_spanned!(expr.span()=>
+            ::core::option::Option::Some(&(#expr) as &dyn ::core::fmt::Display)
+        ),
+        None => quote!(::core::option::Option::None),
+    };
+    let count = match &args.count {
+        Some(expr) => quote_spanned!(expr.span()=> #p::count(#expr)),
+        None => quote!(#p::CountArg::Absent),
+    };
+    let recorded = args.record.iter().map(|ident| {
+        let key = ident.to_string();
+        quote_spanned!(ident.span()=> (#key, &#ident as &dyn ::core::fmt::Display))
+    });
+    // Trait errors (`E: From<GuardError>`, `T: Redact`) must point at the user's `E` and `T`,
+    // so those calls name them in qualified paths and turbofishes carrying their spans, and
+    // their arguments are hygienic locals located there too.
+    let err_ty = checked.err_ty;
+    let ok_ty = checked.ok_ty;
+    let err_span = err_ty.span();
+    let ok_span = ok_ty.span();
+    let at =
+        |ident: &Ident, span: Span| Ident::new(&ident.to_string(), ident.span().located_at(span));
+    let denied_at_err = at(&denied, err_span);
+    let deny = quote_spanned!(err_span=>
+        ::core::result::Result::Err(
+            <#err_ty as ::core::convert::From<#p::GuardError>>::from(#denied_at_err)
+        )
+    );
+    let begin = quote! {
+        let #call = match #p::begin(&#action, #ctx_expr, #subject, #count, &[#(#recorded),*]) {
+            ::core::result::Result::Ok(#allowed) => #allowed,
+            ::core::result::Result::Err(#denied) => return #deny,
+        };
+    };
+
+    // ---- the transaction seam: the body gets a reborrow, the outcome the original ----
+    let tx_rebind = checked.tx.map(|(tx, mutable)| {
+        let m = mutable.then(|| quote!(mut));
+        quote! {
+            let #tx_slot = #tx;
+            #[allow(unused_variables)]
+            let #m #tx = &mut *#tx_slot;
+        }
+    });
+
+    // ---- the body ----
+    let ret = checked.ret;
+    let run = if sig.asyncness.is_some() {
+        quote! {
+            let #result: #ret = async move #block.await;
+        }
+    } else {
+        quote! {
+            #[inline(always)]
+            fn #once<__GuardrailR, __GuardrailF: ::core::ops::FnOnce() -> __GuardrailR>(
+                body: __GuardrailF,
+            ) -> __GuardrailR {
+                body()
+            }
+            let #result = #once(move || -> #ret #block);
+        }
+    };
+
+    // ---- the outcome ----
+    let (call_at_ok, result_at_ok) = (at(&call, ok_span), at(&result, ok_span));
+    let finish = match (checked.tx, sig.asyncness.is_some()) {
+        (None, _) => quote_spanned!(ok_span=>
+            #p::Call::finish::<#ok_ty, #err_ty>(#call_at_ok, #result_at_ok)
+        ),
+        (Some(_), false) => {
+            quote_spanned!(ok_span=> #p::finish_tx(#call, &mut *#tx_slot, #result))
+        }
+        (Some(_), true) => {
+            quote_spanned!(ok_span=> #p::finish_tx_async(#call, &mut *#tx_slot, #result).await)
+        }
+    };
+
+    quote! {
+        #(#outer_attrs)*
+        #vis #sig {
+            #(#inner_attrs)*
+            #descriptor
+            #begin
+            #tx_rebind
+            #run
+            #finish
+        }
+    }
+}

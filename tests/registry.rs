@@ -1,0 +1,188 @@
+//! The action registry as a test binary sees it: every `#[phi_action]` of the binary is
+//! registered (with its declared kind, roles, resource and PHI categories), and nothing else.
+//!
+//! `inventory` registrations can be dropped by the linker; comparing against the list of
+//! actions this file declares makes a dropped one fail the test by name.
+
+use guardrail_core::prelude::*;
+use guardrail_core::registry;
+use guardrail_core::{ActionDescriptor, Category};
+
+#[phi_action(kind = "read", role = "provider", resource = "patient_record")]
+fn read_chart(ctx: &Context, patient_id: &str) -> Result<String, GuardError> {
+    Ok(patient_id.to_owned())
+}
+
+#[phi_action(kind = "update", roles = ["provider", "nurse"], resource = "vitals",
+             name = "registry.vitals.update")]
+async fn update_vitals(ctx: &Context, pulse: u32) -> Result<u32, GuardError> {
+    Ok(pulse)
+}
+
+#[phi_action(kind = "export", role = "billing", name = "registry.claims.export", count = n)]
+fn export_claims<T: Clone>(ctx: &Context, n: usize, template: T) -> Result<Vec<T>, GuardError>
+where
+    T: Redact,
+{
+    Ok(vec![template; n])
+}
+
+#[phi_action(kind = "disclose", role = "privacy_officer", resource = "patient_record",
+             name = "registry.all_categories",
+             phi = ["name", "address", "zip", "date", "birth_date", "age", "phone", "fax",
+                    "email", "ssn", "mrn", "health_plan", "account", "license", "vehicle",
+                    "device", "url", "ip", "biometric", "photo", "other_id", "diagnosis",
+                    "medication", "lab_result", "note"])]
+fn disclose_everything(ctx: &Context) -> Result<(), GuardError> {
+    Ok(())
+}
+
+mod admin {
+    use guardrail_core::prelude::*;
+
+    pub struct Console;
+
+    impl Console {
+        #[phi_action(kind = "delete", role = "admin")]
+        pub fn purge(&self, ctx: &Context) -> Result<(), GuardError> {
+            Ok(())
+        }
+
+        #[phi_action(kind = "create", role = "admin", name = "registry.admin.enroll",
+                     phi = ["name", "ssn"])]
+        pub fn enroll(&mut self, ctx: &Context) -> Result<(), GuardError> {
+            Ok(())
+        }
+    }
+}
+
+/// What each action above declares: name, kind, roles, resource, PHI categories.
+const EXPECTED: &[(&str, ActionKind, &[&str], Option<&str>, &[&str])] = &[
+    (
+        "registry.admin.enroll",
+        ActionKind::Create,
+        &["admin"],
+        None,
+        &["name", "ssn"],
+    ),
+    (
+        "registry.all_categories",
+        ActionKind::Disclose,
+        &["privacy_officer"],
+        Some("patient_record"),
+        Category::NAMES,
+    ),
+    (
+        "registry.claims.export",
+        ActionKind::Export,
+        &["billing"],
+        None,
+        &[],
+    ),
+    (
+        "registry.vitals.update",
+        ActionKind::Update,
+        &["provider", "nurse"],
+        Some("vitals"),
+        &[],
+    ),
+    (
+        "registry::admin::purge",
+        ActionKind::Delete,
+        &["admin"],
+        None,
+        &[],
+    ),
+    (
+        "registry::read_chart",
+        ActionKind::Read,
+        &["provider"],
+        Some("patient_record"),
+        &[],
+    ),
+];
+
+fn find(name: &str) -> &'static ActionDescriptor {
+    registry::find(name).unwrap_or_else(|| {
+        let registered: Vec<&str> = registry::actions().iter().map(|d| d.name).collect();
+        panic!(
+            "action `{name}` is not registered (the linker may have dropped its inventory \
+             item); registered: {registered:?}"
+        )
+    })
+}
+
+#[test]
+fn registry_is_not_empty() {
+    assert!(
+        !registry::actions().is_empty(),
+        "no action registered in the test binary: inventory items were dropped"
+    );
+}
+
+#[test]
+fn every_annotated_action_is_registered_with_its_declaration() {
+    for &(name, kind, roles, resource, phi) in EXPECTED {
+        let d = find(name);
+        assert_eq!(d.kind, kind, "{name}: kind");
+        assert_eq!(d.roles, roles, "{name}: roles");
+        assert_eq!(d.resource, resource, "{name}: resource");
+        assert_eq!(d.phi, phi, "{name}: phi");
+        assert!(d.file.ends_with("registry.rs"), "{name}: file {}", d.file);
+        assert!(d.line > 0, "{name}: line");
+    }
+}
+
+#[test]
+fn the_registry_lists_exactly_the_actions_of_this_binary() {
+    let registered: Vec<&str> = registry::actions().iter().map(|d| d.name).collect();
+    let expected: Vec<&str> = EXPECTED.iter().map(|e| e.0).collect();
+    assert_eq!(registered, expected, "registered (sorted) vs declared");
+    assert!(
+        registry::duplicates().is_empty(),
+        "{:?}",
+        registry::duplicates()
+    );
+}
+
+#[test]
+fn default_names_are_module_path_and_function() {
+    let d = find("registry::admin::purge");
+    assert_eq!(d.module_path, "registry::admin");
+    assert_eq!(d.function, "purge");
+    let d = find("registry.vitals.update");
+    assert_eq!(d.module_path, "registry");
+    assert_eq!(d.function, "update_vitals");
+}
+
+#[test]
+fn the_descriptor_line_is_the_functions_line() {
+    let source = include_str!("registry.rs");
+    let d = find("registry::read_chart");
+    let line = source
+        .lines()
+        .nth(d.line as usize - 1)
+        .expect("the recorded line exists");
+    assert!(line.contains("fn read_chart"), "line {}: {line}", d.line);
+}
+
+#[test]
+fn the_macro_accepts_exactly_the_core_category_names() {
+    // `registry.all_categories` lists every name the macro's table holds; each expands to
+    // `Category::<Variant>.as_str()`, so equality here means the two lists agree.
+    assert_eq!(find("registry.all_categories").phi, Category::NAMES);
+    for name in Category::NAMES {
+        assert!(name.parse::<Category>().is_ok());
+    }
+}
+
+#[test]
+fn actions_stay_callable() {
+    // The registrations above belong to real functions; using them keeps this file honest.
+    let _ = read_chart;
+    let _ = update_vitals;
+    let _ = export_claims::<u32>;
+    let _ = disclose_everything;
+    let _ = admin::Console::purge;
+    let _ = admin::Console::enroll;
+}

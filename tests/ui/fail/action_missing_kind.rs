@@ -1,0 +1,8 @@
+use guardrail_core::prelude::*;
+
+#[phi_action(role = "provider")]
+fn read_chart(ctx: &Context) -> Result<(), GuardError> {
+    Ok(())
+}
+
+fn main() {}

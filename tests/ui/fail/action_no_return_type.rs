@@ -1,0 +1,6 @@
+use guardrail_core::prelude::*;
+
+#[phi_action(kind = "read", role = "provider")]
+fn read_chart(ctx: &Context) {}
+
+fn main() {}

@@ -1,0 +1,8 @@
+use guardrail_core::prelude::*;
+
+#[phi_action(kind = "read", role = "provider")]
+fn read_chart(ctx: &Context) -> String {
+    String::new()
+}
+
+fn main() {}

@@ -1,0 +1,8 @@
+use guardrail_core::prelude::*;
+
+#[phi_action(kind = "read", roles = ["provider", "billing-clerk"])]
+fn read_chart(ctx: &Context) -> Result<(), GuardError> {
+    Ok(())
+}
+
+fn main() {}
