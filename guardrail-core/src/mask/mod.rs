@@ -28,7 +28,10 @@ pub enum Strategy {
     Tokenize,
     /// Coarsened (a date to its year, a ZIP to three digits, ages over 89 to `90+`).
     Generalize,
-    /// Free text: identifiers found inside are masked, the rest kept.
+    /// Free text: identifiers found inside are masked, the rest kept. Applies to the free-text
+    /// categories (`note`, `diagnosis`, `medication`, `lab_result`); any other category is
+    /// redacted, since a structured identifier with nothing recognisable inside would
+    /// otherwise pass unmasked.
     Scan,
 }
 
@@ -87,7 +90,14 @@ impl MaskingConfig {
     }
 }
 
-/// The default strategy of each category.
+/// The default strategy of each category: `partial` for SSN, phone, fax and account numbers,
+/// `tokenize` for MRN and health plan numbers (joinable, never readable), `generalize` for
+/// ZIP, dates, birth dates and ages (the Safe Harbor forms), `redact` for everything else.
+///
+/// Clinical notes default to `redact`, not `scan`: the scanner finds identifiers with a
+/// pattern (numbers, addresses of mail and web), but not names or street addresses in prose,
+/// so scanning alone would let those through. A policy that accepts that opts in with
+/// `note = "scan"`.
 pub fn default_strategy(category: Category) -> Strategy {
     match category {
         Category::Ssn | Category::Phone | Category::Fax | Category::Account => Strategy::Partial,
@@ -95,7 +105,6 @@ pub fn default_strategy(category: Category) -> Strategy {
         Category::Zip | Category::Date | Category::BirthDate | Category::Age => {
             Strategy::Generalize
         }
-        Category::Note => Strategy::Scan,
         _ => Strategy::Redact,
     }
 }
@@ -123,7 +132,8 @@ pub fn apply(strategy: Strategy, category: Category, value: &mut String, key: &A
         Strategy::Partial => strategy::partial(category, value),
         Strategy::Tokenize => strategy::tokenize(category, value, key),
         Strategy::Generalize => strategy::generalize(category, value),
-        Strategy::Scan => scrub_text(value),
+        Strategy::Scan if strategy::scan_applies(category) => scrub_text(value),
+        Strategy::Scan => strategy::redact(),
     };
     *value = masked;
 }

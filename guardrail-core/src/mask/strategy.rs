@@ -55,6 +55,15 @@ pub fn partial_applies(category: Category) -> bool {
     )
 }
 
+/// True for the free-text categories `scan` applies to (`note`, `diagnosis`, `medication`,
+/// `lab_result`); under `scan` every other category is redacted.
+pub fn scan_applies(category: Category) -> bool {
+    matches!(
+        category,
+        Category::Note | Category::Diagnosis | Category::Medication | Category::LabResult
+    )
+}
+
 /// `partial`: the last four digits stay, every other letter or digit becomes `*`, spaces and
 /// ASCII punctuation keep the layout (`123-45-6789` → `***-**-6789`).
 ///

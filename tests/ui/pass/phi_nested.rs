@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use guardrail_core::mask::MaskingConfig;
+use guardrail_core::mask::{MaskingConfig, Strategy};
 use guardrail_core::{AuditKey, Category, CategorySet, Masker, Phi, Redact};
 
 #[derive(guardrail_core::Phi, Debug, Clone)]
@@ -31,7 +31,8 @@ pub struct Chart {
 
 fn main() {
     let key = AuditKey::from_bytes(&[4; 32]).unwrap();
-    let config = MaskingConfig::default();
+    let mut config = MaskingConfig::default();
+    config.set(Category::Note, Strategy::Scan);
     let visit = Visit {
         code: "99213".into(),
         amount_cents: 12_500,

@@ -1,0 +1,277 @@
+//! The free-text scanner on a synthetic clinical corpus: recall on planted identifiers,
+//! false positives, the prefilter's agreement with a full search, and masking.
+
+#[path = "corpus/mod.rs"]
+mod corpus;
+
+use std::collections::BTreeMap;
+
+use corpus::Planted;
+use guardrail_core::mask::scanner::{Finding, IdentifierKind, Scanner};
+use proptest::prelude::*;
+
+const SEED: u64 = 0x5EED_CAFE;
+const NOTES: usize = 300;
+
+fn expected_kind(p: Planted) -> IdentifierKind {
+    match p {
+        Planted::Ssn => IdentifierKind::Ssn,
+        Planted::Phone => IdentifierKind::Phone,
+        Planted::Fax => IdentifierKind::Fax,
+        Planted::Email => IdentifierKind::Email,
+        Planted::Mrn => IdentifierKind::Mrn,
+        Planted::Date => IdentifierKind::Date,
+        Planted::Zip => IdentifierKind::Zip,
+        Planted::Ip => IdentifierKind::Ip,
+        Planted::Url => IdentifierKind::Url,
+        Planted::Account => IdentifierKind::Account,
+    }
+}
+
+fn covers(f: &Finding, kind: Planted, range: &std::ops::Range<usize>) -> bool {
+    f.kind == expected_kind(kind) && f.range.start <= range.start && f.range.end >= range.end
+}
+
+fn overlaps(a: &std::ops::Range<usize>, b: &std::ops::Range<usize>) -> bool {
+    a.start < b.end && b.start < a.end
+}
+
+#[test]
+fn recall_and_false_positives_on_the_corpus() {
+    let scanner = Scanner::default();
+    let notes = corpus::notes(SEED, NOTES);
+    let mut planted: BTreeMap<Planted, (usize, usize)> = BTreeMap::new();
+    let mut false_positives: BTreeMap<IdentifierKind, Vec<String>> = BTreeMap::new();
+    let mut findings_total = 0;
+    let mut missed = Vec::new();
+    for note in &notes {
+        let found = scanner.find(&note.text);
+        findings_total += found.len();
+        for (kind, range) in &note.planted {
+            let entry = planted.entry(*kind).or_default();
+            entry.0 += 1;
+            if found.iter().any(|f| covers(f, *kind, range)) {
+                entry.1 += 1;
+            } else {
+                missed.push(format!("{kind:?} {:?}", &note.text[range.clone()]));
+            }
+        }
+        for f in &found {
+            if !note.planted.iter().any(|(_, r)| overlaps(r, &f.range)) {
+                false_positives
+                    .entry(f.kind)
+                    .or_default()
+                    .push(note.text[f.range.clone()].to_owned());
+            }
+        }
+    }
+    let fp_count: usize = false_positives.values().map(Vec::len).sum();
+    // The numbers docs/masking.md reports: `cargo test -p guardrail-tests --test scanner -- --nocapture`.
+    eprintln!("corpus: {NOTES} notes, {findings_total} findings, {fp_count} false positives");
+    for (kind, (n, hit)) in &planted {
+        eprintln!(
+            "  {kind:?}: planted {n}, found {hit}, recall {:.2}%",
+            100.0 * *hit as f64 / *n as f64
+        );
+    }
+    for (kind, values) in &false_positives {
+        eprintln!(
+            "  false positives {kind:?}: {} e.g. {:?}",
+            values.len(),
+            &values[..values.len().min(5)]
+        );
+    }
+    eprintln!("  missed (first 10): {:?}", &missed[..missed.len().min(10)]);
+
+    for kind in [
+        Planted::Ssn,
+        Planted::Phone,
+        Planted::Email,
+        Planted::Mrn,
+        Planted::Date,
+    ] {
+        let (n, hit) = planted[&kind];
+        assert!(
+            n >= 50,
+            "too few {kind:?} planted ({n}) for a recall figure"
+        );
+        let recall = hit as f64 / n as f64;
+        assert!(recall >= 0.99, "{kind:?} recall {recall:.4} < 0.99");
+    }
+    // Decoys (dosages, vitals, labs, codes, times, invalid-SSN lot numbers) must stay
+    // readable: at most one false positive per hundred findings.
+    assert!(
+        fp_count * 100 <= findings_total,
+        "{fp_count} false positives among {findings_total} findings: {false_positives:?}"
+    );
+}
+
+#[test]
+fn masked_notes_hold_no_planted_identifier() {
+    let scanner = Scanner::default();
+    for note in corpus::notes(SEED ^ 1, 200) {
+        let masked = scanner.mask(&note.text);
+        for (kind, range) in &note.planted {
+            if matches!(
+                kind,
+                Planted::Ssn | Planted::Phone | Planted::Email | Planted::Mrn
+            ) {
+                let value = &note.text[range.clone()];
+                assert!(
+                    !masked.contains(value),
+                    "{kind:?} {value:?} survived masking"
+                );
+            }
+        }
+        // What identifies no one is still there to read.
+        assert!(masked.contains("PROGRESS NOTE") && masked.contains("Labs: Na "));
+    }
+}
+
+#[test]
+fn prefilter_agrees_with_a_full_search_on_the_corpus() {
+    let scanner = Scanner::default();
+    for note in corpus::notes(SEED ^ 2, 200) {
+        assert_eq!(
+            scanner.find(&note.text),
+            scanner.find_unfiltered(&note.text)
+        );
+    }
+    let big = corpus::corpus_text(SEED ^ 3, 256 * 1024);
+    assert_eq!(scanner.find(&big), scanner.find_unfiltered(&big));
+}
+
+/// Text made of the pieces identifiers and cues are made of, so random strings hit the
+/// patterns' edges (separators, cues at a distance, boundaries) far more than random bytes.
+fn fragment() -> impl Strategy<Value = String> {
+    prop_oneof![
+        "[0-9]{1,10}",
+        "[ \\-./(),:+@#\t\n]{1,3}",
+        Just("SSN".to_owned()),
+        Just("MRN".to_owned()),
+        Just("Fax:".to_owned()),
+        Just("ZIP ".to_owned()),
+        Just("MA ".to_owned()),
+        Just("March".to_owned()),
+        Just("www".to_owned()),
+        Just("https://".to_owned()),
+        Just("fe80::".to_owned()),
+        Just("é".to_owned()),
+        "[a-zA-Z]{1,8}",
+        "[a-f0-9]{1,4}:",
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn prefilter_agrees_with_a_full_search_on_random_text(
+        parts in proptest::collection::vec(fragment(), 0..60)
+    ) {
+        let text: String = parts.concat();
+        let scanner = Scanner::default();
+        prop_assert_eq!(scanner.find(&text), scanner.find_unfiltered(&text));
+    }
+
+    #[test]
+    fn findings_are_ordered_disjoint_and_on_char_boundaries(
+        parts in proptest::collection::vec(fragment(), 0..60)
+    ) {
+        let text: String = parts.concat();
+        let found = Scanner::default().find(&text);
+        let mut end = 0;
+        for f in &found {
+            prop_assert!(f.range.start >= end && f.range.start < f.range.end);
+            prop_assert!(text.is_char_boundary(f.range.start) && text.is_char_boundary(f.range.end));
+            end = f.range.end;
+        }
+    }
+
+    #[test]
+    fn every_generated_ssn_phone_and_email_is_found(seed in any::<u64>()) {
+        let mut r = corpus::Rng::new(seed);
+        let scanner = Scanner::default();
+        for (value, kind) in [
+            (corpus::ssn(&mut r), IdentifierKind::Ssn),
+            (corpus::phone(&mut r), IdentifierKind::Phone),
+            (corpus::email(&mut r), IdentifierKind::Email),
+            (corpus::date(&mut r), IdentifierKind::Date),
+            (corpus::card(&mut r), IdentifierKind::Account),
+        ] {
+            let text = format!("noted {value}; thanks");
+            let found = scanner.find(&text);
+            prop_assert_eq!(found.len(), 1, "{:?} in {:?}", found, text);
+            prop_assert_eq!(found[0].kind, kind);
+            prop_assert_eq!(&text[found[0].range.clone()], value.as_str());
+        }
+    }
+}
+
+#[test]
+fn ssn_validity_rules() {
+    let scanner = Scanner::default();
+    let is_ssn = |s: &str| {
+        scanner
+            .find(s)
+            .iter()
+            .any(|f| f.kind == IdentifierKind::Ssn)
+    };
+    assert!(is_ssn("001-01-0001"));
+    assert!(is_ssn("899-99-9999"));
+    assert!(is_ssn("665-12-3456"));
+    for bad in [
+        "000-12-3456",
+        "666-12-3456",
+        "900-12-3456",
+        "999-12-3456",
+        "123-00-4567",
+        "123-45-0000",
+    ] {
+        assert!(!is_ssn(bad), "{bad} is not a valid SSN");
+    }
+}
+
+#[test]
+fn luhn_decides_account_numbers() {
+    let scanner = Scanner::default();
+    let kinds = |s: &str| {
+        scanner
+            .find(s)
+            .into_iter()
+            .map(|f| f.kind)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        kinds("paid with 4111-1111-1111-1111."),
+        [IdentifierKind::Account]
+    );
+    assert_eq!(kinds("paid with 4111-1111-1111-1112."), []);
+    assert_eq!(kinds("acct 5500005555555559"), [IdentifierKind::Account]);
+}
+
+#[test]
+fn custom_mrn_patterns_replace_the_default() {
+    let scanner = Scanner::builder()
+        .mrn_patterns([r"(?i:chart)[ :#]{0,3}(?P<id>CH-[0-9]{6})\b"])
+        .build()
+        .expect("pattern compiles");
+    let text = "chart: CH-123456, MRN 7654321";
+    let found: Vec<_> = scanner
+        .find(text)
+        .into_iter()
+        .map(|f| (f.kind, text[f.range].to_owned()))
+        .collect();
+    assert_eq!(found, [(IdentifierKind::Mrn, "CH-123456".to_owned())]);
+    // Custom patterns run without the prefilter unless asked: nothing to disagree with.
+    assert_eq!(scanner.find(text), scanner.find_unfiltered(text));
+}
+
+#[test]
+fn scrub_text_uses_the_default_scanner() {
+    let text = "Pt Ada, MRN: 00123456, DOB 02/29/1952, email ada@example.org, from 10.0.0.7";
+    assert_eq!(
+        guardrail_core::mask::scrub_text(text),
+        "Pt Ada, MRN: [MRN], DOB [DATE], email [EMAIL], from [IP]"
+    );
+}
