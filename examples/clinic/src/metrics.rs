@@ -5,5 +5,7 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 /// Installs a Prometheus recorder for this process; `None` if a recorder is already installed
 /// (e.g. the tour runs twice in one test process).
 pub fn install() -> Option<PrometheusHandle> {
-    PrometheusBuilder::new().install_recorder().ok()
+    let handle = PrometheusBuilder::new().install_recorder().ok()?;
+    guardrail_core::telemetry::describe();
+    Some(handle)
 }
