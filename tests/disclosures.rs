@@ -344,3 +344,34 @@ fn another_key_or_another_patient_finds_nothing() {
             .is_empty()
     );
 }
+
+#[phi_action(kind = "read", role = "provider", resource = "patient_record", subject = mrn)]
+fn read_by_number(ctx: &Context, mrn: u64) -> Result<(), GuardError> {
+    Ok(())
+}
+
+#[test]
+fn a_numeric_patient_id_is_tokenized_like_a_string_and_found_by_its_digits() {
+    let sink = MemorySink::new();
+    let guardrail = Guardrail::builder()
+        .policy(Policy::from_toml_str(POLICY).unwrap())
+        .audit(sink.clone())
+        .audit_key(AuditKey::from_bytes(KEY).unwrap())
+        .build()
+        .unwrap();
+    let dr = guardrail
+        .context(Principal::new("dr-grey").role("provider"))
+        .purpose(Purpose::Treatment);
+    read_by_number(&dr, 90_210_337).unwrap();
+    read_by_number(&dr, 11_223_344).unwrap();
+    let events = sink.events();
+    for e in &events {
+        let subject = e.record.subject.as_deref().unwrap();
+        assert!(subject.starts_with(AuditKey::TOKEN_PREFIX), "{subject}");
+        assert!(!e.line().contains("90210337") && !e.line().contains("11223344"));
+    }
+    let key = AuditKey::from_bytes(KEY).unwrap();
+    let report = account_disclosures(&events, &key, "90210337", TimeRange::all());
+    assert_eq!(report.rows.len(), 1);
+    assert_eq!(report.rows[0].outcome, Some(Outcome::Ok));
+}

@@ -243,6 +243,36 @@ fn a_failed_outcome_append_fails_the_call_closed() {
     assert_eq!(dx(&conn, "p-1"), "none");
 }
 
+#[test]
+fn a_half_done_append_is_undone_even_if_the_caller_commits_anyway() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut conn = sqlite_db(dir.path());
+    // The event insert succeeds, the head update fails: the append must not leave the
+    // inserted event behind for a careless caller to commit.
+    conn.execute_batch(
+        "CREATE TRIGGER head_frozen BEFORE UPDATE ON guardrail_audit_head
+         BEGIN SELECT RAISE(ABORT, 'head is frozen'); END;",
+    )
+    .unwrap();
+    let sink = MemorySink::new();
+    let g = guardrail(&sink);
+    let dr = g
+        .context(Principal::new("dr-grey").role("provider"))
+        .purpose(Purpose::Treatment);
+    let mut tx = conn.transaction().unwrap();
+    let r = set_diagnosis(&dr, &mut tx, "p-1", "flu");
+    assert!(
+        matches!(r, Err(AppError::Guard(GuardError::AuditUnavailable { .. }))),
+        "{r:?}"
+    );
+    tx.commit().unwrap();
+    assert!(table_events(&conn).is_empty(), "no half-appended event");
+    assert_eq!(
+        verify_sqlite(&conn, &AuditTable::default()).unwrap().events,
+        0
+    );
+}
+
 // ---------------------------------------------------------------------------------------
 // PostgreSQL
 // ---------------------------------------------------------------------------------------

@@ -22,10 +22,20 @@
 //! `SERIALIZABLE`, a concurrent append makes the later transaction fail with a serialization
 //! error instead of waiting: the call fails closed and the caller retries the transaction.
 //!
-//! Verification ([`sqlite::verify_sqlite`], [`postgres::verify_postgres`]) reads the rows in
+//! Verification (`sqlite::verify_sqlite`, `postgres::verify_postgres`) reads the rows in
 //! `seq` order through [`crate::Verifier`], checks that the indexed copies agree with the
 //! line (so a query by subject cannot be fooled by an edited column) and that the head row
 //! points at the last event (so a deleted tail is detected).
+//!
+//! # Feature flags
+//!
+//! * `sqlite`: [`TxAppend`] for `rusqlite::Transaction`/`Savepoint`, `sqlite::SqliteSink`.
+//! * `postgres`: [`AsyncTxAppend`] for `sqlx::Transaction<Postgres>`/`PgConnection`,
+//!   `postgres::PgSink`.
+//!
+//! The traits themselves need no driver: implement them for another database the same way
+//! (read and lock the head row, link, insert, advance the head, all in the caller's
+//! transaction).
 
 use std::future::Future;
 use std::pin::Pin;

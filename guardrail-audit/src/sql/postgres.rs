@@ -124,12 +124,22 @@ async fn append(
         .map_err(|_| AuditError::Database("sequence number out of range".into()))?;
     let next = i64::try_from(chain.next_seq)
         .map_err(|_| AuditError::Database("sequence number out of range".into()))?;
+    // One statement advances the head and inserts the event: both or neither, so a future
+    // dropped between two statements can never leave an event without its head (or the
+    // reverse) in a transaction the caller still commits.
     let insert = format!(
-        "INSERT INTO {} (seq, prev, hash, time_ns, kind, action, action_kind, subject, \
-         request_id, line) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        table.events()
+        "WITH advanced AS (
+             UPDATE {head} SET next_seq = $11, head = $3
+             WHERE id = 0 AND next_seq = $1 AND head = $2
+             RETURNING id
+         )
+         INSERT INTO {events} (seq, prev, hash, time_ns, kind, action, action_kind, subject,
+                               request_id, line)
+         SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10 FROM advanced",
+        head = table.head(),
+        events = table.events()
     );
-    sqlx::query(&insert)
+    let inserted = sqlx::query(&insert)
         .bind(seq)
         .bind(event.prev.to_hex())
         .bind(event.hash.to_hex())
@@ -140,19 +150,19 @@ async fn append(
         .bind(cols.subject)
         .bind(cols.request_id)
         .bind(event.line())
-        .execute(&mut *conn)
-        .await
-        .map_err(db)?;
-    let update = format!(
-        "UPDATE {} SET next_seq = $1, head = $2 WHERE id = 0",
-        table.head()
-    );
-    sqlx::query(&update)
         .bind(next)
-        .bind(chain.head.to_hex())
         .execute(&mut *conn)
         .await
-        .map_err(db)?;
+        .map_err(db)?
+        .rows_affected();
+    if inserted != 1 {
+        // The head row is locked by this transaction, so only an edit outside the chain's
+        // rules can get here.
+        return Err(AuditError::Database(format!(
+            "audit head table `{}` changed under its lock",
+            table.head()
+        )));
+    }
     Ok(Receipt { seq: event.seq })
 }
 

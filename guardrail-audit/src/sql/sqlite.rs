@@ -104,6 +104,31 @@ fn append(conn: &Connection, table: &AuditTable, record: Record) -> Result<Recei
             "the connection is not inside a transaction: begin one before appending".into(),
         ));
     }
+    // A savepoint makes the append all-or-nothing inside the caller's transaction: an error
+    // between the insert and the head update never leaves half an append to be committed.
+    conn.execute_batch("SAVEPOINT guardrail_audit_append")
+        .map_err(db)?;
+    match link_and_insert(conn, table, record) {
+        Ok(receipt) => {
+            conn.execute_batch("RELEASE guardrail_audit_append")
+                .map_err(db)?;
+            Ok(receipt)
+        }
+        Err(e) => {
+            // The append failed already; a failing rollback cannot make it worse.
+            let _ = conn.execute_batch(
+                "ROLLBACK TO guardrail_audit_append; RELEASE guardrail_audit_append",
+            );
+            Err(e)
+        }
+    }
+}
+
+fn link_and_insert(
+    conn: &Connection,
+    table: &AuditTable,
+    record: Record,
+) -> Result<Receipt, AuditError> {
     let mut chain = read_head(conn, table)?;
     let event = chain.link(record)?;
     let cols = Columns::of(&event);
