@@ -127,9 +127,11 @@ fn ser_opt_ts<S: serde::Serializer>(t: &Option<Timestamp>, s: S) -> Result<S::Ok
 ///
 /// Lists every decision event on the patient whose action kind is read, export or disclose
 /// and whose time lies in `range`, whatever was decided (denials included: an attempted access
-/// is something the auditor wants to see). The outcome is taken from the first later outcome
-/// event with the same request id, action and subject; when the decision's `decision_seq`
-/// appears in an outcome it wins, so concurrent calls sharing a request id are not confused.
+/// is something the auditor wants to see). An allowed decision takes its outcome from the
+/// first later outcome event with the same request id, action and subject (the oldest waiting
+/// decision first); when an outcome's `decision_seq` names one of the waiting decisions, that
+/// one wins, so concurrent calls sharing a request id are not confused. Denied decisions never
+/// get an outcome: their body never ran.
 pub fn account_disclosures<I>(
     events: I,
     key: &AuditKey,
@@ -205,7 +207,10 @@ impl DisclosureAccumulator {
                     outcome: None,
                     request_id: r.request_id.clone(),
                 });
-                if let (Some(req), Some(action)) = (&r.request_id, &r.action) {
+                // Only an allowed call runs its body and so gets an outcome; a denied one
+                // must never pick up the outcome of a later call with the same request id.
+                let runs = matches!(r.decision.as_deref(), Some("allow" | "break_glass"));
+                if let (true, Some(req), Some(action)) = (runs, &r.request_id, &r.action) {
                     self.pending
                         .entry((req.clone(), action.clone()))
                         .or_default()
@@ -327,5 +332,54 @@ impl DisclosureReport {
 impl fmt::Display for DisclosureReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.to_table())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chain::Chain;
+    use crate::event::Record;
+
+    fn call(
+        kind: EventKind,
+        decision: Option<&str>,
+        outcome: Option<Outcome>,
+        key: &AuditKey,
+    ) -> Record {
+        let mut r = Record::at(kind, Timestamp(10));
+        r.request_id = Some("req-1".into());
+        r.action = Some("clinic::read_chart".into());
+        r.action_kind = Some("read".into());
+        r.subject = Some(key.token("subject", "p-1").into());
+        r.decision = decision.map(Into::into);
+        r.outcome = outcome;
+        r
+    }
+
+    #[test]
+    fn a_denied_decision_never_takes_the_outcome_of_a_later_call() {
+        let key = AuditKey::from_bytes(b"0123456789abcdef0123").unwrap();
+        let mut chain = Chain::new();
+        // Same request id and action: denied first, then allowed and failed. The outcome
+        // carries no `decision_seq` (as when this trail is not the guardrail's first sink).
+        let events: Vec<AuditEvent> = [
+            call(EventKind::Decision, Some("deny"), None, &key),
+            call(EventKind::Decision, Some("allow"), None, &key),
+            call(EventKind::Outcome, None, Some(Outcome::Error), &key),
+        ]
+        .into_iter()
+        .map(|r| chain.link(r).unwrap())
+        .collect();
+        let report = account_disclosures(&events, &key, "p-1", TimeRange::all());
+        let got: Vec<_> = report
+            .rows
+            .iter()
+            .map(|r| (r.decision.as_deref(), r.outcome))
+            .collect();
+        assert_eq!(
+            got,
+            vec![(Some("deny"), None), (Some("allow"), Some(Outcome::Error))]
+        );
     }
 }
