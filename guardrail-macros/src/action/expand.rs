@@ -70,12 +70,13 @@ pub(crate) fn function(args: &ActionArgs, f: &ItemFn, checked: &Checked<'_>) -> 
         Some(lit) => quote!(#lit),
         None => quote!(::core::concat!(::core::module_path!(), "::", #fn_name)),
     };
-    let kind = match &args.kind {
-        Some(lit) => {
-            let v = variant(lit);
-            quote!(#p::ActionKind::#v)
-        }
-        None => quote!(::core::unreachable!()),
+    // `valid::check` rejected a missing kind; this keeps the expansion total without a panic.
+    let Some(kind) = &args.kind else {
+        return syn::Error::new(Span::call_site(), "missing `kind`").to_compile_error();
+    };
+    let kind = {
+        let v = variant(kind);
+        quote!(#p::ActionKind::#v)
     };
     let resource = match &args.resource {
         Some(lit) => quote!(::core::option::Option::Some(#lit)),
@@ -137,17 +138,35 @@ pub(crate) fn function(args: &ActionArgs, f: &ItemFn, checked: &Checked<'_>) -> 
     let begin = quote! {
         let #call = match #p::begin(&#action, #ctx_expr, #subject, #count, &[#(#recorded),*]) {
             ::core::result::Result::Ok(#allowed) => #allowed,
+            // `E` may be `GuardError` itself: the conversion is then the identity.
+            #[allow(clippy::useless_conversion)]
             ::core::result::Result::Err(#denied) => return #deny,
         };
     };
 
     // ---- the transaction seam: the body gets a reborrow, the outcome the original ----
+    // A `mut` parameter is borrowed rather than moved, so its `mut` stays meaningful (the
+    // body may reassign its own binding; the outcome still goes to the caller's transaction).
+    let tx_outer = checked.tx.map(|(_, mutable)| {
+        if mutable {
+            quote!(&mut **#tx_slot)
+        } else {
+            quote!(&mut *#tx_slot)
+        }
+    });
     let tx_rebind = checked.tx.map(|(tx, mutable)| {
-        let m = mutable.then(|| quote!(mut));
-        quote! {
-            let #tx_slot = #tx;
-            #[allow(unused_variables)]
-            let #m #tx = &mut *#tx_slot;
+        if mutable {
+            quote! {
+                let #tx_slot = &mut #tx;
+                #[allow(unused_variables)]
+                let mut #tx = &mut **#tx_slot;
+            }
+        } else {
+            quote! {
+                let #tx_slot = #tx;
+                #[allow(unused_variables)]
+                let #tx = &mut *#tx_slot;
+            }
         }
     });
 
@@ -176,10 +195,10 @@ pub(crate) fn function(args: &ActionArgs, f: &ItemFn, checked: &Checked<'_>) -> 
             #p::Call::finish::<#ok_ty, #err_ty>(#call_at_ok, #result_at_ok)
         ),
         (Some(_), false) => {
-            quote_spanned!(ok_span=> #p::finish_tx(#call, &mut *#tx_slot, #result))
+            quote_spanned!(ok_span=> #p::finish_tx(#call, #tx_outer, #result))
         }
         (Some(_), true) => {
-            quote_spanned!(ok_span=> #p::finish_tx_async(#call, &mut *#tx_slot, #result).await)
+            quote_spanned!(ok_span=> #p::finish_tx_async(#call, #tx_outer, #result).await)
         }
     };
 
