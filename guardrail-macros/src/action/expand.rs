@@ -173,8 +173,23 @@ pub(crate) fn function(args: &ActionArgs, f: &ItemFn, checked: &Checked<'_>) -> 
     // ---- the body ----
     let ret = checked.ret;
     let run = if sig.asyncness.is_some() {
+        // An async block has no return-type syntax: an unreachable `return` of the declared
+        // type, first thing in the block, fixes its output before the body is checked, so a
+        // body's type error points at the body (tracing's "fake return edge").
+        let fake = local("__guardrail_fake_return");
+        let fake_return = quote_spanned! {ret.span()=>
+            #[allow(unreachable_code, clippy::diverging_sub_expression, clippy::unreachable)]
+            if false {
+                let #fake: #ret = ::core::unreachable!();
+                return #fake;
+            }
+        };
         quote! {
-            let #result: #ret = async move #block.await;
+            let #result: #ret = async move {
+                #fake_return
+                #block
+            }
+            .await;
         }
     } else {
         quote! {

@@ -205,6 +205,13 @@ fn return_type(f: &ItemFn) -> syn::Result<(&Type, &Type, &Type)> {
             _ => None,
         })
         .collect();
+    if let Some(opaque) = find_impl_trait(ty) {
+        return Err(Error::new(
+            opaque.span(),
+            "`impl Trait` in the return type of a `#[phi_action]` is not supported: name the \
+             type, so the guard can mask the Ok value and convert denials into the error",
+        ));
+    }
     match (types.as_slice(), ab.args.len()) {
         ([ok, err], 2) => Ok((ty, ok, err)),
         ([_], 1) => Err(Error::new(
@@ -213,6 +220,31 @@ fn return_type(f: &ItemFn) -> syn::Result<(&Type, &Type, &Type)> {
              alias such as `io::Result<T>` hides the error type `E` that denials are returned in",
         )),
         _ => Err(not_result()),
+    }
+}
+
+/// The first `impl Trait` inside `ty` (it cannot be named again inside the body).
+fn find_impl_trait(ty: &Type) -> Option<&Type> {
+    match ty {
+        Type::ImplTrait(_) => Some(ty),
+        Type::Reference(r) => find_impl_trait(&r.elem),
+        Type::Paren(p) => find_impl_trait(&p.elem),
+        Type::Group(g) => find_impl_trait(&g.elem),
+        Type::Slice(s) => find_impl_trait(&s.elem),
+        Type::Array(a) => find_impl_trait(&a.elem),
+        Type::Tuple(t) => t.elems.iter().find_map(find_impl_trait),
+        Type::Path(tp) => tp
+            .path
+            .segments
+            .iter()
+            .find_map(|seg| match &seg.arguments {
+                PathArguments::AngleBracketed(ab) => ab.args.iter().find_map(|a| match a {
+                    GenericArgument::Type(t) => find_impl_trait(t),
+                    _ => None,
+                }),
+                _ => None,
+            }),
+        _ => None,
     }
 }
 
