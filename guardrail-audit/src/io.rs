@@ -675,8 +675,8 @@ mod tests {
             outcomes.insert(data);
         }
         // kept, dropped, torn prefixes and garbage all occur
-        assert!(outcomes.contains(&b"one\ntwo\n".to_vec()));
-        assert!(outcomes.contains(&b"one\n".to_vec()));
+        assert!(outcomes.contains(b"one\ntwo\n".as_slice()));
+        assert!(outcomes.contains(b"one\n".as_slice()));
         assert!(outcomes.len() > 4);
     }
 

@@ -1,0 +1,144 @@
+//! Audit trail benchmarks: file sink appends and trail verification.
+//!
+//! - `audit/append_buffered`: one `append` in `Buffered` mode (sealed, queued; the writer
+//!   thread writes and fsyncs in the background).
+//! - `audit/append_fsync_1_writer`: one `append` in `Fsync` mode from one thread: each event
+//!   waits for its own write + fsync.
+//! - `audit/append_fsync_8_writers`: the same with 8 threads appending concurrently; group
+//!   commit gathers their events into one write + fsync (reported per append).
+//! - `audit/verify_trail` vs `audit/sha256_raw`: verifying a 40,000-event trail from its files
+//!   (read, split, parse the fixed members, hash, link) against SHA-256 alone over the same
+//!   bytes already in memory; both reported in bytes/s.
+//!
+//! The trails live in `CARGO_TARGET_TMPDIR` (under the workspace's `target/`), i.e. on the
+//! same disk as the project, since fsync latency is a property of that disk.
+//!
+//! Run: `cargo bench -p guardrail-benches --bench audit`
+
+use std::hint::black_box;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use guardrail_audit::{
+    AuditSink, Durability, EventKind, FileSink, FileSinkOptions, MANIFEST_FILE, Manifest, Record,
+    verify_trail,
+};
+use sha2::{Digest as _, Sha256};
+
+fn record() -> Record {
+    let mut r = Record::new(EventKind::Decision);
+    r.request_id = Some("0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0".into());
+    r.action = Some("clinic::update_diagnosis".into());
+    r.action_kind = Some("update".into());
+    r.resource = Some("patient_record".into());
+    r.principal = Some("dr-grey".into());
+    r.roles = Arc::from(vec!["provider".into()]);
+    r.endpoint = Some("provider".into());
+    r.purpose = Some("treatment".into());
+    r.subject =
+        Some("hmac-sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08".into());
+    r.decision = Some("allow".into());
+    r.rule = Some("providers-treat".into());
+    r.policy_version = Some("2026-11-01".into());
+    r
+}
+
+fn scratch() -> tempfile::TempDir {
+    tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("a scratch directory")
+}
+
+fn open(dir: &Path, durability: Durability) -> FileSink {
+    FileSink::open(
+        dir,
+        FileSinkOptions {
+            durability,
+            ..Default::default()
+        },
+    )
+    .expect("the sink opens")
+}
+
+fn appends(c: &mut Criterion) {
+    let mut g = c.benchmark_group("audit");
+    g.throughput(Throughput::Elements(1));
+
+    let dir = scratch();
+    let sink = open(dir.path(), Durability::Buffered);
+    g.bench_function("append_buffered", |b| {
+        b.iter(|| black_box(sink.append(record()).expect("append")))
+    });
+    sink.close().expect("close");
+
+    let dir = scratch();
+    let sink = open(dir.path(), Durability::Fsync);
+    g.bench_function("append_fsync_1_writer", |b| {
+        b.iter(|| black_box(sink.append(record()).expect("append")))
+    });
+    drop(sink);
+
+    let dir = scratch();
+    let sink = Arc::new(open(dir.path(), Durability::Fsync));
+    g.bench_function("append_fsync_8_writers", |b| {
+        b.iter_custom(|iters| {
+            let started = Instant::now();
+            std::thread::scope(|s| {
+                for t in 0..8u64 {
+                    let sink = &sink;
+                    let n = iters / 8 + u64::from(t < iters % 8);
+                    s.spawn(move || {
+                        for _ in 0..n {
+                            black_box(sink.append(record()).expect("append"));
+                        }
+                    });
+                }
+            });
+            started.elapsed()
+        })
+    });
+    g.finish();
+}
+
+fn verification(c: &mut Criterion) {
+    let dir = scratch();
+    let sink = open(dir.path(), Durability::Buffered);
+    for _ in 0..40_000 {
+        sink.append(record()).expect("append");
+    }
+    sink.close().expect("close");
+    let manifest = Manifest::parse(&std::fs::read(dir.path().join(MANIFEST_FILE)).expect("read"))
+        .expect("manifest");
+    let mut bytes = Vec::new();
+    for p in manifest.paths(dir.path()) {
+        bytes.extend_from_slice(&std::fs::read(p).expect("read"));
+    }
+
+    let mut g = c.benchmark_group("audit");
+    g.throughput(Throughput::Bytes(bytes.len() as u64));
+    g.bench_function("verify_trail", |b| {
+        b.iter(|| {
+            let report = verify_trail(&[dir.path()], None, &mut |_| {}).expect("sound trail");
+            assert_eq!(report.events, 40_000);
+            black_box(report)
+        })
+    });
+    g.bench_function("sha256_raw", |b| {
+        b.iter(|| black_box(Sha256::digest(black_box(&bytes))))
+    });
+    g.finish();
+}
+
+fn config() -> Criterion {
+    Criterion::default()
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(3))
+        .sample_size(20)
+}
+
+criterion_group! {
+    name = benches;
+    config = config();
+    targets = appends, verification
+}
+criterion_main!(benches);
