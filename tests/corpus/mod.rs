@@ -27,21 +27,6 @@ pub enum Planted {
     Account,
 }
 
-impl Planted {
-    pub const ALL: [Planted; 10] = [
-        Planted::Ssn,
-        Planted::Phone,
-        Planted::Fax,
-        Planted::Email,
-        Planted::Mrn,
-        Planted::Date,
-        Planted::Zip,
-        Planted::Ip,
-        Planted::Url,
-        Planted::Account,
-    ];
-}
-
 /// One note and where its identifiers are.
 #[derive(Clone, Debug)]
 pub struct Note {
