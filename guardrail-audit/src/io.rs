@@ -272,6 +272,7 @@ struct SimState {
 /// use std::path::Path;
 /// use guardrail_audit::io::{SimStorage, Storage};
 /// let disk = SimStorage::new();
+/// disk.create_dir_all(Path::new("/d")).unwrap();
 /// let mut f = disk.open_append(Path::new("/d/a")).unwrap();
 /// f.append(b"synced\n").unwrap();
 /// f.sync().unwrap();
