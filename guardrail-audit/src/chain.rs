@@ -21,6 +21,22 @@ pub(crate) const EVENT_PREFIX: u8 = 0x00;
 #[derive(Clone, Copy, Eq)]
 pub struct Digest(pub [u8; 32]);
 
+/// Value of each lowercase hex digit; 0x80 marks every other byte (uppercase included).
+const HEX_VALUE: [u8; 256] = {
+    let mut t = [0x80u8; 256];
+    let mut i = 0;
+    while i < 10 {
+        t[b'0' as usize + i] = i as u8;
+        i += 1;
+    }
+    let mut i = 0;
+    while i < 6 {
+        t[b'a' as usize + i] = 10 + i as u8;
+        i += 1;
+    }
+    t
+};
+
 /// The `prev` of the first event of a trail.
 pub const GENESIS: Digest = Digest([0u8; 32]);
 
@@ -37,12 +53,21 @@ impl Digest {
 
     /// Parses exactly 64 lowercase hex characters.
     pub fn from_hex(s: &str) -> Option<Digest> {
-        if s.len() != 64 || s.bytes().any(|b| b.is_ascii_uppercase()) {
+        // Table-driven and branch-free per character: verification parses two digests per
+        // event, and a branchy decoder mispredicted on random hex often enough to cost more
+        // than hashing the event itself.
+        let s = s.as_bytes();
+        if s.len() != 64 {
             return None;
         }
         let mut out = [0u8; 32];
-        hex::decode_to_slice(s, &mut out).ok()?;
-        Some(Digest(out))
+        let mut invalid = 0u8;
+        for (o, pair) in out.iter_mut().zip(s.chunks_exact(2)) {
+            let (hi, lo) = (HEX_VALUE[pair[0] as usize], HEX_VALUE[pair[1] as usize]);
+            invalid |= hi | lo;
+            *o = (hi << 4) | (lo & 0x0f);
+        }
+        (invalid & 0x80 == 0).then_some(Digest(out))
     }
 }
 
