@@ -4,6 +4,7 @@
 //!   owned `Decision` dropped in the loop (three `Arc<str>` reference counts up and down).
 //! - `decision/allow_borrowed`: `Policy::evaluate`, the same decision borrowing from the policy.
 //! - `decision/deny`: `Policy::decide` for an export over the record limit.
+//! - `policy/compile_250`: parsing, validating and compiling the fixture policy (a reload).
 //! - `call/guarded` vs `call/plain`: a whole guarded call (decide, decision event, body,
 //!   outcome event, masking) with the memory sink, next to the same body called plainly.
 //!
@@ -64,6 +65,14 @@ fn decisions(c: &mut Criterion) {
         b.iter(|| policy.evaluate(black_box(&allow)).is_allowed())
     });
     group.bench_function("deny", |b| b.iter(|| policy.decide(black_box(&deny))));
+    group.finish();
+
+    // Loading (parse, validate, compile) the whole 250-action policy, as a reload does.
+    let text = guardrail_benches::policy_text();
+    let mut group = c.benchmark_group("policy");
+    group.bench_function("compile_250", |b| {
+        b.iter(|| guardrail_core::Policy::from_toml_str(black_box(&text)))
+    });
     group.finish();
 }
 

@@ -61,18 +61,32 @@ type R<T> = Result<T, PolicyError>;
 /// The policy text, to turn byte offsets into lines and columns.
 struct Source<'t> {
     text: &'t str,
+    /// Byte offset of the start of every line (computed once: rules ask for their line).
+    line_starts: Vec<usize>,
 }
 
-impl Source<'_> {
+impl<'t> Source<'t> {
+    fn new(text: &'t str) -> Source<'t> {
+        let line_starts = std::iter::once(0)
+            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+            .collect();
+        Source { text, line_starts }
+    }
+
     fn position(&self, offset: usize) -> (usize, usize) {
         let mut at = offset.min(self.text.len());
         while !self.text.is_char_boundary(at) {
             at -= 1;
         }
-        let before = &self.text[..at];
-        let line = before.matches('\n').count() + 1;
-        let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-        (line, column)
+        // The last line starting at or before `at` (the first entry is 0, so `i >= 1`).
+        let i = self.line_starts.partition_point(|&start| start <= at);
+        let start = self
+            .line_starts
+            .get(i.wrapping_sub(1))
+            .copied()
+            .unwrap_or(0);
+        let column = self.text.get(start..at).map_or(0, |l| l.chars().count()) + 1;
+        (i.max(1), column)
     }
 
     fn error(&self, span: &Range<usize>, field: Option<String>, message: String) -> PolicyError {
@@ -93,7 +107,7 @@ impl Source<'_> {
 
 /// Parses and validates `text`.
 pub(crate) fn parse(text: &str) -> R<Doc> {
-    let src = Source { text };
+    let src = Source::new(text);
     let root = DeTable::parse(text).map_err(|e| {
         let span = e.span().unwrap_or(0..0);
         src.error(
