@@ -194,8 +194,10 @@ fn the_descriptor_line_is_the_functions_line() {
 
 #[test]
 fn the_macro_accepts_exactly_the_core_category_names() {
-    // `registry.all_categories` lists every name the macro's table holds; each expands to
-    // `Category::<Variant>.as_str()`, so equality here means the two lists agree.
+    // `registry.all_categories` lists every core category name. The macro accepts a name only
+    // if its own table holds it (anything else is a compile error whose message lists that
+    // table: `ui/fail/action_bad_phi.stderr`) and expands it to `Category::<Variant>.as_str()`,
+    // which compiles only if the core has that variant.
     assert_eq!(find("registry.all_categories").phi, Category::NAMES);
     for name in Category::NAMES {
         assert!(name.parse::<Category>().is_ok());

@@ -17,6 +17,7 @@
 
 use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
+use syn::ext::IdentExt as _;
 use syn::spanned::Spanned as _;
 use syn::{AttrStyle, Ident, ItemFn, LitStr};
 
@@ -55,7 +56,7 @@ pub(crate) fn function(args: &ActionArgs, f: &ItemFn, checked: &Checked<'_>) -> 
     let inner_attrs = attrs
         .iter()
         .filter(|a| matches!(a.style, AttrStyle::Inner(_)));
-    let fn_name = sig.ident.to_string();
+    let fn_name = sig.ident.unraw().to_string();
 
     let action = format_ident!("__GUARDRAIL_ACTION");
     let call = local("__guardrail_call");
@@ -117,7 +118,7 @@ pub(crate) fn function(args: &ActionArgs, f: &ItemFn, checked: &Checked<'_>) -> 
         None => quote!(#p::CountArg::Absent),
     };
     let recorded = args.record.iter().map(|ident| {
-        let key = ident.to_string();
+        let key = ident.unraw().to_string();
         quote_spanned!(ident.span()=> (#key, &#ident as &dyn ::core::fmt::Display))
     });
     // Trait errors (`E: From<GuardError>`, `T: Redact`) must point at the user's `E` and `T`,
