@@ -405,8 +405,8 @@ pub fn run(dir: &Path, out: &mut dyn Write) -> Result<Summary, DemoError> {
 fn print_trail(out: &mut dyn Write, events: &[AuditEvent]) -> std::io::Result<()> {
     writeln!(
         out,
-        "  {:>4}  {:<10} {:<36} {:<11} {:<18} {}",
-        "seq", "event", "action", "principal", "decision/outcome", "rule / reason"
+        "   seq  event      action                               principal   \
+         decision/outcome   rule / reason"
     )?;
     for e in events {
         let r = &e.record;
