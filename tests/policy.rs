@@ -990,6 +990,10 @@ jurisdictions = ["US-CA", "US-O*", "*-BC"]
         !decide(&UPDATE, Some("US-CA")),
         "`*::chart::read` does not match `update`"
     );
+    // The rule names no roles: any role the code allows, and only those.
+    let clerk = Principal::new("c").role("billing").jurisdiction("US-CA");
+    let d = policy.decide(&bare(&READ, &clerk, &ContextCache::default()));
+    assert_eq!(d.reason, Some(DenyReason::RoleNotAllowed), "{d:?}");
 }
 
 #[test]
@@ -1008,6 +1012,14 @@ fn decisions_carry_version_and_hash_of_the_exact_text() {
     let d = one.decide(&bare(&READ, &p, &ContextCache::default()));
     assert_eq!(&*d.policy_version, "kat-1");
     assert_eq!(&*d.policy_hash, one.sha256());
+    // The borrowed verdict says the same and carries the action's labels for the events.
+    let v = one.evaluate(&bare(&READ, &p, &ContextCache::default()));
+    assert_eq!(v.to_decision(), d);
+    assert_eq!(&**v.policy_version(), "kat-1");
+    assert_eq!(&**v.policy_hash(), one.sha256());
+    assert_eq!(&**v.action_name(), "clinic::chart::read");
+    assert_eq!(&**v.action_kind(), "read");
+    assert_eq!(v.action_resource().map(|r| &**r), Some("chart"));
     // The same text compiled twice: the same hash, distinct generations.
     let again = Policy::from_toml_str("version = \"kat-1\"\n").unwrap();
     assert_eq!(again.sha256(), one.sha256());

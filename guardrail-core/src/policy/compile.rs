@@ -29,23 +29,30 @@ impl RoleTable {
         actions: &[&'static ActionDescriptor],
     ) -> RoleTable {
         let mut bits: HashMap<Arc<str>, u32> = HashMap::new();
-        let mut add = |name: &str| {
-            if bits.len() < 64 && !bits.contains_key(name) {
+        let add = |bits: &mut HashMap<Arc<str>, u32>, name: &str, limit: usize| {
+            if bits.len() < limit && !bits.contains_key(name) {
                 let bit = bits.len() as u32;
                 bits.insert(Arc::from(name), bit);
             }
         };
         for rule in rules {
             for role in rule.roles.iter().flatten() {
-                add(role);
+                add(&mut bits, role, 64);
             }
         }
         for role in break_glass.map(|b| b.roles.as_slice()).unwrap_or_default() {
-            add(role);
+            add(&mut bits, role, 64);
         }
+        // The code's roles only get spare bits, and never push a table that fits the
+        // per-context cache out of it: a code role without a bit is checked by name.
+        let limit = if bits.len() <= CACHEABLE_ROLES {
+            CACHEABLE_ROLES
+        } else {
+            64
+        };
         for action in actions {
             for role in action.roles {
-                add(role);
+                add(&mut bits, role, limit);
             }
         }
         RoleTable { bits }
