@@ -275,3 +275,20 @@ fn scrub_text_uses_the_default_scanner() {
         "Pt Ada, MRN: [MRN], DOB [DATE], email [EMAIL], from [IP]"
     );
 }
+
+#[test]
+fn narrative_notes_header_identifiers_found_and_prefilter_agrees() {
+    let scanner = Scanner::default();
+    let text = corpus::narrative_text(SEED ^ 4, 128 * 1024);
+    let found = scanner.find(&text);
+    assert_eq!(found, scanner.find_unfiltered(&text));
+    let notes = text.matches("PROGRESS NOTE").count();
+    let count = |k| found.iter().filter(|f| f.kind == k).count();
+    // Each header has one MRN and two dates (DOB, date of service); the prose has none.
+    assert_eq!(count(IdentifierKind::Mrn), notes);
+    assert_eq!(count(IdentifierKind::Date), 2 * notes);
+    assert!(found.iter().all(|f| matches!(
+        f.kind,
+        IdentifierKind::Mrn | IdentifierKind::Date | IdentifierKind::Phone
+    )));
+}

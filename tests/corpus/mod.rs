@@ -430,6 +430,90 @@ pub fn note(r: &mut Rng) -> Note {
     }
 }
 
+const NARRATIVE: [&str; 24] = [
+    "She reports good adherence to her regimen and denies hypoglycemic episodes.",
+    "No chest pain, palpitations, orthopnea or paroxysmal nocturnal dyspnea.",
+    "He walks about 2 miles most days and has cut back on sweetened drinks.",
+    "Sleep is fragmented; she wakes 3 times a night to urinate.",
+    "Denies fever, chills, night sweats or unintentional weight loss.",
+    "Lungs are clear to auscultation bilaterally without wheezes or crackles.",
+    "Heart has a regular rate and rhythm with no murmurs, rubs or gallops.",
+    "Abdomen is soft, non-tender and non-distended with normal bowel sounds.",
+    "Extremities show no edema; distal pulses are 2+ and symmetric.",
+    "Monofilament sensation is intact in both feet; no ulcers or calluses noted.",
+    "Mood is euthymic and affect is congruent; PHQ-9 score today is 4.",
+    "We discussed carbohydrate counting and the plate method at length.",
+    "Home glucose log shows fasting values mostly between 110 and 140 mg/dL.",
+    "Blood pressure at home averages in the low 130s systolic per her cuff.",
+    "She tolerates the statin without myalgias; CK was not repeated.",
+    "Influenza and pneumococcal vaccines are up to date per the registry.",
+    "He quit smoking 10 years ago after a 20 pack-year history.",
+    "Alcohol use is 1 to 2 drinks per week; no other substances.",
+    "Retinal exam last year showed no diabetic retinopathy.",
+    "Urine albumin to creatinine ratio was 18 mg/g, within goal.",
+    "Counseled on foot care, hypoglycemia recognition and sick-day rules.",
+    "Shared decision making regarding adding a GLP-1 receptor agonist.",
+    "Reviewed the risks of NSAIDs given her kidney function and blood pressure.",
+    "Patient verbalized understanding of the plan and agrees to proceed.",
+];
+
+/// A long narrative note as clinicians write them: a header with a few identifiers, then
+/// paragraphs of prose with the numbers clinical text is full of (doses, vitals, labs,
+/// scores) and no identifiers. About 6 KB, with 3 to 5 identifiers.
+pub fn narrative_note(r: &mut Rng) -> String {
+    let mut t = String::with_capacity(8192);
+    t.push_str("PROGRESS NOTE\nPatient: ");
+    t.push_str(&name(r));
+    t.push_str("    DOB: ");
+    t.push_str(&date(r));
+    t.push_str("    MRN: ");
+    t.push_str(&mrn_digits(r));
+    t.push_str("\nDate of service: ");
+    t.push_str(&date(r));
+    t.push_str("\n\nHISTORY OF PRESENT ILLNESS:\n");
+    for paragraph in 0..6 {
+        for _ in 0..6 {
+            t.push_str(r.pick(&NARRATIVE));
+            t.push(' ');
+        }
+        if paragraph == 2 {
+            t.push_str("Current medications: ");
+            t.push_str(r.pick(&MEDS));
+            t.push_str(", ");
+            t.push_str(r.pick(&MEDS));
+            t.push_str(". ");
+        }
+        if paragraph == 3 {
+            t.push_str(&vitals(r));
+            t.push_str(&labs(r));
+        }
+        t.push_str("\n\n");
+    }
+    t.push_str("ASSESSMENT AND PLAN: ");
+    t.push_str(r.pick(&CODES));
+    t.push_str(", ");
+    t.push_str(r.pick(&CODES));
+    t.push_str(". Continue current regimen, recheck labs in 3 months.");
+    if r.chance(30) {
+        t.push_str(" Daughter may be reached at ");
+        t.push_str(&phone(r));
+        t.push('.');
+    }
+    t.push('\n');
+    t
+}
+
+/// Narrative notes joined by blank lines until the text holds at least `min_bytes`.
+pub fn narrative_text(seed: u64, min_bytes: usize) -> String {
+    let mut r = Rng::new(seed);
+    let mut text = String::with_capacity(min_bytes + 8192);
+    while text.len() < min_bytes {
+        text.push_str(&narrative_note(&mut r));
+        text.push_str("\n\n");
+    }
+    text
+}
+
 /// `count` notes from `seed`.
 pub fn notes(seed: u64, count: usize) -> Vec<Note> {
     let mut r = Rng::new(seed);

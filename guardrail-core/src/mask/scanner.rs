@@ -204,15 +204,21 @@ impl ScannerBuilder {
         };
         // Order matters where two patterns match at the same start: earlier wins. Cue
         // patterns start at their cue, so they win over the bare forms anyway.
-        push(IdentifierKind::Fax, Check::Nanp, fax_pattern(), "built-in");
-        push(IdentifierKind::Ssn, Check::Ssn, SSN_CUE.into(), "built-in");
+        push(IdentifierKind::Fax, Check::Nanp, fax_pattern(), BUILT_IN);
+        push(IdentifierKind::Ssn, Check::Ssn, SSN_CUE.into(), BUILT_IN);
         for p in self.mrn {
-            push(IdentifierKind::Mrn, Check::None, p, "MRN");
+            // The default MRN pattern's cue has no digit either.
+            let what = if p == DEFAULT_MRN_PATTERN {
+                BUILT_IN
+            } else {
+                "MRN"
+            };
+            push(IdentifierKind::Mrn, Check::None, p, what);
         }
-        push(IdentifierKind::Zip, Check::None, ZIP_CUE.into(), "built-in");
-        push(IdentifierKind::Email, Check::None, EMAIL.into(), "built-in");
-        push(IdentifierKind::Url, Check::Url, URL.into(), "built-in");
-        push(IdentifierKind::Ssn, Check::Ssn, SSN.into(), "built-in");
+        push(IdentifierKind::Zip, Check::None, ZIP_CUE.into(), BUILT_IN);
+        push(IdentifierKind::Email, Check::None, EMAIL.into(), BUILT_IN);
+        push(IdentifierKind::Url, Check::Url, URL.into(), BUILT_IN);
+        push(IdentifierKind::Ssn, Check::Ssn, SSN.into(), BUILT_IN);
         push(
             IdentifierKind::Phone,
             Check::Nanp,
@@ -231,8 +237,8 @@ impl ScannerBuilder {
             date_named_pattern(),
             "built-in",
         );
-        push(IdentifierKind::Ip, Check::Ipv4, IPV4.into(), "built-in");
-        push(IdentifierKind::Ip, Check::Ipv6, IPV6.into(), "built-in");
+        push(IdentifierKind::Ip, Check::Ipv4, IPV4.into(), BUILT_IN);
+        push(IdentifierKind::Ip, Check::Ipv6, IPV6.into(), BUILT_IN);
         push(
             IdentifierKind::Account,
             Check::Luhn,
@@ -259,12 +265,17 @@ impl ScannerBuilder {
                 .unicode(false)
                 .build()
                 .map_err(|e| invalid(spec, e.to_string()))?;
-            let id_group = alone.capture_names().any(|n| n == Some("id"));
+            let has_id = alone.capture_names().any(|n| n == Some("id"));
+            let id = match (has_id, spec.what == BUILT_IN) {
+                (false, _) => IdPart::Whole,
+                (true, true) => IdPart::FromFirstNumeric,
+                (true, false) => IdPart::Group(alone),
+            };
             patterns.push(Pattern {
                 kind: spec.kind,
                 check: spec.check,
                 source: spec.source.clone(),
-                alone: id_group.then_some(alone),
+                id,
             });
         }
         let sources: Vec<&str> = specs.iter().map(|s| s.source.as_str()).collect();
@@ -319,8 +330,19 @@ struct Pattern {
     kind: IdentifierKind,
     check: Check,
     source: String,
-    /// The pattern compiled alone, when it has an `id` group.
-    alone: Option<regex::Regex>,
+    id: IdPart,
+}
+
+/// Which part of a match is the identifier (the rest is a cue, left readable).
+#[derive(Debug)]
+enum IdPart {
+    /// All of it.
+    Whole,
+    /// From the first digit, `(` or `+` on: the built-in cue patterns, whose cues hold none
+    /// of those (a byte scan instead of a capture search on every cue match).
+    FromFirstNumeric,
+    /// The `id` group of a custom pattern, found by running it alone with captures.
+    Group(regex::Regex),
 }
 
 struct PatternSpec {
@@ -329,6 +351,9 @@ struct PatternSpec {
     source: String,
     what: &'static str,
 }
+
+/// True for the built-in patterns (as opposed to configured MRN patterns).
+const BUILT_IN: &str = "built-in";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Check {
@@ -465,11 +490,21 @@ impl Inner {
 
     fn accept(&self, pattern: &Pattern, text: &str, range: Range<usize>) -> Option<Finding> {
         let whole = text.get(range.clone())?;
-        // The identifier part: the `id` group, or the whole match.
+        // The identifier part, without its cue.
         let mut id = range.clone();
-        if let Some(alone) = &pattern.alone {
-            if let Some(g) = alone.captures(whole).and_then(|c| c.name("id")) {
-                id = range.start + g.start()..range.start + g.end();
+        match &pattern.id {
+            IdPart::Whole => {}
+            IdPart::FromFirstNumeric => {
+                let skip = whole
+                    .bytes()
+                    .position(|b| b.is_ascii_digit() || b == b'(' || b == b'+')
+                    .unwrap_or(0);
+                id.start += skip;
+            }
+            IdPart::Group(alone) => {
+                if let Some(g) = alone.captures(whole).and_then(|c| c.name("id")) {
+                    id = range.start + g.start()..range.start + g.end();
+                }
             }
         }
         let s = text.get(id.clone())?;
@@ -671,6 +706,23 @@ static CLASS: [u8; 256] = {
     t
 };
 
+/// True if any byte of `w` may be a trigger byte (`.`, `/`, a digit, `:` or `@`): a
+/// branch-free test of eight bytes at once. Bytes at or above 0x80 are tested by their low
+/// seven bits, which can only add false alarms (the byte loop then looks closer), never
+/// hide a trigger.
+fn may_hold_trigger(w: u64) -> bool {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let x = w & !HI;
+    // Each byte is at most 0x7F, so adding at most 0x52 never carries into the next byte.
+    let at_least_dot = x.wrapping_add(LO * (0x80 - 0x2E)) & HI;
+    let above_colon = x.wrapping_add(LO * (0x80 - 0x3B)) & HI;
+    let in_range = at_least_dot & !above_colon;
+    let y = x ^ (LO * 0x40);
+    let at_sign = y.wrapping_sub(LO) & !y & HI;
+    (in_range | at_sign) != 0
+}
+
 /// Bytes that may sit between the digits of one identifier (`(617) 555-0142`, `3/14/2024`,
 /// `March 3, 2024`, `10.0.0.1`).
 fn is_digit_separator(b: u8) -> bool {
@@ -684,6 +736,9 @@ fn is_digit_separator(b: u8) -> bool {
 const MAX_SEPARATOR_RUN: usize = 3;
 /// A cluster with fewer digits than this cannot be (part of) any built-in identifier.
 const MIN_CLUSTER_DIGITS: usize = 4;
+/// Whole words a cue may take before the digits: `Social security no. #:`, `Medical record
+/// number #:` are the longest built-in cues.
+const CUE_WORDS: usize = 4;
 
 fn is_space(b: u8) -> bool {
     b.is_ascii_whitespace()
@@ -706,14 +761,27 @@ impl<'a> Windows<'a> {
         }
     }
 
-    /// The next trigger at or after `self.at`, as the byte range that must be covered.
-    fn next_trigger(&mut self) -> Option<Range<usize>> {
+    /// The next trigger at or after `self.at`: the byte range that must be covered, and how
+    /// many whole words before it a cue may take.
+    fn next_trigger(&mut self) -> Option<(Range<usize>, usize)> {
         let bytes = self.bytes;
         let n = bytes.len();
         let mut i = self.at;
         while i < n {
-            // The hot loop: most bytes are letters and spaces.
-            let class = CLASS[bytes[i] as usize];
+            // The hot loop: most bytes are letters and spaces. Skip eight at a time while
+            // none of them can be a trigger.
+            while let Some(chunk) = bytes.get(i..i + 8) {
+                let mut word = [0u8; 8];
+                word.copy_from_slice(chunk);
+                if may_hold_trigger(u64::from_le_bytes(word)) {
+                    break;
+                }
+                i += 8;
+            }
+            let Some(&byte) = bytes.get(i) else {
+                break;
+            };
+            let class = CLASS[byte as usize];
             if class == OTHER {
                 i += 1;
                 continue;
@@ -747,13 +815,13 @@ impl<'a> Windows<'a> {
                     }
                     self.at = last + 1;
                     if count >= MIN_CLUSTER_DIGITS {
-                        return Some(start..last + 1);
+                        return Some((start..last + 1, CUE_WORDS));
                     }
                     i = self.at;
                 }
                 AT => {
                     self.at = i + 1;
-                    return Some(i..i + 1);
+                    return Some((i..i + 1, 0));
                 }
                 COLON => {
                     let next = bytes.get(i + 1).copied().unwrap_or(0);
@@ -763,7 +831,7 @@ impl<'a> Windows<'a> {
                         || (prev.is_ascii_hexdigit() && next.is_ascii_hexdigit())
                     {
                         self.at = i + 1;
-                        return Some(i..i + 1);
+                        return Some((i..i + 1, 0));
                     }
                     i += 1;
                 }
@@ -771,7 +839,7 @@ impl<'a> Windows<'a> {
                     // DOT: `www.`
                     if i >= 3 && bytes[i - 3..i].eq_ignore_ascii_case(b"www") {
                         self.at = i + 1;
-                        return Some(i - 3..i + 1);
+                        return Some((i - 3..i + 1, 0));
                     }
                     i += 1;
                 }
@@ -781,13 +849,27 @@ impl<'a> Windows<'a> {
         None
     }
 
-    /// Grows a trigger into a window: back by the lookback and to whitespace, forward to
-    /// whitespace. `floor` is where the previous window ended.
-    fn widen(&self, trigger: Range<usize>, floor: usize) -> Range<usize> {
+    /// Grows a trigger into a window: back over the word it starts in and `words` more words
+    /// (room for a cue; at most [`LOOKBACK`] bytes, then to the start of that word), forward
+    /// to whitespace. `floor` is where the previous window ended.
+    fn widen(&self, trigger: Range<usize>, words: usize, floor: usize) -> Range<usize> {
         let bytes = self.bytes;
-        let mut start = trigger.start.saturating_sub(LOOKBACK).max(floor);
+        let limit = trigger.start.saturating_sub(LOOKBACK).max(floor);
+        let mut start = trigger.start;
+        // The word the trigger starts in.
         while start > floor && !is_space(bytes[start - 1]) {
             start -= 1;
+        }
+        for _ in 0..words {
+            if start <= limit {
+                break;
+            }
+            while start > limit && is_space(bytes[start - 1]) {
+                start -= 1;
+            }
+            while start > floor && !is_space(bytes[start - 1]) {
+                start -= 1;
+            }
         }
         let mut end = trigger.end;
         while end < bytes.len() && !is_space(bytes[end]) {
@@ -804,8 +886,8 @@ impl Iterator for Windows<'_> {
         loop {
             let floor = self.pending.as_ref().map_or(0, |w| w.end);
             match self.next_trigger() {
-                Some(trigger) => {
-                    let window = self.widen(trigger, floor);
+                Some((trigger, words)) => {
+                    let window = self.widen(trigger, words, floor);
                     // Continue scanning after the window: triggers inside it are covered.
                     self.at = self.at.max(window.end);
                     match self.pending.take() {
@@ -935,6 +1017,23 @@ mod tests {
             "Pt DOB [DATE], SSN [SSN]; BP 120/80."
         );
         assert_eq!(s.mask("héllo ✓ 123-45-6789 ✓"), "héllo ✓ [SSN] ✓");
+    }
+
+    #[test]
+    fn eight_byte_test_never_misses_a_trigger_byte() {
+        for b in 0..=255u8 {
+            for pos in 0..8 {
+                let mut word = [b'a'; 8];
+                word[pos] = b;
+                let expect = CLASS[b as usize] != OTHER;
+                let got = may_hold_trigger(u64::from_le_bytes(word));
+                assert!(got || !expect, "byte {b:#x} at {pos} missed");
+                if b < 0x80 {
+                    let exact = expect || b == b'/';
+                    assert_eq!(got, exact, "byte {b:#x} at {pos}");
+                }
+            }
+        }
     }
 
     #[test]

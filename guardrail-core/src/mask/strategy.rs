@@ -264,7 +264,7 @@ pub fn date_year(value: &str) -> Option<u32> {
         return plausible_year(y).then_some(y);
     }
     let tokens: Vec<&str> = v
-        .split(|c: char| matches!(c, '-' | '/' | '.' | ',' | ' '))
+        .split(['-', '/', '.', ',', ' '])
         .filter(|t| !t.is_empty())
         .collect();
     let num = |t: &str| -> Option<(u32, usize)> {
