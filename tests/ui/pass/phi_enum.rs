@@ -28,7 +28,10 @@ fn main() {
     let mut c = Contact::Both(
         Box::new(Contact::Phone("617-555-0142".into(), "mobile".into())),
         vec![
-            Contact::Email { address: "ada@example.org".into(), verified: true },
+            Contact::Email {
+                address: "ada@example.org".into(),
+                verified: true,
+            },
             Contact::None,
         ],
     );
@@ -38,7 +41,10 @@ fn main() {
         Contact::Both(
             Box::new(Contact::Phone("***-***-0142".into(), "mobile".into())),
             vec![
-                Contact::Email { address: "[REDACTED]".into(), verified: true },
+                Contact::Email {
+                    address: "[REDACTED]".into(),
+                    verified: true
+                },
                 Contact::None,
             ],
         )

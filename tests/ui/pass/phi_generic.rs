@@ -64,7 +64,10 @@ fn main() {
     let masker = Masker::new(CategorySet::EMPTY, &config, &key);
     let mut t = Tree {
         value: String::from("K 5.9"),
-        kids: vec![Tree { value: String::from("Na 121"), kids: vec![] }],
+        kids: vec![Tree {
+            value: String::from("Na 121"),
+            kids: vec![],
+        }],
     };
     t.redact(&masker);
     assert_eq!(t.value, "[REDACTED]");
@@ -83,7 +86,9 @@ fn main() {
     assert_eq!(e.body, "kept");
     assert_eq!(e.coded, ["[REDACTED]"]);
 
-    let mut labs = Labs { by_test: BTreeMap::from([("K".to_owned(), "5.9".to_owned())]) };
+    let mut labs = Labs {
+        by_test: BTreeMap::from([("K".to_owned(), "5.9".to_owned())]),
+    };
     labs.redact(&masker);
     assert_eq!(labs.by_test["K"], "[REDACTED]");
 }

@@ -47,7 +47,11 @@ fn main() {
         by_code: HashMap::from([("99213".to_owned(), visit.clone())]),
         pair: (visit, 1),
     };
-    chart.redact(&Masker::new(CategorySet::EMPTY.with(Category::Ssn), &config, &key));
+    chart.redact(&Masker::new(
+        CategorySet::EMPTY.with(Category::Ssn),
+        &config,
+        &key,
+    ));
     let all = [
         &chart.visits[0],
         chart.latest.as_deref().unwrap(),

@@ -45,7 +45,10 @@ fn main() {
         ssn: "123-45-6789".into(),
         handle: Foreign("ada".into()),
         visits: 3,
-        address: Address { street: "12 Analytical Way".into(), zip: "02139".into() },
+        address: Address {
+            street: "12 Analytical Way".into(),
+            zip: "02139".into(),
+        },
     };
     p.redact(&masker);
     assert_eq!(p.name, "[REDACTED]");
