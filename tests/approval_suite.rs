@@ -309,7 +309,7 @@ pub fn grant_opens_exactly_one_call_and_every_step_is_audited<B: Backend>(b: &B)
             .events()
             .iter()
             .any(|e| e.record.kind == EventKind::Outcome
-                && e.record.detail.get("decision_seq") == Some(&allowed_seq.to_string()))
+                && e.record.decision_seq == Some(allowed_seq))
     );
     guardrail_core::audit::verify_events(&r.trail.events()).expect("the trail verifies");
 }

@@ -154,8 +154,7 @@ fn break_glass_opens_a_denied_read_flags_its_events_and_alerts() {
     let outcome = events
         .iter()
         .find(|e| {
-            e.record.kind == EventKind::Outcome
-                && e.record.detail.get("decision_seq") == Some(&decision.seq.to_string())
+            e.record.kind == EventKind::Outcome && e.record.decision_seq == Some(decision.seq)
         })
         .expect("the outcome event");
     assert!(

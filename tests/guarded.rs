@@ -438,10 +438,7 @@ fn allowed_call_runs_once_and_records_decision_then_outcome() {
     assert_eq!(outcome.record.outcome, Some(Outcome::Ok));
     assert_eq!(decision.record.request_id.as_deref(), Some(ctx.request()));
     assert_eq!(outcome.record.request_id, decision.record.request_id);
-    assert_eq!(
-        outcome.record.detail.get("decision_seq"),
-        Some(&decision.seq.to_string())
-    );
+    assert_eq!(outcome.record.decision_seq, Some(decision.seq));
     // The subject is a keyed token, never the raw id.
     assert!(decision.record.subject.is_some());
     assert!(!f.sink.to_lines().contains("p-100"));

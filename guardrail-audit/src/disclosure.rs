@@ -225,9 +225,7 @@ impl DisclosureAccumulator {
                     return;
                 };
                 let by_seq = r
-                    .detail
-                    .get("decision_seq")
-                    .and_then(|s| s.parse::<u64>().ok())
+                    .decision_seq
                     .and_then(|seq| waiting.iter().position(|&i| self.rows[i].seq == seq));
                 let at = by_seq.unwrap_or(0);
                 if at < waiting.len() {

@@ -54,7 +54,11 @@ impl Timestamp {
 
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", humantime::format_rfc3339_nanos(self.to_system_time()))
+        write!(
+            f,
+            "{}",
+            humantime::format_rfc3339_nanos(self.to_system_time())
+        )
     }
 }
 
@@ -123,6 +127,13 @@ impl Outcome {
             Outcome::Cancelled => "cancelled",
         }
     }
+}
+
+/// A shared empty role list (an empty `Arc<[_]>` would otherwise allocate per record).
+fn no_roles() -> Arc<[Text]> {
+    static EMPTY: std::sync::LazyLock<Arc<[Text]>> =
+        std::sync::LazyLock::new(|| Arc::from(Vec::new()));
+    EMPTY.clone()
 }
 
 fn is_false(b: &bool) -> bool {
@@ -198,6 +209,9 @@ pub struct Record {
     /// How the call ended (outcome events).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outcome: Option<Outcome>,
+    /// Sequence number, in the guardrail's first sink, of the decision this outcome follows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decision_seq: Option<u64>,
     /// Further facts, by name (reload versions, recovery details, alert kind…).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub detail: BTreeMap<String, String>,
@@ -219,7 +233,7 @@ impl Record {
             action_kind: None,
             resource: None,
             principal: None,
-            roles: Arc::from(Vec::new()),
+            roles: no_roles(),
             endpoint: None,
             jurisdiction: None,
             purpose: None,
@@ -233,6 +247,7 @@ impl Record {
             policy_version: None,
             policy_hash: None,
             outcome: None,
+            decision_seq: None,
             detail: BTreeMap::new(),
         }
     }

@@ -7,6 +7,23 @@ use sha2::Sha256;
 
 type HmacSha256 = Hmac<Sha256>;
 
+/// `hmac-sha256:` + 64 hex digits.
+const TOKEN_LEN: usize = 12 + 64;
+
+/// A token on the stack (ASCII by construction).
+struct TokenText([u8; TOKEN_LEN]);
+
+impl TokenText {
+    fn as_str(&self) -> &str {
+        // Only ASCII bytes are ever written into the buffer.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+
+    fn to_owned(&self) -> String {
+        self.as_str().to_owned()
+    }
+}
+
 /// The secret that turns PHI into stable, unlinkable-without-the-key tokens.
 ///
 /// `token = "hmac-sha256:" + hex(HMAC-SHA256(key, domain || 0x00 || value))`. The same value
@@ -47,21 +64,53 @@ impl AuditKey {
     /// The token of `value` in `domain` (e.g. `"subject"`): domains keep a patient id and an
     /// MRN with the same digits from producing the same token.
     pub fn token(&self, domain: &str, value: &str) -> String {
+        let mut mac = self.mac_for(domain);
+        mac.update(value.as_bytes());
+        Self::encode(mac).to_owned()
+    }
+
+    /// The token of any displayable value (numeric ids, dates): its formatted text is
+    /// tokenized, so non-string PHI is keyed-hashed exactly like strings (the same value
+    /// gives the same token whether passed as text or as a number).
+    pub fn token_display(&self, domain: &str, value: &dyn fmt::Display) -> String {
+        self.token_display_arc(domain, value).to_string()
+    }
+
+    /// [`AuditKey::token_display`] as shared text, built without an intermediate string
+    /// (the formatted value streams into the MAC).
+    pub fn token_display_arc(&self, domain: &str, value: &dyn fmt::Display) -> std::sync::Arc<str> {
+        struct Feed<'m>(&'m mut HmacSha256);
+        impl fmt::Write for Feed<'_> {
+            fn write_str(&mut self, s: &str) -> fmt::Result {
+                self.0.update(s.as_bytes());
+                Ok(())
+            }
+        }
+        let mut mac = self.mac_for(domain);
+        // Writing into a MAC cannot fail; a Display impl that reports an error still
+        // produces a token of what it wrote.
+        let _ = fmt::write(&mut Feed(&mut mac), format_args!("{value}"));
+        std::sync::Arc::from(Self::encode(mac).as_str())
+    }
+
+    fn mac_for(&self, domain: &str) -> HmacSha256 {
         let mut mac = self.mac.clone();
         mac.update(domain.as_bytes());
         mac.update(&[0]);
-        mac.update(value.as_bytes());
-        let out = mac.finalize().into_bytes();
-        let mut s = String::with_capacity(Self::TOKEN_PREFIX.len() + 64);
-        s.push_str(Self::TOKEN_PREFIX);
-        s.push_str(&hex::encode(out));
-        s
+        mac
     }
 
-    /// The token of any displayable value (numeric ids, dates): formatted, then tokenized, so
-    /// non-string PHI is keyed-hashed exactly like strings.
-    pub fn token_display(&self, domain: &str, value: &dyn fmt::Display) -> String {
-        self.token(domain, &value.to_string())
+    fn encode(mac: HmacSha256) -> TokenText {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let out = mac.finalize().into_bytes();
+        let mut buf = [0u8; TOKEN_LEN];
+        buf[..Self::TOKEN_PREFIX.len()].copy_from_slice(Self::TOKEN_PREFIX.as_bytes());
+        for (i, b) in out.iter().enumerate() {
+            let at = Self::TOKEN_PREFIX.len() + 2 * i;
+            buf[at] = HEX[usize::from(b >> 4)];
+            buf[at + 1] = HEX[usize::from(b & 0x0f)];
+        }
+        TokenText(buf)
     }
 }
 

@@ -13,29 +13,29 @@
 
 mod chain;
 pub mod checkpoint;
-mod file;
-pub mod io;
-pub mod trail;
 pub mod disclosure;
-pub mod fhir;
-pub mod sql;
 mod error;
 mod event;
+pub mod fhir;
+mod file;
+pub mod io;
 mod key;
 mod memory;
 mod sink;
+pub mod sql;
+pub mod trail;
 pub mod verify;
 
 pub use chain::{Chain, Digest, GENESIS};
+pub use checkpoint::{CheckpointOptions, CheckpointSigner, CheckpointVerifier};
 pub use error::AuditError;
 pub use event::{AuditEvent, EventKind, Outcome, ParseEventError, Record, Text, Timestamp};
-pub use key::{AuditKey, KeyTooShort};
-pub use memory::MemorySink;
-pub use sink::{AuditSink, Receipt};
-pub use checkpoint::{CheckpointOptions, CheckpointSigner, CheckpointVerifier};
 pub use file::{
     CHECKPOINT_FILE, Durability, FileSink, FileSinkOptions, MANIFEST_FILE, MANIFEST_VERSION,
     MAX_LINE_BYTES, Manifest, ManifestEntry, ManifestError, Recovery,
 };
+pub use key::{AuditKey, KeyTooShort};
+pub use memory::MemorySink;
+pub use sink::{AuditSink, Receipt};
 pub use trail::{FileReport, TrailError, TrailReport, verify_trail, verify_trail_with};
-pub use verify::{BreakKind, VerifyError, VerifyReport, Verifier, verify_events, verify_lines};
+pub use verify::{BreakKind, Verifier, VerifyError, VerifyReport, verify_events, verify_lines};

@@ -40,9 +40,8 @@ static REQUEST_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 fn new_request_id() -> Arc<str> {
     // Unique within the process and across restarts (start time + counter); not a secret.
-    static START: std::sync::LazyLock<u64> = std::sync::LazyLock::new(|| {
-        guardrail_audit::Timestamp::now().0 / 1_000_000
-    });
+    static START: std::sync::LazyLock<u64> =
+        std::sync::LazyLock::new(|| guardrail_audit::Timestamp::now().0 / 1_000_000);
     let n = REQUEST_COUNTER.fetch_add(1, Ordering::Relaxed);
     Arc::from(format!("req-{:x}-{n:x}", *START))
 }
@@ -141,7 +140,10 @@ impl fmt::Debug for Context {
             .field("purpose", &self.purpose)
             .field("request_id", &self.request_id)
             .field("approval", &self.approval)
-            .field("break_glass", &self.break_glass.as_ref().map(|_| "[declared]"))
+            .field(
+                "break_glass",
+                &self.break_glass.as_ref().map(|_| "[declared]"),
+            )
             .finish()
     }
 }

@@ -77,9 +77,7 @@ impl fmt::Display for DenyReason {
                 f.write_str("the principal's jurisdiction is not allowed")
             }
             DenyReason::PurposeNotAllowed => f.write_str("the purpose of use is not allowed"),
-            DenyReason::NotOwnSubject => {
-                f.write_str("a patient may only access their own records")
-            }
+            DenyReason::NotOwnSubject => f.write_str("a patient may only access their own records"),
             DenyReason::CountOverLimit { count, limit } => {
                 write!(f, "{count} records requested, the limit is {limit}")
             }

@@ -25,7 +25,9 @@ pub enum GuardError {
         request: Box<ApprovalRequest>,
     },
     /// The audit trail could not record the call, so it was refused (no audit, no access).
-    #[error("`{action}` refused because the audit trail could not record it (sink `{sink}`): {detail}")]
+    #[error(
+        "`{action}` refused because the audit trail could not record it (sink `{sink}`): {detail}"
+    )]
     AuditUnavailable {
         /// The action's name.
         action: &'static str,
@@ -35,7 +37,9 @@ pub enum GuardError {
         detail: String,
     },
     /// The context lacks something the decision needs.
-    #[error("`{action}` refused: the context has no {field}; set it on the Context before the call")]
+    #[error(
+        "`{action}` refused: the context has no {field}; set it on the Context before the call"
+    )]
     MissingContext {
         /// The action's name.
         action: &'static str,

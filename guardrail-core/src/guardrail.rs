@@ -2,7 +2,6 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::Instant;
 
 use arc_swap::ArcSwap;
 use guardrail_audit::{AuditKey, AuditSink, Receipt, Record};
@@ -79,7 +78,12 @@ impl fmt::Debug for Guardrail {
             .field("policy_version", &policy.version())
             .field(
                 "sinks",
-                &self.inner.sinks.iter().map(|s| s.name()).collect::<Vec<_>>(),
+                &self
+                    .inner
+                    .sinks
+                    .iter()
+                    .map(|s| s.name())
+                    .collect::<Vec<_>>(),
             )
             .field("alerts", &self.inner.alerts)
             .finish_non_exhaustive()
@@ -101,7 +105,10 @@ pub struct GuardrailBuilder {
 impl fmt::Debug for GuardrailBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("GuardrailBuilder")
-            .field("policy", &self.policy.as_ref().map(|p| p.version().to_owned()))
+            .field(
+                "policy",
+                &self.policy.as_ref().map(|p| p.version().to_owned()),
+            )
             .field("sinks", &self.sinks.len())
             .finish_non_exhaustive()
     }
@@ -222,10 +229,6 @@ impl Guardrail {
         self.inner.policy.load_full()
     }
 
-    pub(crate) fn policy_guard(&self) -> arc_swap::Guard<Arc<Policy>> {
-        self.inner.policy.load()
-    }
-
     /// The key events are tokenized under.
     pub fn audit_key(&self) -> &AuditKey {
         &self.inner.key
@@ -266,7 +269,7 @@ impl Guardrail {
                 record.clone()
             };
             let Some(r) = r else { break };
-            let started = Instant::now();
+            let started = crate::telemetry::Stopwatch::start();
             let result = sink.append(r);
             crate::telemetry::audit_append(started.elapsed());
             match result {

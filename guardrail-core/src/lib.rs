@@ -42,20 +42,20 @@ pub use phi::Phi;
 pub use policy::{Policy, PolicyError};
 pub use redact::{Masker, PhiValue, Redact};
 pub use registry::ActionDescriptor;
-/// Appending through the caller's transaction (`#[phi_action(tx = ..)]`).
-pub use runtime_tx::{AsyncTxAppend, TxAppend};
 #[cfg(feature = "watch")]
 pub use reload::PolicyWatcher;
 pub use reload::{ReloadError, ReloadReport};
+/// Appending through the caller's transaction (`#[phi_action(tx = ..)]`).
+pub use runtime_tx::{AsyncTxAppend, TxAppend};
 
 /// The audit crate, re-exported: sinks, events, verification.
 pub use guardrail_audit as audit;
 pub use guardrail_audit::{AuditKey, AuditSink, MemorySink};
 
-/// `#[phi_action]`: guard a function that touches PHI.
-pub use guardrail_macros::phi_action;
 /// `#[derive(Phi)]`: implement [`Redact`] from `#[phi(<category>)]` field attributes.
 pub use guardrail_macros::Phi;
+/// `#[phi_action]`: guard a function that touches PHI.
+pub use guardrail_macros::phi_action;
 
 /// Everything a guarded service imports.
 pub mod prelude {

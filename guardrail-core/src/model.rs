@@ -43,6 +43,17 @@ macro_rules! closed_enum {
             pub const fn index(self) -> usize {
                 self as usize
             }
+
+            /// The name as shared text: cloning it into an event does not allocate.
+            pub(crate) fn label(self) -> Arc<str> {
+                static LABELS: std::sync::LazyLock<Vec<Arc<str>>> = std::sync::LazyLock::new(|| {
+                    $name::ALL.iter().map(|v| Arc::from(v.as_str())).collect()
+                });
+                LABELS
+                    .get(self.index())
+                    .cloned()
+                    .unwrap_or_else(|| Arc::from(self.as_str()))
+            }
         }
 
         impl fmt::Display for $name {

@@ -88,7 +88,9 @@ inventory::collect!(ActionRegistration);
 
 /// Two actions registered under one name.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("action `{name}` is registered twice: at {first} and at {second}; give one a distinct `name = \"..\"`")]
+#[error(
+    "action `{name}` is registered twice: at {first} and at {second}; give one a distinct `name = \"..\"`"
+)]
 pub struct DuplicateAction {
     /// The shared name.
     pub name: &'static str,

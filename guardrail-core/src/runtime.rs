@@ -14,12 +14,11 @@
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
-use std::time::Instant;
 
 use guardrail_audit::{AuditError, EventKind, Outcome, Record, Text};
 
 use crate::alert::{Alert, AlertKind};
-use crate::approval::{ApprovalBinding, ApprovalId, ApprovalRequest, ApprovalState};
+use crate::approval::{ApprovalBinding, ApprovalId, ApprovalRequest};
 use crate::category::CategorySet;
 use crate::context::Context;
 use crate::decision::{ApprovalNeed, Decision, DenyReason, Effect};
@@ -57,7 +56,9 @@ macro_rules! into_count {
     )*};
 }
 
-into_count!(u8, u16, u32, u64, u128, usize, i8, i16, i32, i64, i128, isize);
+into_count!(
+    u8, u16, u32, u64, u128, usize, i8, i16, i32, i64, i128, isize
+);
 
 impl<T: IntoCount + Copy> IntoCount for &T {
     fn into_count(self) -> CountArg {
@@ -77,6 +78,7 @@ pub struct Call {
     guardrail: Guardrail,
     policy: Arc<Policy>,
     action: &'static ActionDescriptor,
+    labels: Labels,
     request_id: Arc<str>,
     principal: Arc<str>,
     subject: Option<Text>,
@@ -105,24 +107,55 @@ fn decision_word(d: &Decision) -> &'static str {
     }
 }
 
+/// The decision words as shared text (events clone them instead of allocating).
+fn word_label(word: &'static str) -> Arc<str> {
+    static WORDS: std::sync::LazyLock<[Arc<str>; 4]> = std::sync::LazyLock::new(|| {
+        ["deny", "approval_required", "break_glass", "allow"].map(Arc::from)
+    });
+    WORDS
+        .iter()
+        .find(|w| &***w == word)
+        .cloned()
+        .unwrap_or_else(|| Arc::from(word))
+}
+
+/// An action's name, kind and resource as shared text, taken from the compiled policy so
+/// that recording them costs reference counts, not allocations.
+#[derive(Clone, Debug)]
+struct Labels {
+    name: Arc<str>,
+    kind: Arc<str>,
+    resource: Option<Arc<str>>,
+}
+
+impl Labels {
+    fn of(action: &'static ActionDescriptor) -> Labels {
+        Labels {
+            name: Arc::from(action.name),
+            kind: action.kind.label(),
+            resource: action.resource.map(Arc::from),
+        }
+    }
+}
+
 fn base_record(
     kind: EventKind,
     g: &Guardrail,
-    action: &'static ActionDescriptor,
+    labels: &Labels,
     ctx: &Context,
     subject: &Option<Text>,
 ) -> Record {
     let p = ctx.principal();
     let mut r = Record::at(kind, g.inner.clock.now());
     r.request_id = Some(ctx.request_arc().clone());
-    r.action = Some(Arc::from(action.name));
-    r.action_kind = Some(Arc::from(action.kind.as_str()));
-    r.resource = action.resource.map(Arc::from);
+    r.action = Some(labels.name.clone());
+    r.action_kind = Some(labels.kind.clone());
+    r.resource = labels.resource.clone();
     r.principal = Some(p.id_arc().clone());
     r.roles = p.roles_arc().clone();
-    r.endpoint = ctx.endpoint_kind().map(|e| Arc::from(e.as_str()));
+    r.endpoint = ctx.endpoint_kind().map(|e| e.label());
     r.jurisdiction = p.jurisdiction_arc().cloned();
-    r.purpose = ctx.purpose_of_use().map(|e| Arc::from(e.as_str()));
+    r.purpose = ctx.purpose_of_use().map(|e| e.label());
     r.subject = subject.clone();
     r
 }
@@ -135,7 +168,7 @@ pub fn begin(
     count: CountArg,
     recorded: &[(&'static str, &dyn fmt::Display)],
 ) -> Result<Call, GuardError> {
-    let started = Instant::now();
+    let started = crate::telemetry::Stopwatch::start();
     let g = ctx.guardrail();
     let policy = g.policy();
     let count_value = match count {
@@ -167,26 +200,36 @@ pub fn begin(
         cache: &ctx.cache,
     };
     // A panic inside evaluation must deny, not escape or allow.
-    let mut decision = catch_unwind(AssertUnwindSafe(|| policy.decide(&request))).unwrap_or_else(
-        |_| {
-            Decision::deny(
-                DenyReason::PolicyFault {
-                    why: "the policy evaluation panicked".into(),
-                },
-                policy.version_arc(),
-                policy.hash_arc(),
-            )
-        },
-    );
-    let subject_token: Option<Text> = subject.map(|s| Arc::from(g.subject_token(s)));
+    let evaluated = catch_unwind(AssertUnwindSafe(|| {
+        let verdict = policy.evaluate(&request);
+        let labels = Labels {
+            name: verdict.action_name().clone(),
+            kind: verdict.action_kind().clone(),
+            resource: verdict.action_resource().cloned(),
+        };
+        (verdict.to_decision(), labels)
+    }));
+    let (mut decision, labels) = evaluated.unwrap_or_else(|_| {
+        let fault = Decision::deny(
+            DenyReason::PolicyFault {
+                why: "the policy evaluation panicked".into(),
+            },
+            policy.version_arc(),
+            policy.hash_arc(),
+        );
+        (fault, Labels::of(action))
+    });
+    let subject_token: Option<Text> =
+        subject.map(|s| g.audit_key().token_display_arc("subject", s));
 
     // Just-in-time approval: a presented grant is consumed; otherwise a request is opened.
     let mut approval: Option<ApprovalId> = None;
     let mut new_request: Option<ApprovalRequest> = None;
-    if let (Effect::Allow, ApprovalNeed::Required { ttl_secs }) = (decision.effect, decision.approval)
+    if let (Effect::Allow, ApprovalNeed::Required { ttl_secs }) =
+        (decision.effect, decision.approval)
     {
         let binding = ApprovalBinding {
-            action: Arc::from(action.name),
+            action: labels.name.clone(),
             principal: ctx.principal().id_arc().clone(),
             subject: subject_token.clone(),
             count: count_value,
@@ -235,9 +278,9 @@ pub fn begin(
     }
 
     let word = decision_word(&decision);
-    let mut record = base_record(EventKind::Decision, g, action, ctx, &subject_token);
+    let mut record = base_record(EventKind::Decision, g, &labels, ctx, &subject_token);
     record.count = count_value;
-    record.decision = Some(Arc::from(word));
+    record.decision = Some(word_label(word));
     record.rule = decision.rule.clone();
     record.reason = decision.reason.as_ref().map(|r| Arc::from(r.to_string()));
     record.break_glass = decision.break_glass;
@@ -246,9 +289,10 @@ pub fn begin(
     record.policy_hash = Some(decision.policy_hash.clone());
     for (name, value) in recorded {
         // Opted-in arguments are recorded only as keyed tokens, never raw.
-        record
-            .detail
-            .insert(format!("arg.{name}"), g.audit_key().token_display(name, *value));
+        record.detail.insert(
+            format!("arg.{name}"),
+            g.audit_key().token_display(name, *value),
+        );
     }
     if decision.break_glass {
         if let Some(reason) = ctx.break_glass_reason() {
@@ -272,7 +316,9 @@ pub fn begin(
     };
     crate::telemetry::decision(action.name, word, started.elapsed());
     let principal_id = ctx.principal().id_arc().clone();
-    g.inner.detectors.observe(g, &policy, action, &principal_id, &decision, count_value);
+    g.inner
+        .detectors
+        .observe(g, &policy, action, &principal_id, &decision, count_value);
 
     if decision.effect == Effect::Deny {
         let reason = decision.reason.unwrap_or(DenyReason::NoMatchingRule);
@@ -282,7 +328,7 @@ pub fn begin(
         g.raise(Alert {
             kind: AlertKind::ApprovalRequested,
             time: g.inner.clock.now(),
-            action: Some(Arc::from(action.name)),
+            action: Some(labels.name.clone()),
             principal: Some(principal_id),
             request_id: Some(ctx.request_arc().clone()),
             count: count_value,
@@ -299,7 +345,7 @@ pub fn begin(
         g.raise(Alert {
             kind: AlertKind::BreakGlass,
             time: g.inner.clock.now(),
-            action: Some(Arc::from(action.name)),
+            action: Some(labels.name.clone()),
             principal: Some(principal_id.clone()),
             request_id: Some(ctx.request_arc().clone()),
             count: count_value,
@@ -310,11 +356,11 @@ pub fn begin(
             ),
         });
     }
-    let _ = ApprovalState::Pending;
     Ok(Call {
         guardrail: g.clone(),
         policy,
         action,
+        labels,
         request_id: ctx.request_arc().clone(),
         principal: principal_id,
         subject: subject_token,
@@ -346,12 +392,12 @@ fn deny_and_record(
     ctx: &Context,
     subject: Option<Text>,
     count: Option<u64>,
-    started: Instant,
+    started: crate::telemetry::Stopwatch,
     reason: DenyReason,
 ) -> GuardError {
-    let mut record = base_record(EventKind::Decision, g, action, ctx, &subject);
+    let mut record = base_record(EventKind::Decision, g, &Labels::of(action), ctx, &subject);
     record.count = count;
-    record.decision = Some(Arc::from("deny"));
+    record.decision = Some(word_label("deny"));
     record.reason = Some(Arc::from(reason.to_string()));
     record.policy_version = Some(policy.version_arc());
     record.policy_hash = Some(policy.hash_arc());
@@ -380,16 +426,15 @@ impl Call {
         let g = &self.guardrail;
         let mut r = Record::at(EventKind::Outcome, g.inner.clock.now());
         r.request_id = Some(self.request_id.clone());
-        r.action = Some(Arc::from(self.action.name));
-        r.action_kind = Some(Arc::from(self.action.kind.as_str()));
-        r.resource = self.action.resource.map(Arc::from);
+        r.action = Some(self.labels.name.clone());
+        r.action_kind = Some(self.labels.kind.clone());
+        r.resource = self.labels.resource.clone();
         r.principal = Some(self.principal.clone());
         r.subject = self.subject.clone();
         r.break_glass = self.break_glass;
         r.outcome = Some(outcome);
         r.policy_version = Some(self.policy.version_arc());
-        r.detail
-            .insert("decision_seq".into(), self.decision_seq.to_string());
+        r.decision_seq = Some(self.decision_seq);
         r
     }
 
@@ -401,7 +446,9 @@ impl Call {
             .guardrail
             .append(&self.policy, record)
             .map(|_| ())
-            .map_err(|f| AuditError::Io(std::io::Error::other(format!("{}: {}", f.sink, f.detail))));
+            .map_err(|f| {
+                AuditError::Io(std::io::Error::other(format!("{}: {}", f.sink, f.detail)))
+            });
         self.complete(result, appended)
     }
 

@@ -9,7 +9,9 @@ pub fn postgres_url() -> Option<String> {
         Ok(url) if !url.is_empty() => Some(url),
         _ => {
             if std::env::var_os("CI").is_some() {
-                panic!("GUARDRAIL_TEST_DATABASE_URL is not set in CI: the PostgreSQL tests must run");
+                panic!(
+                    "GUARDRAIL_TEST_DATABASE_URL is not set in CI: the PostgreSQL tests must run"
+                );
             }
             eprintln!(
                 "notice: GUARDRAIL_TEST_DATABASE_URL is not set; skipping PostgreSQL tests \
