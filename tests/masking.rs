@@ -16,7 +16,7 @@ fn key(byte: u8) -> AuditKey {
 
 #[test]
 fn macro_category_names_match_core() {
-    let source = include_str!("../guardrail-macros/src/phi_derive/categories.rs");
+    let source = include_str!("../guardrail-macros/src/categories.rs");
     let list = source
         .split("pub(crate) const NAMES: &[&str] = &[")
         .nth(1)

@@ -110,8 +110,14 @@ fn gauge(m: &HashMap<String, DebugValue>, key: &str) -> f64 {
     }
 }
 
+/// The latency sampling rate is process-wide: tests that set it take turns.
+static SAMPLING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[test]
 fn the_counters_gauges_and_histograms_move() {
+    // Time every operation so the histogram counts are exact (the default samples).
+    let _sampling = SAMPLING.lock().unwrap_or_else(|p| p.into_inner());
+    telemetry::set_latency_sample_every(1);
     let recorder = DebuggingRecorder::new();
     let snapshotter = recorder.snapshotter();
     let siem = MemorySink::named("siem");
@@ -234,4 +240,42 @@ fn describe_names_every_metric() {
         Some(metrics::Unit::Seconds),
         true
     )));
+}
+
+#[test]
+fn latency_histograms_are_sampled_counters_are_not() {
+    let guardrail = Guardrail::builder()
+        .policy(Policy::from_toml_str(POLICY).unwrap())
+        .audit(MemorySink::named("trail"))
+        .audit_key(AuditKey::from_bytes(b"metrics-test-key-0123456789").unwrap())
+        .build()
+        .unwrap();
+    let _sampling = SAMPLING.lock().unwrap_or_else(|p| p.into_inner());
+    telemetry::set_latency_sample_every(telemetry::DEFAULT_LATENCY_SAMPLE_EVERY);
+    // A fresh thread starts its own sample count: operations 0, 8, 16… are timed.
+    let m = std::thread::spawn(move || {
+        let recorder = DebuggingRecorder::new();
+        let snapshotter = recorder.snapshotter();
+        metrics::with_local_recorder(&recorder, || {
+            let ctx = guardrail
+                .context(Principal::new("ana").role("analyst"))
+                .purpose(guardrail_core::Purpose::Operations);
+            for _ in 0..16 {
+                run(&ctx, 1).unwrap();
+            }
+        });
+        snapshot(&snapshotter)
+    })
+    .join()
+    .unwrap();
+    // 16 decisions and 32 appends (decision + outcome), one in 8 timed.
+    assert_eq!(histogram_len(&m, "guardrail_decision_seconds{}"), 2);
+    assert_eq!(histogram_len(&m, "guardrail_audit_append_seconds{}"), 4);
+    assert_eq!(
+        counter(
+            &m,
+            "guardrail_decisions_total{action=metrics::export,result=allow}"
+        ),
+        16
+    );
 }

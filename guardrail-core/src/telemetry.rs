@@ -93,27 +93,39 @@ pub(crate) fn audit_append(latency: Option<Duration>) {
     }
 }
 
-/// Times one in [`Stopwatch::EVERY`] operations per thread for the latency histograms.
-///
-/// Reading the clock costs more than a policy decision on some virtual machines, and a
-/// guarded call would read it six times; a systematic sample keeps the histograms'
-/// distribution while the counters still count every call.
+static SAMPLE_EVERY: std::sync::atomic::AtomicU32 =
+    std::sync::atomic::AtomicU32::new(DEFAULT_LATENCY_SAMPLE_EVERY);
+
+/// By default one decision (and one audit append) in this many per thread is timed for the
+/// latency histograms; the counters count every one.
+pub const DEFAULT_LATENCY_SAMPLE_EVERY: u32 = 8;
+
+/// Times one in `every` decisions and audit appends per thread for the latency histograms
+/// (`1`: time every one). Reading the clock costs more than a policy decision on some
+/// virtual machines and a guarded call would read it six times, so by default a systematic
+/// sample (the first operation on each thread, then every `every`-th) keeps the histograms'
+/// distribution at an eighth of the cost. Counters are never sampled.
+pub fn set_latency_sample_every(every: u32) {
+    SAMPLE_EVERY.store(every.max(1), std::sync::atomic::Ordering::Relaxed);
+}
+
+/// A latency measurement that is taken only for sampled operations.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Stopwatch(Option<std::time::Instant>);
 
 impl Stopwatch {
-    /// One operation in this many is timed (the first one on each thread always is).
-    pub(crate) const EVERY: u32 = 8;
-
     /// Starts timing if this operation is in the sample.
     pub(crate) fn start() -> Stopwatch {
         thread_local! {
             static COUNT: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
         }
+        let every = SAMPLE_EVERY
+            .load(std::sync::atomic::Ordering::Relaxed)
+            .max(1);
         let sampled = COUNT.with(|c| {
             let n = c.get();
             c.set(n.wrapping_add(1));
-            n % Self::EVERY == 0
+            n % every == 0
         });
         Stopwatch(sampled.then(std::time::Instant::now))
     }

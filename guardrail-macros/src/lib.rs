@@ -5,6 +5,7 @@
 use proc_macro::TokenStream;
 
 mod action;
+mod categories;
 mod phi_derive;
 
 /// Guards a function that touches PHI: every call is decided against the policy, recorded in

@@ -5,7 +5,6 @@
 //! every use of the type into a second, misleading "`Redact` is not implemented" error.
 
 mod ast;
-mod categories;
 mod expand;
 mod fallback;
 mod valid;

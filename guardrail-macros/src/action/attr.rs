@@ -13,39 +13,6 @@ use syn::{Error, Expr, Ident, LitStr, Token, bracketed};
 /// The action kinds, as `guardrail_core::ActionKind` names them.
 pub(crate) const KINDS: &[&str] = &["create", "read", "update", "delete", "export", "disclose"];
 
-/// The PHI category names of `guardrail_core::Category`, in its declaration order.
-///
-/// The expansion names each category through `Category::<Variant>.as_str()`, so a name here
-/// that the core crate lacks fails to compile where it is used; `tests/registry.rs` checks
-/// that an action declaring all of these registers exactly `Category::NAMES`.
-pub(crate) const CATEGORIES: &[&str] = &[
-    "name",
-    "address",
-    "zip",
-    "date",
-    "birth_date",
-    "age",
-    "phone",
-    "fax",
-    "email",
-    "ssn",
-    "mrn",
-    "health_plan",
-    "account",
-    "license",
-    "vehicle",
-    "device",
-    "url",
-    "ip",
-    "biometric",
-    "photo",
-    "other_id",
-    "diagnosis",
-    "medication",
-    "lab_result",
-    "note",
-];
-
 const KEYS: &[&str] = &[
     "kind", "role", "roles", "resource", "name", "ctx", "subject", "count", "phi", "record", "tx",
 ];
@@ -335,13 +302,13 @@ fn parse_expr(input: ParseStream<'_>, key: &str, example: &str) -> syn::Result<E
 
 fn phi_element(input: ParseStream<'_>) -> syn::Result<LitStr> {
     let lit = lit_str(input, "phi", "ssn")?;
-    if !CATEGORIES.contains(&lit.value().as_str()) {
+    if !crate::categories::NAMES.contains(&lit.value().as_str()) {
         return Err(Error::new(
             lit.span(),
             format!(
                 "unknown PHI category `{}`; expected one of: {}",
                 lit.value(),
-                CATEGORIES.join(", ")
+                crate::categories::NAMES.join(", ")
             ),
         ));
     }

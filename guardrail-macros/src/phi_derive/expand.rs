@@ -18,7 +18,7 @@ use syn::visit::{self, Visit};
 use syn::{Generics, Ident, Member, Type, TypePath, WherePredicate};
 
 use super::ast::{AttrKind, Enum, Field, Input, Struct};
-use super::categories;
+use crate::categories;
 
 const MASKER: &str = "__guardrail_masker";
 

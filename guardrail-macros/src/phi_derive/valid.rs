@@ -1,7 +1,7 @@
 //! Semantic checks of a parsed input, each error spanned on the offending node.
 
 use super::ast::{AttrKind, Errors, Field, Input};
-use super::categories;
+use crate::categories;
 use syn::{Attribute, Error, Result};
 
 pub(crate) fn validate(input: &Input<'_>) -> Result<()> {

@@ -1,6 +1,7 @@
-//! The PHI category names `#[phi(..)]` accepts: exactly `guardrail_core::Category::NAMES`,
-//! in the same order (a test in `tests/masking.rs` reads this file and compares).
-//! A proc-macro crate cannot depend on `guardrail_core`, hence the copy.
+//! The PHI category names `#[phi(..)]` and `phi = [..]` accept: exactly
+//! `guardrail_core::Category::NAMES`, in the same order (a test in `tests/masking.rs` reads
+//! this file and compares). A proc-macro crate cannot depend on `guardrail_core`, hence the
+//! copy, kept once for both macros.
 
 /// Every category name, as `guardrail_core::Category::NAMES`.
 pub(crate) const NAMES: &[&str] = &[
