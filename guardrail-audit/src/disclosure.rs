@@ -180,7 +180,10 @@ impl DisclosureAccumulator {
     /// Takes the next event of the trail.
     pub fn push(&mut self, event: &AuditEvent) {
         let r = &event.record;
-        if r.subject.as_deref() != Some(self.token.as_str()) {
+        let token = self.token.as_str();
+        let concerns =
+            r.subject.as_deref() == Some(token) || r.subjects.iter().any(|s| &**s == token);
+        if !concerns {
             return;
         }
         let Some(kind) = r.action_kind.as_ref() else {

@@ -129,7 +129,7 @@ impl Outcome {
     }
 }
 
-/// A shared empty role list (an empty `Arc<[_]>` would otherwise allocate per record).
+/// A shared empty list (an empty `Arc<[_]>` would otherwise allocate per record).
 fn no_roles() -> Arc<[Text]> {
     static EMPTY: std::sync::LazyLock<Arc<[Text]>> =
         std::sync::LazyLock::new(|| Arc::from(Vec::new()));
@@ -168,7 +168,7 @@ pub struct Record {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub principal: Option<Text>,
     /// The principal's roles.
-    #[serde(default, skip_serializing_if = "<[Text]>::is_empty")]
+    #[serde(default = "no_roles", skip_serializing_if = "<[Text]>::is_empty")]
     pub roles: Arc<[Text]>,
     /// admin, provider, patient or system.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -182,6 +182,9 @@ pub struct Record {
     /// Keyed token of the patient whose PHI is touched; never the raw id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subject: Option<Text>,
+    /// Keyed tokens of every patient a bulk call touches (`subjects = ..`), in call order.
+    #[serde(default = "no_roles", skip_serializing_if = "<[Text]>::is_empty")]
+    pub subjects: Arc<[Text]>,
     /// How many records the call touches.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub count: Option<u64>,
@@ -238,6 +241,7 @@ impl Record {
             jurisdiction: None,
             purpose: None,
             subject: None,
+            subjects: no_roles(),
             count: None,
             decision: None,
             rule: None,

@@ -298,7 +298,8 @@ fn detail(ty: &str, value: &str) -> Value {
 fn entities_of(event: &AuditEvent) -> Vec<Value> {
     let r = &event.record;
     let mut out = Vec::new();
-    if let Some(token) = r.subject.as_deref() {
+    // One entity per patient: the single subject, or every subject of a bulk call.
+    for token in r.subject.iter().chain(r.subjects.iter()).map(|t| &**t) {
         let mut what = Map::new();
         // A FHIR id is at most 64 characters of [A-Za-z0-9.-]: the hex part of the token fits.
         if let Some(hex) = token.strip_prefix(AuditKey::TOKEN_PREFIX) {

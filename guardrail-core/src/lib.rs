@@ -74,7 +74,9 @@ pub mod __private {
     pub use crate::error::GuardError;
     pub use crate::redact::{Masker, PhiValue, Redact};
     pub use crate::registry::{ActionDescriptor, ActionRegistration};
-    pub use crate::runtime::{Call, CountArg, IntoCount, begin, count};
+    pub use crate::runtime::{
+        Call, CountArg, IntoCount, SubjectList, begin, begin_many, count, subjects,
+    };
     pub use crate::runtime_tx::{AsyncTxAppend, TxAppend, finish_tx, finish_tx_async};
     pub use ::core;
     pub use ::inventory;

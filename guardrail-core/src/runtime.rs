@@ -72,6 +72,26 @@ pub fn count<C: IntoCount>(c: C) -> CountArg {
     c.into_count()
 }
 
+/// The `subjects = ..` argument of a bulk call: the ids, formatted once. They are only ever
+/// compared and tokenized, never stored or printed.
+pub struct SubjectList(Vec<String>);
+
+impl fmt::Debug for SubjectList {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SubjectList({} subjects)", self.0.len())
+    }
+}
+
+/// Collects the expression given as `subjects = ..` (any iterable of displayable ids, e.g.
+/// `&[String]`, `&Vec<u64>`, `ids.iter()`).
+pub fn subjects<I>(items: I) -> SubjectList
+where
+    I: IntoIterator,
+    I::Item: fmt::Display,
+{
+    SubjectList(items.into_iter().map(|s| s.to_string()).collect())
+}
+
 /// An allowed call in progress. Dropping it without [`Call::finish`] records `panic` (when
 /// unwinding) or `cancelled`.
 pub struct Call {
@@ -82,6 +102,7 @@ pub struct Call {
     request_id: Arc<str>,
     principal: Arc<str>,
     subject: Option<Text>,
+    subjects: Arc<[Text]>,
     reveal: CategorySet,
     break_glass: bool,
     decision_seq: u64,
@@ -168,6 +189,46 @@ pub fn begin(
     count: CountArg,
     recorded: &[(&'static str, &dyn fmt::Display)],
 ) -> Result<Call, GuardError> {
+    begin_inner(action, ctx, subject, None, count, recorded)
+}
+
+/// [`begin`] for a bulk call over several patients (`subjects = ..`): every subject is
+/// recorded as a token (so each patient's accounting of disclosures lists the call), the
+/// count defaults to the number of subjects, and an approval grant is bound to exactly this
+/// set. The policy sees a single subject only when all of them are the same patient, so a
+/// `self_only` rule never lets a patient's bulk call reach someone else.
+pub fn begin_many(
+    action: &'static ActionDescriptor,
+    ctx: &Context,
+    subjects: &SubjectList,
+    count: CountArg,
+    recorded: &[(&'static str, &dyn fmt::Display)],
+) -> Result<Call, GuardError> {
+    let ids = &subjects.0;
+    let count = match count {
+        CountArg::Absent => u64::try_from(ids.len()).map_or(CountArg::Invalid, CountArg::Value),
+        given => given,
+    };
+    let single = ids.first().filter(|first| ids.iter().all(|s| s == *first));
+    let single: Option<&dyn fmt::Display> = single.map(|s| s as &dyn fmt::Display);
+    begin_inner(action, ctx, single, Some(ids), count, recorded)
+}
+
+/// A shared empty token list: a call without `subjects` allocates nothing for it.
+fn no_subjects() -> Arc<[Text]> {
+    static EMPTY: std::sync::LazyLock<Arc<[Text]>> =
+        std::sync::LazyLock::new(|| Arc::from(Vec::new()));
+    EMPTY.clone()
+}
+
+fn begin_inner(
+    action: &'static ActionDescriptor,
+    ctx: &Context,
+    subject: Option<&dyn fmt::Display>,
+    many: Option<&[String]>,
+    count: CountArg,
+    recorded: &[(&'static str, &dyn fmt::Display)],
+) -> Result<Call, GuardError> {
     let started = crate::telemetry::Stopwatch::start();
     let g = ctx.guardrail();
     let policy = g.policy();
@@ -219,8 +280,24 @@ pub fn begin(
         );
         (fault, Labels::of(action))
     });
-    let subject_token: Option<Text> =
-        subject.map(|s| g.audit_key().token_display_arc("subject", s));
+    let key = g.audit_key();
+    let (subject_token, subject_tokens): (Option<Text>, Arc<[Text]>) = match many {
+        None => (
+            subject.map(|s| key.token_display_arc("subject", s)),
+            no_subjects(),
+        ),
+        Some(ids) => (
+            None,
+            ids.iter()
+                .map(|s| key.token_display_arc("subject", s))
+                .collect(),
+        ),
+    };
+    // A grant opens exactly this patient, or exactly this set of patients.
+    let binding_subject: Option<Text> = match many {
+        None => subject_token.clone(),
+        Some(_) => Some(Arc::from(key.token("subjects", &subject_tokens.join(",")))),
+    };
 
     // Just-in-time approval: a presented grant is consumed; otherwise a request is opened.
     let mut approval: Option<ApprovalId> = None;
@@ -231,7 +308,7 @@ pub fn begin(
         let binding = ApprovalBinding {
             action: labels.name.clone(),
             principal: ctx.principal().id_arc().clone(),
-            subject: subject_token.clone(),
+            subject: binding_subject,
             count: count_value,
         };
         let now = g.inner.clock.now();
@@ -279,6 +356,7 @@ pub fn begin(
 
     let word = decision_word(&decision);
     let mut record = base_record(EventKind::Decision, g, &labels, ctx, &subject_token);
+    record.subjects = subject_tokens.clone();
     record.count = count_value;
     record.decision = Some(word_label(word));
     record.rule = decision.rule.clone();
@@ -364,6 +442,7 @@ pub fn begin(
         request_id: ctx.request_arc().clone(),
         principal: principal_id,
         subject: subject_token,
+        subjects: subject_tokens,
         reveal: decision.reveal,
         break_glass: decision.break_glass,
         decision_seq: receipt.seq,
@@ -431,6 +510,7 @@ impl Call {
         r.resource = self.labels.resource.clone();
         r.principal = Some(self.principal.clone());
         r.subject = self.subject.clone();
+        r.subjects = self.subjects.clone();
         r.break_glass = self.break_glass;
         r.outcome = Some(outcome);
         r.policy_version = Some(self.policy.version_arc());

@@ -29,6 +29,10 @@ mod phi_derive;
 ///   `Context`, `&Context`, `&mut Context` or a path ending in `Context`).
 /// - `subject = <expr>`: whose PHI (a `Display` value; tokenized in events, compared for
 ///   `self_only` rules).
+/// - `subjects = <expr>`: every patient a bulk call touches (any iterable of `Display` ids,
+///   e.g. `&[String]` or `ids.iter()`); each is recorded as a token, so every patient's
+///   accounting of disclosures lists the call; `count` defaults to their number; an approval
+///   grant is bound to exactly this set. Exclusive with `subject`.
 /// - `count = <expr>`: how many records (any integer; negative or out of range denies).
 /// - `phi = ["name", "diagnosis", ..]`: the PHI categories touched (`Category` names).
 /// - `record = [param, ..]`: parameters recorded in the decision event, as keyed tokens only.

@@ -173,7 +173,7 @@ pub mod research {
         kind = "export",
         role = "researcher",
         resource = "cohort",
-        count = patient_ids.len(),
+        subjects = patient_ids,
         phi = ["mrn", "birth_date", "diagnosis"]
     )]
     pub fn export_cohort(

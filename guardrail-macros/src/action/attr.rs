@@ -14,7 +14,8 @@ use syn::{Error, Expr, Ident, LitStr, Token, bracketed};
 pub(crate) const KINDS: &[&str] = &["create", "read", "update", "delete", "export", "disclose"];
 
 const KEYS: &[&str] = &[
-    "kind", "role", "roles", "resource", "name", "ctx", "subject", "count", "phi", "record", "tx",
+    "kind", "role", "roles", "resource", "name", "ctx", "subject", "subjects", "count", "phi",
+    "record", "tx",
 ];
 
 /// The parsed arguments. Values are syntactically and lexically valid; whether `ctx`, `tx`
@@ -28,6 +29,8 @@ pub(crate) struct ActionArgs {
     pub(crate) ctx: Option<Ident>,
     pub(crate) tx: Option<Ident>,
     pub(crate) subject: Option<Expr>,
+    /// Every patient a bulk call touches (`subjects = ..`).
+    pub(crate) subjects: Option<Expr>,
     pub(crate) count: Option<Expr>,
     pub(crate) phi: Vec<LitStr>,
     pub(crate) record: Vec<Ident>,
@@ -43,6 +46,7 @@ impl Parse for ActionArgs {
             ctx: None,
             tx: None,
             subject: None,
+            subjects: None,
             count: None,
             phi: Vec::new(),
             record: Vec::new(),
@@ -70,6 +74,20 @@ impl Parse for ActionArgs {
                 return Err(Error::new(
                     key.span(),
                     format!("duplicate key `{key_name}`: give each key once"),
+                ));
+            }
+            let other_subject_key = match key_name.as_str() {
+                "subject" => Some("subjects"),
+                "subjects" => Some("subject"),
+                _ => None,
+            };
+            if let Some(other) = other_subject_key.filter(|o| seen.iter().any(|s| s == o)) {
+                return Err(Error::new(
+                    key.span(),
+                    format!(
+                        "both `subject` and `subjects` are given: keep one (`subject = ..` for \
+                         one patient, `subjects = ..` for a bulk call); `{other}` came first"
+                    ),
                 ));
             }
             let other_role_key = match key_name.as_str() {
@@ -100,6 +118,9 @@ impl Parse for ActionArgs {
                 "ctx" => args.ctx = Some(parse_param(input, "ctx", "ctx")?),
                 "tx" => args.tx = Some(parse_param(input, "tx", "tx")?),
                 "subject" => args.subject = Some(parse_expr(input, "subject", "patient_id")?),
+                "subjects" => {
+                    args.subjects = Some(parse_expr(input, "subjects", "patient_ids")?);
+                }
                 "count" => args.count = Some(parse_expr(input, "count", "ids.len()")?),
                 "phi" => args.phi = parse_phi(input)?,
                 "record" => args.record = parse_record(input)?,

@@ -5,6 +5,7 @@
 //! ```text
 //! static ACTION: ActionDescriptor = ..;  inventory::submit!(ACTION)
 //! let call = begin(&ACTION, ctx, subject, count, recorded)?;   // decide + decision event
+//!            (begin_many(&ACTION, ctx, &subjects(..), ..) for `subjects = ..`)
 //! let result: Result<T, E> = <original body, run once>;         // only if allowed
 //! call.finish(result)                                           // outcome event + masking
 //! ```
@@ -65,6 +66,7 @@ pub(crate) fn function(args: &ActionArgs, f: &ItemFn, checked: &Checked<'_>) -> 
     let allowed = local("__guardrail_allowed");
     let once = local("__guardrail_once");
     let tx_slot = local("__guardrail_tx");
+    let subject_list = local("__guardrail_subjects");
 
     // ---- the descriptor (const: the name is built with concat!) ----
     let name = match &args.name {
@@ -136,8 +138,20 @@ pub(crate) fn function(args: &ActionArgs, f: &ItemFn, checked: &Checked<'_>) -> 
             <#err_ty as ::core::convert::From<#p::GuardError>>::from(#denied_at_err)
         )
     );
+    // A bulk call collects its subjects first (they are tokenized in `begin_many`).
+    let (collect_subjects, begin_call) = match &args.subjects {
+        Some(expr) => (
+            quote_spanned!(expr.span()=> let #subject_list = #p::subjects(#expr);),
+            quote!(#p::begin_many(&#action, #ctx_expr, &#subject_list, #count, &[#(#recorded),*])),
+        ),
+        None => (
+            quote!(),
+            quote!(#p::begin(&#action, #ctx_expr, #subject, #count, &[#(#recorded),*])),
+        ),
+    };
     let begin = quote! {
-        let #call = match #p::begin(&#action, #ctx_expr, #subject, #count, &[#(#recorded),*]) {
+        #collect_subjects
+        let #call = match #begin_call {
             ::core::result::Result::Ok(#allowed) => #allowed,
             // `E` may be `GuardError` itself: the conversion is then the identity.
             #[allow(clippy::useless_conversion)]
