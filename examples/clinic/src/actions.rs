@@ -149,6 +149,57 @@ pub mod billing {
     }
 }
 
+/// Claims: what is disclosed to a health plan for payment.
+pub mod claims {
+    use super::*;
+
+    /// A claim as the payer receives it.
+    #[derive(Debug, Clone, PartialEq, Serialize, guardrail_core::Phi)]
+    pub struct Claim {
+        /// ICD-10 code billed.
+        pub icd10: String,
+        /// Amount in cents.
+        pub amount_cents: i64,
+        /// The member, as the plan knows them (tokenized unless the rule reveals it).
+        #[phi(mrn)]
+        pub mrn: String,
+        /// Name on the claim.
+        #[phi(name)]
+        pub patient_name: String,
+    }
+
+    /// Discloses a visit's claim to the patient's health plan.
+    #[phi_action(
+        name = "claims.disclose_to_payer",
+        kind = "disclose",
+        role = "billing",
+        resource = "claim",
+        subject = patient_id,
+        phi = ["mrn", "name"]
+    )]
+    pub fn disclose_to_payer(
+        ctx: &Context,
+        db: &Connection,
+        patient_id: &str,
+    ) -> Result<Claim, AppError> {
+        db.query_row(
+            "SELECT v.icd10, v.amount_cents, p.mrn, p.name
+             FROM visits v JOIN patients p ON p.id = v.patient_id WHERE v.patient_id = ?1",
+            params![patient_id],
+            |r| {
+                Ok(Claim {
+                    icd10: r.get(0)?,
+                    amount_cents: r.get(1)?,
+                    mrn: r.get(2)?,
+                    patient_name: r.get(3)?,
+                })
+            },
+        )
+        .optional()?
+        .ok_or(AppError::NotFound)
+    }
+}
+
 /// Research: bulk, de-identified exports.
 pub mod research {
     use super::*;

@@ -9,7 +9,7 @@ use guardrail_core::prelude::*;
 use guardrail_core::{ApprovalId, MemoryAlertSink};
 use rusqlite::Connection;
 
-use crate::actions::{admin, billing, chart, research};
+use crate::actions::{admin, billing, chart, claims, research};
 use crate::{AppError, PatientSeed, create_schema, seed_patient};
 
 /// What the tour ended with.
@@ -218,6 +218,18 @@ pub fn run(dir: &Path, out: &mut dyn Write) -> Result<Summary, DemoError> {
             tour.out,
             "           icd10={} amount={} diagnosis={:?}\n           note={:?}\n           patient_name={:?}",
             v.icd10, v.amount_cents, v.diagnosis, v.note, v.patient_name
+        )?;
+    }
+
+    if let Some(c) = tour.step(
+        "clerk-ito discloses p-100's claim to the health plan",
+        true,
+        claims::disclose_to_payer(&billing_clerk, &db, "p-100"),
+    )? {
+        writeln!(
+            tour.out,
+            "           icd10={} amount={} member={} name={}",
+            c.icd10, c.amount_cents, c.mrn, c.patient_name
         )?;
     }
 

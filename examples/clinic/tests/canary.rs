@@ -5,7 +5,7 @@
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
-use clinic::actions::{admin, billing, chart, research};
+use clinic::actions::{admin, billing, chart, claims, research};
 use clinic::{AppError, PatientSeed};
 use guardrail_core::audit::sql::AuditTable;
 use guardrail_core::prelude::*;
@@ -144,6 +144,9 @@ fn canary_values_never_reach_the_trail_errors_or_logs() {
             record(billing::read_visit(ctx, &db, PATIENT_ID).map(|v| format!("{v:?}")));
         }
         record(billing::read_visit(&billing_ctx, &db, PATIENT_ID).map(|v| format!("{v:?}")));
+        for ctx in [&billing_ctx, &provider, &patient] {
+            record(claims::disclose_to_payer(ctx, &db, PATIENT_ID).map(|c| format!("{c:?}")));
+        }
         for ctx in [&provider, &wrong_state, &patient] {
             let mut tx = db.transaction().unwrap();
             record(
