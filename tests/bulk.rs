@@ -19,7 +19,7 @@ approver_roles = ["privacy_officer"]
 [[rule]]
 id = "research-export"
 effect = "allow"
-actions = ["bulk.export"]
+actions = ["bulk.export", "bulk.export_understated"]
 roles = ["researcher"]
 purposes = ["research"]
 max_count = 50
@@ -38,6 +38,18 @@ const KEY: &[u8] = b"bulk-test-key-0123456789abcdef";
 
 #[phi_action(name = "bulk.export", kind = "export", role = "researcher", subjects = ids)]
 fn export(ctx: &Context, runs: &AtomicUsize, ids: &[String]) -> Result<usize, GuardError> {
+    runs.fetch_add(1, Ordering::SeqCst);
+    Ok(ids.len())
+}
+
+/// Declares a count smaller than the patients it touches.
+#[phi_action(name = "bulk.export_understated", kind = "export", role = "researcher",
+             subjects = ids, count = 1)]
+fn export_understated(
+    ctx: &Context,
+    runs: &AtomicUsize,
+    ids: &[String],
+) -> Result<usize, GuardError> {
     runs.fetch_add(1, Ordering::SeqCst);
     Ok(ids.len())
 }
@@ -208,4 +220,30 @@ fn a_patients_bulk_call_reaches_only_their_own_records() {
         "{err}"
     );
     assert_eq!(runs.load(Ordering::SeqCst), 1, "no denied body ran");
+}
+
+#[test]
+fn a_declared_count_never_undercounts_the_patients_touched() {
+    let (g, trail) = setup();
+    let runs = AtomicUsize::new(0);
+    // 51 patients with `count = 1`: still over the limit of 50.
+    let err = export_understated(&researcher(&g), &runs, &ids(0..51)).unwrap_err();
+    assert!(
+        matches!(
+            err.deny_reason(),
+            Some(DenyReason::CountOverLimit {
+                count: 51,
+                limit: 50
+            })
+        ),
+        "{err}"
+    );
+    // 5 patients with `count = 1`: still over the approval threshold of 3.
+    assert!(matches!(
+        export_understated(&researcher(&g), &runs, &ids(0..5)),
+        Err(GuardError::ApprovalRequired { .. })
+    ));
+    assert_eq!(runs.load(Ordering::SeqCst), 0);
+    let counts: Vec<Option<u64>> = trail.events().iter().map(|e| e.record.count).collect();
+    assert_eq!(counts, vec![Some(51), Some(5)]);
 }

@@ -142,7 +142,7 @@ where
     I: IntoIterator,
     I::Item: Borrow<AuditEvent>,
 {
-    let token = key.token("subject", patient_id);
+    let token = key.token(AuditKey::SUBJECT_DOMAIN, patient_id);
     let mut acc = DisclosureAccumulator::new(token, range);
     for event in events {
         acc.push(event.borrow());
@@ -174,7 +174,7 @@ impl DisclosureAccumulator {
 
     /// Starts an accounting for a raw patient id, tokenized with `key`.
     pub fn for_patient(key: &AuditKey, patient_id: &str, range: TimeRange) -> Self {
-        DisclosureAccumulator::new(key.token("subject", patient_id), range)
+        DisclosureAccumulator::new(key.token(AuditKey::SUBJECT_DOMAIN, patient_id), range)
     }
 
     /// Takes the next event of the trail.

@@ -51,6 +51,9 @@ pub struct KeyTooShort(pub usize);
 impl AuditKey {
     /// The prefix of every token.
     pub const TOKEN_PREFIX: &'static str = "hmac-sha256:";
+    /// The domain patient (subject) ids are tokenized in, by the runtime and by every tool
+    /// that searches the trail per patient.
+    pub const SUBJECT_DOMAIN: &'static str = "subject";
 
     /// A key from secret bytes (at least 16).
     pub fn from_bytes(bytes: &[u8]) -> Result<AuditKey, KeyTooShort> {

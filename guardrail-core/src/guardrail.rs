@@ -251,7 +251,9 @@ impl Guardrail {
 
     /// Keyed token of a subject (patient) id, as it appears in events.
     pub fn subject_token(&self, subject: &dyn fmt::Display) -> String {
-        self.inner.key.token_display("subject", subject)
+        self.inner
+            .key
+            .token_display(AuditKey::SUBJECT_DOMAIN, subject)
     }
 
     /// Appends `record` to every sink. Fails if a sink the policy requires failed; other

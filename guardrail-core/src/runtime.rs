@@ -15,7 +15,7 @@ use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
-use guardrail_audit::{AuditError, EventKind, Outcome, Record, Text};
+use guardrail_audit::{AuditError, AuditKey, EventKind, Outcome, Record, Text};
 
 use crate::alert::{Alert, AlertKind};
 use crate::approval::{ApprovalBinding, ApprovalId, ApprovalRequest};
@@ -194,7 +194,7 @@ pub fn begin(
 
 /// [`begin`] for a bulk call over several patients (`subjects = ..`): every subject is
 /// recorded as a token (so each patient's accounting of disclosures lists the call), the
-/// count defaults to the number of subjects, and an approval grant is bound to exactly this
+/// count is at least the number of subjects, and an approval grant is bound to exactly this
 /// set. The policy sees a single subject only when all of them are the same patient, so a
 /// `self_only` rule never lets a patient's bulk call reach someone else.
 pub fn begin_many(
@@ -205,9 +205,13 @@ pub fn begin_many(
     recorded: &[(&'static str, &dyn fmt::Display)],
 ) -> Result<Call, GuardError> {
     let ids = &subjects.0;
-    let count = match count {
-        CountArg::Absent => u64::try_from(ids.len()).map_or(CountArg::Invalid, CountArg::Value),
-        given => given,
+    // The count covers at least every patient touched: a smaller declared count would let
+    // a bulk call slip under a record limit or an approval threshold.
+    let touched = u64::try_from(ids.len()).ok();
+    let count = match (count, touched) {
+        (_, None) | (CountArg::Invalid, _) => CountArg::Invalid,
+        (CountArg::Absent, Some(n)) => CountArg::Value(n),
+        (CountArg::Value(declared), Some(n)) => CountArg::Value(declared.max(n)),
     };
     let single = ids.first().filter(|first| ids.iter().all(|s| s == *first));
     let single: Option<&dyn fmt::Display> = single.map(|s| s as &dyn fmt::Display);
@@ -283,20 +287,15 @@ fn begin_inner(
     let key = g.audit_key();
     let (subject_token, subject_tokens): (Option<Text>, Arc<[Text]>) = match many {
         None => (
-            subject.map(|s| key.token_display_arc("subject", s)),
+            subject.map(|s| key.token_display_arc(AuditKey::SUBJECT_DOMAIN, s)),
             no_subjects(),
         ),
         Some(ids) => (
             None,
             ids.iter()
-                .map(|s| key.token_display_arc("subject", s))
+                .map(|s| key.token_display_arc(AuditKey::SUBJECT_DOMAIN, s))
                 .collect(),
         ),
-    };
-    // A grant opens exactly this patient, or exactly this set of patients.
-    let binding_subject: Option<Text> = match many {
-        None => subject_token.clone(),
-        Some(_) => Some(Arc::from(key.token("subjects", &subject_tokens.join(",")))),
     };
 
     // Just-in-time approval: a presented grant is consumed; otherwise a request is opened.
@@ -305,6 +304,11 @@ fn begin_inner(
     if let (Effect::Allow, ApprovalNeed::Required { ttl_secs }) =
         (decision.effect, decision.approval)
     {
+        // A grant opens exactly this patient, or exactly this set of patients.
+        let binding_subject: Option<Text> = match many {
+            None => subject_token.clone(),
+            Some(_) => Some(Arc::from(key.token("subjects", &subject_tokens.join(",")))),
+        };
         let binding = ApprovalBinding {
             action: labels.name.clone(),
             principal: ctx.principal().id_arc().clone(),

@@ -204,6 +204,29 @@ pub struct FileSink {
     options: FileSinkOptions,
 }
 
+impl State {
+    /// The state of a sink just (re)opened on `opened`'s trail: nothing queued, everything
+    /// on disk durable, no failure.
+    fn opened(opened: &mut recover::Opened, generation: u64) -> State {
+        State {
+            chain: opened.chain,
+            file_no: opened.file_no,
+            file_bytes: opened.file_bytes,
+            queue: Vec::new(),
+            queued_bytes: 0,
+            queued_events: 0,
+            written_next: opened.chain.next_seq,
+            durable_next: opened.chain.next_seq,
+            failure: None,
+            closing: false,
+            flush_wanted: false,
+            generation,
+            gathering: false,
+            recovery: opened.recovery.take(),
+        }
+    }
+}
+
 impl fmt::Debug for FileSink {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("FileSink")
@@ -227,27 +250,12 @@ impl FileSink {
         options: FileSinkOptions,
     ) -> Result<FileSink, AuditError> {
         let dir = dir.as_ref().to_owned();
-        let opened = recover::open_trail(&storage, &dir, &options)?;
+        let mut opened = recover::open_trail(&storage, &dir, &options)?;
         let shared = Arc::new(Shared {
             name: options.name.clone(),
             durability: options.durability,
             rotate_bytes: options.rotate_bytes.max(1),
-            state: Mutex::new(State {
-                chain: opened.chain,
-                file_no: opened.file_no,
-                file_bytes: opened.file_bytes,
-                queue: Vec::new(),
-                queued_bytes: 0,
-                queued_events: 0,
-                written_next: opened.chain.next_seq,
-                durable_next: opened.chain.next_seq,
-                failure: None,
-                closing: false,
-                flush_wanted: false,
-                generation: 0,
-                gathering: false,
-                recovery: opened.recovery,
-            }),
+            state: Mutex::new(State::opened(&mut opened, 0)),
             work: Condvar::new(),
             done: Condvar::new(),
         });
@@ -322,7 +330,7 @@ impl FileSink {
     pub fn reopen(&self) -> Result<(), AuditError> {
         let mut handle = self.lock_writer();
         self.stop_writer(&mut handle);
-        let opened = match recover::open_trail(&self.storage, &self.dir, &self.options) {
+        let mut opened = match recover::open_trail(&self.storage, &self.dir, &self.options) {
             Ok(o) => o,
             Err(e) => {
                 let mut st = self.shared.lock();
@@ -334,22 +342,7 @@ impl FileSink {
         {
             let mut st = self.shared.lock();
             let generation = st.generation + 1;
-            *st = State {
-                chain: opened.chain,
-                file_no: opened.file_no,
-                file_bytes: opened.file_bytes,
-                queue: Vec::new(),
-                queued_bytes: 0,
-                queued_events: 0,
-                written_next: opened.chain.next_seq,
-                durable_next: opened.chain.next_seq,
-                failure: None,
-                closing: false,
-                flush_wanted: false,
-                generation,
-                gathering: false,
-                recovery: opened.recovery,
-            };
+            *st = State::opened(&mut opened, generation);
         }
         self.shared.done.notify_all();
         *handle = Some(writer::spawn(self.shared.clone(), opened.writer)?);
