@@ -1,7 +1,7 @@
 //! The errors a guarded call returns instead of running its body.
 
 use crate::approval::ApprovalRequest;
-use crate::decision::DenyReason;
+use crate::policy::DenyReason;
 
 /// Why a guarded call did not run (or did not complete its audit).
 ///

@@ -3,50 +3,34 @@
 
 pub mod alert;
 pub mod approval;
-mod approval_flow;
-mod approval_memory;
-#[cfg(feature = "postgres")]
-mod approval_pg;
-pub mod category;
 mod clock;
-mod context;
 pub mod coverage;
-mod decision;
-mod detect;
 mod error;
 mod guardrail;
 pub mod mask;
 mod model;
-mod phi;
 pub mod policy;
-mod redact;
 pub mod registry;
-mod reload;
 mod runtime;
-mod runtime_tx;
 pub mod telemetry;
 
 pub use alert::{Alert, AlertKind, AlertSink, MemoryAlertSink};
-pub use approval::{ApprovalError, ApprovalId, ApprovalRequest, ApprovalState, ApprovalStore};
-pub use approval_memory::MemoryApprovalStore;
+pub use approval::{
+    ApprovalError, ApprovalId, ApprovalRequest, ApprovalState, ApprovalStore, MemoryApprovalStore,
+};
 #[cfg(feature = "postgres")]
-pub use approval_pg::{PgApprovalStore, PgApprovalStoreOptions};
-pub use category::{Category, CategorySet};
+pub use approval::{PgApprovalStore, PgApprovalStoreOptions};
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use context::Context;
-pub use decision::{ApprovalNeed, Decision, DenyReason, Effect};
 pub use error::GuardError;
-pub use guardrail::{BuildError, Guardrail, GuardrailBuilder};
-pub use model::{ActionKind, Endpoint, Principal, Purpose, UnknownName};
-pub use phi::Phi;
-pub use policy::{Policy, PolicyError};
-pub use redact::{Masker, PhiValue, Redact};
-pub use registry::ActionDescriptor;
 #[cfg(feature = "watch")]
-pub use reload::PolicyWatcher;
-pub use reload::{ReloadError, ReloadReport};
+pub use guardrail::PolicyWatcher;
+pub use guardrail::{BuildError, Context, Guardrail, GuardrailBuilder, ReloadError, ReloadReport};
+pub use mask::{Masker, Phi, PhiValue, Redact};
+pub use model::{ActionKind, Category, CategorySet, Endpoint, Principal, Purpose, UnknownName};
+pub use policy::{ApprovalNeed, Decision, DenyReason, Effect, Policy, PolicyError};
+pub use registry::ActionDescriptor;
 /// Appending through the caller's transaction (`#[phi_action(tx = ..)]`).
-pub use runtime_tx::{AsyncTxAppend, TxAppend};
+pub use runtime::{AsyncTxAppend, TxAppend};
 
 /// The audit crate, re-exported: sinks, events, verification.
 pub use guardrail_audit as audit;
@@ -69,15 +53,15 @@ pub mod prelude {
 #[doc(hidden)]
 pub mod __private {
     pub use crate::ActionKind;
-    pub use crate::category::Category;
-    pub use crate::context::Context;
     pub use crate::error::GuardError;
-    pub use crate::redact::{Masker, PhiValue, Redact};
+    pub use crate::guardrail::Context;
+    pub use crate::mask::{Masker, PhiValue, Redact};
+    pub use crate::model::Category;
     pub use crate::registry::{ActionDescriptor, ActionRegistration};
+    pub use crate::runtime::{AsyncTxAppend, TxAppend, finish_tx, finish_tx_async};
     pub use crate::runtime::{
         Call, CountArg, IntoCount, SubjectList, begin, begin_many, count, subjects,
     };
-    pub use crate::runtime_tx::{AsyncTxAppend, TxAppend, finish_tx, finish_tx_async};
     pub use ::core;
     pub use ::inventory;
     pub use ::std;

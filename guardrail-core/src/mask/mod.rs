@@ -8,12 +8,17 @@ use std::sync::LazyLock;
 
 use guardrail_audit::AuditKey;
 
-use crate::category::Category;
+use crate::model::Category;
 
 #[cfg(feature = "tracing")]
 pub mod logs;
+mod phi;
+mod redact;
 pub mod scanner;
 pub mod strategy;
+
+pub use phi::Phi;
+pub use redact::{Masker, PhiValue, Redact};
 
 pub use scanner::{Finding, IdentifierKind, Scanner};
 

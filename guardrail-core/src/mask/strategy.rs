@@ -6,7 +6,7 @@
 
 use guardrail_audit::AuditKey;
 
-use crate::category::Category;
+use crate::model::Category;
 
 use super::REDACTED;
 

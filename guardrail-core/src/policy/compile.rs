@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use super::Rule;
 use super::parse::BreakGlassDef;
-use crate::decision::Effect;
 use crate::model::Principal;
+use crate::policy::Effect;
 use crate::registry::ActionDescriptor;
 
 /// Role names as bit positions: first the roles the policy names (at most 64, checked when

@@ -13,8 +13,8 @@ use std::sync::atomic::Ordering;
 
 use super::compile::{AllowCandidate, CACHEABLE_ROLES, Plan};
 use super::{Inner, Request, Rule, RuleApproval};
-use crate::category::CategorySet;
-use crate::decision::{ApprovalNeed, DenyReason, Effect};
+use crate::model::CategorySet;
+use crate::policy::{ApprovalNeed, DenyReason, Effect};
 
 /// What the policy decided, borrowing the rule id from the policy.
 #[derive(Debug, Clone, PartialEq)]

@@ -23,6 +23,10 @@
 //! assert!(err.to_string().contains("unknown field `efect`"));
 //! ```
 
+mod verdict;
+
+pub use verdict::{ApprovalNeed, Decision, DenyReason, Effect};
+
 mod compile;
 mod decide;
 mod glob;
@@ -35,9 +39,8 @@ use std::sync::{Arc, RwLock};
 
 use sha2::{Digest, Sha256};
 
-use crate::category::CategorySet;
-use crate::decision::{ApprovalNeed, Decision, DenyReason, Effect};
 use crate::mask::MaskingConfig;
+use crate::model::CategorySet;
 use crate::model::{ActionKind, Endpoint, Principal, Purpose};
 use crate::registry::ActionDescriptor;
 

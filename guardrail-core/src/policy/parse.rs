@@ -13,10 +13,10 @@ use toml::de::{DeTable, DeValue};
 
 use super::glob::Glob;
 use super::{AlertThresholds, PolicyError, Rule, RuleApproval, Threshold};
-use crate::category::{Category, CategorySet};
-use crate::decision::Effect;
 use crate::mask::{MaskingConfig, Strategy};
 use crate::model::{ActionKind, Endpoint, Purpose};
+use crate::model::{Category, CategorySet};
+use crate::policy::Effect;
 
 /// Policies name at most this many distinct roles in rules and `[break_glass]`: a role is a
 /// bit in a `u64` mask on the decision path.

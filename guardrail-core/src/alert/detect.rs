@@ -25,10 +25,10 @@ use std::hash::Hash;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::alert::{Alert, AlertKind};
-use crate::decision::{ApprovalNeed, Decision, Effect};
 use crate::guardrail::Guardrail;
 use crate::model::ActionKind;
 use crate::policy::Policy;
+use crate::policy::{ApprovalNeed, Decision, Effect};
 use crate::registry::ActionDescriptor;
 
 /// Entries one window keeps before merging its oldest two.

@@ -5,8 +5,8 @@ use std::hash::BuildHasher;
 
 use guardrail_audit::AuditKey;
 
-use crate::category::{Category, CategorySet};
 use crate::mask::{MaskingConfig, Strategy};
+use crate::model::{Category, CategorySet};
 
 /// Reduces a value to what the caller may see. `#[derive(Phi)]` implements it; every
 /// `#[phi_action]` Ok type must implement it.

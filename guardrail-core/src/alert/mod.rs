@@ -4,6 +4,8 @@
 //! A guarded call only ever pushes onto a bounded queue; a worker thread delivers to the
 //! host's [`AlertSink`]s. A full queue drops the alert and counts it, it never waits.
 
+pub(crate) mod detect;
+
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{SyncSender, TrySendError, sync_channel};

@@ -34,7 +34,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use crate::decision::Effect;
+use crate::policy::Effect;
 use crate::policy::{Policy, Rule};
 use crate::registry::{self, ActionDescriptor, DuplicateAction};
 

@@ -1,5 +1,13 @@
 //! The guardrail: a policy, audit sinks, a key, alert sinks and an approval store.
 
+mod context;
+mod reload;
+
+pub use context::Context;
+#[cfg(feature = "watch")]
+pub use reload::PolicyWatcher;
+pub use reload::{ReloadError, ReloadReport};
+
 use std::fmt;
 use std::sync::Arc;
 
@@ -8,9 +16,8 @@ use guardrail_audit::{AuditKey, AuditSink, Receipt, Record};
 
 use crate::alert::{Alert, AlertDispatcher, AlertKind, AlertSink};
 use crate::approval::ApprovalStore;
-use crate::approval_memory::MemoryApprovalStore;
+use crate::approval::MemoryApprovalStore;
 use crate::clock::{Clock, SystemClock};
-use crate::context::Context;
 use crate::model::Principal;
 use crate::policy::Policy;
 
@@ -68,7 +75,7 @@ pub(crate) struct Inner {
     pub(crate) alerts: AlertDispatcher,
     pub(crate) approvals: Arc<dyn ApprovalStore>,
     pub(crate) clock: Arc<dyn Clock>,
-    pub(crate) detectors: crate::detect::Detectors,
+    pub(crate) detectors: crate::alert::detect::Detectors,
 }
 
 impl fmt::Debug for Guardrail {
@@ -180,7 +187,7 @@ impl GuardrailBuilder {
         let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
         Ok(Guardrail {
             inner: Arc::new(Inner {
-                detectors: crate::detect::Detectors::default(),
+                detectors: crate::alert::detect::Detectors::default(),
                 policy: ArcSwap::from_pointee(policy),
                 sinks: self.sinks,
                 key,

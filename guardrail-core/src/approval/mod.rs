@@ -1,5 +1,14 @@
 //! Just-in-time approvals: a second person opens a risky call, once, for that exact call.
 
+pub(crate) mod flow;
+mod memory;
+#[cfg(feature = "postgres")]
+mod postgres;
+
+pub use memory::MemoryApprovalStore;
+#[cfg(feature = "postgres")]
+pub use postgres::{PgApprovalStore, PgApprovalStoreOptions};
+
 use std::fmt;
 use std::sync::Arc;
 

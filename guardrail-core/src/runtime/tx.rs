@@ -24,7 +24,7 @@ use guardrail_audit::AuditError;
 pub use guardrail_audit::sql::{AsyncTxAppend, TxAppend};
 
 use crate::error::GuardError;
-use crate::redact::Redact;
+use crate::mask::Redact;
 use crate::runtime::Call;
 
 /// Ends an allowed call whose outcome is recorded through the caller's transaction `tx`

@@ -11,6 +11,10 @@
 //! and [`Call`]'s `Drop` records `panic` or `cancelled` when `finish` was never reached.
 //! Transaction-bound sinks use the seam [`Call::outcome_record`] + [`Call::complete`].
 
+mod tx;
+
+pub use tx::{AsyncTxAppend, TxAppend, finish_tx, finish_tx_async};
+
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
@@ -19,13 +23,13 @@ use guardrail_audit::{AuditError, AuditKey, EventKind, Outcome, Record, Text};
 
 use crate::alert::{Alert, AlertKind};
 use crate::approval::{ApprovalBinding, ApprovalId, ApprovalRequest};
-use crate::category::CategorySet;
-use crate::context::Context;
-use crate::decision::{ApprovalNeed, Decision, DenyReason, Effect};
 use crate::error::GuardError;
+use crate::guardrail::Context;
 use crate::guardrail::Guardrail;
+use crate::mask::{Masker, Redact};
+use crate::model::CategorySet;
+use crate::policy::{ApprovalNeed, Decision, DenyReason, Effect};
 use crate::policy::{Policy, Request};
-use crate::redact::{Masker, Redact};
 use crate::registry::ActionDescriptor;
 
 /// The `count = ..` argument of a guarded call, converted without panicking.
@@ -321,7 +325,7 @@ fn begin_inner(
                 Ok(consumed) => {
                     // Issue 5 (approval_flow.rs): the consumption is its own audit event.
                     if let Err(f) =
-                        crate::approval_flow::record_consumed(g, &policy, ctx, &consumed)
+                        crate::approval::flow::record_consumed(g, &policy, ctx, &consumed)
                     {
                         let latency = started.elapsed();
                         crate::telemetry::decision(action.name, "audit_unavailable", latency);
@@ -341,7 +345,7 @@ fn begin_inner(
                 }
             },
             None => {
-                let req = crate::approval_flow::new_request(binding, now, ttl_secs);
+                let req = crate::approval::flow::new_request(binding, now, ttl_secs);
                 match g.inner.approvals.insert(&req) {
                     Ok(()) => {
                         approval = Some(req.id.clone());

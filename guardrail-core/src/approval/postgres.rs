@@ -26,10 +26,10 @@ use sqlx::Row;
 use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 
+use crate::approval::memory::{check_consumable, check_decidable};
 use crate::approval::{
     ApprovalBinding, ApprovalError, ApprovalId, ApprovalRequest, ApprovalState, ApprovalStore,
 };
-use crate::approval_memory::{check_consumable, check_decidable};
 
 /// Columns of the approvals table, in the order [`row_to_request`] reads them.
 const COLUMNS: &str = "id, action, principal, subject, record_count, requested_at, expires_at, \

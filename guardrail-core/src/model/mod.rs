@@ -1,5 +1,9 @@
 //! Who acts, from where, why, and what kind of action: the vocabulary of a decision.
 
+mod category;
+
+pub use category::{Category, CategorySet};
+
 use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;

@@ -22,7 +22,7 @@ use guardrail_audit::{EventKind, Record, Timestamp};
 use sha2::{Digest, Sha256};
 
 use crate::approval::{ApprovalBinding, ApprovalError, ApprovalId, ApprovalRequest, ApprovalState};
-use crate::context::Context;
+use crate::guardrail::Context;
 use crate::guardrail::{AppendFailure, Guardrail};
 use crate::model::Principal;
 use crate::policy::Policy;
@@ -118,7 +118,7 @@ fn check_approver(
     if approver.id() == &*request.binding.principal {
         return Err(ApprovalError::SelfApproval(request.id.to_string()));
     }
-    crate::approval_memory::check_decidable(request, now)
+    crate::approval::memory::check_decidable(request, now)
 }
 
 fn decide(

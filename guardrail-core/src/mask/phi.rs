@@ -4,8 +4,8 @@ use std::fmt;
 
 use serde::{Serialize, Serializer};
 
-use crate::category::Category;
-use crate::redact::{Masker, PhiValue, Redact};
+use crate::mask::{Masker, PhiValue, Redact};
+use crate::model::Category;
 
 /// Holds a PHI value. `Debug`, `Display` and `Serialize` print only `[PHI]`, never the value
 /// nor its length; [`Phi::expose`] is the one explicit, greppable way in.
