@@ -59,29 +59,17 @@ kinds = ["export"]
 roles = ["analyst"]
 "#;
 
-static READ: ActionDescriptor = ActionDescriptor::__new(
-    "bench::read_chart",
-    ActionKind::Read,
-    Some("patient_record"),
-    &["provider", "analyst"],
-    &[],
-    module_path!(),
-    file!(),
-    line!(),
-    "read_chart",
-);
+static READ: ActionDescriptor = ActionDescriptor::new("bench::read_chart", ActionKind::Read)
+    .resource("patient_record")
+    .roles(&["provider", "analyst"])
+    .located(module_path!(), file!(), line!())
+    .function("read_chart");
 
-static EXPORT: ActionDescriptor = ActionDescriptor::__new(
-    "bench::export_cohort",
-    ActionKind::Export,
-    Some("patient_record"),
-    &["analyst"],
-    &[],
-    module_path!(),
-    file!(),
-    line!(),
-    "export_cohort",
-);
+static EXPORT: ActionDescriptor = ActionDescriptor::new("bench::export_cohort", ActionKind::Export)
+    .resource("patient_record")
+    .roles(&["analyst"])
+    .located(module_path!(), file!(), line!())
+    .function("export_cohort");
 
 /// Discards events (numbers them, as a sink must).
 #[derive(Debug, Default)]

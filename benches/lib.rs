@@ -79,31 +79,22 @@ pub fn policy() -> Policy {
 }
 
 /// `bench::r07::read`, registered like a `#[phi_action]` would.
-pub static READ: ActionDescriptor = ActionDescriptor::__new(
-    "bench::r07::read",
-    ActionKind::Read,
-    Some("r07"),
-    &["provider", "nurse"],
-    &["name", "diagnosis"],
-    module_path!(),
-    file!(),
-    line!(),
-    "read",
-);
+pub static READ: ActionDescriptor = ActionDescriptor::new("bench::r07::read", ActionKind::Read)
+    .resource("r07")
+    .roles(&["provider", "nurse"])
+    .phi(&["name", "diagnosis"])
+    .located(module_path!(), file!(), line!())
+    .function("read");
 inventory::submit! { ActionRegistration(&READ) }
 
 /// `bench::r07::export`, registered like a `#[phi_action]` would.
-pub static EXPORT: ActionDescriptor = ActionDescriptor::__new(
-    "bench::r07::export",
-    ActionKind::Export,
-    Some("r07"),
-    &["researcher", "provider"],
-    &["name", "diagnosis"],
-    module_path!(),
-    file!(),
-    line!(),
-    "export",
-);
+pub static EXPORT: ActionDescriptor =
+    ActionDescriptor::new("bench::r07::export", ActionKind::Export)
+        .resource("r07")
+        .roles(&["researcher", "provider"])
+        .phi(&["name", "diagnosis"])
+        .located(module_path!(), file!(), line!())
+        .function("export");
 inventory::submit! { ActionRegistration(&EXPORT) }
 
 /// The principal of the benchmarked exports: a researcher in California.

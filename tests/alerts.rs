@@ -57,17 +57,10 @@ purposes = ["treatment"]
 
 macro_rules! action {
     ($name:ident, $full:literal, $kind:ident, $roles:expr) => {
-        static $name: ActionDescriptor = ActionDescriptor::__new(
-            $full,
-            ActionKind::$kind,
-            Some("patient_record"),
-            $roles,
-            &[],
-            module_path!(),
-            file!(),
-            line!(),
-            $full,
-        );
+        static $name: ActionDescriptor = ActionDescriptor::new($full, ActionKind::$kind)
+            .resource("patient_record")
+            .roles($roles)
+            .located(module_path!(), file!(), line!());
     };
 }
 

@@ -14,7 +14,7 @@ use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
 use guardrail_core::__private::{CountArg, begin};
-use guardrail_core::approval::ApprovalBinding;
+use guardrail_core::approval::{ApprovalBinding, CallScope};
 use guardrail_core::audit::{AuditEvent, EventKind, Timestamp};
 use guardrail_core::{
     ActionDescriptor, ActionKind, ApprovalError, ApprovalId, ApprovalRequest, ApprovalState,
@@ -77,17 +77,12 @@ roles = ["analyst"]
 approval_over = 100
 "#;
 
-pub static EXPORT: ActionDescriptor = ActionDescriptor::__new(
-    "reports::export_cohort",
-    ActionKind::Export,
-    Some("patient_record"),
-    &["analyst"],
-    &[],
-    module_path!(),
-    file!(),
-    line!(),
-    "export_cohort",
-);
+pub static EXPORT: ActionDescriptor =
+    ActionDescriptor::new("reports::export_cohort", ActionKind::Export)
+        .resource("patient_record")
+        .roles(&["analyst"])
+        .located(module_path!(), file!(), line!())
+        .function("export_cohort");
 
 pub const TTL_SECS: u64 = 600;
 
@@ -473,6 +468,7 @@ fn binding(subject: &str, count: u64) -> ApprovalBinding {
         principal: Arc::from("ana"),
         subject: Some(Arc::from(subject)),
         count: Some(count),
+        scope: CallScope::default(),
     }
 }
 

@@ -10,17 +10,10 @@ use guardrail_core::{ActionKind, Policy};
 
 macro_rules! register {
     ($ident:ident, $name:literal, $kind:ident, $resource:expr, [$($role:literal),*]) => {
-        static $ident: ActionDescriptor = ActionDescriptor::__new(
-            $name,
-            ActionKind::$kind,
-            $resource,
-            &[$($role),*],
-            &[],
-            module_path!(),
-            file!(),
-            line!(),
-            stringify!($ident),
-        );
+        static $ident: ActionDescriptor = { let d = ActionDescriptor::new($name, ActionKind::$kind)
+            .roles(&[$($role),*])
+            .located(module_path!(), file!(), line!())
+            .function(stringify!($ident)); match $resource { Some(r) => d.resource(r), None => d } };
         inventory::submit! { ActionRegistration(&$ident) }
     };
 }

@@ -436,7 +436,10 @@ fn allowed_call_runs_once_and_records_decision_then_outcome() {
     assert_eq!(decision.record.resource.as_deref(), Some("patient_record"));
     assert_eq!(outcome.record.kind, EventKind::Outcome);
     assert_eq!(outcome.record.outcome, Some(Outcome::Ok));
-    assert_eq!(decision.record.request_id.as_deref(), Some(ctx.request()));
+    assert_eq!(
+        decision.record.request_id.as_deref(),
+        Some(ctx.get_request_id())
+    );
     assert_eq!(outcome.record.request_id, decision.record.request_id);
     assert_eq!(outcome.record.decision_seq, Some(decision.seq));
     // The subject is a keyed token, never the raw id.
@@ -476,7 +479,10 @@ fn panicking_body_records_panic_and_the_panic_reaches_the_caller() {
     assert_eq!(events.len(), 2, "{events:#?}");
     assert_eq!(events[1].record.kind, EventKind::Outcome);
     assert_eq!(events[1].record.outcome, Some(Outcome::Panic));
-    assert_eq!(events[1].record.request_id.as_deref(), Some(ctx.request()));
+    assert_eq!(
+        events[1].record.request_id.as_deref(),
+        Some(ctx.get_request_id())
+    );
 }
 
 #[test]

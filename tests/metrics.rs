@@ -34,17 +34,10 @@ purposes = ["operations"]
 approval_over = 100
 "#;
 
-static EXPORT: ActionDescriptor = ActionDescriptor::__new(
-    "metrics::export",
-    ActionKind::Export,
-    None,
-    &["analyst"],
-    &[],
-    module_path!(),
-    file!(),
-    line!(),
-    "export",
-);
+static EXPORT: ActionDescriptor = ActionDescriptor::new("metrics::export", ActionKind::Export)
+    .roles(&["analyst"])
+    .located(module_path!(), file!(), line!())
+    .function("export");
 
 fn run(ctx: &Context, count: u64) -> Result<(), GuardError> {
     let subject: &dyn Display = &"p-1";

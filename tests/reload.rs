@@ -79,29 +79,17 @@ actions = ["clinic::*"]
 roles = ["provider", "nurse", "billing"]
 "#;
 
-static READ: ActionDescriptor = ActionDescriptor::__new(
-    "clinic::read_chart",
-    ActionKind::Read,
-    Some("patient_record"),
-    &["provider", "nurse", "billing"],
-    &[],
-    module_path!(),
-    file!(),
-    line!(),
-    "read_chart",
-);
+static READ: ActionDescriptor = ActionDescriptor::new("clinic::read_chart", ActionKind::Read)
+    .resource("patient_record")
+    .roles(&["provider", "nurse", "billing"])
+    .located(module_path!(), file!(), line!())
+    .function("read_chart");
 
-static DELETE: ActionDescriptor = ActionDescriptor::__new(
-    "clinic::delete_chart",
-    ActionKind::Delete,
-    Some("patient_record"),
-    &["provider"],
-    &[],
-    module_path!(),
-    file!(),
-    line!(),
-    "delete_chart",
-);
+static DELETE: ActionDescriptor = ActionDescriptor::new("clinic::delete_chart", ActionKind::Delete)
+    .resource("patient_record")
+    .roles(&["provider"])
+    .located(module_path!(), file!(), line!())
+    .function("delete_chart");
 
 fn key() -> AuditKey {
     AuditKey::from_bytes(b"reload-test-key-0123456789abcdef").unwrap()

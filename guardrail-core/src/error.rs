@@ -1,5 +1,9 @@
 //! The errors a guarded call returns instead of running its body.
 
+use std::sync::Arc;
+
+use guardrail_audit::AuditError;
+
 use crate::approval::ApprovalRequest;
 use crate::policy::DenyReason;
 
@@ -26,15 +30,18 @@ pub enum GuardError {
     },
     /// The audit trail could not record the call, so it was refused (no audit, no access).
     #[error(
-        "`{action}` refused because the audit trail could not record it (sink `{sink}`): {detail}"
+        "`{action}` refused because the audit trail could not record its {detail} event (sink `{sink}`): {source}"
     )]
     AuditUnavailable {
         /// The action's name.
         action: &'static str,
-        /// The sink that failed.
+        /// The sink that failed (`transaction` for an outcome appended through the
+        /// caller's transaction).
         sink: String,
-        /// What failed.
+        /// Which event could not be recorded (`decision`, `outcome`, `approval_consumed`).
         detail: String,
+        /// The sink's error.
+        source: Arc<AuditError>,
     },
     /// The context lacks something the decision needs.
     #[error(

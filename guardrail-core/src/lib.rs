@@ -16,7 +16,8 @@ pub mod telemetry;
 
 pub use alert::{Alert, AlertKind, AlertSink, MemoryAlertSink};
 pub use approval::{
-    ApprovalError, ApprovalId, ApprovalRequest, ApprovalState, ApprovalStore, MemoryApprovalStore,
+    ApprovalError, ApprovalId, ApprovalRequest, ApprovalState, ApprovalStore, CallScope,
+    MemoryApprovalStore,
 };
 #[cfg(feature = "postgres")]
 pub use approval::{PgApprovalStore, PgApprovalStoreOptions};

@@ -36,7 +36,74 @@ pub struct ActionDescriptor {
 }
 
 impl ActionDescriptor {
-    /// Built by `#[phi_action]`; not meant to be called by hand.
+    /// An action called `name` of `kind`, with no resource, roles or PHI categories yet:
+    /// add them with the `const` builder methods. For actions the macro does not describe
+    /// (a coverage check over a hand-made list, a test harness, a benchmark).
+    ///
+    /// ```
+    /// use guardrail_core::{ActionDescriptor, ActionKind};
+    /// static EXPORT: ActionDescriptor = ActionDescriptor::new("reports::export", ActionKind::Export)
+    ///     .resource("cohort")
+    ///     .roles(&["researcher"])
+    ///     .phi(&["diagnosis"])
+    ///     .located("reports", "src/reports.rs", 12);
+    /// assert_eq!(EXPORT.resource, Some("cohort"));
+    /// assert!(EXPORT.allows_role("researcher"));
+    /// assert_eq!(EXPORT.function, "reports::export");
+    /// ```
+    pub const fn new(name: &'static str, kind: ActionKind) -> ActionDescriptor {
+        ActionDescriptor {
+            name,
+            kind,
+            resource: None,
+            roles: &[],
+            phi: &[],
+            module_path: "",
+            file: "",
+            line: 0,
+            function: name,
+            slot: AtomicU64::new(0),
+        }
+    }
+
+    /// The resource type the action touches.
+    pub const fn resource(mut self, resource: &'static str) -> ActionDescriptor {
+        self.resource = Some(resource);
+        self
+    }
+
+    /// The roles the code allows.
+    pub const fn roles(mut self, roles: &'static [&'static str]) -> ActionDescriptor {
+        self.roles = roles;
+        self
+    }
+
+    /// The PHI categories the action touches (names as in `phi = [..]`).
+    pub const fn phi(mut self, phi: &'static [&'static str]) -> ActionDescriptor {
+        self.phi = phi;
+        self
+    }
+
+    /// Where the action is defined (reports and coverage findings name it).
+    pub const fn located(
+        mut self,
+        module_path: &'static str,
+        file: &'static str,
+        line: u32,
+    ) -> ActionDescriptor {
+        self.module_path = module_path;
+        self.file = file;
+        self.line = line;
+        self
+    }
+
+    /// The function's own name (default: the action's name).
+    pub const fn function(mut self, function: &'static str) -> ActionDescriptor {
+        self.function = function;
+        self
+    }
+
+    /// Built by `#[phi_action]`; not meant to be called by hand (use [`ActionDescriptor::new`]).
     #[doc(hidden)]
     #[allow(clippy::too_many_arguments)]
     pub const fn __new(

@@ -24,11 +24,12 @@ use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use guardrail_audit::Timestamp;
+
 use crate::alert::{Alert, AlertKind};
-use crate::guardrail::Guardrail;
 use crate::model::ActionKind;
 use crate::policy::Policy;
-use crate::policy::{ApprovalNeed, Decision, Effect};
+use crate::policy::{ApprovalNeed, Effect};
 use crate::registry::ActionDescriptor;
 
 /// Entries one window keeps before merging its oldest two.
@@ -154,79 +155,85 @@ pub(crate) struct Detectors {
     exports: Mutex<Windows<(Arc<str>, &'static str)>>,
 }
 
+/// One recorded decision, as the detectors see it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Observed<'a> {
+    pub(crate) action: &'static ActionDescriptor,
+    pub(crate) principal: &'a Arc<str>,
+    pub(crate) effect: Effect,
+    pub(crate) approval: ApprovalNeed,
+    pub(crate) count: Option<u64>,
+}
+
 impl Detectors {
-    /// Feeds one recorded decision to the detectors.
+    /// Feeds one recorded decision to the detectors; returns the alert it raises, if any.
     pub(crate) fn observe(
         &self,
-        g: &Guardrail,
         policy: &Policy,
-        action: &'static ActionDescriptor,
-        principal: &Arc<str>,
-        decision: &Decision,
-        count: Option<u64>,
-    ) {
+        now: Timestamp,
+        seen: &Observed<'_>,
+    ) -> Option<Alert> {
+        let Observed {
+            action,
+            principal,
+            effect,
+            approval,
+            count,
+        } = *seen;
         // Hot path first: an allowed call that is not an export costs two comparisons.
-        let exported = decision.effect == Effect::Allow
+        let exported = effect == Effect::Allow
             && action.kind == ActionKind::Export
-            && decision.approval == ApprovalNeed::None;
-        if decision.effect == Effect::Allow && !exported {
-            return;
+            && approval == ApprovalNeed::None;
+        if effect == Effect::Allow && !exported {
+            return None;
         }
         let thresholds = policy.alert_thresholds();
-        let now = g.clock().now();
-        if decision.effect == Effect::Deny {
-            let Some(t) = thresholds.denial_burst else {
-                return;
-            };
-            let crossed = lock(&self.denials).add(
+        if effect == Effect::Deny {
+            let t = thresholds.denial_burst?;
+            let total = lock(&self.denials).add(
                 principal,
                 now.0,
                 1,
                 t.window_secs.saturating_mul(NANOS),
                 t.count,
-            );
-            if let Some(total) = crossed {
-                g.raise(Alert {
-                    kind: AlertKind::DenialBurst,
-                    time: now,
-                    action: Some(Arc::from(action.name)),
-                    principal: Some(principal.clone()),
-                    request_id: None,
-                    count: Some(total),
-                    message: format!(
+            )?;
+            return Some(
+                Alert::new(
+                    AlertKind::DenialBurst,
+                    now,
+                    format!(
                         "principal `{principal}` was denied {total} times within {} s",
                         t.window_secs
                     ),
-                });
-            }
-            return;
+                )
+                .action(action.name)
+                .principal(principal.clone())
+                .count(Some(total)),
+            );
         }
-        let Some(t) = thresholds.export_spike else {
-            return;
-        };
+        let t = thresholds.export_spike?;
         let key = (principal.clone(), action.name);
-        let crossed = lock(&self.exports).add(
+        let total = lock(&self.exports).add(
             &key,
             now.0,
             count.unwrap_or(1),
             t.window_secs.saturating_mul(NANOS),
             t.count,
-        );
-        if let Some(total) = crossed {
-            g.raise(Alert {
-                kind: AlertKind::ExportSpike,
-                time: now,
-                action: Some(Arc::from(action.name)),
-                principal: Some(principal.clone()),
-                request_id: None,
-                count: Some(total),
-                message: format!(
+        )?;
+        Some(
+            Alert::new(
+                AlertKind::ExportSpike,
+                now,
+                format!(
                     "principal `{principal}` exported {total} records through `{}` within {} s \
                      (threshold {})",
                     action.name, t.window_secs, t.count
                 ),
-            });
-        }
+            )
+            .action(action.name)
+            .principal(principal.clone())
+            .count(Some(total)),
+        )
     }
 }
 

@@ -65,6 +65,55 @@ pub struct Alert {
     pub message: String,
 }
 
+impl Alert {
+    /// An alert of `kind` raised at `time` with a `message` a person can act on; the
+    /// builder methods add what it is about.
+    ///
+    /// ```
+    /// use guardrail_core::{Alert, AlertKind, audit::Timestamp};
+    /// let alert = Alert::new(AlertKind::BreakGlass, Timestamp(0), "review the emergency")
+    ///     .principal("dr-hale")
+    ///     .count(Some(1));
+    /// assert_eq!(alert.principal.as_deref(), Some("dr-hale"));
+    /// assert_eq!(alert.action, None);
+    /// ```
+    pub fn new(kind: AlertKind, time: Timestamp, message: impl Into<String>) -> Alert {
+        Alert {
+            kind,
+            time,
+            action: None,
+            principal: None,
+            request_id: None,
+            count: None,
+            message: message.into(),
+        }
+    }
+
+    /// The action involved.
+    pub fn action(mut self, action: impl Into<Arc<str>>) -> Alert {
+        self.action = Some(action.into());
+        self
+    }
+
+    /// The principal involved.
+    pub fn principal(mut self, principal: impl Into<Arc<str>>) -> Alert {
+        self.principal = Some(principal.into());
+        self
+    }
+
+    /// The request involved.
+    pub fn request(mut self, request_id: impl Into<Arc<str>>) -> Alert {
+        self.request_id = Some(request_id.into());
+        self
+    }
+
+    /// A count (denials or records within the window).
+    pub fn count(mut self, count: Option<u64>) -> Alert {
+        self.count = count;
+        self
+    }
+}
+
 /// Where alerts go: a pager, a webhook, a chat channel. Called from the alert worker thread,
 /// never from the guarded call.
 pub trait AlertSink: Send + Sync + fmt::Debug {

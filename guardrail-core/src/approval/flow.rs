@@ -83,13 +83,28 @@ fn step_record(
         .insert("requester".into(), request.binding.principal.to_string());
     r.detail
         .insert("expires_at".into(), request.expires_at.0.to_string());
+    // What the grant is bound to, as the approver sees it (labels and tokens only).
+    let scope = &request.binding.scope;
+    let bound = [
+        ("bound.purpose", scope.purpose.as_deref()),
+        ("bound.endpoint", scope.endpoint.as_deref()),
+        ("bound.rule", scope.rule.as_deref()),
+        ("bound.reveal", Some(&*scope.reveal)),
+        ("bound.arguments", scope.arguments.as_deref()),
+        ("bound.policy_sha256", Some(&*scope.policy_hash)),
+    ];
+    for (name, value) in bound {
+        if let Some(value) = value {
+            r.detail.insert(name.into(), value.to_owned());
+        }
+    }
     r
 }
 
 fn audit_failed(f: AppendFailure) -> ApprovalError {
     ApprovalError::Store(format!(
         "the audit trail could not record the approval step (sink `{}`): {}",
-        f.sink, f.detail
+        f.sink, f.error
     ))
 }
 

@@ -53,7 +53,7 @@ pub(crate) fn check_consumable(
     } else if b.count != binding.count {
         Some("count")
     } else {
-        None
+        b.scope.difference(&binding.scope)
     };
     match what {
         Some(what) => Err(ApprovalError::Mismatch { id, what }),

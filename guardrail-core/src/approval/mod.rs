@@ -43,7 +43,9 @@ impl fmt::Debug for ApprovalId {
 }
 
 /// The exact call a grant opens: a grant for 150 records of one patient opens neither
-/// 10,000 records nor another patient.
+/// 10,000 records nor another patient, nor the same call under another purpose, through
+/// another endpoint, decided by another rule (and so revealing other fields), with other
+/// recorded arguments, or under another policy.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct ApprovalBinding {
     /// The action's name.
@@ -54,6 +56,59 @@ pub struct ApprovalBinding {
     pub subject: Option<Arc<str>>,
     /// Record count.
     pub count: Option<u64>,
+    /// Everything else that decides and shapes the call.
+    pub scope: CallScope,
+}
+
+/// What besides who, whom and how many decides and shapes a call, as an approver sees it
+/// and a grant is bound to it. Labels and keyed tokens only, never PHI.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub struct CallScope {
+    /// The purpose of use (`treatment`, `research`…).
+    pub purpose: Option<Arc<str>>,
+    /// The endpoint the call came through.
+    pub endpoint: Option<Arc<str>>,
+    /// The id of the rule that decided (and so the call's `reveal`).
+    pub rule: Option<Arc<str>>,
+    /// The categories the call may see unmasked, comma-separated.
+    pub reveal: Arc<str>,
+    /// One keyed digest of the call's `record = [..]` argument tokens (`None` when the action
+    /// records none).
+    pub arguments: Option<Arc<str>>,
+    /// SHA-256 of the policy text that decided: any policy change invalidates pending grants.
+    pub policy_hash: Arc<str>,
+}
+
+impl CallScope {
+    /// The first field in which `self` and `other` differ, by name.
+    pub fn difference(&self, other: &CallScope) -> Option<&'static str> {
+        if self.purpose != other.purpose {
+            Some("purpose")
+        } else if self.endpoint != other.endpoint {
+            Some("endpoint")
+        } else if self.rule != other.rule {
+            Some("rule")
+        } else if self.reveal != other.reveal {
+            Some("reveal")
+        } else if self.arguments != other.arguments {
+            Some("recorded arguments")
+        } else if self.policy_hash != other.policy_hash {
+            Some("policy")
+        } else {
+            None
+        }
+    }
+
+    /// The scope as one line of JSON (how stores keep it).
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// Reads [`CallScope::to_json`] back.
+    pub fn from_json(text: &str) -> Result<CallScope, ApprovalError> {
+        serde_json::from_str(text)
+            .map_err(|e| ApprovalError::Store(format!("unreadable approval scope: {e}")))
+    }
 }
 
 /// Where a request stands.
@@ -154,7 +209,8 @@ pub enum ApprovalError {
     Mismatch {
         /// The grant.
         id: String,
-        /// `action`, `principal`, `subject` or `count`.
+        /// `action`, `principal`, `subject`, `count`, `purpose`, `endpoint`, `rule`,
+        /// `reveal`, `recorded arguments` or `policy`.
         what: &'static str,
     },
     /// The store failed.

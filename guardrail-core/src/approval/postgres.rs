@@ -29,11 +29,12 @@ use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 use crate::approval::memory::{check_consumable, check_decidable};
 use crate::approval::{
     ApprovalBinding, ApprovalError, ApprovalId, ApprovalRequest, ApprovalState, ApprovalStore,
+    CallScope,
 };
 
 /// Columns of the approvals table, in the order [`row_to_request`] reads them.
 const COLUMNS: &str = "id, action, principal, subject, record_count, requested_at, expires_at, \
-                       state, approver, decided_at, consumed_at";
+                       state, approver, decided_at, consumed_at, scope";
 
 /// Options of [`PgApprovalStore::connect`].
 #[derive(Debug, Clone)]
@@ -195,7 +196,8 @@ impl PgApprovalStore {
     ///     subject TEXT, record_count BIGINT,
     ///     requested_at BIGINT NOT NULL, expires_at BIGINT NOT NULL,     -- ns since epoch
     ///     state TEXT NOT NULL CHECK (state IN ('pending','granted','rejected','consumed')),
-    ///     approver TEXT, decided_at BIGINT, consumed_at BIGINT);
+    ///     approver TEXT, decided_at BIGINT, consumed_at BIGINT,
+    ///     scope TEXT);                                                   -- CallScope as JSON
     /// CREATE INDEX IF NOT EXISTS guardrail_approvals_pending
     ///     ON guardrail_approvals (state) WHERE state = 'pending';
     /// ```
@@ -268,6 +270,7 @@ struct Sql {
     table: Arc<str>,
     create: String,
     index: String,
+    migrate: String,
     insert: String,
     get: String,
     decide: String,
@@ -287,13 +290,16 @@ impl Sql {
                  subject TEXT, record_count BIGINT, \
                  requested_at BIGINT NOT NULL, expires_at BIGINT NOT NULL, \
                  state TEXT NOT NULL CHECK (state IN ('pending','granted','rejected','consumed')), \
-                 approver TEXT, decided_at BIGINT, consumed_at BIGINT)"
+                 approver TEXT, decided_at BIGINT, consumed_at BIGINT, scope TEXT)"
             ),
+            // Tables made before grants were bound to their scope gain the column; their
+            // rows (scope NULL) can never be consumed.
+            migrate: format!("ALTER TABLE {table} ADD COLUMN IF NOT EXISTS scope TEXT"),
             index: format!(
                 "CREATE INDEX IF NOT EXISTS {index_name} ON {table} (state) WHERE state = 'pending'"
             ),
             insert: format!(
-                "INSERT INTO {table} ({COLUMNS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11)"
+                "INSERT INTO {table} ({COLUMNS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12)"
             ),
             get: format!("SELECT {COLUMNS} FROM {table} WHERE id = $1"),
             decide: format!(
@@ -305,7 +311,7 @@ impl Sql {
                  WHERE id = $1 AND state = 'granted' AND expires_at > $2 \
                  AND action = $3 AND principal = $4 \
                  AND subject IS NOT DISTINCT FROM $5 AND record_count IS NOT DISTINCT FROM $6 \
-                 RETURNING {COLUMNS}"
+                 AND scope = $7 RETURNING {COLUMNS}"
             ),
             pending: format!("SELECT count(*) FROM {table} WHERE state = 'pending'"),
         }
@@ -317,6 +323,10 @@ async fn run(pool: &PgPool, sql: &Sql, job: Job) {
         Job::EnsureSchema(reply) => {
             let r = async {
                 sqlx::query(&sql.create)
+                    .execute(pool)
+                    .await
+                    .map_err(store_err)?;
+                sqlx::query(&sql.migrate)
                     .execute(pool)
                     .await
                     .map_err(store_err)?;
@@ -391,6 +401,15 @@ fn row_to_request(row: &PgRow) -> Result<ApprovalRequest, ApprovalError> {
     let approver: Option<String> = row.try_get(8).map_err(store_err)?;
     let decided_at: Option<i64> = row.try_get(9).map_err(store_err)?;
     let consumed_at: Option<i64> = row.try_get(10).map_err(store_err)?;
+    let scope: Option<String> = row.try_get(11).map_err(store_err)?;
+    let scope = match scope {
+        Some(text) => CallScope::from_json(&text)?,
+        None => {
+            return Err(store_err(format!(
+                "approval `{id}` has no scope (made before grants were bound to it)"
+            )));
+        }
+    };
     let approver = || -> Result<Arc<str>, ApprovalError> {
         approver
             .as_deref()
@@ -421,6 +440,7 @@ fn row_to_request(row: &PgRow) -> Result<ApprovalRequest, ApprovalError> {
             principal: Arc::from(principal),
             subject: subject.map(Arc::from),
             count: count.map(|c| from_db_u64(c, "record count")).transpose()?,
+            scope,
         },
         requested_at: ts(Some(requested_at), "request time")?,
         expires_at: ts(Some(expires_at), "expiry time")?,
@@ -453,6 +473,7 @@ async fn insert(pool: &PgPool, sql: &Sql, r: &ApprovalRequest) -> Result<(), App
         .bind(None::<&str>)
         .bind(None::<i64>)
         .bind(None::<i64>)
+        .bind(r.binding.scope.to_json())
         .execute(pool)
         .await;
     match result {
@@ -524,6 +545,7 @@ async fn consume(
         .bind(&*binding.principal)
         .bind(binding.subject.as_deref())
         .bind(count)
+        .bind(binding.scope.to_json())
         .fetch_optional(pool)
         .await
         .map_err(store_err)?;

@@ -78,10 +78,10 @@ impl Context {
         self
     }
 
-    /// Declares an emergency: purpose becomes emergency treatment and `reason` is recorded.
-    /// The policy decides whether break-glass may open the call.
+    /// Declares an emergency: the purpose of use is emergency treatment from now on
+    /// (whatever `.purpose(..)` says, before or after) and `reason` is recorded. The policy
+    /// decides whether break-glass may open the call.
     pub fn break_glass(mut self, reason: impl AsRef<str>) -> Context {
-        self.purpose = Some(Purpose::EmergencyTreatment);
         self.break_glass = Some(Arc::from(reason.as_ref()));
         self
     }
@@ -103,17 +103,21 @@ impl Context {
     }
 
     /// The endpoint, if set.
-    pub fn endpoint_kind(&self) -> Option<Endpoint> {
+    pub fn get_endpoint(&self) -> Option<Endpoint> {
         self.endpoint
     }
 
-    /// The purpose of use, if set.
-    pub fn purpose_of_use(&self) -> Option<Purpose> {
-        self.purpose
+    /// The purpose of use: emergency treatment once break-glass is declared, otherwise the
+    /// one set, if any. The refinements' order never changes it.
+    pub fn get_purpose(&self) -> Option<Purpose> {
+        match self.break_glass {
+            Some(_) => Some(Purpose::EmergencyTreatment),
+            None => self.purpose,
+        }
     }
 
     /// The request id shared by every event of this context.
-    pub fn request(&self) -> &str {
+    pub fn get_request_id(&self) -> &str {
         &self.request_id
     }
 
@@ -122,12 +126,12 @@ impl Context {
     }
 
     /// The approval grant presented, if any.
-    pub fn approval_id(&self) -> Option<&ApprovalId> {
+    pub fn get_approval(&self) -> Option<&ApprovalId> {
         self.approval.as_ref()
     }
 
     /// The break-glass reason, if an emergency was declared.
-    pub fn break_glass_reason(&self) -> Option<&str> {
+    pub fn get_break_glass(&self) -> Option<&str> {
         self.break_glass.as_deref()
     }
 }
@@ -137,7 +141,7 @@ impl fmt::Debug for Context {
         f.debug_struct("Context")
             .field("principal", &self.principal)
             .field("endpoint", &self.endpoint)
-            .field("purpose", &self.purpose)
+            .field("purpose", &self.get_purpose())
             .field("request_id", &self.request_id)
             .field("approval", &self.approval)
             .field(

@@ -12,12 +12,14 @@ use std::fmt;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use guardrail_audit::{AuditKey, AuditSink, Receipt, Record};
+use guardrail_audit::{AuditError, AuditKey, AuditSink, Receipt, Record};
 
+use crate::alert::detect::Detectors;
 use crate::alert::{Alert, AlertDispatcher, AlertKind, AlertSink};
 use crate::approval::ApprovalStore;
 use crate::approval::MemoryApprovalStore;
 use crate::clock::{Clock, SystemClock};
+use crate::error::GuardError;
 use crate::model::Principal;
 use crate::policy::Policy;
 
@@ -75,7 +77,7 @@ pub(crate) struct Inner {
     pub(crate) alerts: AlertDispatcher,
     pub(crate) approvals: Arc<dyn ApprovalStore>,
     pub(crate) clock: Arc<dyn Clock>,
-    pub(crate) detectors: crate::alert::detect::Detectors,
+    pub(crate) detectors: Detectors,
 }
 
 impl fmt::Debug for Guardrail {
@@ -187,7 +189,7 @@ impl GuardrailBuilder {
         let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
         Ok(Guardrail {
             inner: Arc::new(Inner {
-                detectors: crate::alert::detect::Detectors::default(),
+                detectors: Detectors::default(),
                 policy: ArcSwap::from_pointee(policy),
                 sinks: self.sinks,
                 key,
@@ -213,11 +215,23 @@ pub(crate) fn check_required_sinks(
     Ok(())
 }
 
-/// Which sinks an append reached.
+/// The required sink an append could not reach, and its error.
 #[derive(Debug)]
 pub(crate) struct AppendFailure {
     pub(crate) sink: String,
-    pub(crate) detail: String,
+    pub(crate) error: Arc<AuditError>,
+}
+
+impl AppendFailure {
+    /// The error of a call whose `event` (`decision`, `outcome`…) could not be recorded.
+    pub(crate) fn into_guard_error(self, action: &'static str, event: &str) -> GuardError {
+        GuardError::AuditUnavailable {
+            action,
+            sink: self.sink,
+            detail: event.to_owned(),
+            source: self.error,
+        }
+    }
 }
 
 impl Guardrail {
@@ -287,19 +301,15 @@ impl Guardrail {
                 }
                 Err(e) => {
                     crate::telemetry::audit_failure(sink.name());
-                    self.raise(Alert {
-                        kind: AlertKind::AuditSinkFailure,
-                        time: self.inner.clock.now(),
-                        action: None,
-                        principal: None,
-                        request_id: None,
-                        count: None,
-                        message: format!("audit sink `{}` failed: {e}", sink.name()),
-                    });
+                    self.raise(Alert::new(
+                        AlertKind::AuditSinkFailure,
+                        self.inner.clock.now(),
+                        format!("audit sink `{}` failed: {e}", sink.name()),
+                    ));
                     if policy.sink_required(sink.name()) && failure.is_none() {
                         failure = Some(AppendFailure {
                             sink: sink.name().to_owned(),
-                            detail: e.to_string(),
+                            error: Arc::new(e),
                         });
                     }
                 }
@@ -310,9 +320,14 @@ impl Guardrail {
             (None, Some(r)) => Ok(r),
             (None, None) => Err(AppendFailure {
                 sink: "*".into(),
-                detail: "no sink recorded the event".into(),
+                error: Arc::new(AuditError::Closed("no sink recorded the event".into())),
             }),
         }
+    }
+
+    /// The sliding-window detectors (denial bursts, export spikes).
+    pub(crate) fn detectors(&self) -> &Detectors {
+        &self.inner.detectors
     }
 
     /// Queues an alert (never blocks).

@@ -135,7 +135,7 @@ impl Guardrail {
             Err(f) => {
                 let e = ReloadError::AuditUnavailable {
                     sink: f.sink,
-                    detail: f.detail,
+                    detail: f.error.to_string(),
                 };
                 self.refused(&old, path, &e);
                 return Err(e);
@@ -157,15 +157,11 @@ impl Guardrail {
         record.detail = reload_detail(old, None, path);
         // The refusal stands whether or not the trail took it (a sink failure alerts itself).
         let _ = self.append(old, record);
-        self.raise(Alert {
-            kind: AlertKind::PolicyReloadRefused,
-            time: self.clock().now(),
-            action: None,
-            principal: None,
-            request_id: None,
-            count: None,
-            message: format!("{error}; policy `{}` stays in force", old.version()),
-        });
+        self.raise(Alert::new(
+            AlertKind::PolicyReloadRefused,
+            self.clock().now(),
+            format!("{error}; policy `{}` stays in force", old.version()),
+        ));
     }
 }
 

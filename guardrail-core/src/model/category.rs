@@ -130,6 +130,22 @@ impl CategorySet {
     pub const fn is_empty(self) -> bool {
         self.0 == 0
     }
+
+    /// The categories in the set, by name, comma-separated in declaration order.
+    ///
+    /// ```
+    /// use guardrail_core::{Category, CategorySet};
+    /// let set = CategorySet::EMPTY.with(Category::Ssn).with(Category::Diagnosis);
+    /// assert_eq!(set.names(), "ssn,diagnosis");
+    /// ```
+    pub fn names(self) -> String {
+        let names: Vec<&str> = Category::ALL
+            .iter()
+            .filter(|c| self.contains(**c))
+            .map(|c| c.as_str())
+            .collect();
+        names.join(",")
+    }
 }
 
 impl FromIterator<Category> for CategorySet {

@@ -158,7 +158,7 @@ impl Purpose {
 /// let dr = Principal::new("dr-grey").role("provider").jurisdiction("US-CA");
 /// assert!(dr.has_role("provider"));
 /// let pat = Principal::new("user-17").role("patient").patient("p-100");
-/// assert_eq!(pat.patient_id(), Some("p-100"));
+/// assert_eq!(pat.get_patient(), Some("p-100"));
 /// ```
 #[derive(Clone, PartialEq, Eq)]
 pub struct Principal {
@@ -214,7 +214,7 @@ impl Principal {
     }
 
     /// The roles, in the order given.
-    pub fn role_names(&self) -> &[Arc<str>] {
+    pub fn get_roles(&self) -> &[Arc<str>] {
         &self.roles
     }
 
@@ -224,12 +224,12 @@ impl Principal {
     }
 
     /// The jurisdiction, if known.
-    pub fn jurisdiction_code(&self) -> Option<&str> {
+    pub fn get_jurisdiction(&self) -> Option<&str> {
         self.jurisdiction.as_deref()
     }
 
     /// The patient this principal is, for patient-facing users.
-    pub fn patient_id(&self) -> Option<&str> {
+    pub fn get_patient(&self) -> Option<&str> {
         self.patient_id.as_deref()
     }
 

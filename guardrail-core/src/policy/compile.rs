@@ -76,7 +76,7 @@ impl RoleTable {
 
     /// The mask of the roles `principal` holds.
     pub(crate) fn principal_mask(&self, principal: &Principal) -> u64 {
-        self.mask(principal.role_names().iter().map(|r| &**r))
+        self.mask(principal.get_roles().iter().map(|r| &**r))
     }
 }
 
@@ -93,11 +93,22 @@ pub(crate) struct AllowCandidate {
 }
 
 /// The action's names as shared strings, so that events can carry them without allocating.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct ActionLabels {
     pub(crate) name: Arc<str>,
     pub(crate) kind: Arc<str>,
     pub(crate) resource: Option<Arc<str>>,
+}
+
+impl ActionLabels {
+    /// The labels of `action`, freshly allocated (the compiled plans share theirs).
+    pub(crate) fn of(action: &ActionDescriptor) -> ActionLabels {
+        ActionLabels {
+            name: Arc::from(action.name),
+            kind: action.kind.label(),
+            resource: action.resource.map(Arc::from),
+        }
+    }
 }
 
 /// What a policy needs to decide calls of one action.
@@ -158,11 +169,7 @@ pub(crate) fn plan_for(rules: &[Rule], table: &RoleTable, action: &ActionDescrip
         }
     }
     Plan {
-        labels: ActionLabels {
-            name: Arc::from(action.name),
-            kind: Arc::from(action.kind.as_str()),
-            resource: action.resource.map(Arc::from),
-        },
+        labels: ActionLabels::of(action),
         deny: deny.into_boxed_slice(),
         allow: allow.into_boxed_slice(),
         code_mask,

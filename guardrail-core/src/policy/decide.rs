@@ -4,30 +4,25 @@
 //! match allows), then the default deny with the reason of the allow rule that got furthest,
 //! then break-glass, which may turn that default deny into a flagged allow.
 //!
-//! The result borrows from the policy ([`Outcome`]): an allow touches no reference count and
-//! allocates nothing; [`super::Verdict::to_decision`] makes the owned [`Decision`].
+//! The result is the [`Verdict`] itself, borrowing from the policy: an allow touches no
+//! reference count and allocates nothing. Each step names *how* it decided ([`Ruling`]);
+//! [`Verdict::from_ruling`] is the one place that turns that into the verdict's fields.
 
 use std::fmt;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use super::compile::{AllowCandidate, CACHEABLE_ROLES, Plan};
-use super::{Inner, Request, Rule, RuleApproval};
-use crate::model::CategorySet;
-use crate::policy::{ApprovalNeed, DenyReason, Effect};
+use super::verdict::{PlanRef, Ruling, Verdict};
+use super::{Inner, Policy, Request, Rule, RuleApproval};
+use crate::policy::{ApprovalNeed, DenyReason};
 
-/// What the policy decided, borrowing the rule id from the policy.
-#[derive(Debug, Clone, PartialEq)]
-pub(super) struct Outcome<'p> {
-    pub(super) effect: Effect,
-    pub(super) rule: Option<&'p Arc<str>>,
-    pub(super) reason: Option<DenyReason>,
-    pub(super) reveal: CategorySet,
-    pub(super) approval: ApprovalNeed,
-    pub(super) break_glass: bool,
+/// Decides `req` with `plan`, the plan of its action under `policy`.
+pub(super) fn decide<'p>(policy: &'p Policy, plan: PlanRef<'p>, req: &Request<'_>) -> Verdict<'p> {
+    let ruling = rule(&policy.inner, &plan, req);
+    Verdict::from_ruling(policy, plan, ruling)
 }
 
-pub(super) fn decide<'p>(inner: &'p Inner, plan: &Plan, req: &Request<'_>) -> Outcome<'p> {
+fn rule<'p>(inner: &'p Inner, plan: &Plan, req: &Request<'_>) -> Ruling<'p> {
     let principal = principal_mask(inner, req);
 
     for &index in plan.deny.iter() {
@@ -55,10 +50,10 @@ pub(super) fn decide<'p>(inner: &'p Inner, plan: &Plan, req: &Request<'_>) -> Ou
         }
     }
     match req.break_glass {
-        None => deny(
-            None,
-            furthest.map_or(DenyReason::NoMatchingRule, Failure::reason),
-        ),
+        None => Ruling::Deny {
+            rule: None,
+            reason: furthest.map_or(DenyReason::NoMatchingRule, Failure::reason),
+        },
         Some(why) => break_glass(inner, plan, req, principal, why),
     }
 }
@@ -92,7 +87,7 @@ fn deny_rule_holds(rule: &Rule, req: &Request<'_>, principal: u64) -> bool {
             return false;
         }
     }
-    if let (Some(globs), Some(j)) = (&rule.jurisdictions, req.principal.jurisdiction_code()) {
+    if let (Some(globs), Some(j)) = (&rule.jurisdictions, req.principal.get_jurisdiction()) {
         if !globs.iter().any(|g| g.matches(j)) {
             return false;
         }
@@ -192,7 +187,7 @@ fn allow_rule_holds(
     }
     if let Some(globs) = &rule.jurisdictions {
         // A principal without a jurisdiction does not match a rule that lists some.
-        match req.principal.jurisdiction_code() {
+        match req.principal.get_jurisdiction() {
             Some(j) if globs.iter().any(|g| g.matches(j)) => {}
             _ => return Err(Failure::Jurisdiction),
         }
@@ -210,7 +205,7 @@ fn allow_rule_holds(
         let Some(subject) = req.subject else {
             return Err(Failure::Subject { missing: true });
         };
-        match req.principal.patient_id() {
+        match req.principal.get_patient() {
             Some(own) if display_equals(subject, own) => {}
             _ => return Err(Failure::Subject { missing: false }),
         }
@@ -252,21 +247,14 @@ pub(crate) fn display_equals(value: &dyn fmt::Display, expected: &str) -> bool {
     fmt::write(&mut compare, format_args!("{value}")).is_ok() && compare.rest.is_empty()
 }
 
-fn allowed<'p>(inner: &Inner, rule: &'p Rule, req: &Request<'_>) -> Outcome<'p> {
+fn allowed<'p>(inner: &Inner, rule: &'p Rule, req: &Request<'_>) -> Ruling<'p> {
     let approval = match rule.approval {
         RuleApproval::Never => ApprovalNeed::None,
         RuleApproval::Always => approval_required(inner),
         RuleApproval::Over(over) if req.count.unwrap_or(1) > over => approval_required(inner),
         RuleApproval::Over(_) => ApprovalNeed::None,
     };
-    Outcome {
-        effect: Effect::Allow,
-        rule: Some(&rule.id),
-        reason: None,
-        reveal: rule.reveal,
-        approval,
-        break_glass: false,
-    }
+    Ruling::Allow { rule, approval }
 }
 
 fn approval_required(inner: &Inner) -> ApprovalNeed {
@@ -278,18 +266,7 @@ fn approval_required(inner: &Inner) -> ApprovalNeed {
     }
 }
 
-fn deny(rule: Option<&Rule>, reason: DenyReason) -> Outcome<'_> {
-    Outcome {
-        effect: Effect::Deny,
-        rule: rule.map(|r| &r.id),
-        reason: Some(reason),
-        reveal: CategorySet::EMPTY,
-        approval: ApprovalNeed::None,
-        break_glass: false,
-    }
-}
-
-fn denied_by_rule<'p>(rule: &'p Rule, req: &Request<'_>) -> Outcome<'p> {
+fn denied_by_rule<'p>(rule: &'p Rule, req: &Request<'_>) -> Ruling<'p> {
     let reason = match req.break_glass {
         None => DenyReason::DeniedByRule {
             rule: rule.id.clone(),
@@ -301,7 +278,10 @@ fn denied_by_rule<'p>(rule: &'p Rule, req: &Request<'_>) -> Outcome<'p> {
             ),
         },
     };
-    deny(Some(rule), reason)
+    Ruling::Deny {
+        rule: Some(rule),
+        reason,
+    }
 }
 
 /// Break-glass on a call the rules denied by default: allowed and flagged when the
@@ -312,8 +292,11 @@ fn break_glass<'p>(
     req: &Request<'_>,
     principal: u64,
     reason: &str,
-) -> Outcome<'p> {
-    let refuse = |why: String| deny(None, DenyReason::BreakGlassNotPermitted { why });
+) -> Ruling<'p> {
+    let refuse = |why: String| Ruling::Deny {
+        rule: None,
+        reason: DenyReason::BreakGlassNotPermitted { why },
+    };
     let Some(bg) = &inner.break_glass else {
         return refuse("the policy has no `[break_glass]` section".into());
     };
@@ -355,13 +338,8 @@ fn break_glass<'p>(
             ));
         }
     }
-    Outcome {
-        effect: Effect::Allow,
-        rule: None,
-        reason: None,
+    Ruling::BreakGlass {
         reveal: bg.def.reveal,
-        approval: ApprovalNeed::None,
-        break_glass: true,
     }
 }
 

@@ -25,7 +25,9 @@
 
 mod verdict;
 
-pub use verdict::{ApprovalNeed, Decision, DenyReason, Effect};
+pub(crate) use compile::ActionLabels;
+use verdict::PlanRef;
+pub use verdict::{ApprovalNeed, Decision, DenyReason, Effect, Verdict};
 
 mod compile;
 mod decide;
@@ -269,7 +271,7 @@ pub struct Policy {
     inner: Arc<Inner>,
 }
 
-struct Inner {
+pub(super) struct Inner {
     generation: u32,
     version: Arc<str>,
     hash: Arc<str>,
@@ -394,18 +396,21 @@ impl Policy {
     /// for the audit events.
     #[inline]
     pub fn evaluate(&self, request: &Request<'_>) -> Verdict<'_> {
-        let plan = self.plan(request.action);
-        let outcome = decide::decide(&self.inner, &plan, request);
-        Verdict {
-            effect: outcome.effect,
-            rule: outcome.rule,
-            reason: outcome.reason,
-            reveal: outcome.reveal,
-            approval: outcome.approval,
-            break_glass: outcome.break_glass,
-            policy: self,
-            plan,
-        }
+        decide::decide(self, self.plan(request.action), request)
+    }
+
+    /// A denial decided outside the rules (the evaluation itself failed): fails closed.
+    pub(crate) fn fault(
+        &self,
+        action: &'static ActionDescriptor,
+        reason: DenyReason,
+    ) -> Verdict<'_> {
+        let plan = compile::plan_for(&[], &self.inner.roles, action);
+        Verdict::from_ruling(
+            self,
+            PlanRef::Owned(Arc::new(plan)),
+            verdict::Ruling::Deny { rule: None, reason },
+        )
     }
 
     /// The rules, in file order.
@@ -519,93 +524,10 @@ impl Policy {
     }
 }
 
-/// A decision that borrows from its policy (see [`Policy::evaluate`]); the fields mean what
-/// the same fields of [`Decision`] mean.
-#[derive(Debug)]
-pub struct Verdict<'p> {
-    /// Allow or deny.
-    pub effect: Effect,
-    /// Id of the rule that decided (`None` for the default deny and for break-glass).
-    pub rule: Option<&'p Arc<str>>,
-    /// Why it was denied (`None` when allowed).
-    pub reason: Option<DenyReason>,
-    /// PHI categories the caller may see unmasked.
-    pub reveal: CategorySet,
-    /// Whether a just-in-time approval is needed before the body runs.
-    pub approval: ApprovalNeed,
-    /// The allow came from a break-glass override.
-    pub break_glass: bool,
-    policy: &'p Policy,
-    plan: PlanRef<'p>,
-}
-
-impl<'p> Verdict<'p> {
-    /// True if the call may proceed (possibly after approval).
-    pub fn is_allowed(&self) -> bool {
-        self.effect == Effect::Allow
-    }
-
-    /// The deciding policy's `version`.
-    pub fn policy_version(&self) -> &'p Arc<str> {
-        &self.policy.inner.version
-    }
-
-    /// SHA-256 (hex) of the deciding policy's text.
-    pub fn policy_hash(&self) -> &'p Arc<str> {
-        &self.policy.inner.hash
-    }
-
-    /// The action's name, shared (cloning it does not allocate).
-    pub fn action_name(&self) -> &Arc<str> {
-        &self.plan.labels.name
-    }
-
-    /// The action's kind as text (`read`), shared.
-    pub fn action_kind(&self) -> &Arc<str> {
-        &self.plan.labels.kind
-    }
-
-    /// The action's resource, shared.
-    pub fn action_resource(&self) -> Option<&Arc<str>> {
-        self.plan.labels.resource.as_ref()
-    }
-
-    /// The owned decision.
-    pub fn to_decision(&self) -> Decision {
-        Decision {
-            effect: self.effect,
-            rule: self.rule.cloned(),
-            reason: self.reason.clone(),
-            reveal: self.reveal,
-            approval: self.approval,
-            break_glass: self.break_glass,
-            policy_version: self.policy_version().clone(),
-            policy_hash: self.policy_hash().clone(),
-        }
-    }
-}
-
 /// `(generation << 32) | (index + 1)`, or 0 (no cache) when the index does not fit.
 fn slot_value(generation: u32, index: usize) -> u64 {
     match u32::try_from(index + 1) {
         Ok(i) => (u64::from(generation) << 32) | u64::from(i),
         Err(_) => 0,
-    }
-}
-
-/// A plan borrowed from the policy or shared with its ad-hoc table.
-#[derive(Debug)]
-enum PlanRef<'p> {
-    Shared(&'p Plan),
-    Owned(Arc<Plan>),
-}
-
-impl std::ops::Deref for PlanRef<'_> {
-    type Target = Plan;
-    fn deref(&self) -> &Plan {
-        match self {
-            PlanRef::Shared(p) => p,
-            PlanRef::Owned(p) => p,
-        }
     }
 }

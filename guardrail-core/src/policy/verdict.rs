@@ -3,6 +3,8 @@
 use std::fmt;
 use std::sync::Arc;
 
+use super::Policy;
+use super::compile::{ActionLabels, Plan};
 use crate::model::CategorySet;
 
 /// Allow or deny.
@@ -162,6 +164,153 @@ impl Decision {
             break_glass: false,
             policy_version,
             policy_hash,
+        }
+    }
+}
+
+/// A decision that borrows from its policy (see [`Policy::evaluate`]); the fields mean what
+/// the same fields of [`Decision`] mean.
+#[derive(Debug)]
+pub struct Verdict<'p> {
+    /// Allow or deny.
+    pub effect: Effect,
+    /// Id of the rule that decided (`None` for the default deny and for break-glass).
+    pub rule: Option<&'p Arc<str>>,
+    /// Why it was denied (`None` when allowed).
+    pub reason: Option<DenyReason>,
+    /// PHI categories the caller may see unmasked.
+    pub reveal: CategorySet,
+    /// Whether a just-in-time approval is needed before the body runs.
+    pub approval: ApprovalNeed,
+    /// The allow came from a break-glass override.
+    pub break_glass: bool,
+    pub(super) policy: &'p Policy,
+    pub(super) plan: PlanRef<'p>,
+}
+
+impl<'p> Verdict<'p> {
+    /// True if the call may proceed (possibly after approval).
+    pub fn is_allowed(&self) -> bool {
+        self.effect == Effect::Allow
+    }
+
+    /// The deciding policy's `version`.
+    pub fn policy_version(&self) -> &'p Arc<str> {
+        &self.policy.inner.version
+    }
+
+    /// SHA-256 (hex) of the deciding policy's text.
+    pub fn policy_hash(&self) -> &'p Arc<str> {
+        &self.policy.inner.hash
+    }
+
+    /// The action's name, shared (cloning it does not allocate).
+    pub fn action_name(&self) -> &Arc<str> {
+        &self.plan.labels.name
+    }
+
+    /// The action's kind as text (`read`), shared.
+    pub fn action_kind(&self) -> &Arc<str> {
+        &self.plan.labels.kind
+    }
+
+    /// The action's resource, shared.
+    pub fn action_resource(&self) -> Option<&Arc<str>> {
+        self.plan.labels.resource.as_ref()
+    }
+
+    /// The owned decision.
+    pub fn to_decision(&self) -> Decision {
+        Decision {
+            effect: self.effect,
+            rule: self.rule.cloned(),
+            reason: self.reason.clone(),
+            reveal: self.reveal,
+            approval: self.approval,
+            break_glass: self.break_glass,
+            policy_version: self.policy_version().clone(),
+            policy_hash: self.policy_hash().clone(),
+        }
+    }
+}
+
+/// How a decision was reached; [`Verdict::from_ruling`] turns it into the verdict's fields.
+#[derive(Debug)]
+pub(super) enum Ruling<'p> {
+    /// An allow rule held.
+    Allow {
+        rule: &'p super::Rule,
+        approval: ApprovalNeed,
+    },
+    /// Break-glass opened a call the rules denied by default.
+    BreakGlass { reveal: CategorySet },
+    /// A deny rule held (`rule`), or nothing allowed the call.
+    Deny {
+        rule: Option<&'p super::Rule>,
+        reason: DenyReason,
+    },
+}
+
+impl<'p> Verdict<'p> {
+    pub(super) fn from_ruling(policy: &'p Policy, plan: PlanRef<'p>, ruling: Ruling<'p>) -> Self {
+        let (effect, rule, reason, reveal, approval, break_glass) = match ruling {
+            Ruling::Allow { rule, approval } => (
+                Effect::Allow,
+                Some(&rule.id),
+                None,
+                rule.reveal,
+                approval,
+                false,
+            ),
+            Ruling::BreakGlass { reveal } => {
+                (Effect::Allow, None, None, reveal, ApprovalNeed::None, true)
+            }
+            Ruling::Deny { rule, reason } => (
+                Effect::Deny,
+                rule.map(|r| &r.id),
+                Some(reason),
+                CategorySet::EMPTY,
+                ApprovalNeed::None,
+                false,
+            ),
+        };
+        Verdict {
+            effect,
+            rule,
+            reason,
+            reveal,
+            approval,
+            break_glass,
+            policy,
+            plan,
+        }
+    }
+
+    /// Turns the verdict into a denial for `reason` (an approval that cannot be used).
+    pub(crate) fn deny(&mut self, reason: DenyReason) {
+        self.effect = Effect::Deny;
+        self.reason = Some(reason);
+    }
+
+    /// The action's names as shared text (for the audit events).
+    pub(crate) fn labels(&self) -> &ActionLabels {
+        &self.plan.labels
+    }
+}
+
+/// A plan borrowed from the policy or shared with its ad-hoc table.
+#[derive(Debug)]
+pub(super) enum PlanRef<'p> {
+    Shared(&'p Plan),
+    Owned(Arc<Plan>),
+}
+
+impl std::ops::Deref for PlanRef<'_> {
+    type Target = Plan;
+    fn deref(&self) -> &Plan {
+        match self {
+            PlanRef::Shared(p) => p,
+            PlanRef::Owned(p) => p,
         }
     }
 }

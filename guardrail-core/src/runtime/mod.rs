@@ -11,179 +11,28 @@
 //! and [`Call`]'s `Drop` records `panic` or `cancelled` when `finish` was never reached.
 //! Transaction-bound sinks use the seam [`Call::outcome_record`] + [`Call::complete`].
 
-mod tx;
-
-pub use tx::{AsyncTxAppend, TxAppend, finish_tx, finish_tx_async};
-
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
-use guardrail_audit::{AuditError, AuditKey, EventKind, Outcome, Record, Text};
-
 use crate::alert::{Alert, AlertKind};
-use crate::approval::{ApprovalBinding, ApprovalId, ApprovalRequest};
+use crate::approval::{ApprovalBinding, ApprovalId, ApprovalRequest, CallScope};
 use crate::error::GuardError;
-use crate::guardrail::Context;
-use crate::guardrail::Guardrail;
-use crate::mask::{Masker, Redact};
-use crate::model::CategorySet;
-use crate::policy::{ApprovalNeed, Decision, DenyReason, Effect};
-use crate::policy::{Policy, Request};
+use crate::guardrail::{Context, Guardrail};
+use crate::policy::{ActionLabels, ApprovalNeed, DenyReason, Effect, Policy, Request, Verdict};
 use crate::registry::ActionDescriptor;
+use crate::telemetry::Stopwatch;
 
-/// The `count = ..` argument of a guarded call, converted without panicking.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum CountArg {
-    /// The action declares no count.
-    Absent,
-    /// A valid count.
-    Value(u64),
-    /// A negative or out-of-range count: the call is refused.
-    Invalid,
-}
+mod args;
+mod call;
+mod record;
+mod tx;
 
-/// Converts the expression given as `count = ..`.
-pub trait IntoCount {
-    /// The count, or [`CountArg::Invalid`].
-    fn into_count(self) -> CountArg;
-}
+pub use args::{CountArg, IntoCount, SubjectList, count, subjects};
+pub use call::Call;
+pub use tx::{AsyncTxAppend, TxAppend, finish_tx, finish_tx_async};
 
-macro_rules! into_count {
-    ($($t:ty),*) => {$(
-        impl IntoCount for $t {
-            #[inline]
-            fn into_count(self) -> CountArg {
-                u64::try_from(self).map_or(CountArg::Invalid, CountArg::Value)
-            }
-        }
-    )*};
-}
-
-into_count!(
-    u8, u16, u32, u64, u128, usize, i8, i16, i32, i64, i128, isize
-);
-
-impl<T: IntoCount + Copy> IntoCount for &T {
-    fn into_count(self) -> CountArg {
-        (*self).into_count()
-    }
-}
-
-/// Converts a `count = ..` expression.
-#[inline]
-pub fn count<C: IntoCount>(c: C) -> CountArg {
-    c.into_count()
-}
-
-/// The `subjects = ..` argument of a bulk call: the ids, formatted once. They are only ever
-/// compared and tokenized, never stored or printed.
-pub struct SubjectList(Vec<String>);
-
-impl fmt::Debug for SubjectList {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "SubjectList({} subjects)", self.0.len())
-    }
-}
-
-/// Collects the expression given as `subjects = ..` (any iterable of displayable ids, e.g.
-/// `&[String]`, `&Vec<u64>`, `ids.iter()`).
-pub fn subjects<I>(items: I) -> SubjectList
-where
-    I: IntoIterator,
-    I::Item: fmt::Display,
-{
-    SubjectList(items.into_iter().map(|s| s.to_string()).collect())
-}
-
-/// An allowed call in progress. Dropping it without [`Call::finish`] records `panic` (when
-/// unwinding) or `cancelled`.
-pub struct Call {
-    guardrail: Guardrail,
-    policy: Arc<Policy>,
-    action: &'static ActionDescriptor,
-    labels: Labels,
-    request_id: Arc<str>,
-    principal: Arc<str>,
-    subject: Option<Text>,
-    subjects: Arc<[Text]>,
-    reveal: CategorySet,
-    break_glass: bool,
-    decision_seq: u64,
-    done: bool,
-}
-
-impl fmt::Debug for Call {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Call")
-            .field("action", &self.action.name)
-            .field("request_id", &self.request_id)
-            .field("decision_seq", &self.decision_seq)
-            .finish_non_exhaustive()
-    }
-}
-
-fn decision_word(d: &Decision) -> &'static str {
-    match (d.effect, d.approval, d.break_glass) {
-        (Effect::Deny, _, _) => "deny",
-        (Effect::Allow, ApprovalNeed::Required { .. }, _) => "approval_required",
-        (Effect::Allow, _, true) => "break_glass",
-        (Effect::Allow, _, false) => "allow",
-    }
-}
-
-/// The decision words as shared text (events clone them instead of allocating).
-fn word_label(word: &'static str) -> Arc<str> {
-    static WORDS: std::sync::LazyLock<[Arc<str>; 4]> = std::sync::LazyLock::new(|| {
-        ["deny", "approval_required", "break_glass", "allow"].map(Arc::from)
-    });
-    WORDS
-        .iter()
-        .find(|w| &***w == word)
-        .cloned()
-        .unwrap_or_else(|| Arc::from(word))
-}
-
-/// An action's name, kind and resource as shared text, taken from the compiled policy so
-/// that recording them costs reference counts, not allocations.
-#[derive(Clone, Debug)]
-struct Labels {
-    name: Arc<str>,
-    kind: Arc<str>,
-    resource: Option<Arc<str>>,
-}
-
-impl Labels {
-    fn of(action: &'static ActionDescriptor) -> Labels {
-        Labels {
-            name: Arc::from(action.name),
-            kind: action.kind.label(),
-            resource: action.resource.map(Arc::from),
-        }
-    }
-}
-
-fn base_record(
-    kind: EventKind,
-    g: &Guardrail,
-    labels: &Labels,
-    ctx: &Context,
-    subject: &Option<Text>,
-) -> Record {
-    let p = ctx.principal();
-    let mut r = Record::at(kind, g.inner.clock.now());
-    r.request_id = Some(ctx.request_arc().clone());
-    r.action = Some(labels.name.clone());
-    r.action_kind = Some(labels.kind.clone());
-    r.resource = labels.resource.clone();
-    r.principal = Some(p.id_arc().clone());
-    r.roles = p.roles_arc().clone();
-    r.endpoint = ctx.endpoint_kind().map(|e| e.label());
-    r.jurisdiction = p.jurisdiction_arc().cloned();
-    r.purpose = ctx.purpose_of_use().map(|e| e.label());
-    r.subject = subject.clone();
-    r
-}
+use record::CallIdentity;
 
 /// Decides, records the decision, and returns the call handle if the body may run.
 pub fn begin(
@@ -222,13 +71,8 @@ pub fn begin_many(
     begin_inner(action, ctx, single, Some(ids), count, recorded)
 }
 
-/// A shared empty token list: a call without `subjects` allocates nothing for it.
-fn no_subjects() -> Arc<[Text]> {
-    static EMPTY: std::sync::LazyLock<Arc<[Text]>> =
-        std::sync::LazyLock::new(|| Arc::from(Vec::new()));
-    EMPTY.clone()
-}
-
+/// The steps of every guarded call, in order. Each step that can refuse returns the
+/// `GuardError`; the decision event is recorded before any `Ok`.
 fn begin_inner(
     action: &'static ActionDescriptor,
     ctx: &Context,
@@ -237,224 +81,291 @@ fn begin_inner(
     count: CountArg,
     recorded: &[(&'static str, &dyn fmt::Display)],
 ) -> Result<Call, GuardError> {
-    let started = crate::telemetry::Stopwatch::start();
+    let started = Stopwatch::start();
     let g = ctx.guardrail();
     let policy = g.policy();
-    let count_value = match count {
-        CountArg::Absent => None,
-        CountArg::Value(n) => Some(n),
+    // 1. The count must be usable before anything is decided.
+    let count = checked_count(g, &policy, action, ctx, count, started)?;
+    // 2. The policy decides (a panic inside it denies).
+    let mut verdict = evaluate(&policy, action, ctx, subject, count);
+    // 3. Who the call is about, as tokens.
+    let identity = CallIdentity::new(verdict.labels().clone(), ctx, g.audit_key(), subject, many);
+    // 4. Just-in-time approval: consume a presented grant, or open a request.
+    let approval = approval_step(
+        g,
+        &policy,
+        action,
+        ctx,
+        &mut verdict,
+        &identity,
+        count,
+        recorded,
+    )?;
+    // 5. The decision event, before the body can run.
+    let record = record::decision(&identity, g, ctx, &verdict, count, approval.id(), recorded);
+    let word = record::decision_word(verdict.effect, verdict.approval, verdict.break_glass);
+    let receipt = g
+        .append(&policy, record)
+        .map_err(|f| f.into_guard_error(action.name, "decision"))
+        .inspect_err(|_| {
+            crate::telemetry::decision(action.name, "audit_unavailable", started.elapsed())
+        })?;
+    crate::telemetry::decision(action.name, word, started.elapsed());
+    // 6. Detectors and alerts; then refuse, or hand out the call.
+    observe(g, &policy, action, &identity, &verdict, count);
+    conclude(
+        g,
+        action,
+        ctx,
+        verdict,
+        identity,
+        approval,
+        count,
+        policy.clone(),
+        receipt.seq,
+    )
+}
+
+/// Step 1: a negative or out-of-range count is denied (and recorded) before the policy runs.
+fn checked_count(
+    g: &Guardrail,
+    policy: &Policy,
+    action: &'static ActionDescriptor,
+    ctx: &Context,
+    count: CountArg,
+    started: Stopwatch,
+) -> Result<Option<u64>, GuardError> {
+    match count {
+        CountArg::Absent => Ok(None),
+        CountArg::Value(n) => Ok(Some(n)),
         CountArg::Invalid => {
-            return Err(deny_and_record(
+            let reason = DenyReason::PolicyFault {
+                why: "the record count is negative or out of range".into(),
+            };
+            let id = CallIdentity::new(ActionLabels::of(action), ctx, g.audit_key(), None, None);
+            let record = record::early_denial(
+                &id,
                 g,
-                &policy,
-                action,
                 ctx,
-                None,
-                None,
-                started,
-                DenyReason::PolicyFault {
-                    why: "the record count is negative or out of range".into(),
-                },
-            ));
+                policy.version_arc(),
+                policy.hash_arc(),
+                &reason,
+            );
+            g.append(policy, record)
+                .map_err(|f| f.into_guard_error(action.name, "decision"))?;
+            crate::telemetry::decision(action.name, "deny", started.elapsed());
+            Err(to_guard_error(action, reason))
         }
-    };
+    }
+}
+
+/// Step 2: the policy's verdict; a panic inside evaluation denies instead of escaping.
+fn evaluate<'p>(
+    policy: &'p Policy,
+    action: &'static ActionDescriptor,
+    ctx: &Context,
+    subject: Option<&dyn fmt::Display>,
+    count: Option<u64>,
+) -> Verdict<'p> {
     let request = Request {
         action,
         principal: ctx.principal(),
-        endpoint: ctx.endpoint_kind(),
-        purpose: ctx.purpose_of_use(),
+        endpoint: ctx.get_endpoint(),
+        purpose: ctx.get_purpose(),
         subject,
-        count: count_value,
-        break_glass: ctx.break_glass_reason(),
+        count,
+        break_glass: ctx.get_break_glass(),
         cache: &ctx.cache,
     };
-    // A panic inside evaluation must deny, not escape or allow.
-    let evaluated = catch_unwind(AssertUnwindSafe(|| {
-        let verdict = policy.evaluate(&request);
-        let labels = Labels {
-            name: verdict.action_name().clone(),
-            kind: verdict.action_kind().clone(),
-            resource: verdict.action_resource().cloned(),
-        };
-        (verdict.to_decision(), labels)
-    }));
-    let (mut decision, labels) = evaluated.unwrap_or_else(|_| {
-        let fault = Decision::deny(
+    catch_unwind(AssertUnwindSafe(|| policy.evaluate(&request))).unwrap_or_else(|_| {
+        policy.fault(
+            action,
             DenyReason::PolicyFault {
                 why: "the policy evaluation panicked".into(),
             },
-            policy.version_arc(),
-            policy.hash_arc(),
-        );
-        (fault, Labels::of(action))
-    });
-    let key = g.audit_key();
-    let (subject_token, subject_tokens): (Option<Text>, Arc<[Text]>) = match many {
-        None => (
-            subject.map(|s| key.token_display_arc(AuditKey::SUBJECT_DOMAIN, s)),
-            no_subjects(),
-        ),
-        Some(ids) => (
-            None,
-            ids.iter()
-                .map(|s| key.token_display_arc(AuditKey::SUBJECT_DOMAIN, s))
-                .collect(),
-        ),
-    };
+        )
+    })
+}
 
-    // Just-in-time approval: a presented grant is consumed; otherwise a request is opened.
-    let mut approval: Option<ApprovalId> = None;
-    let mut new_request: Option<ApprovalRequest> = None;
-    if let (Effect::Allow, ApprovalNeed::Required { ttl_secs }) =
-        (decision.effect, decision.approval)
-    {
-        // A grant opens exactly this patient, or exactly this set of patients.
-        let binding_subject: Option<Text> = match many {
-            None => subject_token.clone(),
-            Some(_) => Some(Arc::from(key.token("subjects", &subject_tokens.join(",")))),
-        };
-        let binding = ApprovalBinding {
-            action: labels.name.clone(),
-            principal: ctx.principal().id_arc().clone(),
-            subject: binding_subject,
-            count: count_value,
-        };
-        let now = g.inner.clock.now();
-        match ctx.approval_id() {
-            Some(id) => match g.inner.approvals.consume(id, &binding, now) {
-                Ok(consumed) => {
-                    // Issue 5 (approval_flow.rs): the consumption is its own audit event.
-                    if let Err(f) =
-                        crate::approval::flow::record_consumed(g, &policy, ctx, &consumed)
-                    {
-                        let latency = started.elapsed();
-                        crate::telemetry::decision(action.name, "audit_unavailable", latency);
-                        return Err(GuardError::AuditUnavailable {
-                            action: action.name,
-                            sink: f.sink,
-                            detail: f.detail,
-                        });
-                    }
-                    approval = Some(id.clone());
-                    decision.approval = ApprovalNeed::None;
-                }
-                Err(e) => {
-                    decision.effect = Effect::Deny;
-                    decision.reason = Some(DenyReason::ApprovalInvalid { why: e.to_string() });
-                    approval = Some(id.clone());
-                }
-            },
-            None => {
-                let req = crate::approval::flow::new_request(binding, now, ttl_secs);
-                match g.inner.approvals.insert(&req) {
-                    Ok(()) => {
-                        approval = Some(req.id.clone());
-                        new_request = Some(req);
-                    }
-                    Err(e) => {
-                        decision.effect = Effect::Deny;
-                        decision.reason = Some(DenyReason::ApprovalInvalid {
-                            why: format!("the request could not be stored: {e}"),
-                        });
-                    }
-                }
+/// What the approval step did.
+enum ApprovalStep {
+    /// The rule needs no approval.
+    NotNeeded,
+    /// A presented grant was consumed, or refused (the verdict now denies).
+    Presented(ApprovalId),
+    /// A new request was opened; the call is refused with it.
+    Opened(Box<ApprovalRequest>),
+}
+
+impl ApprovalStep {
+    fn id(&self) -> Option<&ApprovalId> {
+        match self {
+            ApprovalStep::NotNeeded => None,
+            ApprovalStep::Presented(id) => Some(id),
+            ApprovalStep::Opened(req) => Some(&req.id),
+        }
+    }
+}
+
+/// Step 4: a grant opens exactly the call it was bound to, once; without one, a request is
+/// opened. A store failure or an unusable grant turns the verdict into a denial.
+#[allow(clippy::too_many_arguments)]
+fn approval_step(
+    g: &Guardrail,
+    policy: &Policy,
+    action: &'static ActionDescriptor,
+    ctx: &Context,
+    verdict: &mut Verdict<'_>,
+    identity: &CallIdentity,
+    count: Option<u64>,
+    recorded: &[(&'static str, &dyn fmt::Display)],
+) -> Result<ApprovalStep, GuardError> {
+    let (Effect::Allow, ApprovalNeed::Required { ttl_secs }) = (verdict.effect, verdict.approval)
+    else {
+        return Ok(ApprovalStep::NotNeeded);
+    };
+    let binding = binding_for(g, ctx, verdict, identity, count, recorded);
+    let now = g.clock().now();
+    let store = g.approval_store();
+    let Some(id) = ctx.get_approval() else {
+        let req = crate::approval::flow::new_request(binding, now, ttl_secs);
+        return Ok(match store.insert(&req) {
+            Ok(()) => ApprovalStep::Opened(Box::new(req)),
+            Err(e) => {
+                verdict.deny(DenyReason::ApprovalInvalid {
+                    why: format!("the request could not be stored: {e}"),
+                });
+                ApprovalStep::NotNeeded
             }
-        }
-    }
-
-    let word = decision_word(&decision);
-    let mut record = base_record(EventKind::Decision, g, &labels, ctx, &subject_token);
-    record.subjects = subject_tokens.clone();
-    record.count = count_value;
-    record.decision = Some(word_label(word));
-    record.rule = decision.rule.clone();
-    record.reason = decision.reason.as_ref().map(|r| Arc::from(r.to_string()));
-    record.break_glass = decision.break_glass;
-    record.approval = approval.as_ref().map(|a| Arc::from(a.as_str()));
-    record.policy_version = Some(decision.policy_version.clone());
-    record.policy_hash = Some(decision.policy_hash.clone());
-    for (name, value) in recorded {
-        // Opted-in arguments are recorded only as keyed tokens, never raw.
-        record.detail.insert(
-            format!("arg.{name}"),
-            g.audit_key().token_display(name, *value),
-        );
-    }
-    if decision.break_glass {
-        if let Some(reason) = ctx.break_glass_reason() {
-            // The declared reason is free text and may carry PHI: it is scanned first.
-            record
-                .detail
-                .insert("break_glass_reason".into(), crate::mask::scrub_text(reason));
-        }
-    }
-
-    let receipt = match g.append(&policy, record) {
-        Ok(r) => r,
-        Err(f) => {
-            crate::telemetry::decision(action.name, "audit_unavailable", started.elapsed());
-            return Err(GuardError::AuditUnavailable {
-                action: action.name,
-                sink: f.sink,
-                detail: f.detail,
-            });
-        }
+        });
     };
-    crate::telemetry::decision(action.name, word, started.elapsed());
-    let principal_id = ctx.principal().id_arc().clone();
-    g.inner
-        .detectors
-        .observe(g, &policy, action, &principal_id, &decision, count_value);
+    match store.consume(id, &binding, now) {
+        Ok(consumed) => {
+            // The consumption is its own audit event, before the call's decision event.
+            crate::approval::flow::record_consumed(g, policy, ctx, &consumed)
+                .map_err(|f| f.into_guard_error(action.name, "approval_consumed"))?;
+            verdict.approval = ApprovalNeed::None;
+        }
+        Err(e) => verdict.deny(DenyReason::ApprovalInvalid { why: e.to_string() }),
+    }
+    Ok(ApprovalStep::Presented(id.clone()))
+}
 
-    if decision.effect == Effect::Deny {
-        let reason = decision.reason.unwrap_or(DenyReason::NoMatchingRule);
+/// Everything a grant for this call is bound to (`docs/policy.md`, "Approvals").
+fn binding_for(
+    g: &Guardrail,
+    ctx: &Context,
+    verdict: &Verdict<'_>,
+    identity: &CallIdentity,
+    count: Option<u64>,
+    recorded: &[(&'static str, &dyn fmt::Display)],
+) -> ApprovalBinding {
+    let key = g.audit_key();
+    let arguments = (!recorded.is_empty()).then(|| {
+        let tokens: Vec<String> = recorded
+            .iter()
+            .map(|(name, value)| format!("{name}={}", key.token_display(name, *value)))
+            .collect();
+        Arc::from(key.token("approval_arguments", &tokens.join(";")))
+    });
+    ApprovalBinding {
+        action: identity.labels.name.clone(),
+        principal: identity.principal.clone(),
+        subject: identity.binding_subject(key),
+        count,
+        scope: CallScope {
+            purpose: ctx.get_purpose().map(|p| p.label()),
+            endpoint: ctx.get_endpoint().map(|e| e.label()),
+            rule: verdict.rule.cloned(),
+            reveal: Arc::from(verdict.reveal.names()),
+            arguments,
+            policy_hash: verdict.policy_hash().clone(),
+        },
+    }
+}
+
+/// Step 6a: the detectors see every recorded decision; what they raise is alerted.
+fn observe(
+    g: &Guardrail,
+    policy: &Policy,
+    action: &'static ActionDescriptor,
+    identity: &CallIdentity,
+    verdict: &Verdict<'_>,
+    count: Option<u64>,
+) {
+    let seen = crate::alert::detect::Observed {
+        action,
+        principal: &identity.principal,
+        effect: verdict.effect,
+        approval: verdict.approval,
+        count,
+    };
+    if let Some(alert) = g.detectors().observe(policy, g.clock().now(), &seen) {
+        g.raise(alert);
+    }
+}
+
+/// Step 6b: a denial or an opened request refuses; an allow (flagged for break-glass)
+/// becomes the [`Call`] the body runs under.
+#[allow(clippy::too_many_arguments)]
+fn conclude(
+    g: &Guardrail,
+    action: &'static ActionDescriptor,
+    ctx: &Context,
+    verdict: Verdict<'_>,
+    identity: CallIdentity,
+    approval: ApprovalStep,
+    count: Option<u64>,
+    policy: Arc<Policy>,
+    decision_seq: u64,
+) -> Result<Call, GuardError> {
+    if verdict.effect == Effect::Deny {
+        let reason = verdict.reason.unwrap_or(DenyReason::NoMatchingRule);
         return Err(to_guard_error(action, reason));
     }
-    if let Some(req) = new_request {
-        g.raise(Alert {
-            kind: AlertKind::ApprovalRequested,
-            time: g.inner.clock.now(),
-            action: Some(labels.name.clone()),
-            principal: Some(principal_id),
-            request_id: Some(ctx.request_arc().clone()),
-            count: count_value,
-            message: format!("`{}` is waiting for approval `{}`", action.name, req.id),
-        });
-        if let Ok(n) = g.inner.approvals.pending() {
+    if let ApprovalStep::Opened(request) = approval {
+        g.raise(
+            Alert::new(
+                AlertKind::ApprovalRequested,
+                g.clock().now(),
+                format!("`{}` is waiting for approval `{}`", action.name, request.id),
+            )
+            .action(identity.labels.name.clone())
+            .principal(identity.principal.clone())
+            .request(ctx.request_arc().clone())
+            .count(count),
+        );
+        if let Ok(n) = g.approval_store().pending() {
             crate::telemetry::approvals_pending(n);
         }
-        return Err(GuardError::ApprovalRequired {
-            request: Box::new(req),
-        });
+        return Err(GuardError::ApprovalRequired { request });
     }
-    if decision.break_glass {
-        g.raise(Alert {
-            kind: AlertKind::BreakGlass,
-            time: g.inner.clock.now(),
-            action: Some(labels.name.clone()),
-            principal: Some(principal_id.clone()),
-            request_id: Some(ctx.request_arc().clone()),
-            count: count_value,
-            message: format!(
-                "break-glass access to `{}` by `{}`: review the emergency",
-                action.name,
-                ctx.principal().id()
-            ),
-        });
+    if verdict.break_glass {
+        g.raise(
+            Alert::new(
+                AlertKind::BreakGlass,
+                g.clock().now(),
+                format!(
+                    "break-glass access to `{}` by `{}`: review the emergency",
+                    action.name,
+                    ctx.principal().id()
+                ),
+            )
+            .action(identity.labels.name.clone())
+            .principal(identity.principal.clone())
+            .request(ctx.request_arc().clone())
+            .count(count),
+        );
     }
     Ok(Call {
         guardrail: g.clone(),
-        policy,
         action,
-        labels,
-        request_id: ctx.request_arc().clone(),
-        principal: principal_id,
-        subject: subject_token,
-        subjects: subject_tokens,
-        reveal: decision.reveal,
-        break_glass: decision.break_glass,
-        decision_seq: receipt.seq,
+        identity,
+        reveal: verdict.reveal,
+        break_glass: verdict.break_glass,
+        decision_seq,
         done: false,
+        policy,
     })
 }
 
@@ -468,118 +379,5 @@ fn to_guard_error(action: &'static ActionDescriptor, reason: DenyReason) -> Guar
             action: action.name,
             reason,
         },
-    }
-}
-
-#[allow(clippy::too_many_arguments)]
-fn deny_and_record(
-    g: &Guardrail,
-    policy: &Policy,
-    action: &'static ActionDescriptor,
-    ctx: &Context,
-    subject: Option<Text>,
-    count: Option<u64>,
-    started: crate::telemetry::Stopwatch,
-    reason: DenyReason,
-) -> GuardError {
-    let mut record = base_record(EventKind::Decision, g, &Labels::of(action), ctx, &subject);
-    record.count = count;
-    record.decision = Some(word_label("deny"));
-    record.reason = Some(Arc::from(reason.to_string()));
-    record.policy_version = Some(policy.version_arc());
-    record.policy_hash = Some(policy.hash_arc());
-    if let Err(f) = g.append(policy, record) {
-        return GuardError::AuditUnavailable {
-            action: action.name,
-            sink: f.sink,
-            detail: f.detail,
-        };
-    }
-    crate::telemetry::decision(action.name, "deny", started.elapsed());
-    to_guard_error(action, reason)
-}
-
-impl Call {
-    /// The outcome event for `result` (the seam for sinks that write through the caller's
-    /// transaction: append it there, then call [`Call::complete`]).
-    pub fn outcome_record<T, E>(&self, result: &Result<T, E>) -> Record {
-        self.record_for(match result {
-            Ok(_) => Outcome::Ok,
-            Err(_) => Outcome::Error,
-        })
-    }
-
-    fn record_for(&self, outcome: Outcome) -> Record {
-        let g = &self.guardrail;
-        let mut r = Record::at(EventKind::Outcome, g.inner.clock.now());
-        r.request_id = Some(self.request_id.clone());
-        r.action = Some(self.labels.name.clone());
-        r.action_kind = Some(self.labels.kind.clone());
-        r.resource = self.labels.resource.clone();
-        r.principal = Some(self.principal.clone());
-        r.subject = self.subject.clone();
-        r.subjects = self.subjects.clone();
-        r.break_glass = self.break_glass;
-        r.outcome = Some(outcome);
-        r.policy_version = Some(self.policy.version_arc());
-        r.decision_seq = Some(self.decision_seq);
-        r
-    }
-
-    /// Records the outcome in the guardrail's sinks, masks an `Ok` value and returns it.
-    /// If the outcome cannot be recorded, an `Ok` becomes `Err(AuditUnavailable)`.
-    pub fn finish<T: Redact, E: From<GuardError>>(self, result: Result<T, E>) -> Result<T, E> {
-        let record = self.outcome_record(&result);
-        let appended = self
-            .guardrail
-            .append(&self.policy, record)
-            .map(|_| ())
-            .map_err(|f| {
-                AuditError::Io(std::io::Error::other(format!("{}: {}", f.sink, f.detail)))
-            });
-        self.complete(result, appended)
-    }
-
-    /// Completes the call once its outcome was appended (or failed) elsewhere.
-    pub fn complete<T: Redact, E: From<GuardError>>(
-        mut self,
-        result: Result<T, E>,
-        appended: Result<(), AuditError>,
-    ) -> Result<T, E> {
-        self.done = true;
-        match (result, appended) {
-            (Ok(mut value), Ok(())) => {
-                let masker = Masker::new(
-                    self.reveal,
-                    self.policy.masking(),
-                    self.guardrail.audit_key(),
-                );
-                value.redact(&masker);
-                Ok(value)
-            }
-            (Ok(_), Err(e)) => Err(E::from(GuardError::AuditUnavailable {
-                action: self.action.name,
-                sink: "outcome".into(),
-                detail: e.to_string(),
-            })),
-            (Err(e), _) => Err(e),
-        }
-    }
-}
-
-impl Drop for Call {
-    fn drop(&mut self) {
-        if self.done {
-            return;
-        }
-        let outcome = if std::thread::panicking() {
-            Outcome::Panic
-        } else {
-            Outcome::Cancelled
-        };
-        let record = self.record_for(outcome);
-        // Never panic here (a panic while unwinding aborts): a failure is alerted and counted
-        // inside `append`.
-        let _ = self.guardrail.append(&self.policy, record);
     }
 }

@@ -8,7 +8,7 @@ fn read_chart(ctx: &Context) -> Result<String, GuardError> {
 
 #[phi_action(kind = "read", role = "provider")]
 async fn read_chart_async(ctx: &Context) -> Result<String, GuardError> {
-    if ctx.request().is_empty() {
+    if ctx.get_request_id().is_empty() {
         return Ok(7);
     }
     Ok(String::new())

@@ -1,0 +1,123 @@
+//! [`Call`]: an allowed call in progress, from its decision event to its outcome event.
+
+use std::fmt;
+use std::sync::Arc;
+
+use guardrail_audit::{AuditError, Outcome, Record};
+
+use super::record::{self, CallIdentity};
+use crate::error::GuardError;
+use crate::guardrail::Guardrail;
+use crate::mask::{Masker, Redact};
+use crate::model::CategorySet;
+use crate::policy::Policy;
+use crate::registry::ActionDescriptor;
+
+/// The sink name an outcome appended through the caller's transaction is reported under.
+pub(super) const TX_SINK: &str = "transaction";
+
+/// An allowed call in progress. Dropping it without [`Call::finish`] records `panic` (when
+/// unwinding) or `cancelled`.
+pub struct Call {
+    pub(super) guardrail: Guardrail,
+    pub(super) policy: Arc<Policy>,
+    pub(super) action: &'static ActionDescriptor,
+    pub(super) identity: CallIdentity,
+    pub(super) reveal: CategorySet,
+    pub(super) break_glass: bool,
+    pub(super) decision_seq: u64,
+    pub(super) done: bool,
+}
+
+impl fmt::Debug for Call {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Call")
+            .field("action", &self.action.name)
+            .field("request_id", &self.identity.request_id)
+            .field("decision_seq", &self.decision_seq)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Call {
+    /// The outcome event for `result` (the seam for sinks that write through the caller's
+    /// transaction: append it there, then call [`Call::complete`]).
+    pub fn outcome_record<T, E>(&self, result: &Result<T, E>) -> Record {
+        self.record_for(match result {
+            Ok(_) => Outcome::Ok,
+            Err(_) => Outcome::Error,
+        })
+    }
+
+    fn record_for(&self, outcome: Outcome) -> Record {
+        record::outcome(
+            &self.identity,
+            &self.guardrail,
+            outcome,
+            self.break_glass,
+            self.policy.version_arc(),
+            self.decision_seq,
+        )
+    }
+
+    /// Records the outcome in the guardrail's sinks, masks an `Ok` value and returns it.
+    /// If the outcome cannot be recorded, an `Ok` becomes `Err(AuditUnavailable)` naming the
+    /// sink that failed.
+    pub fn finish<T: Redact, E: From<GuardError>>(mut self, result: Result<T, E>) -> Result<T, E> {
+        let record = self.outcome_record(&result);
+        let appended = self.guardrail.append(&self.policy, record).map(|_| ());
+        self.done = true;
+        match (result, appended) {
+            (Ok(value), Ok(())) => Ok(self.mask(value)),
+            (Ok(_), Err(f)) => Err(E::from(f.into_guard_error(self.action.name, "outcome"))),
+            (Err(e), _) => Err(e),
+        }
+    }
+
+    /// Completes the call once its outcome was appended (or failed) through the caller's
+    /// transaction.
+    pub fn complete<T: Redact, E: From<GuardError>>(
+        mut self,
+        result: Result<T, E>,
+        appended: Result<(), AuditError>,
+    ) -> Result<T, E> {
+        self.done = true;
+        match (result, appended) {
+            (Ok(value), Ok(())) => Ok(self.mask(value)),
+            (Ok(_), Err(e)) => Err(E::from(GuardError::AuditUnavailable {
+                action: self.action.name,
+                sink: TX_SINK.into(),
+                detail: "outcome".into(),
+                source: Arc::new(e),
+            })),
+            (Err(e), _) => Err(e),
+        }
+    }
+
+    fn mask<T: Redact>(&self, mut value: T) -> T {
+        let masker = Masker::new(
+            self.reveal,
+            self.policy.masking(),
+            self.guardrail.audit_key(),
+        );
+        value.redact(&masker);
+        value
+    }
+}
+
+impl Drop for Call {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        let outcome = if std::thread::panicking() {
+            Outcome::Panic
+        } else {
+            Outcome::Cancelled
+        };
+        let record = self.record_for(outcome);
+        // Never panic here (a panic while unwinding aborts): a failure is alerted and counted
+        // inside `append`.
+        let _ = self.guardrail.append(&self.policy, record);
+    }
+}
