@@ -4,6 +4,11 @@
 //!   owned `Decision` dropped in the loop (three `Arc<str>` reference counts up and down).
 //! - `decision/allow_borrowed`: `Policy::evaluate`, the same decision borrowing from the policy.
 //! - `decision/deny`: `Policy::decide` for an export over the record limit.
+//! - `decision/allow_count_jurisdiction`: `Policy::evaluate` for an allowed export of 10
+//!   records: a deny rule with a jurisdiction pattern is checked and passed, then the allow
+//!   rule's role, endpoint, `US-*` jurisdiction, purpose and `max_count` conditions.
+//! - `context/build`: a `Principal` (id, role, jurisdiction) and its `Context` (endpoint,
+//!   purpose, request id), built and dropped, as a service does per request.
 //! - `policy/compile_250`: parsing, validating and compiling the fixture policy (a reload).
 //! - `call/guarded` vs `call/plain`: a whole guarded call (decide, decision event, body,
 //!   outcome event, masking) with the memory sink, next to the same body called plainly.
@@ -18,7 +23,7 @@ use guardrail_benches::{
     ENDPOINT, EXPORT, EXPORT_LIMIT, PURPOSE, READ, guardrail, policy, provider, researcher,
 };
 use guardrail_core::policy::{ContextCache, Request};
-use guardrail_core::{Context, DenyReason, Endpoint, GuardError, Purpose, phi_action};
+use guardrail_core::{Context, DenyReason, Endpoint, GuardError, Principal, Purpose, phi_action};
 
 fn decisions(c: &mut Criterion) {
     let policy = policy();
@@ -65,6 +70,21 @@ fn decisions(c: &mut Criterion) {
         b.iter(|| policy.evaluate(black_box(&allow)).is_allowed())
     });
     group.bench_function("deny", |b| b.iter(|| policy.decide(black_box(&deny))));
+    let export_cache = ContextCache::default();
+    let counted = Request {
+        action: &EXPORT,
+        principal: &r,
+        endpoint: Some(ENDPOINT),
+        purpose: Some(PURPOSE),
+        subject: None,
+        count: Some(10),
+        break_glass: None,
+        cache: &export_cache,
+    };
+    assert!(policy.evaluate(&counted).is_allowed());
+    group.bench_function("allow_count_jurisdiction", |b| {
+        b.iter(|| policy.evaluate(black_box(&counted)).is_allowed())
+    });
     group.finish();
 
     // Loading (parse, validate, compile) the whole 250-action policy, as a reload does.
@@ -127,6 +147,21 @@ fn calls(c: &mut Criterion) {
         .purpose(PURPOSE);
     assert!(guarded_update(&ctx, "p-100").is_ok());
     assert_eq!(sink.len(), 2, "a decision and an outcome event per call");
+
+    let mut group = c.benchmark_group("context");
+    group.bench_function("build", |b| {
+        b.iter(|| {
+            guardrail
+                .context(
+                    Principal::new(black_box("dr-grey"))
+                        .role(black_box("provider"))
+                        .jurisdiction(black_box("US-CA")),
+                )
+                .endpoint(ENDPOINT)
+                .purpose(PURPOSE)
+        })
+    });
+    group.finish();
 
     let mut group = c.benchmark_group("call");
     group.bench_function("guarded", |b| {

@@ -91,10 +91,19 @@ impl MemorySink {
         self.lock().failure = reason.map(str::to_owned);
     }
 
-    /// Forgets everything.
+    /// Forgets everything (keeping the memory it had, so a trail that is cleared and
+    /// refilled does not grow again from nothing).
     pub fn clear(&self) {
         let mut inner = self.lock();
-        *inner = Inner::default();
+        let mut sealed = std::mem::take(&mut inner.sealed);
+        let mut pending = std::mem::take(&mut inner.pending);
+        sealed.clear();
+        pending.clear();
+        *inner = Inner {
+            sealed,
+            pending,
+            ..Inner::default()
+        };
     }
 }
 

@@ -279,42 +279,21 @@ impl Guardrail {
 
     /// Appends `record` to every sink. Fails if a sink the policy requires failed; other
     /// failures raise an alert and are counted. Returns the receipt of the first sink.
+    #[inline]
     pub(crate) fn append(&self, policy: &Policy, record: Record) -> Result<Receipt, AppendFailure> {
-        let sinks = &self.inner.sinks;
+        let Some((last, others)) = self.inner.sinks.split_last() else {
+            return Err(AppendFailure {
+                sink: "*".into(),
+                error: Arc::new(AuditError::Closed("no sink recorded the event".into())),
+            });
+        };
         let mut first: Option<Receipt> = None;
         let mut failure: Option<AppendFailure> = None;
-        let last = sinks.len().saturating_sub(1);
-        let mut record = Some(record);
-        for (i, sink) in sinks.iter().enumerate() {
-            let r = if i == last {
-                record.take()
-            } else {
-                record.clone()
-            };
-            let Some(r) = r else { break };
-            let started = crate::telemetry::Stopwatch::start();
-            let result = sink.append(r);
-            crate::telemetry::audit_append(started.elapsed());
-            match result {
-                Ok(receipt) => {
-                    first.get_or_insert(receipt);
-                }
-                Err(e) => {
-                    crate::telemetry::audit_failure(sink.name());
-                    self.raise(Alert::new(
-                        AlertKind::AuditSinkFailure,
-                        self.inner.clock.now(),
-                        format!("audit sink `{}` failed: {e}", sink.name()),
-                    ));
-                    if policy.sink_required(sink.name()) && failure.is_none() {
-                        failure = Some(AppendFailure {
-                            sink: sink.name().to_owned(),
-                            error: Arc::new(e),
-                        });
-                    }
-                }
-            }
+        for sink in others {
+            self.append_one(policy, &**sink, record.clone(), &mut first, &mut failure);
         }
+        // The last sink takes the record itself: one sink, no copy.
+        self.append_one(policy, &**last, record, &mut first, &mut failure);
         match (failure, first) {
             (Some(f), _) => Err(f),
             (None, Some(r)) => Ok(r),
@@ -322,6 +301,40 @@ impl Guardrail {
                 sink: "*".into(),
                 error: Arc::new(AuditError::Closed("no sink recorded the event".into())),
             }),
+        }
+    }
+
+    /// Appends to one sink, keeping the first receipt and the first required failure.
+    #[inline]
+    fn append_one(
+        &self,
+        policy: &Policy,
+        sink: &dyn AuditSink,
+        record: Record,
+        first: &mut Option<Receipt>,
+        failure: &mut Option<AppendFailure>,
+    ) {
+        let started = crate::telemetry::Stopwatch::start();
+        let result = sink.append(record);
+        crate::telemetry::audit_append(started.elapsed());
+        match result {
+            Ok(receipt) => {
+                first.get_or_insert(receipt);
+            }
+            Err(e) => {
+                crate::telemetry::audit_failure(sink.name());
+                self.raise(Alert::new(
+                    AlertKind::AuditSinkFailure,
+                    self.inner.clock.now(),
+                    format!("audit sink `{}` failed: {e}", sink.name()),
+                ));
+                if policy.sink_required(sink.name()) && failure.is_none() {
+                    *failure = Some(AppendFailure {
+                        sink: sink.name().to_owned(),
+                        error: Arc::new(e),
+                    });
+                }
+            }
         }
     }
 

@@ -171,9 +171,12 @@ pub struct Principal {
 impl Principal {
     /// A principal with a unique id and no roles yet.
     pub fn new(id: impl AsRef<str>) -> Principal {
+        // Every principal starts with the one shared empty role list (no allocation).
+        static NO_ROLES: std::sync::LazyLock<Arc<[Arc<str>]>> =
+            std::sync::LazyLock::new(|| Arc::from(Vec::new()));
         Principal {
             id: Arc::from(id.as_ref()),
-            roles: Arc::from(Vec::new()),
+            roles: NO_ROLES.clone(),
             jurisdiction: None,
             patient_id: None,
         }
@@ -181,9 +184,14 @@ impl Principal {
 
     /// Adds a role.
     pub fn role(mut self, role: impl AsRef<str>) -> Principal {
-        let mut roles: Vec<Arc<str>> = self.roles.iter().cloned().collect();
-        roles.push(Arc::from(role.as_ref()));
-        self.roles = Arc::from(roles);
+        let role: Arc<str> = Arc::from(role.as_ref());
+        // One allocation of exactly the new length (the iterator knows its size).
+        self.roles = self
+            .roles
+            .iter()
+            .cloned()
+            .chain(std::iter::once(role))
+            .collect();
         self
     }
 
