@@ -61,7 +61,7 @@ fn new_request_id() -> Arc<str> {
 /// Writes `v` in lowercase hex without leading zeros into `out`; returns the length.
 fn write_hex(out: &mut [u8], v: u64) -> usize {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    let digits = (((64 - v.leading_zeros()) + 3) / 4).max(1) as usize;
+    let digits = (64 - v.leading_zeros()).div_ceil(4).max(1) as usize;
     for (i, slot) in out.iter_mut().take(digits).enumerate() {
         let shift = 4 * (digits - 1 - i);
         *slot = HEX[((v >> shift) & 0xf) as usize];
