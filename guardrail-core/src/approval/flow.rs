@@ -133,7 +133,7 @@ fn check_approver(
     if approver.id() == &*request.binding.principal {
         return Err(ApprovalError::SelfApproval(request.id.to_string()));
     }
-    crate::approval::memory::check_decidable(request, now)
+    crate::approval::checks::check_decidable(request, now)
 }
 
 fn decide(

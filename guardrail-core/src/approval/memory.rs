@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use guardrail_audit::Timestamp;
 
+use crate::approval::checks::{check_consumable, check_decidable};
 use crate::approval::{
     ApprovalBinding, ApprovalError, ApprovalId, ApprovalRequest, ApprovalState, ApprovalStore,
 };
@@ -25,54 +26,6 @@ impl MemoryApprovalStore {
         // Every mutation below is a single assignment, so a poisoned map is still consistent.
         self.requests.lock().unwrap_or_else(|p| p.into_inner())
     }
-}
-
-/// The checks shared by every store before a grant is consumed.
-pub(crate) fn check_consumable(
-    req: &ApprovalRequest,
-    binding: &ApprovalBinding,
-    now: Timestamp,
-) -> Result<(), ApprovalError> {
-    let id = req.id.to_string();
-    match &req.state {
-        ApprovalState::Pending => return Err(ApprovalError::NotGranted(id)),
-        ApprovalState::Rejected { .. } => return Err(ApprovalError::Rejected(id)),
-        ApprovalState::Consumed { .. } => return Err(ApprovalError::AlreadyUsed(id)),
-        ApprovalState::Granted { .. } => {}
-    }
-    if now >= req.expires_at {
-        return Err(ApprovalError::Expired(id));
-    }
-    let b = &req.binding;
-    let what = if b.action != binding.action {
-        Some("action")
-    } else if b.principal != binding.principal {
-        Some("principal")
-    } else if b.subject != binding.subject {
-        Some("subject")
-    } else if b.count != binding.count {
-        Some("count")
-    } else {
-        b.scope.difference(&binding.scope)
-    };
-    match what {
-        Some(what) => Err(ApprovalError::Mismatch { id, what }),
-        None => Ok(()),
-    }
-}
-
-/// The checks shared by every store before a request is decided.
-pub(crate) fn check_decidable(req: &ApprovalRequest, now: Timestamp) -> Result<(), ApprovalError> {
-    if req.state != ApprovalState::Pending {
-        return Err(ApprovalError::NotPending {
-            id: req.id.to_string(),
-            state: req.state.as_str(),
-        });
-    }
-    if now >= req.expires_at {
-        return Err(ApprovalError::Expired(req.id.to_string()));
-    }
-    Ok(())
 }
 
 impl ApprovalStore for MemoryApprovalStore {

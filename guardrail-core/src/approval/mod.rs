@@ -1,5 +1,6 @@
 //! Just-in-time approvals: a second person opens a risky call, once, for that exact call.
 
+mod checks;
 pub(crate) mod flow;
 mod memory;
 #[cfg(feature = "postgres")]
