@@ -1,6 +1,10 @@
 //! Alerts: break-glass, approval requests, denial bursts, export spikes, audit failures,
 //! refused policy reloads.
 //!
+//! Owns `Alert`, the sinks and the bounded dispatcher, and the sliding-window detectors
+//! (`detect`), which return the alert they raise instead of raising it.
+//! May use: model, policy (thresholds, effects), registry, telemetry. Never the guardrail.
+//!
 //! A guarded call only ever pushes onto a bounded queue; a worker thread delivers to the
 //! host's [`AlertSink`]s. A full queue drops the alert and counts it, it never waits.
 

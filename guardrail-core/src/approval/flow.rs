@@ -136,7 +136,9 @@ fn check_approver(
     crate::approval::checks::check_decidable(request, now)
 }
 
-fn decide(
+/// Grants (`grant`) or rejects request `id` as `approver`: checks, records, then changes
+/// the store (see [`Guardrail::approve`]).
+pub(crate) fn decide(
     g: &Guardrail,
     approver: &Principal,
     id: &ApprovalId,
@@ -182,51 +184,6 @@ fn decide(
         crate::telemetry::approvals_pending(n);
     }
     Ok(decided)
-}
-
-impl Guardrail {
-    /// Grants approval request `id`, so that its requester's retried call (with
-    /// `ctx.approval(id)`) runs once.
-    ///
-    /// `approver` must hold one of the policy's `[approval] approver_roles` and must not be
-    /// the requester (separation of duties); the request must be pending and unexpired. The
-    /// step is recorded in the audit trail before it takes effect; a refused attempt is
-    /// recorded too. The grant is bound to the exact action, principal, subject and count
-    /// of the request and expires with it.
-    ///
-    /// ```
-    /// # use guardrail_core::prelude::*;
-    /// # fn demo(guardrail: &Guardrail, request: ApprovalId) -> Result<(), guardrail_core::ApprovalError> {
-    /// let officer = Principal::new("po-kim").role("privacy_officer");
-    /// let granted = guardrail.approve(&officer, &request)?;
-    /// assert_eq!(granted.state.as_str(), "granted");
-    /// # Ok(()) }
-    /// ```
-    pub fn approve(
-        &self,
-        approver: &Principal,
-        id: &ApprovalId,
-    ) -> Result<ApprovalRequest, ApprovalError> {
-        decide(self, approver, id, true)
-    }
-
-    /// Rejects approval request `id` for good: it can never be granted later. Same checks
-    /// and audit as [`Guardrail::approve`].
-    pub fn reject(
-        &self,
-        approver: &Principal,
-        id: &ApprovalId,
-    ) -> Result<ApprovalRequest, ApprovalError> {
-        decide(self, approver, id, false)
-    }
-
-    /// Reads approval request `id` from the store.
-    pub fn approval_request(
-        &self,
-        id: &ApprovalId,
-    ) -> Result<Option<ApprovalRequest>, ApprovalError> {
-        self.approval_store().get(id)
-    }
 }
 
 /// Records that the retried call of `ctx` consumed grant `request` (called by the runtime

@@ -1,4 +1,10 @@
 //! Just-in-time approvals: a second person opens a risky call, once, for that exact call.
+//!
+//! Owns the request and grant types, the store trait and its in-memory and PostgreSQL
+//! stores, the store-agnostic checks (`checks`), and the workflow (`flow`: opening,
+//! deciding, consuming, and the audit event of each step).
+//! May use: model, policy (labels of the verdict), telemetry; only `flow` uses the guardrail
+//! (its trail, clock and store). The types, checks and stores use no other room.
 
 mod checks;
 pub(crate) mod flow;

@@ -1,5 +1,8 @@
 //! Coverage: does every guarded action have a rule, and every rule an action?
 //!
+//! Owns the registry-against-policy check and the scan of a host's sources.
+//! May use: policy, registry, model. Nothing uses it but hosts' tests and the CLI.
+//!
 //! A host's test calls [`assert_complete`] with its policy; the test fails with a table of
 //! findings when an annotated action has no allow rule, when a role the code declares can
 //! never be admitted, when a rule matches nothing, when two actions share a name, or when the

@@ -1,5 +1,11 @@
 //! The guardrail: a policy, audit sinks, a key, alert sinks and an approval store.
+//!
+//! Owns `Guardrail` and its builder, `Context`, the fan-out of records to the sinks, hot
+//! reload (and file watching), and the approver's methods (`approve`, `reject`).
+//! May use: model, policy, approval (the store and the workflow), alert, telemetry, clock.
+//! Never the runtime: the runtime calls in, not the other way round.
 
+mod approvals;
 mod context;
 mod reload;
 

@@ -2,6 +2,10 @@
 //! ([`strategy`]), the free-text identifier scanner ([`scanner`]) and, behind the `tracing`
 //! feature, a log writer that scrubs identifiers from every formatted line (`logs`).
 //!
+//! Owns `Redact` and its std impls, `Phi<T>`, the strategies, the scanner and the log
+//! scrubbing.
+//! May use: model. Nothing else: every room that shows a value may use this one.
+//!
 //! See `docs/masking.md` for the categories, defaults, patterns and measured numbers.
 
 use std::sync::LazyLock;

@@ -1,4 +1,7 @@
 //! Who acts, from where, why, and what kind of action: the vocabulary of a decision.
+//!
+//! Owns `ActionKind`, `Endpoint`, `Purpose`, `Principal`, `Category`/`CategorySet`.
+//! Uses no other room: every other room may use this one.
 
 mod category;
 

@@ -1,6 +1,10 @@
 //! Policies: a TOML document parsed with exact error positions ([`parse`]), compiled once
 //! into per-action plans ([`compile`]) and queried per call ([`decide`]).
 //!
+//! Owns parsing, compiling, the per-action plan cache, evaluation, the verdict types
+//! (`Verdict`, `Decision`, `DenyReason`) and glob patterns.
+//! May use: model, mask (the masking section's types), registry. Nothing above it.
+//!
 //! See `docs/policy.md` for the reference of the format and its semantics.
 //!
 //! ```

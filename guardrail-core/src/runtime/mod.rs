@@ -1,5 +1,10 @@
 //! What `#[phi_action]` expands to calls: decide, record, run, record the outcome, mask.
 //!
+//! Owns `begin` (the steps of every guarded call, in order), the argument helpers
+//! (`args`), the one place that builds every audit record of a call (`record`), the `Call`
+//! handle (`call`) and the transaction-bound ending (`tx`).
+//! May use every room but coverage: it is where they meet.
+//!
 //! The generated code is
 //!
 //! ```text

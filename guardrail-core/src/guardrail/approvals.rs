@@ -1,0 +1,51 @@
+//! The approver's side of just-in-time approval, as methods of the guardrail (the workflow
+//! itself is `approval::flow`).
+
+use crate::approval::{ApprovalError, ApprovalId, ApprovalRequest};
+use crate::guardrail::Guardrail;
+use crate::model::Principal;
+
+impl Guardrail {
+    /// Grants approval request `id`, so that its requester's retried call (with
+    /// `ctx.approval(id)`) runs once.
+    ///
+    /// `approver` must hold one of the policy's `[approval] approver_roles` and must not be
+    /// the requester (separation of duties); the request must be pending and unexpired. The
+    /// step is recorded in the audit trail before it takes effect; a refused attempt is
+    /// recorded too. The grant is bound to the exact action, principal, subject and count
+    /// of the request and expires with it.
+    ///
+    /// ```
+    /// # use guardrail_core::prelude::*;
+    /// # fn demo(guardrail: &Guardrail, request: ApprovalId) -> Result<(), guardrail_core::ApprovalError> {
+    /// let officer = Principal::new("po-kim").role("privacy_officer");
+    /// let granted = guardrail.approve(&officer, &request)?;
+    /// assert_eq!(granted.state.as_str(), "granted");
+    /// # Ok(()) }
+    /// ```
+    pub fn approve(
+        &self,
+        approver: &Principal,
+        id: &ApprovalId,
+    ) -> Result<ApprovalRequest, ApprovalError> {
+        crate::approval::flow::decide(self, approver, id, true)
+    }
+
+    /// Rejects approval request `id` for good: it can never be granted later. Same checks
+    /// and audit as [`Guardrail::approve`].
+    pub fn reject(
+        &self,
+        approver: &Principal,
+        id: &ApprovalId,
+    ) -> Result<ApprovalRequest, ApprovalError> {
+        crate::approval::flow::decide(self, approver, id, false)
+    }
+
+    /// Reads approval request `id` from the store.
+    pub fn approval_request(
+        &self,
+        id: &ApprovalId,
+    ) -> Result<Option<ApprovalRequest>, ApprovalError> {
+        self.approval_store().get(id)
+    }
+}
