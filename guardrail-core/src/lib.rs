@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod alert;
 pub mod approval;
@@ -20,10 +21,12 @@ pub use approval::{
     MemoryApprovalStore,
 };
 #[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub use approval::{PgApprovalStore, PgApprovalStoreOptions};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::GuardError;
 #[cfg(feature = "watch")]
+#[cfg_attr(docsrs, doc(cfg(feature = "watch")))]
 pub use guardrail::PolicyWatcher;
 pub use guardrail::{BuildError, Context, Guardrail, GuardrailBuilder, ReloadError, ReloadReport};
 pub use mask::{Masker, Phi, PhiValue, Redact};

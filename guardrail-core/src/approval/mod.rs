@@ -14,6 +14,7 @@ mod postgres;
 
 pub use memory::MemoryApprovalStore;
 #[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub use postgres::{PgApprovalStore, PgApprovalStoreOptions};
 
 use std::fmt;

@@ -11,6 +11,7 @@ mod reload;
 
 pub use context::Context;
 #[cfg(feature = "watch")]
+#[cfg_attr(docsrs, doc(cfg(feature = "watch")))]
 pub use reload::PolicyWatcher;
 pub use reload::{ReloadError, ReloadReport};
 

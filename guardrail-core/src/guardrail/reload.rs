@@ -184,6 +184,7 @@ fn reload_detail(
 }
 
 #[cfg(feature = "watch")]
+#[cfg_attr(docsrs, doc(cfg(feature = "watch")))]
 pub use watch::PolicyWatcher;
 
 #[cfg(feature = "watch")]

@@ -1,5 +1,5 @@
-//! Policies: a TOML document parsed with exact error positions ([`parse`]), compiled once
-//! into per-action plans ([`compile`]) and queried per call ([`decide`]).
+//! Policies: a TOML document parsed with exact error positions (`parse`), compiled once
+//! into per-action plans (`compile`) and queried per call (`decide`).
 //!
 //! Owns parsing, compiling, the per-action plan cache, evaluation, the verdict types
 //! (`Verdict`, `Decision`, `DenyReason`) and glob patterns.

@@ -17,7 +17,7 @@ pub(crate) enum RuleApproval {
     Over(u64),
 }
 
-/// One `[[rule]]` of a policy, as compiled. Read-only; see [`Policy::rules`].
+/// One `[[rule]]` of a policy, as compiled. Read-only; see [`Policy::rules`](super::Policy::rules).
 #[derive(Debug, Clone)]
 pub struct Rule {
     pub(crate) id: Arc<str>,
