@@ -499,7 +499,7 @@ pub fn store_transitions_are_checked<B: Backend>(b: &B) {
         Err(ApprovalError::NotGranted("apr-t1".into()))
     );
     let granted = store
-        .decide(&req.id, "olga", true, Timestamp(t + 2))
+        .settle(&req.id, "olga", true, Timestamp(t + 2))
         .unwrap();
     assert_eq!(
         granted.state,
@@ -511,7 +511,7 @@ pub fn store_transitions_are_checked<B: Backend>(b: &B) {
     assert_eq!(store.get(&req.id).unwrap().unwrap().state, granted.state);
     // A second decision is refused.
     assert_eq!(
-        store.decide(&req.id, "oscar", false, Timestamp(t + 3)),
+        store.settle(&req.id, "oscar", false, Timestamp(t + 3)),
         Err(ApprovalError::NotPending {
             id: "apr-t1".into(),
             state: "granted"
@@ -570,7 +570,7 @@ pub fn store_transitions_are_checked<B: Backend>(b: &B) {
     let bare = pending("apr-t2", t, 100, b2.clone());
     store.insert(&bare).unwrap();
     assert_eq!(store.get(&bare.id).unwrap().as_ref(), Some(&bare));
-    store.decide(&bare.id, "olga", true, Timestamp(t)).unwrap();
+    store.settle(&bare.id, "olga", true, Timestamp(t)).unwrap();
     let mut with_count = b2.clone();
     with_count.count = Some(1);
     assert!(matches!(
@@ -581,7 +581,7 @@ pub fn store_transitions_are_checked<B: Backend>(b: &B) {
     // A rejected request cannot be consumed.
     let rej = pending("apr-t3", t, 100, binding("tok-3", 1));
     store.insert(&rej).unwrap();
-    store.decide(&rej.id, "olga", false, Timestamp(t)).unwrap();
+    store.settle(&rej.id, "olga", false, Timestamp(t)).unwrap();
     assert_eq!(
         store.consume(&rej.id, &rej.binding, Timestamp(t)),
         Err(ApprovalError::Rejected("apr-t3".into()))
@@ -598,7 +598,7 @@ pub fn duplicate_and_unknown_ids_are_errors<B: Backend>(b: &B) {
     let missing = ApprovalId::new("apr-missing");
     assert_eq!(store.get(&missing).unwrap(), None);
     assert_eq!(
-        store.decide(&missing, "olga", true, Timestamp(6)),
+        store.settle(&missing, "olga", true, Timestamp(6)),
         Err(ApprovalError::NotFound("apr-missing".into()))
     );
     assert_eq!(

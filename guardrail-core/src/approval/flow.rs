@@ -138,7 +138,7 @@ fn check_approver(
 
 /// Grants (`grant`) or rejects request `id` as `approver`: checks, records, then changes
 /// the store (see [`Guardrail::approve`]).
-pub(crate) fn decide(
+pub(crate) fn settle(
     g: &Guardrail,
     approver: &Principal,
     id: &ApprovalId,
@@ -169,7 +169,7 @@ pub(crate) fn decide(
         step_record(g, &policy, kind, &request, Some(approver), word),
     )
     .map_err(audit_failed)?;
-    let decided = match store.decide(id, approver.id(), grant, now) {
+    let decided = match store.settle(id, approver.id(), grant, now) {
         Ok(decided) => decided,
         Err(e) => {
             // Lost a race with another approver, or the store failed: the step recorded above

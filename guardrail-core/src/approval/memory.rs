@@ -45,7 +45,7 @@ impl ApprovalStore for MemoryApprovalStore {
         Ok(self.lock().get(id).cloned())
     }
 
-    fn decide(
+    fn settle(
         &self,
         id: &ApprovalId,
         approver: &str,

@@ -237,7 +237,7 @@ pub trait ApprovalStore: Send + Sync + fmt::Debug {
 
     /// Moves a pending, unexpired request to granted (`grant`) or rejected, atomically.
     /// Role and separation-of-duty checks happen before, in [`crate::Guardrail::approve`].
-    fn decide(
+    fn settle(
         &self,
         id: &ApprovalId,
         approver: &str,

@@ -28,7 +28,7 @@ impl Guardrail {
         approver: &Principal,
         id: &ApprovalId,
     ) -> Result<ApprovalRequest, ApprovalError> {
-        crate::approval::flow::decide(self, approver, id, true)
+        crate::approval::flow::settle(self, approver, id, true)
     }
 
     /// Rejects approval request `id` for good: it can never be granted later. Same checks
@@ -38,7 +38,7 @@ impl Guardrail {
         approver: &Principal,
         id: &ApprovalId,
     ) -> Result<ApprovalRequest, ApprovalError> {
-        crate::approval::flow::decide(self, approver, id, false)
+        crate::approval::flow::settle(self, approver, id, false)
     }
 
     /// Reads approval request `id` from the store.

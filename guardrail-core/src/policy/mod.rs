@@ -1,5 +1,5 @@
 //! Policies: a TOML document parsed with exact error positions (`parse`), compiled once
-//! into per-action plans (`compile`) and queried per call (`decide`).
+//! into per-action plans (`compile`) and queried per call (`evaluate`).
 //!
 //! Owns parsing, compiling, the per-action plan cache, evaluation, the verdict types
 //! (`Verdict`, `Decision`, `DenyReason`) and glob patterns.
@@ -34,7 +34,7 @@ use verdict::PlanRef;
 pub use verdict::{ApprovalNeed, Decision, DenyReason, Effect, Verdict};
 
 mod compile;
-mod decide;
+mod evaluate;
 mod glob;
 mod parse;
 mod rule;
@@ -301,7 +301,7 @@ impl Policy {
     /// for the audit events.
     #[inline]
     pub fn evaluate(&self, request: &Request<'_>) -> Verdict<'_> {
-        decide::decide(self, self.plan(request.action), request)
+        evaluate::evaluate(self, self.plan(request.action), request)
     }
 
     /// A denial decided outside the rules (the evaluation itself failed): fails closed.

@@ -85,7 +85,7 @@ enum Job {
     EnsureSchema(Reply<()>),
     Insert(Box<ApprovalRequest>, Reply<()>),
     Get(ApprovalId, Reply<Option<ApprovalRequest>>),
-    Decide {
+    Settle {
         id: ApprovalId,
         approver: Arc<str>,
         grant: bool,
@@ -276,7 +276,7 @@ impl ApprovalStore for PgApprovalStore {
         self.call(|reply| Job::Get(id, reply))
     }
 
-    fn decide(
+    fn settle(
         &self,
         id: &ApprovalId,
         approver: &str,
@@ -285,7 +285,7 @@ impl ApprovalStore for PgApprovalStore {
     ) -> Result<ApprovalRequest, ApprovalError> {
         let id = id.clone();
         let approver = Arc::from(approver);
-        self.call(|reply| Job::Decide {
+        self.call(|reply| Job::Settle {
             id,
             approver,
             grant,

@@ -20,7 +20,7 @@ pub(super) struct Sql {
     migrate: String,
     insert: String,
     get: String,
-    decide: String,
+    settle: String,
     consume: String,
     pending: String,
 }
@@ -49,7 +49,7 @@ impl Sql {
                 "INSERT INTO {table} ({COLUMNS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12)"
             ),
             get: format!("SELECT {COLUMNS} FROM {table} WHERE id = $1"),
-            decide: format!(
+            settle: format!(
                 "UPDATE {table} SET state = $2, approver = $3, decided_at = $4 \
                  WHERE id = $1 AND state = 'pending' AND expires_at > $4 RETURNING {COLUMNS}"
             ),
@@ -92,14 +92,14 @@ pub(super) async fn run(pool: &PgPool, sql: &Sql, job: Job) {
         Job::Get(id, reply) => {
             let _ = reply.send(get(pool, sql, &id).await);
         }
-        Job::Decide {
+        Job::Settle {
             id,
             approver,
             grant,
             now,
             reply,
         } => {
-            let _ = reply.send(decide(pool, sql, &id, &approver, grant, now).await);
+            let _ = reply.send(settle(pool, sql, &id, &approver, grant, now).await);
         }
         Job::Consume {
             id,
@@ -245,7 +245,7 @@ async fn get(
     row.as_ref().map(row_to_request).transpose()
 }
 
-async fn decide(
+async fn settle(
     pool: &PgPool,
     sql: &Sql,
     id: &ApprovalId,
@@ -253,7 +253,7 @@ async fn decide(
     grant: bool,
     now: Timestamp,
 ) -> Result<ApprovalRequest, ApprovalError> {
-    let row = sqlx::query(&sql.decide)
+    let row = sqlx::query(&sql.settle)
         .bind(id.as_str())
         .bind(if grant { "granted" } else { "rejected" })
         .bind(approver)

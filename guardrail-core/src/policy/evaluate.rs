@@ -17,7 +17,11 @@ use super::{Inner, Policy, Request, Rule, RuleApproval};
 use crate::policy::{ApprovalNeed, DenyReason};
 
 /// Decides `req` with `plan`, the plan of its action under `policy`.
-pub(super) fn decide<'p>(policy: &'p Policy, plan: PlanRef<'p>, req: &Request<'_>) -> Verdict<'p> {
+pub(super) fn evaluate<'p>(
+    policy: &'p Policy,
+    plan: PlanRef<'p>,
+    req: &Request<'_>,
+) -> Verdict<'p> {
     let ruling = rule(&policy.inner, &plan, req);
     Verdict::from_ruling(policy, plan, ruling)
 }
