@@ -622,10 +622,10 @@ pub fn pending_count_follows_decisions<B: Backend>(b: &B) {
         "a replica sees the same requests"
     );
     other
-        .decide(&ApprovalId::new("apr-p0"), "olga", true, Timestamp(6))
+        .settle(&ApprovalId::new("apr-p0"), "olga", true, Timestamp(6))
         .unwrap();
     store
-        .decide(&ApprovalId::new("apr-p1"), "olga", false, Timestamp(6))
+        .settle(&ApprovalId::new("apr-p1"), "olga", false, Timestamp(6))
         .unwrap();
     assert_eq!(store.pending().unwrap(), 1);
 }
