@@ -79,6 +79,7 @@ pub mod __private {
     };
     pub use crate::runtime_tx::{AsyncTxAppend, TxAppend, finish_tx, finish_tx_async};
     pub use ::core;
+    pub use ::guardrail_macros::{__action_kinds, __category_names};
     pub use ::inventory;
     pub use ::std;
 

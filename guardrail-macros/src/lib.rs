@@ -5,8 +5,9 @@
 use proc_macro::TokenStream;
 
 mod action;
-mod categories;
+mod errors;
 mod phi_derive;
+mod vocabulary;
 
 /// Guards a function that touches PHI: every call is decided against the policy, recorded in
 /// the audit trail before the body runs, recorded again with its outcome (`ok`, `error`,
@@ -51,4 +52,22 @@ pub fn phi_action(args: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro_derive(Phi, attributes(phi))]
 pub fn derive_phi(input: TokenStream) -> TokenStream {
     phi_derive::expand(input.into()).into()
+}
+
+/// `&[&str]` of the action kinds `#[phi_action(kind = ..)]` accepts, in order. Not an API:
+/// it lets a test compare the macro's copy with `guardrail_core::ActionKind::ALL`.
+#[doc(hidden)]
+#[proc_macro]
+pub fn __action_kinds(_: TokenStream) -> TokenStream {
+    let kinds = vocabulary::KINDS;
+    quote::quote!(&[#(#kinds),*] as &[&str]).into()
+}
+
+/// `&[&str]` of the PHI category names both macros accept, in order. Not an API: it lets a
+/// test compare the macro's copy with `guardrail_core::Category::NAMES`.
+#[doc(hidden)]
+#[proc_macro]
+pub fn __category_names(_: TokenStream) -> TokenStream {
+    let names = vocabulary::CATEGORIES;
+    quote::quote!(&[#(#names),*] as &[&str]).into()
 }
