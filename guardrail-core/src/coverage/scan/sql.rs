@@ -224,10 +224,7 @@ pub(crate) fn analyse(text: &str, schema: &Schema) -> Option<SqlHit> {
         {
             let from = parts[0] == "from";
             i += 1;
-            loop {
-                let Some(Tok::Name(table)) = toks.get(i) else {
-                    break;
-                };
+            while let Some(Tok::Name(table)) = toks.get(i) {
                 let Some(name) = table.last().cloned() else {
                     break;
                 };
