@@ -4,6 +4,7 @@
 //! guardrail audit verify TRAIL.. [--checkpoints FILE --key KEY] [--progress]
 //! guardrail audit disclosures --patient ID --key KEY [--since T] [--until T] [--format table|json] TRAIL..
 //! guardrail audit export --format fhir [--bundle | --ndjson] [--observer NAME] [-o FILE] TRAIL..
+//! guardrail scan CRATE_DIR [--policy FILE]
 //! ```
 //!
 //! `TRAIL..` is a trail directory (its `manifest.jsonl` lists the files), the manifest, or
@@ -19,6 +20,7 @@
 
 mod keys;
 mod read;
+mod scan;
 
 use std::io::{self, BufWriter, IsTerminal as _, Write};
 use std::path::PathBuf;
@@ -44,6 +46,8 @@ enum Command {
     /// Work with audit trails.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Find functions touching PHI without `#[phi_action]` in a crate's sources.
+    Scan(scan::ScanArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -176,6 +180,7 @@ fn main() -> ExitCode {
         Command::Audit(AuditCommand::Verify(a)) => verify(&a),
         Command::Audit(AuditCommand::Disclosures(a)) => disclosures(&a),
         Command::Audit(AuditCommand::Export(a)) => export(&a),
+        Command::Scan(a) => return scan::run(&a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -44,12 +44,17 @@ pub use guardrail_audit::{AuditKey, AuditSink, MemorySink};
 pub use guardrail_macros::Phi;
 /// `#[phi_action]`: guard a function that touches PHI.
 pub use guardrail_macros::phi_action;
+/// `#[phi_exempt(reason = "..")]`: a PHI-touching function deliberately left unguarded.
+pub use guardrail_macros::phi_exempt;
+/// `#[phi_source]`: a data-access helper whose callers must be guarded.
+pub use guardrail_macros::phi_source;
 
 /// Everything a guarded service imports.
 pub mod prelude {
     pub use crate::{
         ActionKind, AlertSink, ApprovalId, AuditKey, AuditSink, Category, Context, Endpoint,
         GuardError, Guardrail, MemorySink, Phi, Policy, Principal, Purpose, Redact, phi_action,
+        phi_exempt, phi_source,
     };
 }
 
@@ -67,6 +72,7 @@ pub mod __private {
         Call, CountArg, IntoCount, SubjectList, begin, begin_many, count, subjects,
     };
     pub use ::core;
+    pub use ::guardrail_macros::{__action_kinds, __category_names};
     pub use ::inventory;
     pub use ::std;
 

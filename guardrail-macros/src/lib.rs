@@ -5,8 +5,10 @@
 use proc_macro::TokenStream;
 
 mod action;
-mod categories;
+mod errors;
+mod marker;
 mod phi_derive;
+mod vocabulary;
 
 /// Guards a function that touches PHI: every call is decided against the policy, recorded in
 /// the audit trail before the body runs, recorded again with its outcome (`ok`, `error`,
@@ -51,4 +53,41 @@ pub fn phi_action(args: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro_derive(Phi, attributes(phi))]
 pub fn derive_phi(input: TokenStream) -> TokenStream {
     phi_derive::expand(input.into()).into()
+}
+
+/// Marks a function that touches PHI but is deliberately not guarded, with the reason:
+/// `#[phi_exempt(reason = "reads only de-identified aggregates")]`. The source scan
+/// (`guardrail_core::coverage::scan_sources`) does not report it and lists it, with its
+/// reason, in its report. The reason must be a non-empty string. Expands to the item
+/// unchanged.
+#[proc_macro_attribute]
+pub fn phi_exempt(args: TokenStream, item: TokenStream) -> TokenStream {
+    marker::exempt(args.into(), item.into()).into()
+}
+
+/// Marks a data-access helper that reads or writes PHI (a repository method, a query
+/// function): the source scan reports every function calling it that is neither guarded
+/// (`#[phi_action]`) nor exempt (`#[phi_exempt]`). Takes no arguments; expands to the item
+/// unchanged.
+#[proc_macro_attribute]
+pub fn phi_source(args: TokenStream, item: TokenStream) -> TokenStream {
+    marker::source(args.into(), item.into()).into()
+}
+
+/// `&[&str]` of the action kinds `#[phi_action(kind = ..)]` accepts, in order. Not an API:
+/// it lets a test compare the macro's copy with `guardrail_core::ActionKind::ALL`.
+#[doc(hidden)]
+#[proc_macro]
+pub fn __action_kinds(_: TokenStream) -> TokenStream {
+    let kinds = vocabulary::KINDS;
+    quote::quote!(&[#(#kinds),*] as &[&str]).into()
+}
+
+/// `&[&str]` of the PHI category names both macros accept, in order. Not an API: it lets a
+/// test compare the macro's copy with `guardrail_core::Category::NAMES`.
+#[doc(hidden)]
+#[proc_macro]
+pub fn __category_names(_: TokenStream) -> TokenStream {
+    let names = vocabulary::CATEGORIES;
+    quote::quote!(&[#(#names),*] as &[&str]).into()
 }

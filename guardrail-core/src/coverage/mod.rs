@@ -34,6 +34,11 @@
 //! println!("{report}");
 //! ```
 
+#[cfg(feature = "scan")]
+mod scan;
+#[cfg(feature = "scan")]
+pub use scan::{Exemption, ScanError, ScanReport, SourceFinding, Why, scan_sources};
+
 use std::collections::BTreeMap;
 use std::fmt;
 

@@ -49,6 +49,7 @@ use std::sync::{Arc, RwLock};
 
 use sha2::{Digest, Sha256};
 
+use crate::model::Category;
 use crate::mask::MaskingConfig;
 use crate::model::{Endpoint, Principal, Purpose};
 use crate::registry::ActionDescriptor;
@@ -148,6 +149,64 @@ pub struct AlertThresholds {
     pub export_spike: Option<Threshold>,
 }
 
+/// The database schema from the policy's `[schema]` section: which tables and columns hold
+/// PHI, and of which category. Read by the source scan
+/// ([`crate::coverage::scan_sources`]) to recognise SQL literals touching PHI.
+///
+/// ```toml
+/// [schema.patients]          # a table holding PHI
+/// ssn = "ssn"                # column = PHI category
+/// diagnosis = "diagnosis"
+/// ```
+///
+/// Table and column names are SQL identifiers (`[A-Za-z_][A-Za-z0-9_]*`), compared
+/// case-insensitively (stored lowercase).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Schema {
+    tables: std::collections::BTreeMap<String, std::collections::BTreeMap<String, Category>>,
+}
+
+impl Schema {
+    pub(crate) fn insert(&mut self, table: &str, column: &str, category: Category) {
+        self.tables
+            .entry(table.to_ascii_lowercase())
+            .or_default()
+            .insert(column.to_ascii_lowercase(), category);
+    }
+
+    /// Whether the policy names no PHI table.
+    pub fn is_empty(&self) -> bool {
+        self.tables.is_empty()
+    }
+
+    /// The PHI tables, lowercase, in order.
+    pub fn tables(&self) -> impl Iterator<Item = &str> {
+        self.tables.keys().map(String::as_str)
+    }
+
+    /// Whether `table` (any case) holds PHI.
+    pub fn is_phi_table(&self, table: &str) -> bool {
+        self.tables.contains_key(&table.to_ascii_lowercase())
+    }
+
+    /// The PHI columns of `table` (any case) with their categories.
+    pub fn columns(&self, table: &str) -> impl Iterator<Item = (&str, Category)> {
+        self.tables
+            .get(&table.to_ascii_lowercase())
+            .into_iter()
+            .flatten()
+            .map(|(c, cat)| (c.as_str(), *cat))
+    }
+
+    /// The category of `table.column` (any case), if it is a PHI column.
+    pub fn column(&self, table: &str, column: &str) -> Option<Category> {
+        self.tables
+            .get(&table.to_ascii_lowercase())?
+            .get(&column.to_ascii_lowercase())
+            .copied()
+    }
+}
+
 /// A sliding-window threshold: more than `count` within `window_secs` seconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Threshold {
@@ -185,6 +244,7 @@ pub(super) struct Inner {
     approval: Option<ApprovalSection>,
     break_glass: Option<BreakGlass>,
     alerts: AlertThresholds,
+    schema: Schema,
     rules: Box<[Rule]>,
     roles: RoleTable,
     /// Plans of `registry::actions()`, index for index.
@@ -240,12 +300,18 @@ impl Policy {
                 approval: doc.approval,
                 break_glass,
                 alerts: doc.alerts,
+                schema: doc.schema,
                 rules: rules.into_boxed_slice(),
                 roles,
                 registered,
                 adhoc: RwLock::new(Vec::new()),
             }),
         })
+    }
+
+    /// The `[schema]` section: the PHI tables and columns (empty when absent).
+    pub fn schema(&self) -> &Schema {
+        &self.inner.schema
     }
 
     /// Reads and compiles a policy file; errors name the file.

@@ -12,7 +12,7 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 use super::glob::Glob;
-use super::{AlertThresholds, PolicyError, Rule, RuleApproval, Threshold};
+use super::{AlertThresholds, PolicyError, Rule, RuleApproval, Schema, Threshold};
 use crate::mask::{MaskingConfig, Strategy};
 use crate::model::{ActionKind, Endpoint, Purpose};
 use crate::model::{Category, CategorySet};
@@ -31,6 +31,7 @@ pub(crate) struct Doc {
     pub(crate) approval: Option<ApprovalSection>,
     pub(crate) break_glass: Option<BreakGlassDef>,
     pub(crate) alerts: AlertThresholds,
+    pub(crate) schema: Schema,
     pub(crate) rules: Vec<Rule>,
 }
 
@@ -129,6 +130,7 @@ pub(crate) fn parse(text: &str) -> R<Doc> {
         "approval",
         "break_glass",
         "alerts",
+        "schema",
         "rule",
     ])?;
 
@@ -184,6 +186,11 @@ pub(crate) fn parse(text: &str) -> R<Doc> {
         Some(v) => parse_alerts(&root.sub_table("alerts", v)?)?,
     };
 
+    let schema = match root.get("schema") {
+        None => Schema::default(),
+        Some(v) => parse_schema(&root.sub_table("schema", v)?)?,
+    };
+
     let mut rules = Vec::new();
     if let Some(v) = root.get("rule") {
         let DeValue::Array(items) = v.get_ref() else {
@@ -223,8 +230,65 @@ pub(crate) fn parse(text: &str) -> R<Doc> {
         approval,
         break_glass,
         alerts,
+        schema,
         rules,
     })
+}
+
+/// `[schema.<table>]` tables of `column = "<category>"`.
+fn parse_schema(t: &Table<'_, '_>) -> R<Schema> {
+    let mut schema = Schema::default();
+    for (key, value) in t.entries_in_order() {
+        let table_name: &str = key.get_ref();
+        if !is_sql_identifier(table_name) {
+            return Err(t.err(
+                &key.span(),
+                table_name,
+                format!(
+                    "table `{}` is not an SQL identifier (`[A-Za-z_][A-Za-z0-9_]*`)",
+                    table_name.escape_debug()
+                ),
+            ));
+        }
+        let table = t.sub_table(table_name, value)?;
+        let columns = table.entries_in_order();
+        if columns.is_empty() {
+            return Err(t.err(
+                &value.span(),
+                table_name,
+                format!(
+                    "table `{table_name}` lists no column; add `column = \"<category>\"` lines"
+                ),
+            ));
+        }
+        for (col, cat) in columns {
+            let column: &str = col.get_ref();
+            if !is_sql_identifier(column) {
+                return Err(table.err(
+                    &col.span(),
+                    column,
+                    format!(
+                        "column `{}` is not an SQL identifier (`[A-Za-z_][A-Za-z0-9_]*`)",
+                        column.escape_debug()
+                    ),
+                ));
+            }
+            let name = table.string(column, cat)?;
+            let category: Category = name
+                .parse()
+                .map_err(|_| table.err(&cat.span(), column, unknown_category(name, false)))?;
+            schema.insert(table_name, column, category);
+        }
+    }
+    Ok(schema)
+}
+
+fn is_sql_identifier(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 /// Counts the distinct role names a policy uses in decisions (see [`MAX_POLICY_ROLES`]).

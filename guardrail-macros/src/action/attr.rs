@@ -10,8 +10,7 @@ use syn::parse::{Parse, ParseStream};
 use syn::punctuated::Punctuated;
 use syn::{Error, Expr, Ident, LitStr, Token, bracketed};
 
-/// The action kinds, as `guardrail_core::ActionKind` names them.
-pub(crate) const KINDS: &[&str] = &["create", "read", "update", "delete", "export", "disclose"];
+use crate::vocabulary::{self, CATEGORIES, KINDS};
 
 const KEYS: &[&str] = &[
     "kind", "role", "roles", "resource", "name", "ctx", "subject", "subjects", "count", "phi",
@@ -188,7 +187,7 @@ fn list<T>(
 
 fn parse_kind(input: ParseStream<'_>) -> syn::Result<LitStr> {
     let lit = lit_str(input, "kind", "read")?;
-    if !KINDS.contains(&lit.value().as_str()) {
+    if !vocabulary::is_kind(&lit.value()) {
         return Err(Error::new(
             lit.span(),
             format!(
@@ -323,13 +322,13 @@ fn parse_expr(input: ParseStream<'_>, key: &str, example: &str) -> syn::Result<E
 
 fn phi_element(input: ParseStream<'_>) -> syn::Result<LitStr> {
     let lit = lit_str(input, "phi", "ssn")?;
-    if !crate::categories::NAMES.contains(&lit.value().as_str()) {
+    if !vocabulary::is_category(&lit.value()) {
         return Err(Error::new(
             lit.span(),
             format!(
                 "unknown PHI category `{}`; expected one of: {}",
                 lit.value(),
-                crate::categories::NAMES.join(", ")
+                CATEGORIES.join(", ")
             ),
         ));
     }

@@ -24,21 +24,11 @@ use syn::{AttrStyle, Ident, ItemFn, LitStr};
 
 use super::attr::ActionArgs;
 use super::valid::Checked;
+use crate::vocabulary;
 
-/// `birth_date` → `BirthDate`: the enum variant behind a wire name.
+/// `birth_date` → `BirthDate`: the enum variant behind a wire name, spanned on it.
 fn variant(wire: &LitStr) -> Ident {
-    let camel: String = wire
-        .value()
-        .split('_')
-        .map(|part| {
-            let mut chars = part.chars();
-            chars
-                .next()
-                .map(|c| c.to_ascii_uppercase().to_string() + chars.as_str())
-                .unwrap_or_default()
-        })
-        .collect();
-    Ident::new(&camel, wire.span())
+    Ident::new(&vocabulary::variant(&wire.value()), wire.span())
 }
 
 fn local(name: &str) -> Ident {

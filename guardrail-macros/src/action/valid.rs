@@ -5,7 +5,9 @@ use proc_macro2::Span;
 use syn::spanned::Spanned as _;
 use syn::{Error, FnArg, GenericArgument, Ident, ItemFn, Pat, PathArguments, ReturnType, Type};
 
-use super::attr::{ActionArgs, KINDS};
+use super::attr::ActionArgs;
+use crate::errors::Errors;
+use crate::vocabulary::KINDS;
 
 /// What the expansion needs from the signature.
 pub(crate) struct Checked<'a> {
@@ -46,19 +48,6 @@ fn params(f: &ItemFn) -> Vec<Param<'_>> {
         .collect()
 }
 
-/// Collects errors so one compile reports every independent mistake.
-#[derive(Default)]
-struct Errors(Option<Error>);
-
-impl Errors {
-    fn push(&mut self, e: Error) {
-        match &mut self.0 {
-            Some(first) => first.combine(e),
-            None => self.0 = Some(e),
-        }
-    }
-}
-
 /// Validates `f` against `args`.
 pub(crate) fn check<'a>(args: &'a ActionArgs, f: &'a ItemFn) -> syn::Result<Checked<'a>> {
     let mut errors = Errors::default();
@@ -91,11 +80,9 @@ pub(crate) fn check<'a>(args: &'a ActionArgs, f: &'a ItemFn) -> syn::Result<Chec
         ));
     }
 
-    let ret = return_type(f).map_err(|e| errors.push(e)).ok();
+    let ret = errors.ok(return_type(f));
     let params = params(f);
-    let ctx = context_param(args, f, &params)
-        .map_err(|e| errors.push(e))
-        .ok();
+    let ctx = errors.ok(context_param(args, f, &params));
 
     for name in &args.record {
         if !params.iter().any(|p| p.ident == name) {
@@ -146,7 +133,7 @@ pub(crate) fn check<'a>(args: &'a ActionArgs, f: &'a ItemFn) -> syn::Result<Chec
         },
     };
 
-    match (errors.0, ret, ctx) {
+    match (errors.into_error(), ret, ctx) {
         (Some(e), _, _) => Err(e),
         (None, Some((ret, ok_ty, err_ty)), Some(ctx)) => Ok(Checked {
             ctx,

@@ -2,6 +2,7 @@
 //! Shape errors (a union, a malformed attribute) are reported here; meaning errors (an
 //! unknown category, a duplicate, a misplaced attribute) in `valid`.
 
+use crate::errors::Errors;
 use proc_macro2::Span;
 use syn::ext::IdentExt;
 use syn::parse::ParseStream;
@@ -155,24 +156,4 @@ fn parse_attr(attr: &Attribute) -> Result<AttrKind> {
             AttrKind::Category(ident)
         })
     })
-}
-
-/// Collects errors so that every mistake in a type is reported at once.
-#[derive(Default)]
-pub(crate) struct Errors(Option<Error>);
-
-impl Errors {
-    pub(crate) fn push(&mut self, e: Error) {
-        match &mut self.0 {
-            Some(all) => all.combine(e),
-            None => self.0 = Some(e),
-        }
-    }
-
-    pub(crate) fn finish(self) -> Result<()> {
-        match self.0 {
-            Some(e) => Err(e),
-            None => Ok(()),
-        }
-    }
 }

@@ -18,7 +18,7 @@ use syn::visit::{self, Visit};
 use syn::{Generics, Ident, Member, Type, TypePath, WherePredicate};
 
 use super::ast::{AttrKind, Enum, Field, Input, Struct};
-use crate::categories;
+use crate::vocabulary;
 
 const MASKER: &str = "__guardrail_masker";
 
@@ -54,7 +54,7 @@ fn field_statement(field: &Field<'_>, place: TokenStream) -> Option<TokenStream>
     let span = field.ty.span();
     match action(field) {
         Action::Mask(category) => {
-            let variant = Ident::new(&categories::variant(&category.to_string()), category.span());
+            let variant = Ident::new(&vocabulary::variant(&category.to_string()), category.span());
             Some(quote_spanned! {span=>
                 ::guardrail_core::__private::PhiValue::mask_as(
                     #place,

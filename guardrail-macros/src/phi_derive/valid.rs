@@ -1,7 +1,8 @@
 //! Semantic checks of a parsed input, each error spanned on the offending node.
 
-use super::ast::{AttrKind, Errors, Field, Input};
-use crate::categories;
+use super::ast::{AttrKind, Field, Input};
+use crate::errors::Errors;
+use crate::vocabulary::{self, CATEGORIES};
 use syn::{Attribute, Error, Result};
 
 pub(crate) fn validate(input: &Input<'_>) -> Result<()> {
@@ -44,7 +45,7 @@ fn fields(fields: &[Field<'_>], errors: &mut Errors) {
         for attr in &field.attrs {
             if let AttrKind::Category(ident) = &attr.kind {
                 let name = ident.to_string();
-                if !categories::NAMES.contains(&name.as_str()) {
+                if !vocabulary::is_category(&name) {
                     errors.push(Error::new_spanned(ident, unknown_message(&name)));
                 }
             }
@@ -53,11 +54,11 @@ fn fields(fields: &[Field<'_>], errors: &mut Errors) {
 }
 
 fn unknown_message(name: &str) -> String {
-    let hint = categories::suggest(name)
+    let hint = vocabulary::suggest_category(name)
         .map(|s| format!(" (did you mean `{s}`?)"))
         .unwrap_or_default();
     format!(
         "unknown PHI category `{name}`{hint}; expected one of: {}, or `skip`",
-        categories::NAMES.join(", ")
+        CATEGORIES.join(", ")
     )
 }
