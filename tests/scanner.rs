@@ -7,7 +7,7 @@ mod corpus;
 use std::collections::BTreeMap;
 
 use corpus::Planted;
-use guardrail_core::mask::scanner::{Finding, IdentifierKind, Scanner};
+use guardrail_core::mask::scanner::{IdentifierKind, ScanMatch, Scanner};
 use proptest::prelude::*;
 
 const SEED: u64 = 0x5EED_CAFE;
@@ -28,7 +28,7 @@ fn expected_kind(p: Planted) -> IdentifierKind {
     }
 }
 
-fn covers(f: &Finding, kind: Planted, range: &std::ops::Range<usize>) -> bool {
+fn covers(f: &ScanMatch, kind: Planted, range: &std::ops::Range<usize>) -> bool {
     f.kind == expected_kind(kind) && f.range.start <= range.start && f.range.end >= range.end
 }
 
