@@ -9,11 +9,31 @@
 //! `/` or between hex digits, or a `.` after `www`. A byte loop finds the triggers and turns
 //! each into a *window*: the trigger extended back by [`LOOKBACK`] bytes (room for a cue
 //! such as `Fax:` or `MRN #`) and then outwards to the nearest whitespace on both sides.
-//! Only the windows are searched, with one combined automaton over all patterns
-//! (`regex_automata::meta::Regex` built from every pattern at once); the text between windows
-//! is never looked at again. Look-around (`\b`) still sees the bytes outside a window, so a
-//! window search finds exactly what a search of the whole text finds; the tests check the two
-//! agree on the corpus and on random text.
+//! Only the windows are searched; the text between windows is never looked at again.
+//! Look-around (`\b`) still sees the bytes outside a window, so a window search finds exactly
+//! what a search of the whole text finds; the tests check the two agree on the corpus and on
+//! random text.
+//!
+//! The patterns are compiled into two combined automata (`regex_automata::meta::Regex`,
+//! leftmost-first): the *bounded* patterns, whose matches are at most [`MAX_BOUNDED_LEN`]
+//! bytes (every pattern with a check, the cue patterns), and the *open-ended* ones (email,
+//! URL, unbounded custom MRN patterns). The open-ended automaton only runs in windows that
+//! hold an `@`, a `:/` or a `www.`. At each step the leftmost validated candidate of the two
+//! wins (at the same start, the pattern listed first).
+//!
+//! # Linear time
+//!
+//! A candidate that fails its check is dropped, and the search resumes one byte after its
+//! start, so a longer invalid candidate cannot hide a valid identifier inside it. Windows
+//! extend to whitespace, so text without whitespace is one window; were each search given
+//! the rest of the window, text made of rejected candidates (`999.999.999.999.` repeated)
+//! would cost time quadratic in its length. Instead each search is given at most
+//! `2 × MAX_BOUNDED_LEN` bytes (bounded automaton) or 4 KiB (open-ended), so a rejected
+//! candidate costs a bounded amount of work whatever the input: the scanner is linear in the
+//! length of the text. A match found near the end of a cut span is searched again from its
+//! start, so the cut never shortens a bounded match; an open-ended match longer than 4 KiB
+//! is masked on to the next whitespace. `tests/scanner.rs` bounds the bytes searched per
+//! input byte ([`Scanner::find_with_work`]) on adversarial and random text.
 //!
 //! # What a match must also pass
 //!
@@ -23,8 +43,7 @@
 //! - IP addresses: parse as IPv4 or IPv6.
 //! - Account numbers: 13 to 19 digits that pass the Luhn check.
 //!
-//! A candidate that fails its check is dropped, and the search resumes one byte after its
-//! start, so a longer invalid candidate cannot hide a valid identifier inside it.
+//! Checks are in `checks`, pattern sources in `patterns`, the prefilter in `trigger`.
 
 use std::ops::Range;
 use std::sync::Arc;
@@ -50,6 +69,14 @@ use trigger::{CLASS, OTHER, may_hold_trigger};
 /// `Medical record number #: `). Custom patterns whose cue is longer than this are only found
 /// when the prefilter is off (see [`ScannerBuilder::prefilter`]).
 pub const LOOKBACK: usize = 64;
+
+/// The longest match a pattern of the bounded automaton may have; patterns that may match
+/// more go to the open-ended one.
+pub const MAX_BOUNDED_LEN: usize = 128;
+/// The most bytes one search of the bounded automaton is given.
+const BOUNDED_SPAN: usize = 2 * MAX_BOUNDED_LEN;
+/// The most bytes one search of the open-ended automaton is given.
+const OPEN_SPAN: usize = 4096;
 
 /// The default MRN pattern: a cue (`MRN`, `MR#`, `medical record number`…) and 6 to 10
 /// digits. The digits are the finding; the cue stays readable.
@@ -141,6 +168,20 @@ pub struct ScanMatch {
     pub kind: IdentifierKind,
     /// Its byte range in the scanned text (always on character boundaries).
     pub range: Range<usize>,
+}
+
+/// The work one [`Scanner::find_with_work`] call did: regex searches started, the bytes of
+/// the spans they were given (an upper bound on the bytes the automaton read), and candidate
+/// matches run through a validity check.
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ScanWork {
+    /// Regex searches started.
+    pub searches: u64,
+    /// The total length of the spans those searches were given.
+    pub bytes_searched: u64,
+    /// Candidates checked (SSA rules, NANP, calendar, Luhn…).
+    pub validations: u64,
 }
 
 /// Why a scanner could not be built.
@@ -284,31 +325,70 @@ impl ScannerBuilder {
                 (true, true) => IdPart::FromFirstNumeric,
                 (true, false) => IdPart::Group(alone),
             };
+            let max_len = syntax::parse_with(&spec.source, &syntax_config())
+                .ok()
+                .and_then(|h| h.properties().maximum_len());
             patterns.push(Pattern {
+                max_len,
                 kind: spec.kind,
                 check: spec.check,
                 source: spec.source.clone(),
                 id,
             });
         }
-        let sources: Vec<&str> = specs.iter().map(|s| s.source.as_str()).collect();
-        let combined = Regex::builder()
-            .syntax(syntax::Config::new().unicode(false))
-            .configure(meta::Config::new().match_kind(regex_automata::MatchKind::LeftmostFirst))
-            .build_many(&sources)
-            .map_err(|e| ScannerError::InvalidPattern {
-                what: "combined",
-                pattern: sources.join(" | "),
-                reason: e.to_string(),
-            })?;
+        // Two automata: the patterns whose matches have a short maximum length (every one a
+        // check may reject), and the open-ended rest (emails, URLs, custom MRN patterns
+        // without a bound). See "Linear time" in the module docs.
+        let mut bounded = Vec::new();
+        let mut open = Vec::new();
+        for (index, spec) in specs.iter().enumerate() {
+            let hir = syntax::parse_with(&spec.source, &syntax_config())
+                .map_err(|e| invalid(spec, e.to_string()))?;
+            match hir.properties().maximum_len() {
+                Some(len) if len <= MAX_BOUNDED_LEN => bounded.push(index),
+                _ => open.push(index),
+            }
+        }
+        let open_needs_trigger = specs
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| open.contains(i))
+            .all(|(_, s)| matches!(s.kind, IdentifierKind::Email | IdentifierKind::Url));
+        let stream = |ids: Vec<usize>, span: usize, margin: usize| {
+            if ids.is_empty() {
+                return Ok(None);
+            }
+            let sources: Vec<&str> = ids.iter().map(|&i| specs[i].source.as_str()).collect();
+            let regex = Regex::builder()
+                .syntax(syntax_config())
+                .configure(meta::Config::new().match_kind(regex_automata::MatchKind::LeftmostFirst))
+                .build_many(&sources)
+                .map_err(|e| ScannerError::InvalidPattern {
+                    what: "combined",
+                    pattern: sources.join(" | "),
+                    reason: e.to_string(),
+                })?;
+            Ok(Some(Stream {
+                regex,
+                ids,
+                span,
+                margin,
+            }))
+        };
         Ok(Scanner {
             inner: Some(Arc::new(Inner {
-                combined,
+                bounded: stream(bounded, BOUNDED_SPAN, MAX_BOUNDED_LEN)?,
+                open: stream(open, OPEN_SPAN, OPEN_SPAN / 2)?,
+                open_needs_trigger,
                 patterns,
                 prefilter: self.prefilter.unwrap_or(true),
             })),
         })
     }
+}
+
+fn syntax_config() -> syntax::Config {
+    syntax::Config::new().unicode(false)
 }
 
 /// Finds identifiers in free text and masks them.
@@ -333,13 +413,45 @@ pub struct Scanner {
 
 #[derive(Debug)]
 struct Inner {
-    combined: Regex,
+    /// The patterns with a match of at most [`MAX_BOUNDED_LEN`] bytes.
+    bounded: Option<Stream>,
+    /// The others (emails, URLs, unbounded custom patterns).
+    open: Option<Stream>,
+    /// True if `open` holds only the built-in email and URL patterns, which need an `@`, a
+    /// `:/` or a `www.` in the window (see `trigger::Window::open`).
+    open_needs_trigger: bool,
     patterns: Vec<Pattern>,
     prefilter: bool,
 }
 
+/// One automaton over some of the patterns, searched in spans of at most `span` bytes.
+#[derive(Debug)]
+struct Stream {
+    regex: Regex,
+    /// The index in `Inner::patterns` of each of the automaton's patterns.
+    ids: Vec<usize>,
+    /// The most bytes one search is given.
+    span: usize,
+    /// A match found starting closer than this to the end of a cut span is searched again
+    /// from its start (the cut may have shortened it or hidden a preferred alternative).
+    margin: usize,
+}
+
+/// A validated match of one stream, not yet chosen.
+#[derive(Debug)]
+struct Candidate {
+    found: ScanMatch,
+    /// The pattern's index (priority: lower wins at the same start).
+    index: usize,
+    /// The whole match (cue included).
+    start: usize,
+    end: usize,
+}
+
 #[derive(Debug)]
 struct Pattern {
+    /// The longest match the pattern can have, if bounded.
+    max_len: Option<usize>,
     kind: IdentifierKind,
     check: Check,
     source: String,
@@ -408,17 +520,26 @@ impl Scanner {
 
     /// Every identifier in `text`, in order, not overlapping.
     pub fn find(&self, text: &str) -> Vec<ScanMatch> {
+        self.find_with_work(text).0
+    }
+
+    /// Like [`Scanner::find`], and how much work the search took: for the tests that bound
+    /// the work per input byte (linear time on any input). Not a stable API.
+    #[doc(hidden)]
+    pub fn find_with_work(&self, text: &str) -> (Vec<ScanMatch>, ScanWork) {
         let mut out = Vec::new();
+        let mut work = ScanWork::default();
         match &self.inner {
             Some(inner) if inner.prefilter => {
                 for window in Windows::new(text.as_bytes()) {
-                    inner.search(text, window, &mut out);
+                    let open = window.open || !inner.open_needs_trigger;
+                    inner.search(text, window.range, open, &mut out, &mut work);
                 }
             }
-            Some(inner) => inner.search(text, 0..text.len(), &mut out),
+            Some(inner) => inner.search(text, 0..text.len(), true, &mut out, &mut work),
             None => unscanned(text, &mut out),
         }
-        out
+        (out, work)
     }
 
     /// Like [`Scanner::find`] but searching the whole text without the prefilter: the
@@ -426,7 +547,13 @@ impl Scanner {
     pub fn find_unfiltered(&self, text: &str) -> Vec<ScanMatch> {
         let mut out = Vec::new();
         match &self.inner {
-            Some(inner) => inner.search(text, 0..text.len(), &mut out),
+            Some(inner) => inner.search(
+                text,
+                0..text.len(),
+                true,
+                &mut out,
+                &mut ScanWork::default(),
+            ),
             None => unscanned(text, &mut out),
         }
         out
@@ -463,28 +590,37 @@ fn unscanned(text: &str, out: &mut Vec<ScanMatch>) {
 }
 
 impl Inner {
-    /// Searches `span` of `text`, appending validated findings.
-    fn search(&self, text: &str, span: Range<usize>, out: &mut Vec<ScanMatch>) {
+    /// Searches `span` of `text`, appending validated matches: at each step the leftmost
+    /// validated candidate of either stream (the earlier pattern at the same start), then
+    /// on after its end. `open` is false when the open-ended patterns cannot match here.
+    fn search(
+        &self,
+        text: &str,
+        span: Range<usize>,
+        open: bool,
+        out: &mut Vec<ScanMatch>,
+        work: &mut ScanWork,
+    ) {
         let end = span.end;
         let mut at = span.start;
+        let open_stream = if open { self.open.as_ref() } else { None };
+        let mut next = [Lane::new(self.bounded.as_ref()), Lane::new(open_stream)];
         while at < end {
-            let input = Input::new(text).span(at..end);
-            let Some(m) = self.combined.search(&input) else {
-                break;
-            };
-            let Some(pattern) = self.patterns.get(m.pattern().as_usize()) else {
-                break;
-            };
-            match self.accept(pattern, text, m.range()) {
-                Some(f) => {
-                    at = m.end().max(m.start() + 1);
-                    out.push(f);
-                }
-                None => {
-                    // Resume right after the rejected start: an identifier may hide inside.
-                    at = next_char(text, m.start());
-                }
+            for lane in &mut next {
+                lane.refill(self, text, at, end, work);
             }
+            let [b, o] = &mut next;
+            let lane = match (&b.candidate, &o.candidate) {
+                (Some(x), Some(y)) if (y.start, y.index) < (x.start, x.index) => o,
+                (Some(_), _) => b,
+                (None, Some(_)) => o,
+                (None, None) => break,
+            };
+            let Some(c) = lane.candidate.take() else {
+                break;
+            };
+            at = c.end.max(c.start + 1);
+            out.push(c.found);
         }
     }
 
@@ -528,6 +664,105 @@ impl Inner {
             kind: pattern.kind,
             range: id,
         })
+    }
+}
+
+/// One stream's next validated candidate at or after some position.
+struct Lane<'s> {
+    stream: Option<&'s Stream>,
+    candidate: Option<Candidate>,
+    /// The stream has no validated candidate at or after this position.
+    exhausted_from: Option<usize>,
+}
+
+impl<'s> Lane<'s> {
+    fn new(stream: Option<&'s Stream>) -> Lane<'s> {
+        Lane {
+            stream,
+            candidate: None,
+            exhausted_from: None,
+        }
+    }
+
+    /// Makes `candidate` the stream's first validated candidate starting at or after `at`
+    /// (kept if it already is: which match starts where does not depend on where a search
+    /// began, so an earlier search's answer stands).
+    fn refill(&mut self, inner: &Inner, text: &str, at: usize, end: usize, work: &mut ScanWork) {
+        let Some(stream) = self.stream else {
+            return;
+        };
+        if self.candidate.as_ref().is_some_and(|c| c.start >= at)
+            || self.exhausted_from.is_some_and(|from| from <= at)
+        {
+            return;
+        }
+        self.candidate = stream.next(inner, text, at, end, work);
+        if self.candidate.is_none() {
+            self.exhausted_from = Some(at);
+        }
+    }
+}
+
+impl Stream {
+    /// The first validated candidate of this stream starting in `from..end`.
+    ///
+    /// Each search is given at most `span` bytes, so a rejected candidate (the search then
+    /// resumes one byte after its start, since a valid identifier may hide inside) costs at
+    /// most `span` bytes however long the window: linear time overall.
+    fn next(
+        &self,
+        inner: &Inner,
+        text: &str,
+        from: usize,
+        end: usize,
+        work: &mut ScanWork,
+    ) -> Option<Candidate> {
+        let mut at = from;
+        while at < end {
+            let cut = end.min(at.saturating_add(self.span));
+            work.searches += 1;
+            work.bytes_searched += (cut - at) as u64;
+            let Some(m) = self.regex.search(&Input::new(text).span(at..cut)) else {
+                if cut == end {
+                    return None;
+                }
+                // No match starts before `cut - margin` (one would have fit in the span).
+                at = (cut - self.margin).max(at + 1);
+                continue;
+            };
+            let start = m.start();
+            if cut < end && start > at && cut - start < self.margin {
+                // The cut may have shortened this match: search again from its start.
+                at = start;
+                continue;
+            }
+            let index = *self.ids.get(m.pattern().as_usize())?;
+            let pattern = inner.patterns.get(index)?;
+            let mut range = m.range();
+            if cut < end && m.end() == cut && pattern.max_len.is_none_or(|l| l > m.len()) {
+                // Longer than a whole span (a URL of kilobytes): mask on to whitespace.
+                let rest = text.as_bytes().get(cut..end).unwrap_or_default();
+                let extra = rest
+                    .iter()
+                    .position(|b| b.is_ascii_whitespace())
+                    .unwrap_or(rest.len());
+                work.bytes_searched += extra as u64;
+                range.end = cut + extra;
+            }
+            work.validations += 1;
+            match inner.accept(pattern, text, range.clone()) {
+                Some(found) => {
+                    return Some(Candidate {
+                        found,
+                        index,
+                        start,
+                        end: range.end,
+                    });
+                }
+                None => at = next_char(text, start),
+            }
+        }
+        None
     }
 }
 

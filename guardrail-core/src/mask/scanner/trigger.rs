@@ -69,7 +69,7 @@ pub(super) struct Windows<'a> {
     bytes: &'a [u8],
     at: usize,
     /// The window being grown, not yet returned.
-    pending: Option<Range<usize>>,
+    pending: Option<Window>,
 }
 
 impl<'a> Windows<'a> {
@@ -81,9 +81,10 @@ impl<'a> Windows<'a> {
         }
     }
 
-    /// The next trigger at or after `self.at`: the byte range that must be covered, and how
-    /// many whole words before it a cue may take.
-    fn next_trigger(&mut self) -> Option<(Range<usize>, usize)> {
+    /// The next trigger at or after `self.at`: the byte range that must be covered, how
+    /// many whole words before it a cue may take, and whether it may start an open-ended
+    /// identifier (an email or a URL: an `@`, a `:` or a `www.`).
+    fn next_trigger(&mut self) -> Option<(Range<usize>, usize, bool)> {
         let bytes = self.bytes;
         let n = bytes.len();
         let mut i = self.at;
@@ -135,13 +136,13 @@ impl<'a> Windows<'a> {
                     }
                     self.at = last + 1;
                     if count >= MIN_CLUSTER_DIGITS {
-                        return Some((start..last + 1, CUE_WORDS));
+                        return Some((start..last + 1, CUE_WORDS, false));
                     }
                     i = self.at;
                 }
                 AT => {
                     self.at = i + 1;
-                    return Some((i..i + 1, 0));
+                    return Some((i..i + 1, 0, true));
                 }
                 COLON => {
                     let next = bytes.get(i + 1).copied().unwrap_or(0);
@@ -151,7 +152,7 @@ impl<'a> Windows<'a> {
                         || (prev.is_ascii_hexdigit() && next.is_ascii_hexdigit())
                     {
                         self.at = i + 1;
-                        return Some((i..i + 1, 0));
+                        return Some((i..i + 1, 0, true));
                     }
                     i += 1;
                 }
@@ -159,7 +160,7 @@ impl<'a> Windows<'a> {
                     // DOT: `www.`
                     if i >= 3 && bytes[i - 3..i].eq_ignore_ascii_case(b"www") {
                         self.at = i + 1;
-                        return Some((i - 3..i + 1, 0));
+                        return Some((i - 3..i + 1, 0, true));
                     }
                     i += 1;
                 }
@@ -171,8 +172,10 @@ impl<'a> Windows<'a> {
 
     /// Grows a trigger into a window: back over the word it starts in and `words` more words
     /// (room for a cue; at most [`LOOKBACK`] bytes, then to the start of that word), forward
-    /// to whitespace. `floor` is where the previous window ended.
-    fn widen(&self, trigger: Range<usize>, words: usize, floor: usize) -> Range<usize> {
+    /// to whitespace. `floor` is where the previous window ended. The flag is true if the
+    /// bytes added after the trigger hold an `@`, a `:/` or a `www.` (an email or URL may then
+    /// sit in the window without its own trigger having been seen).
+    fn widen(&self, trigger: Range<usize>, words: usize, floor: usize) -> (Range<usize>, bool) {
         let bytes = self.bytes;
         let limit = trigger.start.saturating_sub(LOOKBACK).max(floor);
         let mut start = trigger.start;
@@ -192,27 +195,55 @@ impl<'a> Windows<'a> {
             }
         }
         let mut end = trigger.end;
-        while end < bytes.len() && !is_space(bytes[end]) {
+        let mut open = false;
+        while let Some(&b) = bytes.get(end) {
+            if is_space(b) {
+                break;
+            }
+            open |= match b {
+                b'@' => true,
+                b':' => bytes.get(end + 1) == Some(&b'/'),
+                b'.' => end >= 3 && bytes[end - 3..end].eq_ignore_ascii_case(b"www"),
+                _ => false,
+            };
             end += 1;
         }
-        start..end
+        (start..end, open)
     }
 }
 
-impl Iterator for Windows<'_> {
-    type Item = Range<usize>;
+/// A span of text worth searching.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct Window {
+    /// The bytes to search.
+    pub(super) range: Range<usize>,
+    /// False if the window cannot hold an email or a URL (no `@`, `:` or `www.` trigger in
+    /// it, nor any `@`, `:/` or `www.` in the bytes it was widened over): the open-ended
+    /// patterns need not run there.
+    pub(super) open: bool,
+}
 
-    fn next(&mut self) -> Option<Range<usize>> {
+impl Iterator for Windows<'_> {
+    type Item = Window;
+
+    fn next(&mut self) -> Option<Window> {
         loop {
-            let floor = self.pending.as_ref().map_or(0, |w| w.end);
+            let floor = self.pending.as_ref().map_or(0, |w| w.range.end);
             match self.next_trigger() {
-                Some((trigger, words)) => {
-                    let window = self.widen(trigger, words, floor);
+                Some((trigger, words, trigger_open)) => {
+                    let (range, widened_open) = self.widen(trigger, words, floor);
+                    let window = Window {
+                        range,
+                        open: trigger_open || widened_open,
+                    };
                     // Continue scanning after the window: triggers inside it are covered.
-                    self.at = self.at.max(window.end);
+                    self.at = self.at.max(window.range.end);
                     match self.pending.take() {
-                        Some(p) if window.start <= p.end => {
-                            self.pending = Some(p.start..window.end.max(p.end));
+                        Some(p) if window.range.start <= p.range.end => {
+                            self.pending = Some(Window {
+                                range: p.range.start..window.range.end.max(p.range.end),
+                                open: p.open || window.open,
+                            });
                         }
                         Some(p) => {
                             self.pending = Some(window);
