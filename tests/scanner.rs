@@ -7,7 +7,7 @@ mod corpus;
 use std::collections::BTreeMap;
 
 use corpus::Planted;
-use guardrail_core::mask::scanner::{Finding, IdentifierKind, Scanner};
+use guardrail_core::mask::scanner::{IdentifierKind, ScanMatch, Scanner};
 use proptest::prelude::*;
 
 const SEED: u64 = 0x5EED_CAFE;
@@ -28,7 +28,7 @@ fn expected_kind(p: Planted) -> IdentifierKind {
     }
 }
 
-fn covers(f: &Finding, kind: Planted, range: &std::ops::Range<usize>) -> bool {
+fn covers(f: &ScanMatch, kind: Planted, range: &std::ops::Range<usize>) -> bool {
     f.kind == expected_kind(kind) && f.range.start <= range.start && f.range.end >= range.end
 }
 
@@ -291,4 +291,94 @@ fn narrative_notes_header_identifiers_found_and_prefilter_agrees() {
         f.kind,
         IdentifierKind::Mrn | IdentifierKind::Date | IdentifierKind::Phone
     )));
+}
+
+/// Text without whitespace, made of `unit` repeated to at least `len` bytes: every repeat is
+/// a candidate a check rejects (an IP with octets over 255, a phone with area code 1xx, an
+/// SSN with area 000, a Luhn failure…), the shape that made the scanner quadratic.
+fn repeated(unit: &str, len: usize) -> String {
+    unit.repeat(len.div_ceil(unit.len()))
+}
+
+/// The adversarial families the linear-time test and the `scan_adversarial` benchmark use.
+const ADVERSARIAL: &[&str] = &[
+    "999.999.999.999.",
+    "123-123-1234-",
+    "000-12-3456-",
+    "4111-1111-1111-1112-",
+    "13/45/2024/",
+    "1-1-1-1-1-",
+    "ssn:000123456:",
+    "fax:123-555-0142.",
+    "fe80::ffff:",
+    "a.b-c%d+e_f.",
+    "x.y@z.",
+    "http://a.",
+    "MRN:12345",
+];
+
+/// Random text over the identifier alphabet and no whitespace: long windows full of partial
+/// candidates.
+fn random_dense(seed: u64, len: usize) -> String {
+    const ALPHABET: &[u8] = b"0123456789012345678901234567890123456789-./:@()+,#abcfwxSN";
+    let mut r = corpus::Rng::new(seed);
+    (0..len)
+        .map(|_| char::from(ALPHABET[(r.next_u64() % ALPHABET.len() as u64) as usize]))
+        .collect()
+}
+
+/// At most this many bytes handed to the automaton per input byte, on any input.
+const BYTES_PER_BYTE: u64 = 160;
+/// At most this many regex searches and validations per input byte.
+const SEARCHES_PER_BYTE: f64 = 0.75;
+
+fn assert_linear(name: &str, make: impl Fn(usize) -> String) {
+    let scanner = Scanner::default();
+    let mut previous: Option<(usize, u64)> = None;
+    for len in [2 << 10, 8 << 10, 32 << 10] {
+        let text = make(len);
+        let n = text.len() as u64;
+        let (_, work) = scanner.find_with_work(&text);
+        eprintln!(
+            "{name:>22} {n:>6} B: {:6.1} bytes searched/B, {:.3} searches/B, {:.3} validations/B",
+            work.bytes_searched as f64 / n as f64,
+            work.searches as f64 / n as f64,
+            work.validations as f64 / n as f64
+        );
+        assert!(
+            work.bytes_searched <= BYTES_PER_BYTE * n,
+            "{name} at {n} bytes: {} bytes searched, {:.1} per byte",
+            work.bytes_searched,
+            work.bytes_searched as f64 / n as f64
+        );
+        assert!(
+            (work.searches as f64) <= SEARCHES_PER_BYTE * n as f64
+                && (work.validations as f64) <= SEARCHES_PER_BYTE * n as f64,
+            "{name} at {n} bytes: {work:?}"
+        );
+        // Four times the text, at most about four times the work.
+        if let Some((prev_len, prev_bytes)) = previous {
+            let growth = work.bytes_searched as f64 / prev_bytes.max(1) as f64;
+            let size = text.len() as f64 / prev_len as f64;
+            assert!(
+                growth <= size * 1.25 + 1.0,
+                "{name}: {size:.1}x the text cost {growth:.1}x the work"
+            );
+        }
+        previous = Some((text.len(), work.bytes_searched));
+    }
+}
+
+#[test]
+fn work_per_byte_is_bounded_on_adversarial_text() {
+    for unit in ADVERSARIAL {
+        assert_linear(unit, |len| repeated(unit, len));
+    }
+}
+
+#[test]
+fn work_per_byte_is_bounded_on_random_and_clinical_text() {
+    assert_linear("random dense", |len| random_dense(7, len));
+    assert_linear("corpus", |len| corpus::corpus_text(SEED ^ 5, len));
+    assert_linear("narrative", |len| corpus::narrative_text(SEED ^ 6, len));
 }

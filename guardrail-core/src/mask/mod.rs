@@ -15,6 +15,7 @@ use guardrail_audit::AuditKey;
 use crate::model::Category;
 
 #[cfg(feature = "tracing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tracing")))]
 pub mod logs;
 mod phi;
 mod redact;
@@ -23,8 +24,7 @@ pub mod strategy;
 
 pub use phi::Phi;
 pub use redact::{Masker, PhiValue, Redact};
-
-pub use scanner::{Finding, IdentifierKind, Scanner};
+pub use scanner::{IdentifierKind, ScanMatch, Scanner};
 
 /// How a PHI value the caller may not see is masked.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -312,7 +312,7 @@ pub(crate) fn analyse(text: &str, schema: &Schema) -> Option<SqlHit> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::category::Category;
+    use crate::model::Category;
 
     fn schema() -> Schema {
         let mut s = Schema::default();

@@ -9,11 +9,31 @@
 //! `/` or between hex digits, or a `.` after `www`. A byte loop finds the triggers and turns
 //! each into a *window*: the trigger extended back by [`LOOKBACK`] bytes (room for a cue
 //! such as `Fax:` or `MRN #`) and then outwards to the nearest whitespace on both sides.
-//! Only the windows are searched, with one combined automaton over all patterns
-//! (`regex_automata::meta::Regex` built from every pattern at once); the text between windows
-//! is never looked at again. Look-around (`\b`) still sees the bytes outside a window, so a
-//! window search finds exactly what a search of the whole text finds; the tests check the two
-//! agree on the corpus and on random text.
+//! Only the windows are searched; the text between windows is never looked at again.
+//! Look-around (`\b`) still sees the bytes outside a window, so a window search finds exactly
+//! what a search of the whole text finds; the tests check the two agree on the corpus and on
+//! random text.
+//!
+//! The patterns are compiled into two combined automata (`regex_automata::meta::Regex`,
+//! leftmost-first): the *bounded* patterns, whose matches are at most [`MAX_BOUNDED_LEN`]
+//! bytes (every pattern with a check, the cue patterns), and the *open-ended* ones (email,
+//! URL, unbounded custom MRN patterns). The open-ended automaton only runs in windows that
+//! hold an `@`, a `:/` or a `www.`. At each step the leftmost validated candidate of the two
+//! wins (at the same start, the pattern listed first).
+//!
+//! # Linear time
+//!
+//! A candidate that fails its check is dropped, and the search resumes one byte after its
+//! start, so a longer invalid candidate cannot hide a valid identifier inside it. Windows
+//! extend to whitespace, so text without whitespace is one window; were each search given
+//! the rest of the window, text made of rejected candidates (`999.999.999.999.` repeated)
+//! would cost time quadratic in its length. Instead each search is given at most
+//! `2 × MAX_BOUNDED_LEN` bytes (bounded automaton) or 4 KiB (open-ended), so a rejected
+//! candidate costs a bounded amount of work whatever the input: the scanner is linear in the
+//! length of the text. A match found near the end of a cut span is searched again from its
+//! start, so the cut never shortens a bounded match; an open-ended match longer than 4 KiB
+//! is masked on to the next whitespace. `tests/scanner.rs` bounds the bytes searched per
+//! input byte ([`Scanner::find_with_work`]) on adversarial and random text.
 //!
 //! # What a match must also pass
 //!
@@ -23,8 +43,7 @@
 //! - IP addresses: parse as IPv4 or IPv6.
 //! - Account numbers: 13 to 19 digits that pass the Luhn check.
 //!
-//! A candidate that fails its check is dropped, and the search resumes one byte after its
-//! start, so a longer invalid candidate cannot hide a valid identifier inside it.
+//! Checks are in `checks`, pattern sources in `patterns`, the prefilter in `trigger`.
 
 use std::ops::Range;
 use std::sync::Arc;
@@ -33,16 +52,37 @@ use regex_automata::Input;
 use regex_automata::meta::{self, Regex};
 use regex_automata::util::syntax;
 
+mod checks;
+mod patterns;
+mod trigger;
+
+use checks::{Check, valid_luhn, valid_named_date, valid_nanp, valid_numeric_date, valid_ssn};
+use patterns::{
+    CARD, DATE_NUMERIC, EMAIL, IPV4, IPV6, SSN, SSN_CUE, URL, ZIP_CUE, date_named_pattern,
+    fax_pattern, phone_pattern, zip_state_pattern,
+};
+use trigger::Windows;
+#[cfg(test)]
+use trigger::{CLASS, OTHER, may_hold_trigger};
+
 /// How far before a trigger a match may start (room for the longest cue, e.g.
 /// `Medical record number #: `). Custom patterns whose cue is longer than this are only found
 /// when the prefilter is off (see [`ScannerBuilder::prefilter`]).
 pub const LOOKBACK: usize = 64;
 
+/// The longest match a pattern of the bounded automaton may have; patterns that may match
+/// more go to the open-ended one.
+pub const MAX_BOUNDED_LEN: usize = 128;
+/// The most bytes one search of the bounded automaton is given.
+const BOUNDED_SPAN: usize = 2 * MAX_BOUNDED_LEN;
+/// The most bytes one search of the open-ended automaton is given.
+const OPEN_SPAN: usize = 4096;
+
 /// The default MRN pattern: a cue (`MRN`, `MR#`, `medical record number`…) and 6 to 10
 /// digits. The digits are the finding; the cue stays readable.
 pub const DEFAULT_MRN_PATTERN: &str = r"(?i:mrn|mr#|med(?:ical)? rec(?:ord)?(?: number| no\.?| num)?)[ \t]?[:#]{0,2}[ \t]{0,3}(?P<id>[0-9]{6,10})\b";
 
-/// The kind of identifier a [`Finding`] is.
+/// The kind of identifier a [`ScanMatch`] is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[non_exhaustive]
 pub enum IdentifierKind {
@@ -123,11 +163,25 @@ impl IdentifierKind {
 
 /// One identifier found in a text: what it is and its byte range.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct Finding {
+pub struct ScanMatch {
     /// What kind of identifier.
     pub kind: IdentifierKind,
     /// Its byte range in the scanned text (always on character boundaries).
     pub range: Range<usize>,
+}
+
+/// The work one [`Scanner::find_with_work`] call did: regex searches started, the bytes of
+/// the spans they were given (an upper bound on the bytes the automaton read), and candidate
+/// matches run through a validity check.
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ScanWork {
+    /// Regex searches started.
+    pub searches: u64,
+    /// The total length of the spans those searches were given.
+    pub bytes_searched: u64,
+    /// Candidates checked (SSA rules, NANP, calendar, Luhn…).
+    pub validations: u64,
 }
 
 /// Why a scanner could not be built.
@@ -271,31 +325,70 @@ impl ScannerBuilder {
                 (true, true) => IdPart::FromFirstNumeric,
                 (true, false) => IdPart::Group(alone),
             };
+            let max_len = syntax::parse_with(&spec.source, &syntax_config())
+                .ok()
+                .and_then(|h| h.properties().maximum_len());
             patterns.push(Pattern {
+                max_len,
                 kind: spec.kind,
                 check: spec.check,
                 source: spec.source.clone(),
                 id,
             });
         }
-        let sources: Vec<&str> = specs.iter().map(|s| s.source.as_str()).collect();
-        let combined = Regex::builder()
-            .syntax(syntax::Config::new().unicode(false))
-            .configure(meta::Config::new().match_kind(regex_automata::MatchKind::LeftmostFirst))
-            .build_many(&sources)
-            .map_err(|e| ScannerError::InvalidPattern {
-                what: "combined",
-                pattern: sources.join(" | "),
-                reason: e.to_string(),
-            })?;
+        // Two automata: the patterns whose matches have a short maximum length (every one a
+        // check may reject), and the open-ended rest (emails, URLs, custom MRN patterns
+        // without a bound). See "Linear time" in the module docs.
+        let mut bounded = Vec::new();
+        let mut open = Vec::new();
+        for (index, spec) in specs.iter().enumerate() {
+            let hir = syntax::parse_with(&spec.source, &syntax_config())
+                .map_err(|e| invalid(spec, e.to_string()))?;
+            match hir.properties().maximum_len() {
+                Some(len) if len <= MAX_BOUNDED_LEN => bounded.push(index),
+                _ => open.push(index),
+            }
+        }
+        let open_needs_trigger = specs
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| open.contains(i))
+            .all(|(_, s)| matches!(s.kind, IdentifierKind::Email | IdentifierKind::Url));
+        let stream = |ids: Vec<usize>, span: usize, margin: usize| {
+            if ids.is_empty() {
+                return Ok(None);
+            }
+            let sources: Vec<&str> = ids.iter().map(|&i| specs[i].source.as_str()).collect();
+            let regex = Regex::builder()
+                .syntax(syntax_config())
+                .configure(meta::Config::new().match_kind(regex_automata::MatchKind::LeftmostFirst))
+                .build_many(&sources)
+                .map_err(|e| ScannerError::InvalidPattern {
+                    what: "combined",
+                    pattern: sources.join(" | "),
+                    reason: e.to_string(),
+                })?;
+            Ok(Some(Stream {
+                regex,
+                ids,
+                span,
+                margin,
+            }))
+        };
         Ok(Scanner {
             inner: Some(Arc::new(Inner {
-                combined,
+                bounded: stream(bounded, BOUNDED_SPAN, MAX_BOUNDED_LEN)?,
+                open: stream(open, OPEN_SPAN, OPEN_SPAN / 2)?,
+                open_needs_trigger,
                 patterns,
                 prefilter: self.prefilter.unwrap_or(true),
             })),
         })
     }
+}
+
+fn syntax_config() -> syntax::Config {
+    syntax::Config::new().unicode(false)
 }
 
 /// Finds identifiers in free text and masks them.
@@ -314,19 +407,51 @@ impl ScannerBuilder {
 #[derive(Clone, Debug)]
 pub struct Scanner {
     /// `None` only if the built-in patterns failed to compile: then the whole text is one
-    /// [`IdentifierKind::Unscanned`] finding.
+    /// [`IdentifierKind::Unscanned`] match.
     inner: Option<Arc<Inner>>,
 }
 
 #[derive(Debug)]
 struct Inner {
-    combined: Regex,
+    /// The patterns with a match of at most [`MAX_BOUNDED_LEN`] bytes.
+    bounded: Option<Stream>,
+    /// The others (emails, URLs, unbounded custom patterns).
+    open: Option<Stream>,
+    /// True if `open` holds only the built-in email and URL patterns, which need an `@`, a
+    /// `:/` or a `www.` in the window (see `trigger::Window::open`).
+    open_needs_trigger: bool,
     patterns: Vec<Pattern>,
     prefilter: bool,
 }
 
+/// One automaton over some of the patterns, searched in spans of at most `span` bytes.
+#[derive(Debug)]
+struct Stream {
+    regex: Regex,
+    /// The index in `Inner::patterns` of each of the automaton's patterns.
+    ids: Vec<usize>,
+    /// The most bytes one search is given.
+    span: usize,
+    /// A match found starting closer than this to the end of a cut span is searched again
+    /// from its start (the cut may have shortened it or hidden a preferred alternative).
+    margin: usize,
+}
+
+/// A validated match of one stream, not yet chosen.
+#[derive(Debug)]
+struct Candidate {
+    found: ScanMatch,
+    /// The pattern's index (priority: lower wins at the same start).
+    index: usize,
+    /// The whole match (cue included).
+    start: usize,
+    end: usize,
+}
+
 #[derive(Debug)]
 struct Pattern {
+    /// The longest match the pattern can have, if bounded.
+    max_len: Option<usize>,
     kind: IdentifierKind,
     check: Check,
     source: String,
@@ -354,19 +479,6 @@ struct PatternSpec {
 
 /// True for the built-in patterns (as opposed to configured MRN patterns).
 const BUILT_IN: &str = "built-in";
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Check {
-    None,
-    Ssn,
-    Nanp,
-    NumericDate,
-    NamedDate,
-    Ipv4,
-    Ipv6,
-    Luhn,
-    Url,
-}
 
 impl Default for Scanner {
     /// The scanner with the built-in patterns.
@@ -400,33 +512,48 @@ impl Scanner {
     /// True if a match of pattern number `index` (in [`Scanner::patterns`] order) at `range`
     /// of `text` passes that pattern's validity check; the finding it becomes, if any.
     /// For baselines that run each pattern's regex on its own.
-    pub fn validate(&self, index: usize, text: &str, range: Range<usize>) -> Option<Finding> {
+    pub fn validate(&self, index: usize, text: &str, range: Range<usize>) -> Option<ScanMatch> {
         let inner = self.inner.as_ref()?;
         let pattern = inner.patterns.get(index)?;
         inner.accept(pattern, text, range)
     }
 
     /// Every identifier in `text`, in order, not overlapping.
-    pub fn find(&self, text: &str) -> Vec<Finding> {
+    pub fn find(&self, text: &str) -> Vec<ScanMatch> {
+        self.find_with_work(text).0
+    }
+
+    /// Like [`Scanner::find`], and how much work the search took: for the tests that bound
+    /// the work per input byte (linear time on any input). Not a stable API.
+    #[doc(hidden)]
+    pub fn find_with_work(&self, text: &str) -> (Vec<ScanMatch>, ScanWork) {
         let mut out = Vec::new();
+        let mut work = ScanWork::default();
         match &self.inner {
             Some(inner) if inner.prefilter => {
                 for window in Windows::new(text.as_bytes()) {
-                    inner.search(text, window, &mut out);
+                    let open = window.open || !inner.open_needs_trigger;
+                    inner.search(text, window.range, open, &mut out, &mut work);
                 }
             }
-            Some(inner) => inner.search(text, 0..text.len(), &mut out),
+            Some(inner) => inner.search(text, 0..text.len(), true, &mut out, &mut work),
             None => unscanned(text, &mut out),
         }
-        out
+        (out, work)
     }
 
     /// Like [`Scanner::find`] but searching the whole text without the prefilter: the
     /// reference the prefilter is tested against.
-    pub fn find_unfiltered(&self, text: &str) -> Vec<Finding> {
+    pub fn find_unfiltered(&self, text: &str) -> Vec<ScanMatch> {
         let mut out = Vec::new();
         match &self.inner {
-            Some(inner) => inner.search(text, 0..text.len(), &mut out),
+            Some(inner) => inner.search(
+                text,
+                0..text.len(),
+                true,
+                &mut out,
+                &mut ScanWork::default(),
+            ),
             None => unscanned(text, &mut out),
         }
         out
@@ -453,9 +580,9 @@ impl Scanner {
 }
 
 /// Fail closed: text that could not be scanned is one finding, masked whole.
-fn unscanned(text: &str, out: &mut Vec<Finding>) {
+fn unscanned(text: &str, out: &mut Vec<ScanMatch>) {
     if !text.is_empty() {
-        out.push(Finding {
+        out.push(ScanMatch {
             kind: IdentifierKind::Unscanned,
             range: 0..text.len(),
         });
@@ -463,32 +590,41 @@ fn unscanned(text: &str, out: &mut Vec<Finding>) {
 }
 
 impl Inner {
-    /// Searches `span` of `text`, appending validated findings.
-    fn search(&self, text: &str, span: Range<usize>, out: &mut Vec<Finding>) {
+    /// Searches `span` of `text`, appending validated matches: at each step the leftmost
+    /// validated candidate of either stream (the earlier pattern at the same start), then
+    /// on after its end. `open` is false when the open-ended patterns cannot match here.
+    fn search(
+        &self,
+        text: &str,
+        span: Range<usize>,
+        open: bool,
+        out: &mut Vec<ScanMatch>,
+        work: &mut ScanWork,
+    ) {
         let end = span.end;
         let mut at = span.start;
+        let open_stream = if open { self.open.as_ref() } else { None };
+        let mut next = [Lane::new(self.bounded.as_ref()), Lane::new(open_stream)];
         while at < end {
-            let input = Input::new(text).span(at..end);
-            let Some(m) = self.combined.search(&input) else {
-                break;
-            };
-            let Some(pattern) = self.patterns.get(m.pattern().as_usize()) else {
-                break;
-            };
-            match self.accept(pattern, text, m.range()) {
-                Some(f) => {
-                    at = m.end().max(m.start() + 1);
-                    out.push(f);
-                }
-                None => {
-                    // Resume right after the rejected start: an identifier may hide inside.
-                    at = next_char(text, m.start());
-                }
+            for lane in &mut next {
+                lane.refill(self, text, at, end, work);
             }
+            let [b, o] = &mut next;
+            let lane = match (&b.candidate, &o.candidate) {
+                (Some(x), Some(y)) if (y.start, y.index) < (x.start, x.index) => o,
+                (Some(_), _) => b,
+                (None, Some(_)) => o,
+                (None, None) => break,
+            };
+            let Some(c) = lane.candidate.take() else {
+                break;
+            };
+            at = c.end.max(c.start + 1);
+            out.push(c.found);
         }
     }
 
-    fn accept(&self, pattern: &Pattern, text: &str, range: Range<usize>) -> Option<Finding> {
+    fn accept(&self, pattern: &Pattern, text: &str, range: Range<usize>) -> Option<ScanMatch> {
         let whole = text.get(range.clone())?;
         // The identifier part, without its cue.
         let mut id = range.clone();
@@ -524,10 +660,109 @@ impl Inner {
                 !trimmed.is_empty()
             }
         };
-        ok.then_some(Finding {
+        ok.then_some(ScanMatch {
             kind: pattern.kind,
             range: id,
         })
+    }
+}
+
+/// One stream's next validated candidate at or after some position.
+struct Lane<'s> {
+    stream: Option<&'s Stream>,
+    candidate: Option<Candidate>,
+    /// The stream has no validated candidate at or after this position.
+    exhausted_from: Option<usize>,
+}
+
+impl<'s> Lane<'s> {
+    fn new(stream: Option<&'s Stream>) -> Lane<'s> {
+        Lane {
+            stream,
+            candidate: None,
+            exhausted_from: None,
+        }
+    }
+
+    /// Makes `candidate` the stream's first validated candidate starting at or after `at`
+    /// (kept if it already is: which match starts where does not depend on where a search
+    /// began, so an earlier search's answer stands).
+    fn refill(&mut self, inner: &Inner, text: &str, at: usize, end: usize, work: &mut ScanWork) {
+        let Some(stream) = self.stream else {
+            return;
+        };
+        if self.candidate.as_ref().is_some_and(|c| c.start >= at)
+            || self.exhausted_from.is_some_and(|from| from <= at)
+        {
+            return;
+        }
+        self.candidate = stream.next(inner, text, at, end, work);
+        if self.candidate.is_none() {
+            self.exhausted_from = Some(at);
+        }
+    }
+}
+
+impl Stream {
+    /// The first validated candidate of this stream starting in `from..end`.
+    ///
+    /// Each search is given at most `span` bytes, so a rejected candidate (the search then
+    /// resumes one byte after its start, since a valid identifier may hide inside) costs at
+    /// most `span` bytes however long the window: linear time overall.
+    fn next(
+        &self,
+        inner: &Inner,
+        text: &str,
+        from: usize,
+        end: usize,
+        work: &mut ScanWork,
+    ) -> Option<Candidate> {
+        let mut at = from;
+        while at < end {
+            let cut = end.min(at.saturating_add(self.span));
+            work.searches += 1;
+            work.bytes_searched += (cut - at) as u64;
+            let Some(m) = self.regex.search(&Input::new(text).span(at..cut)) else {
+                if cut == end {
+                    return None;
+                }
+                // No match starts before `cut - margin` (one would have fit in the span).
+                at = (cut - self.margin).max(at + 1);
+                continue;
+            };
+            let start = m.start();
+            if cut < end && start > at && cut - start < self.margin {
+                // The cut may have shortened this match: search again from its start.
+                at = start;
+                continue;
+            }
+            let index = *self.ids.get(m.pattern().as_usize())?;
+            let pattern = inner.patterns.get(index)?;
+            let mut range = m.range();
+            if cut < end && m.end() == cut && pattern.max_len.is_none_or(|l| l > m.len()) {
+                // Longer than a whole span (a URL of kilobytes): mask on to whitespace.
+                let rest = text.as_bytes().get(cut..end).unwrap_or_default();
+                let extra = rest
+                    .iter()
+                    .position(|b| b.is_ascii_whitespace())
+                    .unwrap_or(rest.len());
+                work.bytes_searched += extra as u64;
+                range.end = cut + extra;
+            }
+            work.validations += 1;
+            match inner.accept(pattern, text, range.clone()) {
+                Some(found) => {
+                    return Some(Candidate {
+                        found,
+                        index,
+                        start,
+                        end: range.end,
+                    });
+                }
+                None => at = next_char(text, start),
+            }
+        }
+        None
     }
 }
 
@@ -537,374 +772,6 @@ fn next_char(text: &str, at: usize) -> usize {
         i += 1;
     }
     i
-}
-
-// ---------------------------------------------------------------------------------------
-// Patterns. ASCII-only (`unicode(false)`): `\b`, `\s` and `(?i)` are ASCII, which keeps the
-// automaton small and lets the lazy DFA run on any text.
-
-const SSN_CUE: &str = r"(?i:ssn|ss#|soc(?:ial)? sec(?:urity)?(?: number| no\.?| #)?)[ \t]?[:#]{0,2}[ \t]{0,3}(?P<id>[0-9]{3}-[0-9]{2}-[0-9]{4}|[0-9]{3} [0-9]{2} [0-9]{4}|[0-9]{9})\b";
-const SSN: &str = r"\b(?:[0-9]{3}-[0-9]{2}-[0-9]{4}|[0-9]{3} [0-9]{2} [0-9]{4})\b";
-const ZIP_CUE: &str =
-    r"(?i:zip(?: code)?|postal code)[ \t]?[:#]?[ \t]{0,3}(?P<id>[0-9]{5}(?:-[0-9]{4})?)\b";
-const EMAIL: &str = r"\b[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,24}\b";
-const URL: &str = r"\b(?:(?i:https?|ftp|sftp)://|(?i:www)\.)[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]+";
-const DATE_NUMERIC: &str = r"\b(?:[0-9]{1,2}[/\-][0-9]{1,2}[/\-](?:[0-9]{4}|[0-9]{2})|[0-9]{4}[/\-][0-9]{1,2}[/\-][0-9]{1,2}(?:T[0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]+)?)?(?:Z|[+\-][0-9]{2}:?[0-9]{2})?)?|[0-9]{1,2}\.[0-9]{1,2}\.[0-9]{4})\b";
-const IPV4: &str = r"\b[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\b";
-const IPV6: &str = r"\b(?:(?:[0-9A-Fa-f]{1,4}:){7}[0-9A-Fa-f]{1,4}|(?:[0-9A-Fa-f]{1,4}:){1,6}(?::[0-9A-Fa-f]{1,4}){1,6}|(?:[0-9A-Fa-f]{1,4}:){1,7}:)";
-const CARD: &str = r"\b[0-9](?:[ \-]?[0-9]){12,18}\b";
-
-/// A North American number: optional `+1`/`1`, area code (in parentheses or not), exchange,
-/// line, separated by `-`, `.` or a space.
-const PHONE_CORE: &str =
-    r"(?:(?:\+1|\b1)[\-. ]?)?(?:\([0-9]{3}\)[ ]?|\b[0-9]{3}[\-. ])[0-9]{3}[\-. ][0-9]{4}\b";
-
-fn phone_pattern() -> String {
-    PHONE_CORE.to_owned()
-}
-
-fn fax_pattern() -> String {
-    format!(
-        r"(?i:fax|facsimile|telefax)(?:[ \t]?(?:no\.?|number|num|#))?[ \t]?[:#]?[ \t]{{0,3}}(?P<id>{PHONE_CORE})"
-    )
-}
-
-const MONTHS: &str = "january|february|march|april|may|june|july|august|september|october|november|december|sept|jan|feb|mar|apr|jun|jul|aug|sep|oct|nov|dec";
-
-fn date_named_pattern() -> String {
-    format!(
-        r"\b(?:(?i:{MONTHS})\.?[ \t]{{1,2}}[0-9]{{1,2}}(?i:st|nd|rd|th)?,?[ \t]{{1,2}}[0-9]{{4}}|[0-9]{{1,2}}(?i:st|nd|rd|th)?[ \t\-]{{1,2}}(?i:{MONTHS})\.?[ \t\-,]{{1,2}}[0-9]{{4}})\b"
-    )
-}
-
-const STATES: &str = "AL|AK|AZ|AR|CA|CO|CT|DE|DC|FL|GA|HI|ID|IL|IN|IA|KS|KY|LA|ME|MD|MA|MI|MN|MS|MO|MT|NE|NV|NH|NJ|NM|NY|NC|ND|OH|OK|OR|PA|RI|SC|SD|TN|TX|UT|VT|VA|WA|WV|WI|WY|PR|VI|GU|AS|MP";
-
-fn zip_state_pattern() -> String {
-    format!(r"\b(?:{STATES}),?[ \t]{{1,2}}(?P<id>[0-9]{{5}}(?:-[0-9]{{4}})?)\b")
-}
-
-// ---------------------------------------------------------------------------------------
-// Validity checks.
-
-fn digits(s: &str) -> impl Iterator<Item = u32> + '_ {
-    s.bytes()
-        .filter(u8::is_ascii_digit)
-        .map(|b| u32::from(b - b'0'))
-}
-
-fn number(ds: &[u32]) -> u32 {
-    ds.iter().fold(0, |n, d| n * 10 + d)
-}
-
-/// SSA rules: area not 000, 666 or 900–999; group not 00; serial not 0000.
-pub(crate) fn valid_ssn(s: &str) -> bool {
-    let ds: Vec<u32> = digits(s).collect();
-    if ds.len() != 9 {
-        return false;
-    }
-    let area = number(&ds[0..3]);
-    let group = number(&ds[3..5]);
-    let serial = number(&ds[5..9]);
-    area != 0 && area != 666 && area < 900 && group != 0 && serial != 0
-}
-
-/// NANP: 10 digits (after an optional leading 1) whose area code and exchange start 2–9.
-fn valid_nanp(s: &str) -> bool {
-    let mut ds: Vec<u32> = digits(s).collect();
-    if ds.len() == 11 && ds[0] == 1 {
-        ds.remove(0);
-    }
-    ds.len() == 10 && ds[0] >= 2 && ds[3] >= 2
-}
-
-fn valid_day(month: u32, day: u32) -> bool {
-    let max = match month {
-        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-        4 | 6 | 9 | 11 => 30,
-        2 => 29,
-        _ => return false,
-    };
-    (1..=max).contains(&day)
-}
-
-/// The numeric parts of a date, in order.
-fn parts(s: &str) -> Vec<u32> {
-    s.split(|c: char| !c.is_ascii_digit())
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            p.bytes().fold(0u32, |n, b| {
-                n.saturating_mul(10).saturating_add(u32::from(b - b'0'))
-            })
-        })
-        .collect()
-}
-
-fn valid_numeric_date(s: &str) -> bool {
-    let p = parts(s);
-    let (Some(&a), Some(&b), Some(&c)) = (p.first(), p.get(1), p.get(2)) else {
-        return false;
-    };
-    let first_len = s.bytes().take_while(u8::is_ascii_digit).count();
-    if first_len == 4 {
-        // Year first: YYYY-MM-DD.
-        valid_day(b, c)
-    } else {
-        // MM/DD/YYYY (US) or DD/MM/YYYY, DD.MM.YYYY: either reading makes it a date.
-        valid_day(a, b) || valid_day(b, a)
-    }
-}
-
-fn valid_named_date(s: &str) -> bool {
-    let p = parts(s);
-    match p.first() {
-        Some(&day) => (1..=31).contains(&day),
-        None => false,
-    }
-}
-
-fn valid_luhn(s: &str) -> bool {
-    let ds: Vec<u32> = digits(s).collect();
-    if !(13..=19).contains(&ds.len()) {
-        return false;
-    }
-    let sum: u32 = ds
-        .iter()
-        .rev()
-        .enumerate()
-        .map(|(i, &d)| {
-            if i % 2 == 1 {
-                let d2 = d * 2;
-                if d2 > 9 { d2 - 9 } else { d2 }
-            } else {
-                d
-            }
-        })
-        .sum();
-    sum % 10 == 0
-}
-
-// ---------------------------------------------------------------------------------------
-// The prefilter.
-
-/// Byte classes of the trigger scan.
-const OTHER: u8 = 0;
-const DIGIT: u8 = 1;
-const AT: u8 = 2;
-const COLON: u8 = 3;
-const DOT: u8 = 4;
-
-static CLASS: [u8; 256] = {
-    let mut t = [OTHER; 256];
-    let mut b = b'0';
-    while b <= b'9' {
-        t[b as usize] = DIGIT;
-        b += 1;
-    }
-    t[b'@' as usize] = AT;
-    t[b':' as usize] = COLON;
-    t[b'.' as usize] = DOT;
-    t
-};
-
-/// True if any byte of `w` may be a trigger byte (`.`, `/`, a digit, `:` or `@`): a
-/// branch-free test of eight bytes at once. Bytes at or above 0x80 are tested by their low
-/// seven bits, which can only add false alarms (the byte loop then looks closer), never
-/// hide a trigger.
-fn may_hold_trigger(w: u64) -> bool {
-    const LO: u64 = 0x0101_0101_0101_0101;
-    const HI: u64 = 0x8080_8080_8080_8080;
-    let x = w & !HI;
-    // Each byte is at most 0x7F, so adding at most 0x52 never carries into the next byte.
-    let at_least_dot = x.wrapping_add(LO * (0x80 - 0x2E)) & HI;
-    let above_colon = x.wrapping_add(LO * (0x80 - 0x3B)) & HI;
-    let in_range = at_least_dot & !above_colon;
-    let y = x ^ (LO * 0x40);
-    let at_sign = y.wrapping_sub(LO) & !y & HI;
-    (in_range | at_sign) != 0
-}
-
-/// Bytes that may sit between the digits of one identifier (`(617) 555-0142`, `3/14/2024`,
-/// `March 3, 2024`, `10.0.0.1`).
-fn is_digit_separator(b: u8) -> bool {
-    matches!(
-        b,
-        b' ' | b'-' | b'.' | b'/' | b'(' | b')' | b',' | b'+' | b'\t'
-    )
-}
-
-/// At most this many separator bytes in a row inside one digit cluster.
-const MAX_SEPARATOR_RUN: usize = 3;
-/// A cluster with fewer digits than this cannot be (part of) any built-in identifier.
-const MIN_CLUSTER_DIGITS: usize = 4;
-/// Whole words a cue may take before the digits: `Social security no. #:`, `Medical record
-/// number #:` are the longest built-in cues.
-const CUE_WORDS: usize = 4;
-
-fn is_space(b: u8) -> bool {
-    b.is_ascii_whitespace()
-}
-
-/// The windows worth searching, in order, disjoint.
-struct Windows<'a> {
-    bytes: &'a [u8],
-    at: usize,
-    /// The window being grown, not yet returned.
-    pending: Option<Range<usize>>,
-}
-
-impl<'a> Windows<'a> {
-    fn new(bytes: &'a [u8]) -> Windows<'a> {
-        Windows {
-            bytes,
-            at: 0,
-            pending: None,
-        }
-    }
-
-    /// The next trigger at or after `self.at`: the byte range that must be covered, and how
-    /// many whole words before it a cue may take.
-    fn next_trigger(&mut self) -> Option<(Range<usize>, usize)> {
-        let bytes = self.bytes;
-        let n = bytes.len();
-        let mut i = self.at;
-        while i < n {
-            // The hot loop: most bytes are letters and spaces. Skip eight at a time while
-            // none of them can be a trigger.
-            while let Some(chunk) = bytes.get(i..i + 8) {
-                let mut word = [0u8; 8];
-                word.copy_from_slice(chunk);
-                if may_hold_trigger(u64::from_le_bytes(word)) {
-                    break;
-                }
-                i += 8;
-            }
-            let Some(&byte) = bytes.get(i) else {
-                break;
-            };
-            let class = CLASS[byte as usize];
-            if class == OTHER {
-                i += 1;
-                continue;
-            }
-            match class {
-                DIGIT => {
-                    let start = i;
-                    let mut count = 0;
-                    let mut last = i;
-                    let mut j = i;
-                    while j < n {
-                        let b = bytes[j];
-                        if b.is_ascii_digit() {
-                            count += 1;
-                            last = j;
-                            j += 1;
-                        } else if is_digit_separator(b) {
-                            let run_start = j;
-                            while j < n && is_digit_separator(bytes[j]) {
-                                j += 1;
-                            }
-                            if j - run_start > MAX_SEPARATOR_RUN
-                                || j >= n
-                                || !bytes[j].is_ascii_digit()
-                            {
-                                break;
-                            }
-                        } else {
-                            break;
-                        }
-                    }
-                    self.at = last + 1;
-                    if count >= MIN_CLUSTER_DIGITS {
-                        return Some((start..last + 1, CUE_WORDS));
-                    }
-                    i = self.at;
-                }
-                AT => {
-                    self.at = i + 1;
-                    return Some((i..i + 1, 0));
-                }
-                COLON => {
-                    let next = bytes.get(i + 1).copied().unwrap_or(0);
-                    let prev = if i > 0 { bytes[i - 1] } else { 0 };
-                    if next == b':'
-                        || next == b'/'
-                        || (prev.is_ascii_hexdigit() && next.is_ascii_hexdigit())
-                    {
-                        self.at = i + 1;
-                        return Some((i..i + 1, 0));
-                    }
-                    i += 1;
-                }
-                _ => {
-                    // DOT: `www.`
-                    if i >= 3 && bytes[i - 3..i].eq_ignore_ascii_case(b"www") {
-                        self.at = i + 1;
-                        return Some((i - 3..i + 1, 0));
-                    }
-                    i += 1;
-                }
-            }
-        }
-        self.at = n;
-        None
-    }
-
-    /// Grows a trigger into a window: back over the word it starts in and `words` more words
-    /// (room for a cue; at most [`LOOKBACK`] bytes, then to the start of that word), forward
-    /// to whitespace. `floor` is where the previous window ended.
-    fn widen(&self, trigger: Range<usize>, words: usize, floor: usize) -> Range<usize> {
-        let bytes = self.bytes;
-        let limit = trigger.start.saturating_sub(LOOKBACK).max(floor);
-        let mut start = trigger.start;
-        // The word the trigger starts in.
-        while start > floor && !is_space(bytes[start - 1]) {
-            start -= 1;
-        }
-        for _ in 0..words {
-            if start <= limit {
-                break;
-            }
-            while start > limit && is_space(bytes[start - 1]) {
-                start -= 1;
-            }
-            while start > floor && !is_space(bytes[start - 1]) {
-                start -= 1;
-            }
-        }
-        let mut end = trigger.end;
-        while end < bytes.len() && !is_space(bytes[end]) {
-            end += 1;
-        }
-        start..end
-    }
-}
-
-impl Iterator for Windows<'_> {
-    type Item = Range<usize>;
-
-    fn next(&mut self) -> Option<Range<usize>> {
-        loop {
-            let floor = self.pending.as_ref().map_or(0, |w| w.end);
-            match self.next_trigger() {
-                Some((trigger, words)) => {
-                    let window = self.widen(trigger, words, floor);
-                    // Continue scanning after the window: triggers inside it are covered.
-                    self.at = self.at.max(window.end);
-                    match self.pending.take() {
-                        Some(p) if window.start <= p.end => {
-                            self.pending = Some(p.start..window.end.max(p.end));
-                        }
-                        Some(p) => {
-                            self.pending = Some(window);
-                            return Some(p);
-                        }
-                        None => self.pending = Some(window),
-                    }
-                }
-                None => return self.pending.take(),
-            }
-        }
-    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,114 @@
+//! The validity checks a pattern's match must pass to become a [`ScanMatch`](super::ScanMatch):
+//! SSA rules for SSNs, NANP for phones, real calendar days, Luhn. Pure functions of the matched
+//! text; no regex here.
+
+/// Which check a pattern's matches must pass.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Check {
+    None,
+    Ssn,
+    Nanp,
+    NumericDate,
+    NamedDate,
+    Ipv4,
+    Ipv6,
+    Luhn,
+    Url,
+}
+
+fn digits(s: &str) -> impl Iterator<Item = u32> + '_ {
+    s.bytes()
+        .filter(u8::is_ascii_digit)
+        .map(|b| u32::from(b - b'0'))
+}
+
+fn number(ds: &[u32]) -> u32 {
+    ds.iter().fold(0, |n, d| n * 10 + d)
+}
+
+/// SSA rules: area not 000, 666 or 900–999; group not 00; serial not 0000.
+pub(super) fn valid_ssn(s: &str) -> bool {
+    let ds: Vec<u32> = digits(s).collect();
+    if ds.len() != 9 {
+        return false;
+    }
+    let area = number(&ds[0..3]);
+    let group = number(&ds[3..5]);
+    let serial = number(&ds[5..9]);
+    area != 0 && area != 666 && area < 900 && group != 0 && serial != 0
+}
+
+/// NANP: 10 digits (after an optional leading 1) whose area code and exchange start 2–9.
+pub(super) fn valid_nanp(s: &str) -> bool {
+    let mut ds: Vec<u32> = digits(s).collect();
+    if ds.len() == 11 && ds[0] == 1 {
+        ds.remove(0);
+    }
+    ds.len() == 10 && ds[0] >= 2 && ds[3] >= 2
+}
+
+pub(super) fn valid_day(month: u32, day: u32) -> bool {
+    let max = match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 => 29,
+        _ => return false,
+    };
+    (1..=max).contains(&day)
+}
+
+/// The numeric parts of a date, in order.
+fn parts(s: &str) -> Vec<u32> {
+    s.split(|c: char| !c.is_ascii_digit())
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            p.bytes().fold(0u32, |n, b| {
+                n.saturating_mul(10).saturating_add(u32::from(b - b'0'))
+            })
+        })
+        .collect()
+}
+
+pub(super) fn valid_numeric_date(s: &str) -> bool {
+    let p = parts(s);
+    let (Some(&a), Some(&b), Some(&c)) = (p.first(), p.get(1), p.get(2)) else {
+        return false;
+    };
+    let first_len = s.bytes().take_while(u8::is_ascii_digit).count();
+    if first_len == 4 {
+        // Year first: YYYY-MM-DD.
+        valid_day(b, c)
+    } else {
+        // MM/DD/YYYY (US) or DD/MM/YYYY, DD.MM.YYYY: either reading makes it a date.
+        valid_day(a, b) || valid_day(b, a)
+    }
+}
+
+pub(super) fn valid_named_date(s: &str) -> bool {
+    let p = parts(s);
+    match p.first() {
+        Some(&day) => (1..=31).contains(&day),
+        None => false,
+    }
+}
+
+pub(super) fn valid_luhn(s: &str) -> bool {
+    let ds: Vec<u32> = digits(s).collect();
+    if !(13..=19).contains(&ds.len()) {
+        return false;
+    }
+    let sum: u32 = ds
+        .iter()
+        .rev()
+        .enumerate()
+        .map(|(i, &d)| {
+            if i % 2 == 1 {
+                let d2 = d * 2;
+                if d2 > 9 { d2 - 9 } else { d2 }
+            } else {
+                d
+            }
+        })
+        .sum();
+    sum % 10 == 0
+}

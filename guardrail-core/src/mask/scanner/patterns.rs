@@ -1,0 +1,46 @@
+//! The built-in patterns: the regex source of every identifier the scanner knows, ASCII-only
+//! (`unicode(false)`): `\b`, `\s` and `(?i)` are ASCII, which keeps the automaton small and
+//! lets the lazy DFA run on any text. What a match must pass afterwards is in `checks`; which
+//! bytes are worth searching at all is in `trigger`.
+
+pub(super) const SSN_CUE: &str = r"(?i:ssn|ss#|soc(?:ial)? sec(?:urity)?(?: number| no\.?| #)?)[ \t]?[:#]{0,2}[ \t]{0,3}(?P<id>[0-9]{3}-[0-9]{2}-[0-9]{4}|[0-9]{3} [0-9]{2} [0-9]{4}|[0-9]{9})\b";
+pub(super) const SSN: &str = r"\b(?:[0-9]{3}-[0-9]{2}-[0-9]{4}|[0-9]{3} [0-9]{2} [0-9]{4})\b";
+pub(super) const ZIP_CUE: &str =
+    r"(?i:zip(?: code)?|postal code)[ \t]?[:#]?[ \t]{0,3}(?P<id>[0-9]{5}(?:-[0-9]{4})?)\b";
+pub(super) const EMAIL: &str =
+    r"\b[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,24}\b";
+pub(super) const URL: &str =
+    r"\b(?:(?i:https?|ftp|sftp)://|(?i:www)\.)[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]+";
+pub(super) const DATE_NUMERIC: &str = r"\b(?:[0-9]{1,2}[/\-][0-9]{1,2}[/\-](?:[0-9]{4}|[0-9]{2})|[0-9]{4}[/\-][0-9]{1,2}[/\-][0-9]{1,2}(?:T[0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]{1,9})?)?(?:Z|[+\-][0-9]{2}:?[0-9]{2})?)?|[0-9]{1,2}\.[0-9]{1,2}\.[0-9]{4})\b";
+pub(super) const IPV4: &str = r"\b[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\b";
+pub(super) const IPV6: &str = r"\b(?:(?:[0-9A-Fa-f]{1,4}:){7}[0-9A-Fa-f]{1,4}|(?:[0-9A-Fa-f]{1,4}:){1,6}(?::[0-9A-Fa-f]{1,4}){1,6}|(?:[0-9A-Fa-f]{1,4}:){1,7}:)";
+pub(super) const CARD: &str = r"\b[0-9](?:[ \-]?[0-9]){12,18}\b";
+
+/// A North American number: optional `+1`/`1`, area code (in parentheses or not), exchange,
+/// line, separated by `-`, `.` or a space.
+pub(super) const PHONE_CORE: &str =
+    r"(?:(?:\+1|\b1)[\-. ]?)?(?:\([0-9]{3}\)[ ]?|\b[0-9]{3}[\-. ])[0-9]{3}[\-. ][0-9]{4}\b";
+
+pub(super) fn phone_pattern() -> String {
+    PHONE_CORE.to_owned()
+}
+
+pub(super) fn fax_pattern() -> String {
+    format!(
+        r"(?i:fax|facsimile|telefax)(?:[ \t]?(?:no\.?|number|num|#))?[ \t]?[:#]?[ \t]{{0,3}}(?P<id>{PHONE_CORE})"
+    )
+}
+
+pub(super) const MONTHS: &str = "january|february|march|april|may|june|july|august|september|october|november|december|sept|jan|feb|mar|apr|jun|jul|aug|sep|oct|nov|dec";
+
+pub(super) fn date_named_pattern() -> String {
+    format!(
+        r"\b(?:(?i:{MONTHS})\.?[ \t]{{1,2}}[0-9]{{1,2}}(?i:st|nd|rd|th)?,?[ \t]{{1,2}}[0-9]{{4}}|[0-9]{{1,2}}(?i:st|nd|rd|th)?[ \t\-]{{1,2}}(?i:{MONTHS})\.?[ \t\-,]{{1,2}}[0-9]{{4}})\b"
+    )
+}
+
+pub(super) const STATES: &str = "AL|AK|AZ|AR|CA|CO|CT|DE|DC|FL|GA|HI|ID|IL|IN|IA|KS|KY|LA|ME|MD|MA|MI|MN|MS|MO|MT|NE|NV|NH|NJ|NM|NY|NC|ND|OH|OK|OR|PA|RI|SC|SD|TN|TX|UT|VT|VA|WA|WV|WI|WY|PR|VI|GU|AS|MP";
+
+pub(super) fn zip_state_pattern() -> String {
+    format!(r"\b(?:{STATES}),?[ \t]{{1,2}}(?P<id>[0-9]{{5}}(?:-[0-9]{{4}})?)\b")
+}

@@ -1,0 +1,259 @@
+//! The trigger prefilter: a byte loop that finds the few places an identifier can be (a digit
+//! cluster, an `@`, a `:` of a URL or IPv6 address, a `www.`) and turns each into a window of
+//! text worth searching. No regex here; the windows are searched in `mod.rs`.
+
+use std::ops::Range;
+
+use super::LOOKBACK;
+
+/// Byte classes of the trigger scan.
+pub(super) const OTHER: u8 = 0;
+const DIGIT: u8 = 1;
+const AT: u8 = 2;
+const COLON: u8 = 3;
+const DOT: u8 = 4;
+
+pub(super) static CLASS: [u8; 256] = {
+    let mut t = [OTHER; 256];
+    let mut b = b'0';
+    while b <= b'9' {
+        t[b as usize] = DIGIT;
+        b += 1;
+    }
+    t[b'@' as usize] = AT;
+    t[b':' as usize] = COLON;
+    t[b'.' as usize] = DOT;
+    t
+};
+
+/// True if any byte of `w` may be a trigger byte (`.`, `/`, a digit, `:` or `@`): a
+/// branch-free test of eight bytes at once. Bytes at or above 0x80 are tested by their low
+/// seven bits, which can only add false alarms (the byte loop then looks closer), never
+/// hide a trigger.
+pub(super) fn may_hold_trigger(w: u64) -> bool {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let x = w & !HI;
+    // Each byte is at most 0x7F, so adding at most 0x52 never carries into the next byte.
+    let at_least_dot = x.wrapping_add(LO * (0x80 - 0x2E)) & HI;
+    let above_colon = x.wrapping_add(LO * (0x80 - 0x3B)) & HI;
+    let in_range = at_least_dot & !above_colon;
+    let y = x ^ (LO * 0x40);
+    let at_sign = y.wrapping_sub(LO) & !y & HI;
+    (in_range | at_sign) != 0
+}
+
+/// Bytes that may sit between the digits of one identifier (`(617) 555-0142`, `3/14/2024`,
+/// `March 3, 2024`, `10.0.0.1`).
+fn is_digit_separator(b: u8) -> bool {
+    matches!(
+        b,
+        b' ' | b'-' | b'.' | b'/' | b'(' | b')' | b',' | b'+' | b'\t'
+    )
+}
+
+/// At most this many separator bytes in a row inside one digit cluster.
+const MAX_SEPARATOR_RUN: usize = 3;
+/// A cluster with fewer digits than this cannot be (part of) any built-in identifier.
+const MIN_CLUSTER_DIGITS: usize = 4;
+/// Whole words a cue may take before the digits: `Social security no. #:`, `Medical record
+/// number #:` are the longest built-in cues.
+const CUE_WORDS: usize = 4;
+
+fn is_space(b: u8) -> bool {
+    b.is_ascii_whitespace()
+}
+
+/// The windows worth searching, in order, disjoint.
+pub(super) struct Windows<'a> {
+    bytes: &'a [u8],
+    at: usize,
+    /// The window being grown, not yet returned.
+    pending: Option<Window>,
+}
+
+impl<'a> Windows<'a> {
+    pub(super) fn new(bytes: &'a [u8]) -> Windows<'a> {
+        Windows {
+            bytes,
+            at: 0,
+            pending: None,
+        }
+    }
+
+    /// The next trigger at or after `self.at`: the byte range that must be covered, how
+    /// many whole words before it a cue may take, and whether it may start an open-ended
+    /// identifier (an email or a URL: an `@`, a `:` or a `www.`).
+    fn next_trigger(&mut self) -> Option<(Range<usize>, usize, bool)> {
+        let bytes = self.bytes;
+        let n = bytes.len();
+        let mut i = self.at;
+        while i < n {
+            // The hot loop: most bytes are letters and spaces. Skip eight at a time while
+            // none of them can be a trigger.
+            while let Some(chunk) = bytes.get(i..i + 8) {
+                let mut word = [0u8; 8];
+                word.copy_from_slice(chunk);
+                if may_hold_trigger(u64::from_le_bytes(word)) {
+                    break;
+                }
+                i += 8;
+            }
+            let Some(&byte) = bytes.get(i) else {
+                break;
+            };
+            let class = CLASS[byte as usize];
+            if class == OTHER {
+                i += 1;
+                continue;
+            }
+            match class {
+                DIGIT => {
+                    let start = i;
+                    let mut count = 0;
+                    let mut last = i;
+                    let mut j = i;
+                    while j < n {
+                        let b = bytes[j];
+                        if b.is_ascii_digit() {
+                            count += 1;
+                            last = j;
+                            j += 1;
+                        } else if is_digit_separator(b) {
+                            let run_start = j;
+                            while j < n && is_digit_separator(bytes[j]) {
+                                j += 1;
+                            }
+                            if j - run_start > MAX_SEPARATOR_RUN
+                                || j >= n
+                                || !bytes[j].is_ascii_digit()
+                            {
+                                break;
+                            }
+                        } else {
+                            break;
+                        }
+                    }
+                    self.at = last + 1;
+                    if count >= MIN_CLUSTER_DIGITS {
+                        return Some((start..last + 1, CUE_WORDS, false));
+                    }
+                    i = self.at;
+                }
+                AT => {
+                    self.at = i + 1;
+                    return Some((i..i + 1, 0, true));
+                }
+                COLON => {
+                    let next = bytes.get(i + 1).copied().unwrap_or(0);
+                    let prev = if i > 0 { bytes[i - 1] } else { 0 };
+                    if next == b':'
+                        || next == b'/'
+                        || (prev.is_ascii_hexdigit() && next.is_ascii_hexdigit())
+                    {
+                        self.at = i + 1;
+                        return Some((i..i + 1, 0, true));
+                    }
+                    i += 1;
+                }
+                _ => {
+                    // DOT: `www.`
+                    if i >= 3 && bytes[i - 3..i].eq_ignore_ascii_case(b"www") {
+                        self.at = i + 1;
+                        return Some((i - 3..i + 1, 0, true));
+                    }
+                    i += 1;
+                }
+            }
+        }
+        self.at = n;
+        None
+    }
+
+    /// Grows a trigger into a window: back over the word it starts in and `words` more words
+    /// (room for a cue; at most [`LOOKBACK`] bytes, then to the start of that word), forward
+    /// to whitespace. `floor` is where the previous window ended. The flag is true if the
+    /// bytes added after the trigger hold an `@`, a `:/` or a `www.` (an email or URL may then
+    /// sit in the window without its own trigger having been seen).
+    fn widen(&self, trigger: Range<usize>, words: usize, floor: usize) -> (Range<usize>, bool) {
+        let bytes = self.bytes;
+        let limit = trigger.start.saturating_sub(LOOKBACK).max(floor);
+        let mut start = trigger.start;
+        // The word the trigger starts in.
+        while start > floor && !is_space(bytes[start - 1]) {
+            start -= 1;
+        }
+        for _ in 0..words {
+            if start <= limit {
+                break;
+            }
+            while start > limit && is_space(bytes[start - 1]) {
+                start -= 1;
+            }
+            while start > floor && !is_space(bytes[start - 1]) {
+                start -= 1;
+            }
+        }
+        let mut end = trigger.end;
+        let mut open = false;
+        while let Some(&b) = bytes.get(end) {
+            if is_space(b) {
+                break;
+            }
+            open |= match b {
+                b'@' => true,
+                b':' => bytes.get(end + 1) == Some(&b'/'),
+                b'.' => end >= 3 && bytes[end - 3..end].eq_ignore_ascii_case(b"www"),
+                _ => false,
+            };
+            end += 1;
+        }
+        (start..end, open)
+    }
+}
+
+/// A span of text worth searching.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct Window {
+    /// The bytes to search.
+    pub(super) range: Range<usize>,
+    /// False if the window cannot hold an email or a URL (no `@`, `:` or `www.` trigger in
+    /// it, nor any `@`, `:/` or `www.` in the bytes it was widened over): the open-ended
+    /// patterns need not run there.
+    pub(super) open: bool,
+}
+
+impl Iterator for Windows<'_> {
+    type Item = Window;
+
+    fn next(&mut self) -> Option<Window> {
+        loop {
+            let floor = self.pending.as_ref().map_or(0, |w| w.range.end);
+            match self.next_trigger() {
+                Some((trigger, words, trigger_open)) => {
+                    let (range, widened_open) = self.widen(trigger, words, floor);
+                    let window = Window {
+                        range,
+                        open: trigger_open || widened_open,
+                    };
+                    // Continue scanning after the window: triggers inside it are covered.
+                    self.at = self.at.max(window.range.end);
+                    match self.pending.take() {
+                        Some(p) if window.range.start <= p.range.end => {
+                            self.pending = Some(Window {
+                                range: p.range.start..window.range.end.max(p.range.end),
+                                open: p.open || window.open,
+                            });
+                        }
+                        Some(p) => {
+                            self.pending = Some(window);
+                            return Some(p);
+                        }
+                        None => self.pending = Some(window),
+                    }
+                }
+                None => return self.pending.take(),
+            }
+        }
+    }
+}
