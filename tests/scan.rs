@@ -1,5 +1,9 @@
 //! Known answers of `coverage::scan_sources` over `tests/fixtures/unguarded-host`: every
 //! `leak_*` function (and the PHI closure of `router`) is reported, no `ok_*` look-alike is.
+#![allow(
+    clippy::panic,
+    reason = "test helpers fail the calling test loudly on an unexpected error"
+)]
 
 use std::path::{Path, PathBuf};
 

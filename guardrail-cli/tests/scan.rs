@@ -1,4 +1,8 @@
 //! `guardrail scan`: output lines, sorting and exit status over the fixture host crate.
+#![allow(
+    clippy::panic,
+    reason = "test helpers fail the calling test loudly on an unexpected error"
+)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
