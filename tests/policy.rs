@@ -31,7 +31,7 @@ fn parse_errors_name_line_column_and_field() {
     #[rustfmt::skip]
     let cases: Vec<(&str, String, usize, usize, &str, &str)> = vec![
         ("unknown top-level field", "version = \"1\"\nversoin = \"2\"\n".into(),
-            2, 1, "versoin", "unknown field `versoin`, expected one of: version audit masking approval break_glass alerts rule"),
+            2, 1, "versoin", "unknown field `versoin`, expected one of: version audit masking approval break_glass alerts schema rule"),
         ("unknown section", "version = \"1\"\n[approvals]\nttl_secs = 5\n".into(),
             2, 2, "approvals", "unknown field `approvals`"),
         ("missing version", "[[rule]]\nid = \"r\"\neffect = \"allow\"\nactions = [\"a\"]\n".into(),

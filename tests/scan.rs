@@ -1,5 +1,9 @@
 //! Known answers of `coverage::scan_sources` over `tests/fixtures/unguarded-host`: every
 //! `leak_*` function (and the PHI closure of `router`) is reported, no `ok_*` look-alike is.
+#![allow(
+    clippy::panic,
+    reason = "test helpers fail the calling test loudly on an unexpected error"
+)]
 
 use std::path::{Path, PathBuf};
 
@@ -227,4 +231,27 @@ fn the_schema_section_is_parsed_and_checked() {
     assert!(not_string.contains("expected a string"), "{not_string}");
     let empty = err("version = \"1\"\n[schema.patients]\n").unwrap_or_default();
     assert!(empty.contains("lists no column"), "{empty}");
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+    /// Any text as `src/lib.rs`: a report or an error, never a panic.
+    #[test]
+    fn any_source_text_is_a_report_or_an_error(
+        text in "(?s)(pub fn f|mod m|use a::b|type T =|#\\[derive\\(Phi\\)\\]|struct S|[{}()<>;:,&\\[\\]]|\"SELECT ssn FROM patients\"|[ a-z\n]){0,40}"
+    ) {
+        let dir = crate_with(&[("src/lib.rs", text.as_str())]);
+        match scan_sources(dir.path(), &fixture_policy()) {
+            Ok(_) | Err(ScanError::Parse { .. } | ScanError::ModuleNotFound { .. }) => {}
+            Err(other) => proptest::prop_assert!(false, "unexpected error: {other}"),
+        }
+    }
+}
+
+#[test]
+fn deeply_nested_source_does_not_overflow() {
+    let depth = 5_000;
+    let body = format!("{}1{}", "(".repeat(depth), ")".repeat(depth));
+    let dir = crate_with(&[("src/lib.rs", &format!("pub fn f() -> u8 {{ {body} }}\n"))]);
+    assert!(scan_sources(dir.path(), &fixture_policy()).is_ok());
 }

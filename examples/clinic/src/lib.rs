@@ -60,6 +60,9 @@ pub struct PatientSeed<'a> {
 }
 
 /// Inserts a patient and one visit.
+#[guardrail_core::phi_exempt(
+    reason = "seeds the demo's synthetic patients; no real PHI, no user request"
+)]
 pub fn seed_patient(db: &rusqlite::Connection, p: &PatientSeed<'_>) -> rusqlite::Result<()> {
     db.execute(
         "INSERT INTO patients (id, mrn, name, ssn, birth_date, diagnosis, note)

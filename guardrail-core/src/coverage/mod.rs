@@ -38,6 +38,10 @@
 mod scan;
 #[cfg(feature = "scan")]
 pub use scan::{Exemption, ScanError, ScanReport, SourceFinding, Why, scan_sources};
+#[cfg(feature = "scan")]
+mod complete;
+#[cfg(feature = "scan")]
+pub use complete::{CompleteReport, assert_complete_with_sources, check_with_sources};
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -151,7 +151,7 @@ pub struct AlertThresholds {
 
 /// The database schema from the policy's `[schema]` section: which tables and columns hold
 /// PHI, and of which category. Read by the source scan
-/// ([`crate::coverage::scan_sources`]) to recognise SQL literals touching PHI.
+/// (`coverage::scan_sources`, feature `scan`) to recognise SQL literals touching PHI.
 ///
 /// ```toml
 /// [schema.patients]          # a table holding PHI

@@ -61,6 +61,12 @@ pub enum ScanError {
         /// The parser's message.
         message: String,
     },
+    /// The scan itself failed (a bug: please report it with the crate).
+    #[error("the source scan of `{}` failed unexpectedly", dir.display())]
+    Internal {
+        /// The crate directory given.
+        dir: PathBuf,
+    },
     /// `mod x;` names no file.
     #[error("{file}:{line}: module `{module}` has no file (tried {})", tried.join(", "))]
     ModuleNotFound {
@@ -245,6 +251,30 @@ impl fmt::Display for ScanReport {
 /// (see the module documentation for the exact rules). SQL literals are checked against
 /// `policy.schema()`.
 pub fn scan_sources(crate_dir: &Path, policy: &Policy) -> Result<ScanReport, ScanError> {
+    // Parsing and visiting recurse with the nesting of the source: a thread with a large
+    // stack keeps pathological nesting from overflowing the caller's (test threads have
+    // 2 MiB).
+    let run = || scan(crate_dir, policy);
+    std::thread::scope(|scope| {
+        match std::thread::Builder::new()
+            .name("guardrail-scan".into())
+            .stack_size(SCAN_STACK)
+            .spawn_scoped(scope, run)
+        {
+            Ok(handle) => handle.join().unwrap_or_else(|_| {
+                Err(ScanError::Internal {
+                    dir: crate_dir.to_owned(),
+                })
+            }),
+            Err(_) => scan(crate_dir, policy),
+        }
+    })
+}
+
+/// Stack of the scanning thread.
+const SCAN_STACK: usize = 256 << 20;
+
+fn scan(crate_dir: &Path, policy: &Policy) -> Result<ScanReport, ScanError> {
     let krate = load::load(crate_dir)?;
     let outcome = analyse::analyse(&krate, policy.schema());
     let mut findings = outcome.findings;

@@ -349,4 +349,14 @@ mod tests {
         assert!(analyse("select \"", &s).is_none());
         assert!(analyse("sélect é from patients", &s).is_none());
     }
+
+    proptest::proptest! {
+        #[test]
+        fn never_panics(text in "(?s).{0,200}", sqlish in "(select|update|insert into|delete from) [a-z_.,*\"'` ()\\[\\]-]{0,80}") {
+            let s = schema();
+            let _ = analyse(&text, &s);
+            let _ = analyse(&sqlish, &s);
+            let _ = analyse(&format!("{sqlish} patients"), &s);
+        }
+    }
 }
