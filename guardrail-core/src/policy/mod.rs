@@ -49,8 +49,8 @@ use std::sync::{Arc, RwLock};
 
 use sha2::{Digest, Sha256};
 
-use crate::model::Category;
 use crate::mask::MaskingConfig;
+use crate::model::Category;
 use crate::model::{Endpoint, Principal, Purpose};
 use crate::registry::ActionDescriptor;
 
