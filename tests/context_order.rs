@@ -242,12 +242,15 @@ const ACTIONS: [&str; 4] = [
     "order.audit.read",
 ];
 
+/// The first order a subset was tried in, and what it decided.
+type FirstSeen = (Vec<Refinement>, Seen);
+
 /// Every subset of the refinements, in every order (326 orders), for every action: one
 /// decision per subset.
 #[test]
 fn every_order_of_every_subset_of_refinements_decides_the_same() {
     let h = Harness::new();
-    let mut by_subset: BTreeMap<(&str, Vec<Refinement>), (Vec<Refinement>, Seen)> = BTreeMap::new();
+    let mut by_subset: BTreeMap<(&str, Vec<Refinement>), FirstSeen> = BTreeMap::new();
     let mut orders = 0;
     for mask in 0u32..(1 << ALL.len()) {
         let subset: Vec<Refinement> = ALL
