@@ -32,8 +32,8 @@ pub trait Backend {
     fn replica(&self) -> Self::Store;
 }
 
-/// Generates one `#[test]` per suite case; `$backend` is an expression giving
-/// `Option<impl Backend>` (`None` skips, e.g. without a database).
+/// Generates one `#[test]` per suite case; `$backend` is called with the case's name and
+/// gives `Option<impl Backend>` (`None` skips, e.g. without a database outside CI).
 macro_rules! approval_suite {
     ($backend:expr) => {
         approval_suite!(@cases $backend;
@@ -55,7 +55,7 @@ macro_rules! approval_suite {
         $(
             #[test]
             fn $case() {
-                if let Some(backend) = $backend {
+                if let Some(backend) = ($backend)(stringify!($case)) {
                     approval_suite::$case(&backend);
                 }
             }
