@@ -18,8 +18,8 @@ use guardrail_core::approval::{ApprovalBinding, CallScope};
 use guardrail_core::audit::{AuditEvent, EventKind, Timestamp};
 use guardrail_core::{
     ActionDescriptor, ActionKind, ApprovalError, ApprovalId, ApprovalRequest, ApprovalState,
-    ApprovalStore, AuditKey, Context, DenyReason, GuardError, Guardrail, ManualClock, MemorySink,
-    Policy, Principal,
+    ApprovalStore, AuditKey, Context, DenyReason, Endpoint, GuardError, Guardrail, ManualClock,
+    MemorySink, Policy, Principal, Purpose,
 };
 
 /// Supplies stores for one run of the suite.
@@ -32,8 +32,8 @@ pub trait Backend {
     fn replica(&self) -> Self::Store;
 }
 
-/// Generates one `#[test]` per suite case; `$backend` is an expression giving
-/// `Option<impl Backend>` (`None` skips, e.g. without a database).
+/// Generates one `#[test]` per suite case; `$backend` is called with the case's name and
+/// gives `Option<impl Backend>` (`None` skips, e.g. without a database outside CI).
 macro_rules! approval_suite {
     ($backend:expr) => {
         approval_suite!(@cases $backend;
@@ -48,13 +48,14 @@ macro_rules! approval_suite {
             store_transitions_are_checked,
             duplicate_and_unknown_ids_are_errors,
             pending_count_follows_decisions,
+            grant_is_bound_to_purpose_endpoint_arguments_rule_and_policy,
         );
     };
     (@cases $backend:expr; $($case:ident),* $(,)?) => {
         $(
             #[test]
             fn $case() {
-                if let Some(backend) = $backend {
+                if let Some(backend) = ($backend)(stringify!($case)) {
                     approval_suite::$case(&backend);
                 }
             }
@@ -93,9 +94,18 @@ pub struct Replica {
 }
 
 pub fn replica<S: ApprovalStore + 'static>(store: S, clock: &ManualClock) -> Replica {
+    replica_with(store, clock, POLICY)
+}
+
+/// A replica deciding with the policy `text`.
+pub fn replica_with<S: ApprovalStore + 'static>(
+    store: S,
+    clock: &ManualClock,
+    text: &str,
+) -> Replica {
     let trail = MemorySink::new();
     let guardrail = Guardrail::builder()
-        .policy(Policy::from_toml_str(POLICY).expect("suite policy"))
+        .policy(Policy::from_toml_str(text).expect("suite policy"))
         .audit(trail.clone())
         .audit_key(AuditKey::from_bytes(b"approval-suite-key-0123456789").expect("key"))
         .approvals(store)
@@ -628,4 +638,227 @@ pub fn pending_count_follows_decisions<B: Backend>(b: &B) {
         .settle(&ApprovalId::new("apr-p1"), "olga", false, Timestamp(6))
         .unwrap();
     assert_eq!(store.pending().unwrap(), 1);
+}
+
+// -------------------------------------------------------------------------------------------
+// A grant is bound to the whole call, not only to who, whom and how many.
+
+/// Research exports need approval every time; one rule admits two purposes and two endpoints,
+/// so a call can differ from the approved one in exactly one of them and still be allowed.
+pub const SCOPED_POLICY: &str = r#"
+version = "approvals-scoped-1"
+
+[approval]
+approver_roles = ["privacy_officer"]
+ttl_secs = 600
+
+[[rule]]
+id = "research-export"
+effect = "allow"
+actions = ["reports::export_research"]
+roles = ["analyst"]
+endpoints = ["system", "admin"]
+purposes = ["research", "public_health"]
+reveal = ["diagnosis"]
+approval = "always"
+"#;
+
+/// The same call decided by a rule with another id.
+const SCOPED_RENAMED_RULE: &str = r#"
+version = "approvals-scoped-1"
+
+[approval]
+approver_roles = ["privacy_officer"]
+ttl_secs = 600
+
+[[rule]]
+id = "research-export-v2"
+effect = "allow"
+actions = ["reports::export_research"]
+roles = ["analyst"]
+endpoints = ["system", "admin"]
+purposes = ["research", "public_health"]
+reveal = ["diagnosis"]
+approval = "always"
+"#;
+
+/// The same rule revealing more.
+const SCOPED_WIDER_REVEAL: &str = r#"
+version = "approvals-scoped-1"
+
+[approval]
+approver_roles = ["privacy_officer"]
+ttl_secs = 600
+
+[[rule]]
+id = "research-export"
+effect = "allow"
+actions = ["reports::export_research"]
+roles = ["analyst"]
+endpoints = ["system", "admin"]
+purposes = ["research", "public_health"]
+reveal = ["diagnosis", "birth_date"]
+approval = "always"
+"#;
+
+pub static EXPORT_RESEARCH: ActionDescriptor =
+    ActionDescriptor::new("reports::export_research", ActionKind::Export)
+        .resource("cohort")
+        .roles(&["analyst"])
+        .located(module_path!(), file!(), line!())
+        .function("export_research");
+
+/// A research export of `cohort` (a recorded argument, `record = [cohort]`) about `subject`.
+pub fn export_research(
+    ctx: &Context,
+    subject: &str,
+    cohort: &str,
+    ran: &AtomicUsize,
+) -> Result<u64, GuardError> {
+    let subject: &dyn Display = &subject;
+    let cohort: &dyn Display = &cohort;
+    let call = begin(
+        &EXPORT_RESEARCH,
+        ctx,
+        Some(subject),
+        CountArg::Value(40),
+        &[("cohort", cohort)],
+    )?;
+    ran.fetch_add(1, Ordering::SeqCst);
+    call.finish::<u64, GuardError>(Ok(40))
+}
+
+pub fn grant_is_bound_to_purpose_endpoint_arguments_rule_and_policy<B: Backend>(b: &B) {
+    const SUBJECT: &str = "p-4471";
+    const COHORT: &str = "cohort-diabetes-2026";
+    let clock = clock();
+    let r = replica_with(b.store(), &clock, SCOPED_POLICY);
+    let policy_hash = r.guardrail.policy().sha256().to_owned();
+    let ana = analyst("ana");
+    let ctx = |endpoint: Endpoint, purpose: Purpose| {
+        r.guardrail
+            .context(ana.clone())
+            .endpoint(endpoint)
+            .purpose(purpose)
+    };
+    let ran = AtomicUsize::new(0);
+
+    // The request, for a research export of one cohort from the system endpoint.
+    let req = match export_research(
+        &ctx(Endpoint::System, Purpose::Research),
+        SUBJECT,
+        COHORT,
+        &ran,
+    ) {
+        Err(GuardError::ApprovalRequired { request }) => *request,
+        other => panic!("expected ApprovalRequired, got {other:?}"),
+    };
+    let scope = req.binding.scope.clone();
+    assert_eq!(scope.purpose.as_deref(), Some("research"));
+    assert_eq!(scope.endpoint.as_deref(), Some("system"));
+    assert_eq!(scope.rule.as_deref(), Some("research-export"));
+    assert_eq!(&*scope.reveal, "diagnosis");
+    assert_eq!(&*scope.policy_hash, policy_hash);
+    let arguments = scope
+        .arguments
+        .clone()
+        .expect("the recorded argument is bound");
+    assert!(!arguments.contains(COHORT), "{arguments}");
+    r.guardrail.approve(&officer("olga"), &req.id).unwrap();
+
+    let with_grant = |c: Context| c.approval(req.id.clone());
+    let attempt = |c: Context, cohort: &str| export_research(&with_grant(c), SUBJECT, cohort, &ran);
+    let refused = |what: &str, result: Result<u64, GuardError>| {
+        let why = approval_invalid(result);
+        assert!(
+            why.contains(&format!("different {what}")),
+            "a call differing in its {what}: {why}"
+        );
+        // Not consumed: the grant is still there to be used.
+        let stored = r.guardrail.approval_store().get(&req.id).unwrap().unwrap();
+        assert!(
+            matches!(stored.state, ApprovalState::Granted { .. }),
+            "after a call differing in its {what}: {:?}",
+            stored.state
+        );
+    };
+
+    // Exactly one field differs in each attempt.
+    refused(
+        "purpose",
+        attempt(ctx(Endpoint::System, Purpose::PublicHealth), COHORT),
+    );
+    refused(
+        "endpoint",
+        attempt(ctx(Endpoint::Admin, Purpose::Research), COHORT),
+    );
+    refused(
+        "recorded arguments",
+        attempt(ctx(Endpoint::System, Purpose::Research), "cohort-everyone"),
+    );
+    // After a reload, the same call is decided by another rule, or the same rule reveals
+    // more, or only the policy text changed.
+    let policy_only = SCOPED_POLICY.replace("approvals-scoped-1", "approvals-scoped-2");
+    for (text, what) in [
+        (SCOPED_RENAMED_RULE, "rule"),
+        (SCOPED_WIDER_REVEAL, "reveal"),
+        (policy_only.as_str(), "policy"),
+    ] {
+        r.guardrail
+            .reload(Policy::from_toml_str(text).unwrap())
+            .unwrap();
+        refused(
+            what,
+            attempt(ctx(Endpoint::System, Purpose::Research), COHORT),
+        );
+    }
+    assert_eq!(
+        ran.load(Ordering::SeqCst),
+        0,
+        "a body ran on a mismatched grant"
+    );
+
+    // Back under the approved policy, the approved call runs, once.
+    r.guardrail
+        .reload(Policy::from_toml_str(SCOPED_POLICY).unwrap())
+        .unwrap();
+    assert_eq!(
+        attempt(ctx(Endpoint::System, Purpose::Research), COHORT).unwrap(),
+        40
+    );
+    assert_eq!(ran.load(Ordering::SeqCst), 1);
+    let why = approval_invalid(attempt(ctx(Endpoint::System, Purpose::Research), COHORT));
+    assert!(why.contains("already used"), "{why}");
+    assert_eq!(ran.load(Ordering::SeqCst), 1);
+
+    // The approver sees what the grant is bound to, in the approval events of the trail.
+    let events = events_of(&r.trail, &req.id);
+    let approval_steps: Vec<_> = events
+        .iter()
+        .filter(|e| {
+            matches!(
+                e.record.kind,
+                EventKind::ApprovalGranted | EventKind::ApprovalConsumed
+            )
+        })
+        .collect();
+    assert_eq!(approval_steps.len(), 2, "{events:#?}");
+    for e in approval_steps {
+        let detail = |k: &str| e.record.detail.get(k).map(String::as_str);
+        assert_eq!(detail("bound.purpose"), Some("research"), "{e:?}");
+        assert_eq!(detail("bound.endpoint"), Some("system"), "{e:?}");
+        assert_eq!(detail("bound.rule"), Some("research-export"), "{e:?}");
+        assert_eq!(detail("bound.reveal"), Some("diagnosis"), "{e:?}");
+        assert_eq!(detail("bound.arguments"), Some(&*arguments), "{e:?}");
+        assert_eq!(
+            detail("bound.policy_sha256"),
+            Some(policy_hash.as_str()),
+            "{e:?}"
+        );
+    }
+    // Labels and tokens only: neither the patient nor the cohort appears raw.
+    let lines = r.trail.to_lines();
+    for raw in [SUBJECT, COHORT] {
+        assert!(!lines.contains(raw), "`{raw}` in the trail");
+    }
 }

@@ -30,4 +30,4 @@ impl Backend for Memory {
     }
 }
 
-approval_suite!(Some(Memory::default()));
+approval_suite!(|_case: &str| Some(Memory::default()));

@@ -1,7 +1,8 @@
 //! The approval suite of `approvals.rs`, against a real PostgreSQL server: every replica is
 //! its own [`PgApprovalStore`] (worker thread, connection pool) on a shared table.
 //!
-//! Needs `GUARDRAIL_TEST_DATABASE_URL` (skips with a notice outside CI without it).
+//! Needs `GUARDRAIL_TEST_DATABASE_URL`: without it every test here fails under CI (`CI` set)
+//! and otherwise skips with a notice on the terminal (`guardrail_tests::pg`).
 
 #[macro_use]
 mod approval_suite;
@@ -22,9 +23,10 @@ struct Pg {
 }
 
 impl Pg {
-    fn new() -> Option<Pg> {
+    /// The backend for `test`; `None` (with a notice) without a database outside CI.
+    fn new(test: &str) -> Option<Pg> {
         Some(Pg {
-            url: guardrail_tests::postgres_url()?,
+            url: guardrail_tests::pg::database_url(test)?,
             table: Mutex::new(None),
             tables: Mutex::new(Vec::new()),
         })
@@ -88,7 +90,7 @@ impl Drop for Pg {
     }
 }
 
-approval_suite!(Pg::new());
+approval_suite!(Pg::new);
 
 #[test]
 fn invalid_table_names_are_refused_before_connecting() {
@@ -118,7 +120,7 @@ fn an_unreachable_database_is_an_error_not_a_hang() {
 
 #[test]
 fn a_missing_table_fails_closed() {
-    let Some(url) = guardrail_tests::postgres_url() else {
+    let Some(url) = guardrail_tests::pg::database_url("a_missing_table_fails_closed") else {
         return;
     };
     let store = PgApprovalStore::connect(
@@ -134,7 +136,7 @@ fn a_missing_table_fails_closed() {
 async fn the_store_is_usable_from_inside_a_current_thread_runtime() {
     // A guarded call on a current-thread runtime calls the synchronous store; a store that
     // did `block_on` on the caller's runtime would panic or deadlock here.
-    let Some(backend) = Pg::new() else {
+    let Some(backend) = Pg::new("the_store_is_usable_from_inside_a_current_thread_runtime") else {
         return;
     };
     let clock = guardrail_core::ManualClock::at_unix_secs(1_800_000_000);

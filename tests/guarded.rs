@@ -158,6 +158,10 @@ impl Ward {
 
 // ---- fixture ----
 
+fn key() -> AuditKey {
+    AuditKey::from_bytes(b"guarded-test-key-0123456789").expect("key")
+}
+
 struct Fixture {
     guardrail: Guardrail,
     sink: MemorySink,
@@ -169,7 +173,7 @@ fn fixture() -> Fixture {
     let guardrail = Guardrail::builder()
         .policy(policy)
         .audit(sink.clone())
-        .audit_key(AuditKey::from_bytes(b"guarded-test-key-0123456789").expect("key"))
+        .audit_key(key())
         .build()
         .expect("guardrail builds");
     Fixture { guardrail, sink }
@@ -250,10 +254,10 @@ fn role_the_code_does_not_allow_is_denied_even_if_nothing_else_is_wrong() {
         .context(Principal::new("bo-1").role("billing").jurisdiction("US-CA"))
         .endpoint(Endpoint::Provider)
         .purpose(Purpose::Treatment);
-    let err = read_chart(&billing, &runs, "p-100").unwrap_err();
-    assert!(err.guard().deny_reason().is_some());
+    let reason = deny_reason(read_chart(&billing, &runs, "p-100").unwrap_err());
+    assert_eq!(reason, DenyReason::RoleNotAllowed);
     assert_eq!(runs.load(Ordering::SeqCst), 0);
-    assert_eq!(f.events()[0].record.decision.as_deref(), Some("deny"));
+    f.assert_one_denial("guarded.chart.read", &reason.to_string());
 }
 
 #[test]
@@ -442,8 +446,10 @@ fn allowed_call_runs_once_and_records_decision_then_outcome() {
     );
     assert_eq!(outcome.record.request_id, decision.record.request_id);
     assert_eq!(outcome.record.decision_seq, Some(decision.seq));
-    // The subject is a keyed token, never the raw id.
-    assert!(decision.record.subject.is_some());
+    // The subject is the keyed token of the id under the guardrail's key, never the raw id.
+    let expected = key().token(AuditKey::SUBJECT_DOMAIN, "p-100");
+    assert_eq!(decision.record.subject.as_deref(), Some(expected.as_str()));
+    assert_eq!(outcome.record.subject, decision.record.subject);
     assert!(!f.sink.to_lines().contains("p-100"));
 }
 

@@ -109,6 +109,84 @@ fn each_category_attribute_masks_as_that_category() {
     }
 }
 
+// ---- scalars and maps marked as PHI --------------------------------------------------------
+
+#[derive(Phi, Debug, Clone, PartialEq)]
+struct Vitals {
+    #[phi(lab_result)]
+    a1c: f64,
+    #[phi(lab_result)]
+    glucose: f32,
+    #[phi(diagnosis)]
+    diabetic: bool,
+    #[phi(age)]
+    age: u32,
+    #[phi(medication)]
+    doses: std::collections::HashMap<String, String>,
+    #[phi(lab_result)]
+    panel: std::collections::BTreeMap<String, f64>,
+    #[phi(diagnosis)]
+    flags: std::collections::HashMap<u32, bool>,
+    #[phi(lab_result)]
+    readings: Vec<f32>,
+    not_phi: f64,
+}
+
+fn vitals() -> Vitals {
+    Vitals {
+        a1c: 7.9,
+        glucose: 182.5,
+        diabetic: true,
+        age: 93,
+        doses: [("metformin".to_owned(), "500mg twice daily".to_owned())].into(),
+        panel: [("ldl".to_owned(), 161.0)].into(),
+        flags: [(250, true)].into(),
+        readings: vec![140.0, 201.5],
+        not_phi: 1.5,
+    }
+}
+
+/// `f32`, `f64` and `bool` fields marked `#[phi(..)]` are reset unless revealed, and so are
+/// the values of a marked `HashMap`/`BTreeMap` (keys stay: they are not PHI of the field).
+#[test]
+fn scalar_and_map_phi_fields_are_masked_unless_revealed() {
+    let config = MaskingConfig::default();
+    let key = key(3);
+    let mut masked = vitals();
+    masked.redact(&Masker::new(CategorySet::EMPTY, &config, &key));
+    assert_eq!(masked.a1c, 0.0);
+    assert_eq!(masked.glucose, 0.0);
+    assert!(!masked.diabetic);
+    assert_eq!(masked.age, 90, "an age over 89 is capped under generalize");
+    assert_eq!(masked.doses.len(), 1);
+    assert_eq!(masked.doses["metformin"], "[REDACTED]");
+    assert_eq!(masked.panel["ldl"], 0.0);
+    assert!(!masked.flags[&250]);
+    assert_eq!(masked.readings, [0.0, 0.0]);
+    assert_eq!(masked.not_phi, 1.5, "an unmarked field is kept");
+
+    let mut revealed = vitals();
+    revealed.redact(&Masker::new(CategorySet::ALL, &config, &key));
+    assert_eq!(
+        revealed,
+        vitals(),
+        "revealing every category keeps every value"
+    );
+
+    // Revealing one category keeps exactly its fields.
+    let mut labs = vitals();
+    let reveal = CategorySet::EMPTY.with(Category::LabResult);
+    labs.redact(&Masker::new(reveal, &config, &key));
+    assert_eq!(
+        (labs.a1c, labs.glucose, labs.panel["ldl"]),
+        (7.9, 182.5, 161.0)
+    );
+    assert_eq!(labs.readings, [140.0, 201.5]);
+    assert!(!labs.diabetic);
+    assert!(!labs.flags[&250]);
+    assert_eq!(labs.doses["metformin"], "[REDACTED]");
+}
+
 // ---- random records, random reveal lists ---------------------------------------------------
 
 #[derive(Phi, Debug, Clone, Serialize)]

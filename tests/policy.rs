@@ -704,6 +704,135 @@ fn every_condition_and_every_deny_reason() {
     }
 }
 
+/// Each condition a deny rule lists narrows it: a call that fails the condition is not denied
+/// by it (and the allow-everything rule decides), a call that meets it is, and a call lacking
+/// the value is denied too (fail safe).
+#[test]
+fn each_deny_condition_narrows_its_rule() {
+    let policy_with = |condition: &str| {
+        Policy::from_toml_str(&format!(
+            r#"
+version = "narrow"
+[[rule]]
+id = "narrow-deny"
+effect = "deny"
+actions = ["*"]
+{condition}
+[[rule]]
+id = "open"
+effect = "allow"
+actions = ["*"]
+"#
+        ))
+        .unwrap()
+    };
+    let decide = |policy: &Policy, principal: &Principal, tweak: &dyn Fn(&mut Request<'_>)| {
+        let cache = ContextCache::default();
+        let mut request = bare(&READ, principal, &cache);
+        tweak(&mut request);
+        let d = policy.decide(&request);
+        (d.effect, d.rule.as_deref().map(str::to_owned))
+    };
+    let allowed = (Effect::Allow, Some("open".to_owned()));
+    let denied = (Effect::Deny, Some("narrow-deny".to_owned()));
+    let none = |_: &mut Request<'_>| {};
+
+    // roles
+    let p = policy_with(r#"roles = ["patient"]"#);
+    let provider = Principal::new("dr").role("provider");
+    let patient = Principal::new("u").role("patient");
+    assert_eq!(decide(&p, &provider, &none), allowed, "roles: not held");
+    assert_eq!(decide(&p, &patient, &none), denied, "roles: held");
+
+    // jurisdictions
+    let p = policy_with(r#"jurisdictions = ["US-*"]"#);
+    let ca = Principal::new("dr").role("provider").jurisdiction("US-CA");
+    let on = Principal::new("dr").role("provider").jurisdiction("CA-ON");
+    assert_eq!(decide(&p, &on, &none), allowed, "jurisdictions: unmatched");
+    assert_eq!(decide(&p, &ca, &none), denied, "jurisdictions: matched");
+    assert_eq!(decide(&p, &provider, &none), denied, "jurisdictions: none");
+
+    // purposes
+    let p = policy_with(r#"purposes = ["research"]"#);
+    let treat = |r: &mut Request<'_>| r.purpose = Some(Purpose::Treatment);
+    let research = |r: &mut Request<'_>| r.purpose = Some(Purpose::Research);
+    assert_eq!(decide(&p, &provider, &treat), allowed, "purposes: unlisted");
+    assert_eq!(decide(&p, &provider, &research), denied, "purposes: listed");
+    assert_eq!(decide(&p, &provider, &none), denied, "purposes: none");
+
+    // max_count: the rule singles out calls over N records
+    let p = policy_with("max_count = 10");
+    let ten = |r: &mut Request<'_>| r.count = Some(10);
+    let eleven = |r: &mut Request<'_>| r.count = Some(11);
+    assert_eq!(
+        decide(&p, &provider, &ten),
+        allowed,
+        "max_count: at the limit"
+    );
+    assert_eq!(
+        decide(&p, &provider, &none),
+        allowed,
+        "max_count: no count is 1"
+    );
+    assert_eq!(decide(&p, &provider, &eleven), denied, "max_count: over");
+
+    // endpoints
+    let p = policy_with(r#"endpoints = ["patient"]"#);
+    let at = |e: Endpoint| move |r: &mut Request<'_>| r.endpoint = Some(e);
+    assert_eq!(decide(&p, &provider, &at(Endpoint::Provider)), allowed);
+    assert_eq!(decide(&p, &provider, &at(Endpoint::Patient)), denied);
+    assert_eq!(decide(&p, &provider, &none), denied, "endpoints: none");
+}
+
+/// A deny rule's `resources` hold for an action that declares no resource (fail safe), while
+/// an allow rule's do not match it.
+#[test]
+fn deny_resources_hold_for_an_action_without_resource() {
+    let policy = Policy::from_toml_str(
+        r#"
+version = "resources"
+[[rule]]
+id = "no-charts"
+effect = "deny"
+actions = ["*"]
+resources = ["chart"]
+[[rule]]
+id = "open"
+effect = "allow"
+actions = ["*"]
+"#,
+    )
+    .unwrap();
+    let auditor = Principal::new("a").role("auditor");
+    let billing = Principal::new("b").role("billing");
+    let cache = ContextCache::default();
+    let d = policy.decide(&bare(&AUDIT_LOG, &auditor, &cache));
+    assert_eq!(d.effect, Effect::Deny, "{d:?}");
+    assert_eq!(
+        d.reason,
+        Some(DenyReason::DeniedByRule {
+            rule: "no-charts".into()
+        })
+    );
+    // Another resource is not covered by the deny rule.
+    let d = policy.decide(&bare(&INVOICE, &billing, &ContextCache::default()));
+    assert_eq!(d.rule.as_deref(), Some("open"), "{d:?}");
+
+    let allow_only = Policy::from_toml_str(
+        r#"
+version = "resources"
+[[rule]]
+id = "charts"
+effect = "allow"
+actions = ["*"]
+resources = ["chart"]
+"#,
+    )
+    .unwrap();
+    let d = allow_only.decide(&bare(&AUDIT_LOG, &auditor, &ContextCache::default()));
+    assert_eq!(d.reason, Some(DenyReason::NoMatchingRule), "{d:?}");
+}
+
 #[test]
 fn the_furthest_rule_names_the_reason() {
     // Two allow rules: one fails on the role, the other on the count: the count is reported,
@@ -1111,64 +1240,344 @@ const ROLES: [&str; 6] = [
     "billing",
 ];
 
-fn list(names: &[&str], picks: &[usize]) -> String {
-    let items: Vec<String> = picks
-        .iter()
-        .map(|i| format!("{:?}", names[i % names.len()]))
+/// One generated rule, kept structured so that the reference evaluator below can decide
+/// with it directly; [`RuleSpec::toml`] renders it for the engine.
+#[derive(Debug, Clone)]
+struct RuleSpec {
+    id: String,
+    deny: bool,
+    actions: Vec<&'static str>,
+    kinds: Option<Vec<ActionKind>>,
+    resources: Option<Vec<&'static str>>,
+    roles: Option<Vec<&'static str>>,
+    endpoints: Option<Vec<Endpoint>>,
+    jurisdictions: Option<Vec<&'static str>>,
+    purposes: Option<Vec<Purpose>>,
+    self_only: bool,
+    max_count: Option<u64>,
+}
+
+const PATTERNS: [&str; 6] = [
+    "*",
+    "clinic::*",
+    "clinic::chart::read",
+    "*::read",
+    "billing::*",
+    "*export",
+];
+const RESOURCES: [&str; 5] = ["chart", "notes", "cohort", "invoice", "elsewhere"];
+const JURISDICTION_PATTERNS: [&str; 5] = ["US-*", "US-CA", "*", "CA-*", "*-OR"];
+const JURISDICTIONS: [&str; 5] = ["US-CA", "US-OR", "CA-ON", "MX-BC", "US-WA"];
+const BREAK_GLASS: &str =
+    "[break_glass]\nroles = [\"provider\"]\nkinds = [\"read\"]\nmax_count = 5\n";
+
+fn quoted<T: AsRef<str>>(items: impl IntoIterator<Item = T>) -> String {
+    let items: Vec<String> = items
+        .into_iter()
+        .map(|i| format!("{:?}", i.as_ref()))
         .collect();
     format!("[{}]", items.join(", "))
 }
 
-prop_compose! {
-    fn deny_rule(id: usize)(
-        actions in prop::collection::vec(0usize..6, 1..3),
-        kinds in prop::option::of(prop::collection::vec(0usize..6, 1..3)),
-        roles in prop::option::of(prop::collection::vec(0usize..6, 1..3)),
-        endpoints in prop::option::of(prop::collection::vec(0usize..4, 1..3)),
-        purposes in prop::option::of(prop::collection::vec(0usize..7, 1..3)),
-        max_count in prop::option::of(0u64..20),
-    ) -> String {
-        let patterns = ["*", "clinic::*", "clinic::chart::read", "*::read", "billing::*", "*export"];
-        let kind_names: Vec<&str> = ActionKind::ALL.iter().map(|k| k.as_str()).collect();
-        let endpoint_names: Vec<&str> = Endpoint::ALL.iter().map(|k| k.as_str()).collect();
-        let purpose_names: Vec<&str> = Purpose::ALL.iter().map(|k| k.as_str()).collect();
-        let mut s = format!("[[rule]]\nid = \"d{id}\"\neffect = \"deny\"\nactions = {}\n", list(&patterns, &actions));
-        if let Some(k) = kinds { s.push_str(&format!("kinds = {}\n", list(&kind_names, &k))); }
-        if let Some(r) = roles { s.push_str(&format!("roles = {}\n", list(&ROLES, &r))); }
-        if let Some(e) = endpoints { s.push_str(&format!("endpoints = {}\n", list(&endpoint_names, &e))); }
-        if let Some(p) = purposes { s.push_str(&format!("purposes = {}\n", list(&purpose_names, &p))); }
-        if let Some(m) = max_count { s.push_str(&format!("max_count = {m}\n")); }
+impl RuleSpec {
+    fn toml(&self) -> String {
+        let mut s = format!(
+            "[[rule]]\nid = \"{}\"\neffect = \"{}\"\nactions = {}\n",
+            self.id,
+            if self.deny { "deny" } else { "allow" },
+            quoted(&self.actions)
+        );
+        if let Some(k) = &self.kinds {
+            s += &format!("kinds = {}\n", quoted(k.iter().map(|k| k.as_str())));
+        }
+        if let Some(r) = &self.resources {
+            s += &format!("resources = {}\n", quoted(r));
+        }
+        if let Some(r) = &self.roles {
+            s += &format!("roles = {}\n", quoted(r));
+        }
+        if let Some(e) = &self.endpoints {
+            s += &format!("endpoints = {}\n", quoted(e.iter().map(|e| e.as_str())));
+        }
+        if let Some(j) = &self.jurisdictions {
+            s += &format!("jurisdictions = {}\n", quoted(j));
+        }
+        if let Some(p) = &self.purposes {
+            s += &format!("purposes = {}\n", quoted(p.iter().map(|p| p.as_str())));
+        }
+        if self.self_only {
+            s += "self_only = true\n";
+        }
+        if let Some(m) = self.max_count {
+            s += &format!("max_count = {m}\n");
+        }
         s
     }
 }
 
-fn deny_only_policy() -> impl Strategy<Value = String> {
-    (0usize..5).prop_flat_map(|n| {
-        let rules: Vec<_> = (0..n).map(deny_rule).collect();
-        rules.prop_map(|rules| format!("version = \"deny-only\"\n{}", rules.concat()))
+fn pick<T: Copy>(all: &[T], picks: &[usize]) -> Vec<T> {
+    picks.iter().map(|i| all[i % all.len()]).collect()
+}
+
+prop_compose! {
+    fn rule_spec(id: usize)(
+        deny in any::<bool>(),
+        actions in prop::collection::vec(0usize..6, 1..3),
+        kinds in prop::option::of(prop::collection::vec(0usize..6, 1..3)),
+        resources in prop::option::of(prop::collection::vec(0usize..5, 1..3)),
+        roles in prop::option::of(prop::collection::vec(0usize..6, 1..3)),
+        endpoints in prop::option::of(prop::collection::vec(0usize..4, 1..3)),
+        jurisdictions in prop::option::of(prop::collection::vec(0usize..5, 1..3)),
+        purposes in prop::option::of(prop::collection::vec(0usize..7, 1..3)),
+        self_only in any::<bool>(),
+        max_count in prop::option::of(0u64..20),
+    ) -> RuleSpec {
+        RuleSpec {
+            id: format!("r{id}"),
+            deny,
+            actions: pick(&PATTERNS, &actions),
+            kinds: kinds.map(|k| pick(ActionKind::ALL, &k)),
+            resources: resources.map(|r| pick(&RESOURCES, &r)),
+            roles: roles.map(|r| pick(&ROLES, &r)),
+            endpoints: endpoints.map(|e| pick(Endpoint::ALL, &e)),
+            jurisdictions: jurisdictions.map(|j| pick(&JURISDICTION_PATTERNS, &j)),
+            purposes: purposes.map(|p| pick(Purpose::ALL, &p)),
+            // `self_only` is refused on deny rules.
+            self_only: self_only && !deny,
+            max_count,
+        }
+    }
+}
+
+fn mixed_policy() -> impl Strategy<Value = (Vec<RuleSpec>, bool)> {
+    (0usize..6, any::<bool>()).prop_flat_map(|(n, break_glass)| {
+        let rules: Vec<_> = (0..n).map(rule_spec).collect();
+        (rules, Just(break_glass))
     })
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig::with_cases(256))]
+/// `*` matches any run of characters; everything else matches itself.
+fn glob(pattern: &str, text: &str) -> bool {
+    match pattern.split_once('*') {
+        None => pattern == text,
+        Some((head, tail)) => {
+            let Some(rest) = text.strip_prefix(head) else {
+                return false;
+            };
+            (0..=rest.len())
+                .filter(|i| rest.is_char_boundary(*i))
+                .any(|i| glob(tail, &rest[i..]))
+        }
+    }
+}
 
+/// The call a generated request stands for, in plain values.
+struct Call<'a> {
+    action: &'static ActionDescriptor,
+    roles: &'a [&'static str],
+    jurisdiction: Option<&'a str>,
+    patient: Option<&'a str>,
+    endpoint: Option<Endpoint>,
+    purpose: Option<Purpose>,
+    subject: Option<&'a str>,
+    count: Option<u64>,
+    break_glass: Option<&'a str>,
+}
+
+/// What the reference evaluator expects.
+#[derive(Debug, PartialEq)]
+enum Reference {
+    Allow { rule: String },
+    DeniedByRule { rule: String, break_glass: bool },
+    Default(DenyReason),
+    BreakGlass,
+    BreakGlassRefused,
+}
+
+/// docs/policy.md, "How a call is decided", written out as plainly as possible.
+fn reference(rules: &[RuleSpec], break_glass_section: bool, call: &Call<'_>) -> Reference {
+    let a = call.action;
+    let statically = |r: &RuleSpec| {
+        r.actions.iter().any(|p| glob(p, a.name))
+            && r.kinds.as_ref().is_none_or(|k| k.contains(&a.kind))
+            && r.resources.as_ref().is_none_or(|rs| match a.resource {
+                Some(res) => rs.contains(&res),
+                // A deny rule's resources hold for an action declaring none (fail safe).
+                None => r.deny,
+            })
+    };
+    let holds = |r: &&str| call.roles.contains(r);
+    for r in rules.iter().filter(|r| r.deny && statically(r)) {
+        let role = r.roles.as_ref().is_none_or(|rs| rs.iter().any(holds));
+        let endpoint = match (&r.endpoints, call.endpoint) {
+            (Some(es), Some(e)) => es.contains(&e),
+            _ => true,
+        };
+        let jurisdiction = match (&r.jurisdictions, call.jurisdiction) {
+            (Some(js), Some(j)) => js.iter().any(|p| glob(p, j)),
+            _ => true,
+        };
+        let purpose = match (&r.purposes, call.purpose) {
+            (Some(ps), Some(p)) => ps.contains(&p),
+            _ => true,
+        };
+        let count = r.max_count.is_none_or(|m| call.count.unwrap_or(1) > m);
+        if role && endpoint && jurisdiction && purpose && count {
+            return Reference::DeniedByRule {
+                rule: r.id.clone(),
+                break_glass: call.break_glass.is_some(),
+            };
+        }
+    }
+    // (stage, reason) of the allow rule that got furthest.
+    let mut furthest: Option<(u8, DenyReason)> = None;
+    for r in rules.iter().filter(|r| !r.deny && statically(r)) {
+        let failure = (|| {
+            let code_role = |role: &&str| a.roles.contains(role) && holds(role);
+            let role = match &r.roles {
+                None => a.roles.iter().any(code_role),
+                Some(rs) => rs.iter().any(code_role),
+            };
+            if !role {
+                return Some((1, DenyReason::RoleNotAllowed));
+            }
+            if let Some(es) = &r.endpoints {
+                match call.endpoint {
+                    None => return Some((2, DenyReason::MissingContext { field: "endpoint" })),
+                    Some(e) if !es.contains(&e) => {
+                        return Some((2, DenyReason::EndpointNotAllowed));
+                    }
+                    Some(_) => {}
+                }
+            }
+            if let Some(js) = &r.jurisdictions {
+                if !call
+                    .jurisdiction
+                    .is_some_and(|j| js.iter().any(|p| glob(p, j)))
+                {
+                    return Some((3, DenyReason::JurisdictionNotAllowed));
+                }
+            }
+            if let Some(ps) = &r.purposes {
+                match call.purpose {
+                    None => return Some((4, DenyReason::MissingContext { field: "purpose" })),
+                    Some(p) if !ps.contains(&p) => return Some((4, DenyReason::PurposeNotAllowed)),
+                    Some(_) => {}
+                }
+            }
+            if r.self_only {
+                match call.subject {
+                    None => return Some((5, DenyReason::MissingContext { field: "subject" })),
+                    Some(s) if call.patient != Some(s) => {
+                        return Some((5, DenyReason::NotOwnSubject));
+                    }
+                    Some(_) => {}
+                }
+            }
+            if let Some(limit) = r.max_count {
+                let count = call.count.unwrap_or(1);
+                if count > limit {
+                    return Some((6, DenyReason::CountOverLimit { count, limit }));
+                }
+            }
+            None
+        })();
+        let Some(failure) = failure else {
+            return Reference::Allow { rule: r.id.clone() };
+        };
+        furthest = Some(match furthest {
+            None => failure,
+            Some((6, DenyReason::CountOverLimit { count, limit: a })) if failure.0 == 6 => {
+                let DenyReason::CountOverLimit { limit: b, .. } = failure.1 else {
+                    unreachable!()
+                };
+                (
+                    6,
+                    DenyReason::CountOverLimit {
+                        count,
+                        limit: a.max(b),
+                    },
+                )
+            }
+            Some(best) if failure.0 > best.0 => failure,
+            Some(best) => best,
+        });
+    }
+    let Some(why) = call.break_glass else {
+        return Reference::Default(furthest.map_or(DenyReason::NoMatchingRule, |f| f.1));
+    };
+    let permitted = break_glass_section
+        && !why.trim().is_empty()
+        && call.roles.contains(&"provider")
+        && a.roles.contains(&"provider")
+        && a.kind == ActionKind::Read
+        && call.count.unwrap_or(1) <= 5;
+    if permitted {
+        Reference::BreakGlass
+    } else {
+        Reference::BreakGlassRefused
+    }
+}
+
+fn observed(decision: &Decision) -> Reference {
+    match (&decision.effect, &decision.reason) {
+        (Effect::Allow, None) if decision.break_glass => Reference::BreakGlass,
+        (Effect::Allow, None) => Reference::Allow {
+            rule: decision.rule.as_deref().unwrap_or("<none>").to_owned(),
+        },
+        (Effect::Deny, Some(DenyReason::DeniedByRule { rule })) => Reference::DeniedByRule {
+            rule: rule.to_string(),
+            break_glass: false,
+        },
+        (Effect::Deny, Some(DenyReason::BreakGlassNotPermitted { why })) => match &decision.rule {
+            Some(rule) => {
+                assert!(why.contains(&format!("`{rule}`")), "{decision:?}");
+                Reference::DeniedByRule {
+                    rule: rule.to_string(),
+                    break_glass: true,
+                }
+            }
+            None => Reference::BreakGlassRefused,
+        },
+        (Effect::Deny, Some(reason)) if decision.rule.is_none() => {
+            Reference::Default(reason.clone())
+        }
+        _ => panic!("inconsistent decision {decision:?}"),
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2048))]
+
+    /// Mixed allow and deny policies, with every condition (jurisdictions too), decide exactly
+    /// as the plain reference evaluator above: the deciding rule, the effect, the reason.
     #[test]
-    fn no_allow_rule_never_allows(
-        text in deny_only_policy(),
+    fn decisions_match_a_reference_evaluator(
+        (rules, break_glass_section) in mixed_policy(),
         action in 0usize..9,
         roles in prop::collection::vec(0usize..6, 0..3),
         endpoint in prop::option::of(0usize..4),
         purpose in prop::option::of(0usize..7),
-        jurisdiction in prop::option::of("[A-Z]{2}-[A-Z]{2}"),
-        subject in prop::option::of("[a-z0-9-]{0,6}"),
-        patient in prop::option::of("[a-z0-9-]{0,6}"),
-        count in prop::option::of(any::<u64>()),
-        break_glass in prop::option::of(".{0,8}"),
+        jurisdiction in prop::option::of(0usize..5),
+        subject in prop::option::of(0usize..3),
+        patient in prop::option::of(0usize..3),
+        count in prop::option::of(prop_oneof![0u64..25, any::<u64>()]),
+        break_glass in prop::option::of(prop_oneof![Just(" "), Just("patient crashing")]),
     ) {
+        let patients = ["p-1", "p-2", "p-10"];
+        let text = format!(
+            "version = \"mixed\"\n{}{}",
+            if break_glass_section { BREAK_GLASS } else { "" },
+            rules.iter().map(RuleSpec::toml).collect::<String>()
+        );
         let policy = Policy::from_toml_str(&text).unwrap();
-        let mut principal = Principal::new("p").roles(roles.iter().map(|i| ROLES[*i]));
-        if let Some(j) = &jurisdiction { principal = principal.jurisdiction(j); }
-        if let Some(id) = &patient { principal = principal.patient(id); }
+        let roles = pick(&ROLES, &roles);
+        let jurisdiction = jurisdiction.map(|i| JURISDICTIONS[i]);
+        let patient = patient.map(|i| patients[i]);
+        let subject = subject.map(|i| patients[i]);
+        let mut principal = Principal::new("p").roles(roles.iter().copied());
+        if let Some(j) = jurisdiction { principal = principal.jurisdiction(j); }
+        if let Some(id) = patient { principal = principal.patient(id); }
         let cache = ContextCache::default();
         let request = Request {
             action: ACTIONS[action],
@@ -1177,12 +1586,27 @@ proptest! {
             purpose: purpose.map(|i| Purpose::ALL[i]),
             subject: subject.as_ref().map(|s| s as &dyn std::fmt::Display),
             count,
-            break_glass: break_glass.as_deref(),
+            break_glass,
             cache: &cache,
         };
+        let call = Call {
+            action: ACTIONS[action],
+            roles: &roles,
+            jurisdiction,
+            patient,
+            endpoint: request.endpoint,
+            purpose: request.purpose,
+            subject,
+            count,
+            break_glass,
+        };
+        let expected = reference(&rules, break_glass_section, &call);
         let decision = policy.decide(&request);
-        prop_assert_eq!(decision.effect, Effect::Deny, "{:?}", decision);
-        prop_assert!(decision.reason.is_some());
+        prop_assert_eq!(observed(&decision), expected, "{}\n{:?}", text, decision);
+        if rules.iter().all(|r| r.deny) && !decision.break_glass {
+            // Without an allow rule nothing is allowed, except by break-glass.
+            prop_assert_eq!(decision.effect, Effect::Deny, "{:?}", decision);
+        }
         // Deciding again with the now warm caches gives the same answer.
         prop_assert_eq!(policy.decide(&request), decision);
     }

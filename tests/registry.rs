@@ -4,9 +4,10 @@
 //! `inventory` registrations can be dropped by the linker; comparing against the list of
 //! actions this file declares makes a dropped one fail the test by name.
 
+use guardrail_core::audit::{AuditEvent, EventKind, Outcome};
 use guardrail_core::prelude::*;
 use guardrail_core::registry;
-use guardrail_core::{ActionDescriptor, Category};
+use guardrail_core::{ActionDescriptor, Category, DenyReason};
 
 #[phi_action(kind = "read", role = "provider", resource = "patient_record")]
 fn read_chart(ctx: &Context, patient_id: &str) -> Result<String, GuardError> {
@@ -204,13 +205,109 @@ fn the_macro_accepts_exactly_the_core_category_names() {
     }
 }
 
-#[test]
-fn actions_stay_callable() {
-    // The registrations above belong to real functions; using them keeps this file honest.
-    let _ = read_chart;
-    let _ = update_vitals;
-    let _ = export_claims::<u32>;
-    let _ = disclose_everything;
-    let _ = admin::Console::purge;
-    let _ = admin::Console::enroll;
+const POLICY: &str = r#"
+version = "registry-calls"
+
+[[rule]]
+id = "everything-the-code-allows"
+effect = "allow"
+actions = ["registry*"]
+"#;
+
+/// The registrations above belong to real functions, guarded as declared: each runs for a
+/// role its code allows (with its result returned and its decision and outcome recorded under
+/// its registered name) and is refused, unrun, for a role it does not.
+#[tokio::test]
+async fn actions_stay_callable() {
+    let sink = MemorySink::new();
+    let guardrail = Guardrail::builder()
+        .policy(Policy::from_toml_str(POLICY).unwrap())
+        .audit(sink.clone())
+        .audit_key(AuditKey::from_bytes(b"registry-test-key-0123456789").unwrap())
+        .build()
+        .unwrap();
+    let as_role = |role: &str| guardrail.context(Principal::new(format!("u-{role}")).role(role));
+
+    assert_eq!(read_chart(&as_role("provider"), "p-7").unwrap(), "p-7");
+    assert_eq!(update_vitals(&as_role("nurse"), 72).await.unwrap(), 72);
+    assert_eq!(
+        export_claims(&as_role("billing"), 3, 9u32).unwrap(),
+        [9, 9, 9]
+    );
+    disclose_everything(&as_role("privacy_officer")).unwrap();
+    let mut console = admin::Console;
+    console.purge(&as_role("admin")).unwrap();
+    console.enroll(&as_role("admin")).unwrap();
+
+    let trail = |events: &[AuditEvent]| -> Vec<(String, String)> {
+        events
+            .iter()
+            .filter_map(|e| {
+                let r = &e.record;
+                let what = match r.kind {
+                    EventKind::Decision => format!(
+                        "{} by {}",
+                        r.decision.as_deref().unwrap_or("?"),
+                        r.rule.as_deref().unwrap_or("no rule")
+                    ),
+                    EventKind::Outcome => format!("outcome {:?}", r.outcome),
+                    _ => return None,
+                };
+                Some((r.action.as_deref().unwrap_or("?").to_owned(), what))
+            })
+            .collect()
+    };
+    let names = [
+        "registry::read_chart",
+        "registry.vitals.update",
+        "registry.claims.export",
+        "registry.all_categories",
+        "registry::admin::purge",
+        "registry.admin.enroll",
+    ];
+    let expected: Vec<(String, String)> = names
+        .iter()
+        .flat_map(|name| {
+            [
+                (
+                    name.to_string(),
+                    "allow by everything-the-code-allows".to_owned(),
+                ),
+                (name.to_string(), format!("outcome {:?}", Some(Outcome::Ok))),
+            ]
+        })
+        .collect();
+    let events = sink.events();
+    assert_eq!(trail(&events), expected);
+
+    // The code's roles bound the policy: the same calls by a role the code does not allow
+    // are denied, and recorded as denials.
+    let err = read_chart(&as_role("admin"), "p-7").unwrap_err();
+    assert_eq!(
+        err.deny_reason(),
+        Some(&DenyReason::RoleNotAllowed),
+        "{err:?}"
+    );
+    let err = console.purge(&as_role("provider")).unwrap_err();
+    assert_eq!(
+        err.deny_reason(),
+        Some(&DenyReason::RoleNotAllowed),
+        "{err:?}"
+    );
+    let err = update_vitals(&as_role("billing"), 72).await.unwrap_err();
+    assert_eq!(
+        err.deny_reason(),
+        Some(&DenyReason::RoleNotAllowed),
+        "{err:?}"
+    );
+    let all = sink.events();
+    let denials: Vec<(String, String)> = [
+        "registry::read_chart",
+        "registry::admin::purge",
+        "registry.vitals.update",
+    ]
+    .iter()
+    .map(|n| (n.to_string(), "deny by no rule".to_owned()))
+    .collect();
+    assert_eq!(trail(&all[events.len()..]), denials);
 }

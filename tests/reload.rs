@@ -355,6 +355,15 @@ impl AuditSink for CompactTrail {
     }
 }
 
+/// Raises the flag when dropped, on every way out of a scope, unwinding included.
+struct StopOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
 #[test]
 fn reload_under_load_serves_only_whole_policies_and_no_wrong_decision() {
     const THREADS: usize = 8;
@@ -382,12 +391,18 @@ fn reload_under_load_serves_only_whole_policies_and_no_wrong_decision() {
     let stop = AtomicBool::new(false);
     let wrong = AtomicU64::new(0);
     let decided = AtomicU64::new(0);
-    let mut refused = 0usize;
-    std::thread::scope(|s| {
+    // Nothing inside the scope asserts: a failure there would leave the workers spinning and
+    // the scope waiting for them. The swap loop returns its failure, the stop flag is raised
+    // however the loop ends (even by a panic, through the guard), the workers are joined, and
+    // everything is asserted once the scope is over.
+    let outcome: Result<usize, String> = std::thread::scope(|s| {
+        let _stop_anyway = StopOnDrop(&stop);
         let workers: Vec<_> = (0..THREADS)
             .map(|t| {
                 let (g, stop, wrong, decided) = (&guardrail, &stop, &wrong, &decided);
                 s.spawn(move || {
+                    // A panicking worker stops the others too.
+                    let _stop_anyway = StopOnDrop(stop);
                     let provider = g
                         .context(Principal::new(format!("dr-{t}")).role("provider"))
                         .purpose(Purpose::Treatment);
@@ -414,23 +429,41 @@ fn reload_under_load_serves_only_whole_policies_and_no_wrong_decision() {
                 })
             })
             .collect();
-        for swap in 0..SWAPS {
-            if swap % 20 == 10 {
-                let bad = &bad_paths[(swap / 20) % bad_paths.len()];
-                assert!(guardrail.reload_from_path(bad).is_err(), "{bad:?} loaded");
-                refused += 1;
+        let swaps = (|| {
+            let mut refused = 0usize;
+            for swap in 0..SWAPS {
+                if swap % 20 == 10 {
+                    let bad = &bad_paths[(swap / 20) % bad_paths.len()];
+                    if guardrail.reload_from_path(bad).is_ok() {
+                        return Err(format!("{bad:?} loaded"));
+                    }
+                    refused += 1;
+                }
+                let next = if swap % 2 == 0 { &v2_path } else { &v1_path };
+                let report = guardrail
+                    .reload_from_path(next)
+                    .map_err(|e| format!("swap {swap}: {next:?} refused: {e}"))?;
+                if !report.changed {
+                    return Err(format!("swap {swap}: {next:?} reported unchanged"));
+                }
+                // Give the workers a turn under each version (2 cores are shared).
+                std::thread::sleep(Duration::from_micros(200));
             }
-            let next = if swap % 2 == 0 { &v2_path } else { &v1_path };
-            let report = guardrail.reload_from_path(next).unwrap();
-            assert!(report.changed);
-            // Give the workers a turn under each version (2 cores are shared).
-            std::thread::sleep(Duration::from_micros(200));
-        }
+            Ok(refused)
+        })();
         stop.store(true, Ordering::Relaxed);
-        for w in workers {
-            w.join().expect("a decision thread panicked");
+        let panicked = workers
+            .into_iter()
+            .map(|w| w.join())
+            .filter(Result::is_err)
+            .count();
+        match (swaps, panicked) {
+            (Ok(refused), 0) => Ok(refused),
+            (Ok(_), n) => Err(format!("{n} decision threads panicked")),
+            (Err(e), n) => Err(format!("{e} ({n} decision threads panicked)")),
         }
     });
+    let refused = outcome.unwrap();
 
     assert_eq!(
         wrong.load(Ordering::Relaxed),

@@ -1,5 +1,7 @@
 //! Shared helpers of the integration tests.
 
+pub mod pg;
+
 /// The PostgreSQL URL for tests, from `GUARDRAIL_TEST_DATABASE_URL`.
 ///
 /// In CI (`CI` set) a missing URL is an error, so the PostgreSQL tests fail loudly; elsewhere
