@@ -1,5 +1,11 @@
 //! Shared helpers of the integration tests.
 
+/// The repository README's examples, compiled and run as doctests (with every feature the
+/// tests enable), so a newcomer's first copy-paste works.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
+
 pub mod pg;
 
 /// The PostgreSQL URL for tests, from `GUARDRAIL_TEST_DATABASE_URL`.
