@@ -15,7 +15,7 @@ pub mod logs;
 pub mod scanner;
 pub mod strategy;
 
-pub use scanner::{IdentifierKind, ScanMatch, Scanner};
+pub use scanner::{IdentifierKind, ScanMatch, Scanner, is_blank_text};
 
 /// How a PHI value the caller may not see is masked.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
