@@ -203,6 +203,22 @@ proptest! {
         }
     }
 
+    /// The fuzz target's invariants (`fuzz/fuzz_targets/scanner.rs`): masked text holds
+    /// nothing the scanner finds, and the work is linear in the input.
+    #[test]
+    fn masked_text_rescans_clean_and_work_is_linear(
+        parts in proptest::collection::vec(fragment(), 0..80)
+    ) {
+        let text: String = parts.concat();
+        let scanner = Scanner::default();
+        let masked = scanner.mask(&text);
+        prop_assert_eq!(scanner.find(&masked), vec![], "{:?} masked to {:?}", text, masked);
+        let (_, work) = scanner.find_with_work(&text);
+        let n = text.len() as u64;
+        prop_assert!(work.bytes_searched <= BYTES_PER_BYTE * n, "{:?}: {:?}", text, work);
+        prop_assert!(work.searches <= n && work.validations <= n, "{:?}: {:?}", text, work);
+    }
+
     #[test]
     fn every_generated_ssn_phone_and_email_is_found(seed in any::<u64>()) {
         let mut r = corpus::Rng::new(seed);

@@ -578,18 +578,43 @@ impl Scanner {
     }
 
     /// `text` with every identifier replaced by its placeholder (`[SSN]`, `[PHONE]`…).
+    ///
+    /// A placeholder changes what is next to it (`0https://x` holds no URL, but `[IP]https://x`
+    /// does), so the masked text is scanned again until nothing more is found: the result
+    /// never holds an identifier the scanner would find. Text with no identifier costs one
+    /// scan; after [`MASK_PASSES`] passes that still find something, the text is redacted
+    /// whole (fail closed).
     pub fn mask(&self, text: &str) -> String {
-        let findings = self.find(text);
-        let mut out = String::with_capacity(text.len());
-        let mut at = 0;
-        for f in &findings {
-            out.push_str(text.get(at..f.range.start).unwrap_or_default());
-            out.push_str(f.kind.placeholder());
-            at = f.range.end;
+        let mut current = std::borrow::Cow::Borrowed(text);
+        for _ in 0..MASK_PASSES {
+            let findings = self.find(&current);
+            if findings.is_empty() {
+                return current.into_owned();
+            }
+            current = std::borrow::Cow::Owned(replace(&current, &findings));
         }
-        out.push_str(text.get(at..).unwrap_or_default());
-        out
+        if self.find(&current).is_empty() {
+            current.into_owned()
+        } else {
+            IdentifierKind::Unscanned.placeholder().to_owned()
+        }
     }
+}
+
+/// How many times [`Scanner::mask`] scans its own output before redacting it whole.
+pub const MASK_PASSES: usize = 4;
+
+/// `text` with each of `findings` (ordered, disjoint) replaced by its placeholder.
+fn replace(text: &str, findings: &[ScanMatch]) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut at = 0;
+    for f in findings {
+        out.push_str(text.get(at..f.range.start).unwrap_or_default());
+        out.push_str(f.kind.placeholder());
+        at = f.range.end;
+    }
+    out.push_str(text.get(at..).unwrap_or_default());
+    out
 }
 
 /// Fail closed: text that could not be scanned is one finding, masked whole.
