@@ -93,3 +93,126 @@ fn a_line_split_across_writes_is_scrubbed_whole() {
     }
     assert_eq!(buf.text(), "ssn [SSN] and\nphone [PHONE]");
 }
+
+/// A patient-ish value whose `Display` is a date, logged with `%`.
+struct Dob(&'static str);
+impl std::fmt::Display for Dob {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0)
+    }
+}
+impl std::fmt::Debug for Dob {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Dob({})", self.0)
+    }
+}
+
+const CANARIES: &[&str] = &[
+    "123-45-6789",
+    "123456789",
+    "617-555-0142",
+    "555-0142",
+    "03/14/1952",
+    "1952",
+    "00123456",
+    "ada@example.org",
+    "Lovelace",
+];
+
+fn log_events() {
+    let phone = "617-555-0142";
+    let dob = Dob("03/14/1952");
+    tracing::info!(ssn = "123-45-6789", visit_id = 41, "visit recorded");
+    tracing::info!(ssn = %"123456789", "undashed");
+    tracing::info!(phone = %phone, dob = ?dob, "contact");
+    tracing::warn!(patient_name = "Ada Lovelace", mrn = 123456, "lookup");
+    tracing::info!(note = %"cb 617-555-0142", code = "E11.9", "MRN 00123456 seen, mail ada@example.org");
+    tracing::info!(detail = %"ssn=123456789 and dob 03/14/1952", "free text");
+}
+
+fn assert_clean(logged: &str) {
+    for raw in CANARIES {
+        assert!(!logged.contains(raw), "{raw} reached the log:\n{logged}");
+    }
+    for kept in [
+        "visit recorded",
+        "visit_id",
+        "41",
+        "contact",
+        "lookup",
+        "E11.9",
+        "free text",
+        "undashed",
+    ] {
+        assert!(logged.contains(kept), "{kept} missing:\n{logged}");
+    }
+}
+
+#[test]
+fn default_formatter_with_ansi_and_guardrail_field_formatter_logs_no_phi() {
+    use guardrail_core::mask::logs::ScrubbingFields;
+    let buf = Buffer::default();
+    let sink = buf.clone();
+    // The subscriber's defaults (ANSI on), with guardrail's field formatter and writer.
+    let subscriber = tracing_subscriber::fmt()
+        .with_ansi(true)
+        .fmt_fields(ScrubbingFields::default())
+        .with_writer(ScrubbingWriter::new(move || sink.clone()))
+        .finish();
+    tracing::subscriber::with_default(subscriber, log_events);
+    let logged = buf.text();
+    assert!(logged.contains('\u{1b}'), "ANSI was on:\n{logged}");
+    assert_clean(&logged);
+    assert!(logged.contains("[REDACTED]"), "{logged}");
+}
+
+#[test]
+fn field_formatter_alone_masks_by_name_and_scans_values() {
+    use guardrail_core::mask::logs::ScrubbingFields;
+    let buf = Buffer::default();
+    let sink = buf.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .fmt_fields(ScrubbingFields::default())
+        .with_writer(move || sink.clone())
+        .finish();
+    tracing::subscriber::with_default(subscriber, log_events);
+    assert_clean(&buf.text());
+}
+
+#[test]
+fn writer_alone_skips_ansi_escapes_around_identifiers() {
+    let buf = Buffer::default();
+    let sink = buf.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_ansi(true)
+        .with_writer(ScrubbingWriter::new(move || sink.clone()))
+        .finish();
+    tracing::subscriber::with_default(subscriber, || {
+        tracing::info!(ssn = %"123-45-6789", phone = %"617-555-0142", dob = %"03/14/1952", "x");
+    });
+    let logged = buf.text();
+    assert!(logged.contains('\u{1b}'), "{logged}");
+    for raw in ["123-45-6789", "555-0142", "03/14/1952"] {
+        assert!(!logged.contains(raw), "{raw} reached the log:\n{logged}");
+    }
+}
+
+#[test]
+fn phi_field_names() {
+    use guardrail_core::mask::logs::is_phi_field_name;
+    for name in [
+        "ssn",
+        "SSN",
+        "patient_name",
+        "dob",
+        "home.phone",
+        "r#email",
+        "diagnosis",
+        "mrn",
+    ] {
+        assert!(is_phi_field_name(name), "{name}");
+    }
+    for name in ["visit_id", "code", "message", "filename", "duration_ms"] {
+        assert!(!is_phi_field_name(name), "{name}");
+    }
+}

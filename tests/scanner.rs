@@ -98,6 +98,21 @@ fn recall_and_false_positives_on_the_corpus() {
         let recall = hit as f64 / n as f64;
         assert!(recall >= 0.99, "{kind:?} recall {recall:.4} < 0.99");
     }
+    // The rarer kinds, each counted exactly (the corpus is deterministic): a pattern removed
+    // or broken turns its line red.
+    for (kind, expected) in [
+        (Planted::Fax, 110),
+        (Planted::Zip, 101),
+        (Planted::Ip, 48),
+        (Planted::Url, 48),
+        (Planted::Account, 33),
+    ] {
+        assert_eq!(
+            planted.get(&kind),
+            Some(&(expected, expected)),
+            "{kind:?}: (planted, found) on the corpus"
+        );
+    }
     // Decoys (dosages, vitals, labs, codes, times, invalid-SSN lot numbers) must stay
     // readable: at most one false positive per hundred findings.
     assert!(
@@ -186,6 +201,22 @@ proptest! {
             prop_assert!(text.is_char_boundary(f.range.start) && text.is_char_boundary(f.range.end));
             end = f.range.end;
         }
+    }
+
+    /// The fuzz target's invariants (`fuzz/fuzz_targets/scanner.rs`): masked text holds
+    /// nothing the scanner finds, and the work is linear in the input.
+    #[test]
+    fn masked_text_rescans_clean_and_work_is_linear(
+        parts in proptest::collection::vec(fragment(), 0..80)
+    ) {
+        let text: String = parts.concat();
+        let scanner = Scanner::default();
+        let masked = scanner.mask(&text);
+        prop_assert_eq!(scanner.find(&masked), vec![], "{:?} masked to {:?}", text, masked);
+        let (_, work) = scanner.find_with_work(&text);
+        let n = text.len() as u64;
+        prop_assert!(work.bytes_searched <= BYTES_PER_BYTE * n, "{:?}: {:?}", text, work);
+        prop_assert!(work.searches <= n && work.validations <= n, "{:?}: {:?}", text, work);
     }
 
     #[test]
@@ -381,4 +412,102 @@ fn work_per_byte_is_bounded_on_random_and_clinical_text() {
     assert_linear("random dense", |len| random_dense(7, len));
     assert_linear("corpus", |len| corpus::corpus_text(SEED ^ 5, len));
     assert_linear("narrative", |len| corpus::narrative_text(SEED ^ 6, len));
+}
+
+/// The SSN forms that reached the trail through free text: cue-led undashed, dotted,
+/// spaced and `=` forms, and dashes that are not U+002D.
+#[test]
+fn cue_led_and_look_alike_ssns_are_found_and_masked() {
+    let scanner = Scanner::default();
+    for (text, value) in [
+        ("ssn is 123456789", "123456789"),
+        ("SSN 123.45.6789", "123.45.6789"),
+        ("ssn=123456789", "123456789"),
+        ("SSN 123\u{2010}45\u{2010}6789", "123\u{2010}45\u{2010}6789"),
+        ("SSN: 123 45 6789", "123 45 6789"),
+        ("pt ssn# 123-45-6789.", "123-45-6789"),
+        ("social security number is 123456789", "123456789"),
+        ("Social Security No. 123.45.6789", "123.45.6789"),
+        ("ssn was 123 456 789", "123 456 789"),
+        ("123\u{2013}45\u{2013}6789", "123\u{2013}45\u{2013}6789"),
+        ("123\u{2212}45\u{2212}6789", "123\u{2212}45\u{2212}6789"),
+        ("123\u{FF0D}45\u{FF0D}6789", "123\u{FF0D}45\u{FF0D}6789"),
+        (
+            "\u{FF11}\u{FF12}\u{FF13}-\u{FF14}\u{FF15}-\u{FF16}\u{FF17}\u{FF18}\u{FF19}",
+            "\u{FF11}\u{FF12}\u{FF13}-\u{FF14}\u{FF15}-\u{FF16}\u{FF17}\u{FF18}\u{FF19}",
+        ),
+        ("123-45\u{200B}-6789", "123-45\u{200B}-6789"),
+    ] {
+        let found = scanner.find(text);
+        assert_eq!(found.len(), 1, "{text:?}: {found:?}");
+        assert_eq!(found[0].kind, IdentifierKind::Ssn, "{text:?}");
+        assert_eq!(&text[found[0].range.clone()], value, "{text:?}");
+        let masked = scanner.mask(text);
+        assert!(
+            masked.contains("[SSN]") && !masked.contains("6789") && !masked.contains("\u{FF19}"),
+            "{masked}"
+        );
+        assert_eq!(
+            scanner.find(text),
+            scanner.find_unfiltered(text),
+            "{text:?}"
+        );
+    }
+    // Without a cue nine bare digits stay readable (order numbers, NPIs); invalid SSNs too.
+    for text in [
+        "order 123456789",
+        "ssn is 000123456",
+        "ssn=666.12.3456",
+        "123.45.6789",
+    ] {
+        assert!(
+            scanner
+                .find(text)
+                .iter()
+                .all(|f| f.kind != IdentifierKind::Ssn),
+            "{text:?}: {:?}",
+            scanner.find(text)
+        );
+    }
+}
+
+#[test]
+fn look_alike_dashes_and_digits_in_other_kinds() {
+    let scanner = Scanner::default();
+    assert_eq!(
+        scanner
+            .mask("call 617\u{2011}555\u{2011}0142 or ada\u{FF20}example.org on 03\u{2215}14/2024"),
+        "call [PHONE] or [EMAIL] on 03\u{2215}14/2024"
+    );
+    assert_eq!(
+        scanner.mask("DOB \u{FF10}\u{FF13}/\u{FF11}\u{FF14}/1952 é MRN\u{00A0}00123456"),
+        "DOB [DATE] é MRN\u{00A0}[MRN]"
+    );
+}
+
+#[test]
+fn blank_text_is_whitespace_and_invisible_characters_only() {
+    use guardrail_core::mask::is_blank_text;
+    for blank in [
+        "",
+        " ",
+        "\t\n\r",
+        "\u{200B}",
+        "\u{200C}\u{200D}",
+        "\u{2060}",
+        "\u{FEFF}",
+        " \u{00A0}\u{3000}\u{200B} ",
+    ] {
+        assert!(is_blank_text(blank), "{blank:?}");
+    }
+    for visible in [
+        "a",
+        " x ",
+        "\u{200B}.\u{200B}",
+        "—",
+        "0",
+        "\u{FEFF}pt unconscious",
+    ] {
+        assert!(!is_blank_text(visible), "{visible:?}");
+    }
 }

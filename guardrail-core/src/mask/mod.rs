@@ -24,7 +24,7 @@ pub mod strategy;
 
 pub use phi::Phi;
 pub use redact::{Masker, PhiValue, Redact};
-pub use scanner::{IdentifierKind, ScanMatch, Scanner};
+pub use scanner::{IdentifierKind, ScanMatch, Scanner, is_blank_text};
 
 /// How a PHI value the caller may not see is masked.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

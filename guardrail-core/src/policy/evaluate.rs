@@ -304,7 +304,8 @@ fn break_glass<'p>(
     let Some(bg) = &inner.break_glass else {
         return refuse("the policy has no `[break_glass]` section".into());
     };
-    if reason.trim().is_empty() {
+    // Whitespace or invisible characters only (zero-width spaces…) is no reason either.
+    if crate::mask::is_blank_text(reason) {
         return refuse("no reason was given; declare the emergency with a reason".into());
     }
     if principal & bg.role_mask & plan.code_mask == 0 {

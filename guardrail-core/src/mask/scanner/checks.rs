@@ -22,14 +22,28 @@ fn digits(s: &str) -> impl Iterator<Item = u32> + '_ {
         .map(|b| u32::from(b - b'0'))
 }
 
+/// The first `N` digits of `s` and how many digits it has in all (no allocation: checks
+/// run on every candidate).
+fn digit_array<const N: usize>(s: &str) -> ([u32; N], usize) {
+    let mut ds = [0; N];
+    let mut len = 0;
+    for d in digits(s) {
+        if let Some(slot) = ds.get_mut(len) {
+            *slot = d;
+        }
+        len += 1;
+    }
+    (ds, len)
+}
+
 fn number(ds: &[u32]) -> u32 {
     ds.iter().fold(0, |n, d| n * 10 + d)
 }
 
 /// SSA rules: area not 000, 666 or 900–999; group not 00; serial not 0000.
 pub(super) fn valid_ssn(s: &str) -> bool {
-    let ds: Vec<u32> = digits(s).collect();
-    if ds.len() != 9 {
+    let (ds, len) = digit_array::<9>(s);
+    if len != 9 {
         return false;
     }
     let area = number(&ds[0..3]);
@@ -40,11 +54,13 @@ pub(super) fn valid_ssn(s: &str) -> bool {
 
 /// NANP: 10 digits (after an optional leading 1) whose area code and exchange start 2–9.
 pub(super) fn valid_nanp(s: &str) -> bool {
-    let mut ds: Vec<u32> = digits(s).collect();
-    if ds.len() == 11 && ds[0] == 1 {
-        ds.remove(0);
-    }
-    ds.len() == 10 && ds[0] >= 2 && ds[3] >= 2
+    let (ds, len) = digit_array::<11>(s);
+    let national = match len {
+        10 => &ds[..10],
+        11 if ds[0] == 1 => &ds[1..],
+        _ => return false,
+    };
+    national[0] >= 2 && national[3] >= 2
 }
 
 pub(super) fn valid_day(month: u32, day: u32) -> bool {
@@ -58,7 +74,7 @@ pub(super) fn valid_day(month: u32, day: u32) -> bool {
 }
 
 /// The numeric parts of a date, in order.
-fn parts(s: &str) -> Vec<u32> {
+fn parts(s: &str) -> impl Iterator<Item = u32> + '_ {
     s.split(|c: char| !c.is_ascii_digit())
         .filter(|p| !p.is_empty())
         .map(|p| {
@@ -66,12 +82,11 @@ fn parts(s: &str) -> Vec<u32> {
                 n.saturating_mul(10).saturating_add(u32::from(b - b'0'))
             })
         })
-        .collect()
 }
 
 pub(super) fn valid_numeric_date(s: &str) -> bool {
-    let p = parts(s);
-    let (Some(&a), Some(&b), Some(&c)) = (p.first(), p.get(1), p.get(2)) else {
+    let mut p = parts(s);
+    let (Some(a), Some(b), Some(c)) = (p.next(), p.next(), p.next()) else {
         return false;
     };
     let first_len = s.bytes().take_while(u8::is_ascii_digit).count();
@@ -85,19 +100,18 @@ pub(super) fn valid_numeric_date(s: &str) -> bool {
 }
 
 pub(super) fn valid_named_date(s: &str) -> bool {
-    let p = parts(s);
-    match p.first() {
-        Some(&day) => (1..=31).contains(&day),
+    match parts(s).next() {
+        Some(day) => (1..=31).contains(&day),
         None => false,
     }
 }
 
 pub(super) fn valid_luhn(s: &str) -> bool {
-    let ds: Vec<u32> = digits(s).collect();
-    if !(13..=19).contains(&ds.len()) {
+    let (ds, len) = digit_array::<19>(s);
+    if !(13..=19).contains(&len) {
         return false;
     }
-    let sum: u32 = ds
+    let sum: u32 = ds[..len]
         .iter()
         .rev()
         .enumerate()

@@ -53,8 +53,11 @@ use regex_automata::meta::{self, Regex};
 use regex_automata::util::syntax;
 
 mod checks;
+mod normalize;
 mod patterns;
 mod trigger;
+
+pub use normalize::is_blank_text;
 
 use checks::{Check, valid_luhn, valid_named_date, valid_nanp, valid_numeric_date, valid_ssn};
 use patterns::{
@@ -527,33 +530,43 @@ impl Scanner {
     /// the work per input byte (linear time on any input). Not a stable API.
     #[doc(hidden)]
     pub fn find_with_work(&self, text: &str) -> (Vec<ScanMatch>, ScanWork) {
-        let mut out = Vec::new();
         let mut work = ScanWork::default();
-        match &self.inner {
-            Some(inner) if inner.prefilter => {
-                for window in Windows::new(text.as_bytes()) {
-                    let open = window.open || !inner.open_needs_trigger;
-                    inner.search(text, window.range, open, &mut out, &mut work);
-                }
-            }
-            Some(inner) => inner.search(text, 0..text.len(), true, &mut out, &mut work),
-            None => unscanned(text, &mut out),
-        }
-        (out, work)
+        let found = self.find_normalized(text, true, &mut work);
+        (found, work)
     }
 
     /// Like [`Scanner::find`] but searching the whole text without the prefilter: the
     /// reference the prefilter is tested against.
     pub fn find_unfiltered(&self, text: &str) -> Vec<ScanMatch> {
+        self.find_normalized(text, false, &mut ScanWork::default())
+    }
+
+    /// Searches the normalized view of `text` (look-alike dashes, digits and spaces folded
+    /// to ASCII, invisible characters dropped) and maps what it finds back to `text`.
+    fn find_normalized(&self, text: &str, prefilter: bool, work: &mut ScanWork) -> Vec<ScanMatch> {
+        let Some(view) = normalize::Normalized::of(text) else {
+            return self.find_in(text, prefilter, work);
+        };
+        self.find_in(&view.text, prefilter, work)
+            .into_iter()
+            .map(|m| ScanMatch {
+                kind: m.kind,
+                // Never empty, so always mapped; were it not, mask everything (fail closed).
+                range: view.original(&m.range).unwrap_or(0..text.len()),
+            })
+            .collect()
+    }
+
+    fn find_in(&self, text: &str, prefilter: bool, work: &mut ScanWork) -> Vec<ScanMatch> {
         let mut out = Vec::new();
         match &self.inner {
-            Some(inner) => inner.search(
-                text,
-                0..text.len(),
-                true,
-                &mut out,
-                &mut ScanWork::default(),
-            ),
+            Some(inner) if prefilter && inner.prefilter => {
+                for window in Windows::new(text.as_bytes()) {
+                    let open = window.open || !inner.open_needs_trigger;
+                    inner.search(text, window.range, open, &mut out, work);
+                }
+            }
+            Some(inner) => inner.search(text, 0..text.len(), true, &mut out, work),
             None => unscanned(text, &mut out),
         }
         out
@@ -565,18 +578,43 @@ impl Scanner {
     }
 
     /// `text` with every identifier replaced by its placeholder (`[SSN]`, `[PHONE]`…).
+    ///
+    /// A placeholder changes what is next to it (`0https://x` holds no URL, but `[IP]https://x`
+    /// does), so the masked text is scanned again until nothing more is found: the result
+    /// never holds an identifier the scanner would find. Text with no identifier costs one
+    /// scan; after [`MASK_PASSES`] passes that still find something, the text is redacted
+    /// whole (fail closed).
     pub fn mask(&self, text: &str) -> String {
-        let findings = self.find(text);
-        let mut out = String::with_capacity(text.len());
-        let mut at = 0;
-        for f in &findings {
-            out.push_str(text.get(at..f.range.start).unwrap_or_default());
-            out.push_str(f.kind.placeholder());
-            at = f.range.end;
+        let mut current = std::borrow::Cow::Borrowed(text);
+        for _ in 0..MASK_PASSES {
+            let findings = self.find(&current);
+            if findings.is_empty() {
+                return current.into_owned();
+            }
+            current = std::borrow::Cow::Owned(replace(&current, &findings));
         }
-        out.push_str(text.get(at..).unwrap_or_default());
-        out
+        if self.find(&current).is_empty() {
+            current.into_owned()
+        } else {
+            IdentifierKind::Unscanned.placeholder().to_owned()
+        }
     }
+}
+
+/// How many times [`Scanner::mask`] scans its own output before redacting it whole.
+pub const MASK_PASSES: usize = 4;
+
+/// `text` with each of `findings` (ordered, disjoint) replaced by its placeholder.
+fn replace(text: &str, findings: &[ScanMatch]) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut at = 0;
+    for f in findings {
+        out.push_str(text.get(at..f.range.start).unwrap_or_default());
+        out.push_str(f.kind.placeholder());
+        at = f.range.end;
+    }
+    out.push_str(text.get(at..).unwrap_or_default());
+    out
 }
 
 /// Fail closed: text that could not be scanned is one finding, masked whole.

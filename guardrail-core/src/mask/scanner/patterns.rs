@@ -3,7 +3,9 @@
 //! lets the lazy DFA run on any text. What a match must pass afterwards is in `checks`; which
 //! bytes are worth searching at all is in `trigger`.
 
-pub(super) const SSN_CUE: &str = r"(?i:ssn|ss#|soc(?:ial)? sec(?:urity)?(?: number| no\.?| #)?)[ \t]?[:#]{0,2}[ \t]{0,3}(?P<id>[0-9]{3}-[0-9]{2}-[0-9]{4}|[0-9]{3} [0-9]{2} [0-9]{4}|[0-9]{9})\b";
+/// An SSN after a cue (`SSN`, `SS#`, `social security (number|no.|#)`), then `:`, `#`, `=`,
+/// `is` or `was`, then nine digits: dashed, dotted, spaced, undashed or mixed.
+pub(super) const SSN_CUE: &str = r"(?i:ssn|ss#|soc(?:ial)?[ \t]?sec(?:urity)?(?:[ \t]?(?:number|num|nbr|no\.?|#))?)(?:[ \t]{0,3}(?:[:#=]{1,2}|(?i:is|was)\b))?[ \t]{0,3}(?P<id>[0-9]{3}[\-. ]?[0-9]{2}[\-. ]?[0-9]{4}|[0-9]{3} [0-9]{3} [0-9]{3})\b";
 pub(super) const SSN: &str = r"\b(?:[0-9]{3}-[0-9]{2}-[0-9]{4}|[0-9]{3} [0-9]{2} [0-9]{4})\b";
 pub(super) const ZIP_CUE: &str =
     r"(?i:zip(?: code)?|postal code)[ \t]?[:#]?[ \t]{0,3}(?P<id>[0-9]{5}(?:-[0-9]{4})?)\b";

@@ -26,11 +26,18 @@ pub(super) static CLASS: [u8; 256] = {
     t
 };
 
-/// True if any byte of `w` may be a trigger byte (`.`, `/`, a digit, `:` or `@`): a
-/// branch-free test of eight bytes at once. Bytes at or above 0x80 are tested by their low
-/// seven bits, which can only add false alarms (the byte loop then looks closer), never
-/// hide a trigger.
+/// True if any byte of `w` may be a trigger byte (`.`, `/`, a digit, `:` or `@`).
+#[cfg(test)]
 pub(super) fn may_hold_trigger(w: u64) -> bool {
+    trigger_mask(w) != 0
+}
+
+/// The high bit of each byte of `w` (little-endian) that may be a trigger byte (`.`, `/`, a
+/// digit, `:` or `@`): a branch-free test of eight bytes at once. Bytes at or above 0x80 are
+/// tested by their low seven bits, which can only add false alarms (the byte loop then looks
+/// closer), never hide a trigger. The lowest bit set is exact (the borrow of the `@` test
+/// only runs upwards), so the scan may jump straight to it.
+fn trigger_mask(w: u64) -> u64 {
     const LO: u64 = 0x0101_0101_0101_0101;
     const HI: u64 = 0x8080_8080_8080_8080;
     let x = w & !HI;
@@ -40,7 +47,7 @@ pub(super) fn may_hold_trigger(w: u64) -> bool {
     let in_range = at_least_dot & !above_colon;
     let y = x ^ (LO * 0x40);
     let at_sign = y.wrapping_sub(LO) & !y & HI;
-    (in_range | at_sign) != 0
+    in_range | at_sign
 }
 
 /// Bytes that may sit between the digits of one identifier (`(617) 555-0142`, `3/14/2024`,
@@ -94,7 +101,10 @@ impl<'a> Windows<'a> {
             while let Some(chunk) = bytes.get(i..i + 8) {
                 let mut word = [0u8; 8];
                 word.copy_from_slice(chunk);
-                if may_hold_trigger(u64::from_le_bytes(word)) {
+                let mask = trigger_mask(u64::from_le_bytes(word));
+                if mask != 0 {
+                    // Straight to the first byte that may be a trigger.
+                    i += (mask.trailing_zeros() / 8) as usize;
                     break;
                 }
                 i += 8;
@@ -147,12 +157,17 @@ impl<'a> Windows<'a> {
                 COLON => {
                     let next = bytes.get(i + 1).copied().unwrap_or(0);
                     let prev = if i > 0 { bytes[i - 1] } else { 0 };
-                    if next == b':'
-                        || next == b'/'
-                        || (prev.is_ascii_hexdigit() && next.is_ascii_hexdigit())
-                    {
+                    // `::` (compressed IPv6), `:/` (a URL), or a full eight-group IPv6
+                    // address: hex on both sides and another `:` after at most four hex
+                    // digits (so a time such as `14:05` is no trigger).
+                    let full_ipv6 = prev.is_ascii_hexdigit()
+                        && next.is_ascii_hexdigit()
+                        && bytes
+                            .get(i + 2..n.min(i + 6))
+                            .is_some_and(|rest| rest.contains(&b':'));
+                    if next == b':' || next == b'/' || full_ipv6 {
                         self.at = i + 1;
-                        return Some((i..i + 1, 0, true));
+                        return Some((i..i + 1, 0, next == b'/'));
                     }
                     i += 1;
                 }
