@@ -275,6 +275,28 @@ fn a_blank_reason_is_refused() {
 }
 
 #[test]
+fn a_reason_of_invisible_characters_is_refused() {
+    let s = setup();
+    // Zero-width space, joiner, word joiner, byte-order mark, no-break space: nothing a
+    // reviewer could read.
+    for reason in [
+        "\u{200B}",
+        "\u{200D}\u{2060}",
+        " \u{FEFF}\t",
+        "\u{00A0}\u{200B}",
+    ] {
+        assert_refused(
+            &s,
+            &READ_CHART,
+            provider(),
+            reason,
+            None,
+            "no reason was given",
+        );
+    }
+}
+
+#[test]
 fn more_records_than_the_break_glass_limit_are_refused() {
     let s = setup();
     assert_refused(
