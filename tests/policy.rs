@@ -1624,3 +1624,19 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn an_unknown_field_suggests_the_nearest_one() {
+    let err = Policy::from_toml_str(
+        "version = \"1\"\n[[rule]]\nid = \"x\"\nefect = \"allow\"\nactions = [\"*\"]\n",
+    )
+    .unwrap_err();
+    assert_eq!((err.line, err.column), (Some(4), Some(1)));
+    assert!(
+        err.to_string().ends_with("; did you mean `effect`?"),
+        "{err}"
+    );
+    // Nothing near: no guess.
+    let err = Policy::from_toml_str("version = \"1\"\nzzzzzz = 1\n").unwrap_err();
+    assert!(!err.to_string().contains("did you mean"), "{err}");
+}

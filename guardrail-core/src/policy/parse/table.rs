@@ -67,11 +67,11 @@ impl<'a, 'i> Table<'a, 'i> {
                     &key.span(),
                     name,
                     format!(
-                        "unknown field `{name}`{}, expected one of: {}",
+                        "unknown field `{name}`, expected one of: {}{}",
+                        allowed.join(" "),
                         nearest(name, allowed)
                             .map(|n| format!("; did you mean `{n}`?"))
                             .unwrap_or_default(),
-                        allowed.join(" ")
                     ),
                 ));
             }
