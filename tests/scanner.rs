@@ -216,7 +216,8 @@ proptest! {
         let (_, work) = scanner.find_with_work(&text);
         let n = text.len() as u64;
         prop_assert!(work.bytes_searched <= BYTES_PER_BYTE * n, "{:?}: {:?}", text, work);
-        prop_assert!(work.searches <= n && work.validations <= n, "{:?}: {:?}", text, work);
+        // Two automata: each may end a window with one search that finds nothing.
+        prop_assert!(work.searches <= n + 2 && work.validations <= n, "{:?}: {:?}", text, work);
     }
 
     #[test]
