@@ -101,6 +101,9 @@ pub enum EventKind {
     Alert,
     /// A sink rotated to a new file; the chain continues.
     Rotated,
+    /// PHI was reached outside a guarded call, or beyond the categories the running action
+    /// declared, and refused (`detail.category`, and `action` when inside a call).
+    UnguardedAccess,
 }
 
 /// How an allowed call ended.

@@ -180,6 +180,7 @@ fn event_kind_name(kind: EventKind) -> &'static str {
         EventKind::ApprovalConsumed => "approval_consumed",
         EventKind::Alert => "alert",
         EventKind::Rotated => "rotated",
+        EventKind::UnguardedAccess => "unguarded_access",
     }
 }
 

@@ -53,6 +53,15 @@ pub enum GuardError {
         /// What is missing (`purpose`, `endpoint`, `jurisdiction`, `subject`, …).
         field: &'static str,
     },
+    /// PHI was reached outside a guarded call, or beyond the categories the running action
+    /// declared (`guard::require_guarded`, the SQLite authorizer). Recorded and alerted.
+    #[error("{}", unguarded_message(*action, *category))]
+    Unguarded {
+        /// The running action, when inside a guarded call.
+        action: Option<&'static str>,
+        /// The category reached (`None`: any PHI, outside every call).
+        category: Option<crate::model::Category>,
+    },
     /// An argument the guard reads (such as `count`) is unusable.
     #[error("`{action}` refused: {what}")]
     InvalidInput {
@@ -63,10 +72,19 @@ pub enum GuardError {
     },
 }
 
+fn unguarded_message(action: Option<&str>, category: Option<crate::model::Category>) -> String {
+    let what = category.map_or_else(|| "PHI".to_owned(), |c| format!("PHI category `{c}`"));
+    match action {
+        Some(a) => format!("{what} refused: `{a}` did not declare it in `phi = [..]`"),
+        None => format!("{what} refused: reached outside any guarded call"),
+    }
+}
+
 impl GuardError {
-    /// The action involved.
+    /// The action involved (empty for an access outside any guarded call).
     pub fn action(&self) -> &str {
         match self {
+            GuardError::Unguarded { action, .. } => action.unwrap_or(""),
             GuardError::Denied { action, .. }
             | GuardError::AuditUnavailable { action, .. }
             | GuardError::MissingContext { action, .. }

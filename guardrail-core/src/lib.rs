@@ -7,6 +7,7 @@ pub mod approval;
 mod clock;
 pub mod coverage;
 mod error;
+pub mod guard;
 mod guardrail;
 pub mod mask;
 mod model;
@@ -25,6 +26,7 @@ pub use approval::{
 pub use approval::{PgApprovalStore, PgApprovalStoreOptions};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::GuardError;
+pub use guard::require_guarded;
 #[cfg(feature = "watch")]
 #[cfg_attr(docsrs, doc(cfg(feature = "watch")))]
 pub use guardrail::PolicyWatcher;

@@ -11,6 +11,7 @@
 //! | `guardrail_alerts_total` | counter | `kind` | alerts raised (`break_glass`, `approval_requested`, `denial_burst`, `export_spike`, `audit_sink_failure`) |
 //! | `guardrail_alerts_dropped_total` | counter | | alerts dropped because the alert queue was full |
 //! | `guardrail_policy_reloads_total` | counter | `result` | reloads, `ok` or `refused` |
+//! | `guardrail_unguarded_total` | counter | `category` | PHI reached outside a guarded call (or beyond its `phi = [..]`), refused |
 //!
 //! Label values are static strings (action names come from the macro), so recording
 //! allocates nothing on the hot path.
@@ -43,6 +44,8 @@ pub const APPROVALS_PENDING: &str = "guardrail_approvals_pending";
 pub const ALERTS_TOTAL: &str = "guardrail_alerts_total";
 /// Counter of alerts dropped on a full queue.
 pub const ALERTS_DROPPED_TOTAL: &str = "guardrail_alerts_dropped_total";
+/// Counter of refused unguarded PHI accesses by `category`.
+pub const UNGUARDED_TOTAL: &str = "guardrail_unguarded_total";
 /// Counter of policy reloads by `result` (`ok`, `refused`).
 pub const POLICY_RELOADS_TOTAL: &str = "guardrail_policy_reloads_total";
 
@@ -75,6 +78,10 @@ pub fn describe() {
         "alerts dropped because the queue was full"
     );
     describe_counter!(POLICY_RELOADS_TOTAL, "policy reloads by result");
+    describe_counter!(
+        UNGUARDED_TOTAL,
+        "PHI reached outside a guarded call (or beyond its declared categories), refused"
+    );
 }
 
 /// One decision: `result` is `allow`, `deny`, `approval_required`, `break_glass` or
@@ -154,6 +161,11 @@ pub(crate) fn alert_dropped() {
 /// Pending approval requests.
 pub(crate) fn approvals_pending(n: u64) {
     metrics::gauge!(APPROVALS_PENDING).set(n as f64);
+}
+
+/// An unguarded PHI access refused (`category` is a category name or `none`).
+pub(crate) fn unguarded(category: &'static str) {
+    metrics::counter!(UNGUARDED_TOTAL, "category" => category).increment(1);
 }
 
 /// A policy reload, accepted (`ok`) or refused.

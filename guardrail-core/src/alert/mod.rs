@@ -34,6 +34,8 @@ pub enum AlertKind {
     /// A policy reload was refused (bad file, missing sink, unrecordable); the old policy
     /// stays in force.
     PolicyReloadRefused,
+    /// PHI was reached outside a guarded call (or beyond its declared categories).
+    UnguardedAccess,
 }
 
 impl AlertKind {
@@ -46,6 +48,7 @@ impl AlertKind {
             AlertKind::ExportSpike => "export_spike",
             AlertKind::AuditSinkFailure => "audit_sink_failure",
             AlertKind::PolicyReloadRefused => "policy_reload_refused",
+            AlertKind::UnguardedAccess => "unguarded_access",
         }
     }
 }

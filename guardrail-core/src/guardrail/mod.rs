@@ -194,7 +194,7 @@ impl GuardrailBuilder {
         }
         check_required_sinks(&policy, &self.sinks)?;
         let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
-        Ok(Guardrail {
+        let guardrail = Guardrail {
             inner: Arc::new(Inner {
                 detectors: Detectors::default(),
                 policy: ArcSwap::from_pointee(policy),
@@ -206,7 +206,11 @@ impl GuardrailBuilder {
                     .unwrap_or_else(|| Arc::new(MemoryApprovalStore::new())),
                 clock,
             }),
-        })
+        };
+        // The first guardrail of the process records refusals of the tripwire until the host
+        // names another (`install_tripwire`).
+        crate::guard::install(&guardrail, false);
+        Ok(guardrail)
     }
 }
 
@@ -343,6 +347,13 @@ impl Guardrail {
                 }
             }
         }
+    }
+
+    /// Makes this guardrail the one whose trail, alerts and metrics record PHI reached
+    /// outside a guarded call (`require_guarded`, the SQLite authorizer). Without a call, the
+    /// first guardrail built in the process is that one.
+    pub fn install_tripwire(&self) {
+        crate::guard::install(self, true);
     }
 
     /// The sliding-window detectors (denial bursts, export spikes).

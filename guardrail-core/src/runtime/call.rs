@@ -94,6 +94,18 @@ impl Call {
         }
     }
 
+    /// Marks this thread as inside the call until the returned scope is dropped (what the
+    /// macro wraps a synchronous body in; see `guard`).
+    #[inline]
+    pub fn enter(&self) -> impl Drop + use<> {
+        crate::guard::Scope::enter(self.action)
+    }
+
+    /// `body`, polled inside the call's marker (what the macro wraps an async body in).
+    pub fn guard<F: std::future::Future>(&self, body: F) -> crate::guard::Guarded<F> {
+        crate::guard::guarded(self.action, body)
+    }
+
     fn mask<T: Redact>(&self, mut value: T) -> T {
         let masker = Masker::new(
             self.reveal,

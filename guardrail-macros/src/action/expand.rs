@@ -57,6 +57,7 @@ pub(crate) fn function(args: &ActionArgs, f: &ItemFn, checked: &Checked<'_>) -> 
     let once = local("__guardrail_once");
     let tx_slot = local("__guardrail_tx");
     let subject_list = local("__guardrail_subjects");
+    let scope = local("__guardrail_scope");
 
     // ---- the descriptor (const: the name is built with concat!) ----
     let name = match &args.name {
@@ -189,11 +190,13 @@ pub(crate) fn function(args: &ActionArgs, f: &ItemFn, checked: &Checked<'_>) -> 
                 return #fake;
             }
         };
+        // Every poll of the body runs inside the call's marker (the tripwire), and only
+        // those polls: another task on the same worker thread never sees it.
         quote! {
-            let #result: #ret = async move {
+            let #result: #ret = #p::Call::guard(&#call, async move {
                 #fake_return
                 #block
-            }
+            })
             .await;
         }
     } else {
@@ -204,7 +207,12 @@ pub(crate) fn function(args: &ActionArgs, f: &ItemFn, checked: &Checked<'_>) -> 
             ) -> __GuardrailR {
                 body()
             }
-            let #result = #once(move || -> #ret #block);
+            let #result = {
+                // The body runs inside the call's marker (the tripwire); dropped after it,
+                // also when it panics.
+                let #scope = #p::Call::enter(&#call);
+                #once(move || -> #ret #block)
+            };
         }
     };
 
