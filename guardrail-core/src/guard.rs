@@ -55,6 +55,18 @@ pub fn current() -> Option<GuardInfo> {
     })
 }
 
+/// The action running on this thread, if any.
+#[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
+pub(crate) fn running_action() -> Option<&'static ActionDescriptor> {
+    CURRENT.with(Cell::get)
+}
+
+/// The categories `action` declared in `phi = [..]`.
+#[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
+pub(crate) fn declared_by(action: &ActionDescriptor) -> CategorySet {
+    declared(action)
+}
+
 fn declared(action: &ActionDescriptor) -> CategorySet {
     action
         .phi

@@ -14,6 +14,9 @@ mod model;
 pub mod policy;
 pub mod registry;
 mod runtime;
+#[cfg(feature = "sqlite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
+pub mod sqlite;
 pub mod telemetry;
 
 pub use alert::{Alert, AlertKind, AlertSink, MemoryAlertSink};

@@ -174,6 +174,19 @@ impl Schema {
             .insert(column.to_ascii_lowercase(), category);
     }
 
+    /// Adds `table.column` as a PHI column of `category` (a schema built in code, for hosts
+    /// that keep it outside the policy).
+    ///
+    /// ```
+    /// use guardrail_core::{Category, policy::Schema};
+    /// let schema = Schema::default().with_column("patients", "SSN", Category::Ssn);
+    /// assert_eq!(schema.column("PATIENTS", "ssn"), Some(Category::Ssn));
+    /// ```
+    pub fn with_column(mut self, table: &str, column: &str, category: Category) -> Schema {
+        self.insert(table, column, category);
+        self
+    }
+
     /// Whether the policy names no PHI table.
     pub fn is_empty(&self) -> bool {
         self.tables.is_empty()
