@@ -2,6 +2,9 @@
 //! middleware mapping bearer tokens to principals, one router per endpoint, and a real HTTP
 //! client. Every status of the crate's table is exercised here.
 
+// Test helpers (outside `#[test]` fns) fail loudly by design.
+#![allow(clippy::expect_used)]
+
 use axum::extract::{Path, Query, Request};
 use axum::http::StatusCode;
 use axum::middleware::Next;

@@ -1,6 +1,9 @@
 //! The webhook alert sink against local axum servers: one that records, one that fails N
 //! times then succeeds, and none at all (a closed port).
 
+// Test helpers (outside `#[test]` fns) fail loudly by design.
+#![allow(clippy::expect_used)]
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
