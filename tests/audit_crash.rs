@@ -18,7 +18,8 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use guardrail_audit::io::{SimStorage, Storage, XorShift};
+use guardrail_audit::io::Storage;
+use guardrail_audit::io::sim::{SimStorage, XorShift};
 use guardrail_audit::{
     AuditSink, CHECKPOINT_FILE, CheckpointOptions, CheckpointSigner, Durability, EventKind,
     FileSink, FileSinkOptions, MANIFEST_FILE, Manifest, Record, Timestamp, verify_trail,

@@ -15,7 +15,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use guardrail_audit::io::{FaultKind, Faults, SimStorage, Storage};
+use guardrail_audit::io::Storage;
+use guardrail_audit::io::sim::{FaultKind, Faults, SimStorage};
 use guardrail_audit::{
     CheckpointOptions, CheckpointSigner, Durability, FileSink, FileSinkOptions, MANIFEST_FILE,
     Manifest, verify_trail_with,

@@ -6,7 +6,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use guardrail_audit::checkpoint::CheckpointError;
+use guardrail_audit::CheckpointError;
 use guardrail_audit::{
     AuditEvent, AuditSink, BreakKind, CHECKPOINT_FILE, CheckpointOptions, CheckpointSigner,
     Durability, EventKind, FileSink, FileSinkOptions, MANIFEST_FILE, Manifest, Record, TrailError,

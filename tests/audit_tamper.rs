@@ -21,7 +21,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use guardrail_audit::io::{SimStorage, Storage, XorShift};
+use guardrail_audit::io::Storage;
+use guardrail_audit::io::sim::{SimStorage, XorShift};
 use guardrail_audit::{
     AuditEvent, AuditSink, CHECKPOINT_FILE, Chain, CheckpointOptions, CheckpointSigner,
     CheckpointVerifier, EventKind, FileSink, FileSinkOptions, GENESIS, MANIFEST_FILE, Manifest,

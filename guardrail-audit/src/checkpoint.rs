@@ -133,7 +133,7 @@ enum SigningSecret {
 /// Signs checkpoints. Its `Debug` never prints the key.
 ///
 /// ```
-/// use guardrail_audit::checkpoint::CheckpointSigner;
+/// use guardrail_audit::CheckpointSigner;
 /// let signer = CheckpointSigner::ed25519_from_seed(&[7u8; 32]);
 /// let verifier = signer.verifier();
 /// assert_eq!(signer.key_id(), verifier.key_id());
@@ -278,7 +278,7 @@ enum VerifyingSecret {
 /// Checks checkpoint signatures. Its `Debug` never prints an HMAC key.
 ///
 /// ```
-/// use guardrail_audit::{Digest, Timestamp, checkpoint::CheckpointSigner};
+/// use guardrail_audit::{CheckpointSigner, Digest, Timestamp};
 /// let signer = CheckpointSigner::hmac_sha256(b"sixteen or more bytes").unwrap();
 /// let line = signer.sign("log-1", 9, Digest([3; 32]), Timestamp(0));
 /// let cp = signer.verifier().verify_line(line.as_bytes()).unwrap();

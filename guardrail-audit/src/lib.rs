@@ -8,11 +8,18 @@
 //! * [`AuditKey`] turns patient identifiers and other PHI into keyed tokens, so the trail can
 //!   be searched per patient by whoever holds the key and read by anyone without exposing PHI.
 //!
+//! # Paths
+//!
+//! Every public item has one path. The common types (events, chain, sinks, keys, checkpoints,
+//! verification) are re-exported here at the crate root and only here; the specialised parts
+//! live only in their modules: [`disclosure`], [`fhir`], [`io`] (and `io::sim` with the `sim`
+//! feature), [`sql`].
+//!
 //! The canonical encoding that is hashed is documented in `docs/audit-format.md`.
 #![forbid(unsafe_code)]
 
 mod chain;
-pub mod checkpoint;
+mod checkpoint;
 pub mod disclosure;
 mod error;
 mod event;
@@ -23,11 +30,14 @@ mod key;
 mod memory;
 mod sink;
 pub mod sql;
-pub mod trail;
-pub mod verify;
+mod trail;
+mod verify;
 
 pub use chain::{Chain, Digest, GENESIS};
-pub use checkpoint::{CheckpointOptions, CheckpointSigner, CheckpointVerifier};
+pub use checkpoint::{
+    CHECKPOINT_VERSION, Checkpoint, CheckpointAlgorithm, CheckpointError, CheckpointKeyError,
+    CheckpointOptions, CheckpointSigner, CheckpointVerifier,
+};
 pub use error::AuditError;
 pub use event::{AuditEvent, EventKind, Outcome, ParseEventError, Record, Text, Timestamp};
 pub use file::{
@@ -37,5 +47,7 @@ pub use file::{
 pub use key::{AuditKey, KeyTooShort};
 pub use memory::MemorySink;
 pub use sink::{AuditSink, Receipt};
-pub use trail::{FileReport, TrailError, TrailReport, verify_trail, verify_trail_with};
+pub use trail::{
+    FileReport, PROGRESS_EVERY, TrailError, TrailReport, verify_trail, verify_trail_with,
+};
 pub use verify::{BreakKind, Verifier, VerifyError, VerifyReport, verify_events, verify_lines};

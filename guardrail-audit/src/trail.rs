@@ -423,7 +423,7 @@ fn load_checkpoints(
 ///
 /// ```
 /// use guardrail_audit::{AuditSink, EventKind, FileSink, FileSinkOptions, Record, verify_trail};
-/// use guardrail_audit::checkpoint::{CheckpointOptions, CheckpointSigner};
+/// use guardrail_audit::{CheckpointOptions, CheckpointSigner};
 /// let dir = tempfile::tempdir().unwrap();
 /// let signer = CheckpointSigner::ed25519_from_seed(&[9; 32]);
 /// let options = FileSinkOptions {

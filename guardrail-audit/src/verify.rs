@@ -67,7 +67,7 @@ pub struct VerifyReport {
 /// A streaming verifier: feed lines in order, get the first break.
 ///
 /// ```
-/// use guardrail_audit::{Chain, EventKind, Record, verify::Verifier};
+/// use guardrail_audit::{Chain, EventKind, Record, Verifier};
 /// let mut chain = Chain::new();
 /// let e = chain.link(Record::new(EventKind::Decision)).unwrap();
 /// let mut v = Verifier::new(Chain::new());

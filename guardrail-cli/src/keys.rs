@@ -12,7 +12,7 @@
 use std::path::Path;
 
 use guardrail_audit::AuditKey;
-use guardrail_audit::checkpoint::CheckpointVerifier;
+use guardrail_audit::CheckpointVerifier;
 
 /// Reads the bytes `spec` names: `env:VAR` or a file path. Errors never contain key bytes.
 fn read_source(spec: &str, what: &str) -> Result<Vec<u8>, String> {

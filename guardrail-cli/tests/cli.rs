@@ -9,10 +9,10 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use guardrail_audit::checkpoint::{CheckpointOptions, CheckpointSigner};
 use guardrail_audit::{
     AuditKey, AuditSink, Chain, EventKind, FileSink, FileSinkOptions, Outcome, Record, Timestamp,
 };
+use guardrail_audit::{CheckpointOptions, CheckpointSigner};
 use serde_json::Value;
 
 const KEY_HEX: &str = "6b6579206f6620746865206175646974207472616966206f662074686520636c696e6963";

@@ -243,7 +243,7 @@ impl FileSink {
         FileSink::open_with(Arc::new(StdStorage), dir, options)
     }
 
-    /// Opens the trail through another [`Storage`] (tests use [`crate::io::SimStorage`]).
+    /// Opens the trail through another [`Storage`] (tests use `io::sim::SimStorage`, feature `sim`).
     pub fn open_with(
         storage: Arc<dyn Storage>,
         dir: impl AsRef<Path>,

@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use super::*;
 use crate::checkpoint::{CheckpointOptions, CheckpointSigner};
-use crate::io::{FaultKind, Faults, SimStorage, Storage};
+use crate::io::Storage;
+use crate::io::sim::{FaultKind, Faults, SimStorage};
 use crate::trail::verify_trail_with;
 use crate::{GENESIS, Outcome};
 

@@ -171,6 +171,57 @@ impl<'a, C: ?Sized> InTable<'a, C> {
     }
 }
 
+/// The SQL dialect a schema statement is written for.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Dialect {
+    /// SQLite (`INTEGER` is 64 bits, `INSERT OR IGNORE`).
+    #[cfg(feature = "sqlite")]
+    Sqlite,
+    /// PostgreSQL (`BIGINT`, `ON CONFLICT DO NOTHING`).
+    #[cfg(feature = "postgres")]
+    Postgres,
+}
+
+/// The one definition of the audit tables (events, indexes, head row), for both databases:
+/// only the 64-bit integer type and the insert-if-absent syntax differ by dialect.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) fn schema_ddl(table: &AuditTable, dialect: Dialect) -> String {
+    let (int64, insert, on_conflict) = match dialect {
+        #[cfg(feature = "sqlite")]
+        Dialect::Sqlite => ("INTEGER", "INSERT OR IGNORE INTO", ""),
+        #[cfg(feature = "postgres")]
+        Dialect::Postgres => ("BIGINT", "INSERT INTO", " ON CONFLICT (id) DO NOTHING"),
+    };
+    let t = table.events();
+    let h = table.head();
+    format!(
+        "CREATE TABLE IF NOT EXISTS {t} (
+             seq {int64} PRIMARY KEY,
+             prev TEXT NOT NULL,
+             hash TEXT NOT NULL,
+             time_ns {int64} NOT NULL,
+             kind TEXT NOT NULL,
+             action TEXT,
+             action_kind TEXT,
+             subject TEXT,
+             request_id TEXT,
+             line TEXT NOT NULL
+         );
+         CREATE INDEX IF NOT EXISTS {t}_subject_time ON {t} (subject, time_ns);
+         CREATE INDEX IF NOT EXISTS {t}_time ON {t} (time_ns);
+         CREATE INDEX IF NOT EXISTS {t}_action ON {t} (action);
+         CREATE INDEX IF NOT EXISTS {t}_request ON {t} (request_id);
+         CREATE TABLE IF NOT EXISTS {h} (
+             id INTEGER PRIMARY KEY CHECK (id = 0),
+             next_seq {int64} NOT NULL,
+             head TEXT NOT NULL
+         );
+         {insert} {h} (id, next_seq, head) VALUES (0, 0, '{genesis}'){on_conflict};",
+        genesis = crate::GENESIS.to_hex(),
+    )
+}
+
 /// The queryable copies of an event's fields, as stored in the indexed columns.
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 #[derive(Clone, Debug, PartialEq, Eq)]

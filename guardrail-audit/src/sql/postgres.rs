@@ -45,35 +45,12 @@ fn db(e: sqlx::Error) -> AuditError {
 /// Creates the events table, its indexes and the head row if they do not exist. Safe to run
 /// concurrently (it takes a transaction-scoped advisory lock).
 pub async fn ensure_schema(pool: &PgPool, table: &AuditTable) -> Result<(), AuditError> {
-    let t = table.events();
-    let h = table.head();
     let sql = format!(
         "BEGIN;
          SELECT pg_advisory_xact_lock(hashtext('guardrail_audit_schema'));
-         CREATE TABLE IF NOT EXISTS {t} (
-             seq BIGINT PRIMARY KEY,
-             prev TEXT NOT NULL,
-             hash TEXT NOT NULL,
-             time_ns BIGINT NOT NULL,
-             kind TEXT NOT NULL,
-             action TEXT,
-             action_kind TEXT,
-             subject TEXT,
-             request_id TEXT,
-             line TEXT NOT NULL
-         );
-         CREATE INDEX IF NOT EXISTS {t}_subject_time ON {t} (subject, time_ns);
-         CREATE INDEX IF NOT EXISTS {t}_time ON {t} (time_ns);
-         CREATE INDEX IF NOT EXISTS {t}_action ON {t} (action);
-         CREATE INDEX IF NOT EXISTS {t}_request ON {t} (request_id);
-         CREATE TABLE IF NOT EXISTS {h} (
-             id INTEGER PRIMARY KEY CHECK (id = 0),
-             next_seq BIGINT NOT NULL,
-             head TEXT NOT NULL
-         );
-         INSERT INTO {h} (id, next_seq, head) VALUES (0, 0, '{genesis}') ON CONFLICT (id) DO NOTHING;
+         {}
          COMMIT;",
-        genesis = crate::GENESIS.to_hex(),
+        super::schema_ddl(table, super::Dialect::Postgres)
     );
     sqlx::raw_sql(&sql).execute(pool).await.map_err(db)?;
     Ok(())

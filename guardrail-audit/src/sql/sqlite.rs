@@ -43,34 +43,8 @@ fn db(e: rusqlite::Error) -> AuditError {
 
 /// Creates the events table, its indexes and the head row if they do not exist.
 pub fn ensure_schema(conn: &Connection, table: &AuditTable) -> Result<(), AuditError> {
-    let t = table.events();
-    let h = table.head();
-    conn.execute_batch(&format!(
-        "CREATE TABLE IF NOT EXISTS {t} (
-             seq INTEGER PRIMARY KEY,
-             prev TEXT NOT NULL,
-             hash TEXT NOT NULL,
-             time_ns INTEGER NOT NULL,
-             kind TEXT NOT NULL,
-             action TEXT,
-             action_kind TEXT,
-             subject TEXT,
-             request_id TEXT,
-             line TEXT NOT NULL
-         );
-         CREATE INDEX IF NOT EXISTS {t}_subject_time ON {t} (subject, time_ns);
-         CREATE INDEX IF NOT EXISTS {t}_time ON {t} (time_ns);
-         CREATE INDEX IF NOT EXISTS {t}_action ON {t} (action);
-         CREATE INDEX IF NOT EXISTS {t}_request ON {t} (request_id);
-         CREATE TABLE IF NOT EXISTS {h} (
-             id INTEGER PRIMARY KEY CHECK (id = 0),
-             next_seq INTEGER NOT NULL,
-             head TEXT NOT NULL
-         );
-         INSERT OR IGNORE INTO {h} (id, next_seq, head) VALUES (0, 0, '{genesis}');",
-        genesis = crate::GENESIS.to_hex(),
-    ))
-    .map_err(db)
+    conn.execute_batch(&super::schema_ddl(table, super::Dialect::Sqlite))
+        .map_err(db)
 }
 
 fn read_head(conn: &Connection, table: &AuditTable) -> Result<Chain, AuditError> {
