@@ -61,6 +61,7 @@ fn refusals() -> usize {
 
 #[derive(Debug)]
 enum AppError {
+    #[expect(dead_code, reason = "the tests only tell the variants apart")]
     Guard(GuardError),
     Db(String),
 }

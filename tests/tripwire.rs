@@ -259,6 +259,12 @@ fn a_spawned_task_inherits_only_when_handed_over() {
         .build()
         .unwrap();
     let ctx = ctx();
-    assert_eq!(rt.block_on(spawns(&ctx, false)).unwrap(), false);
-    assert_eq!(rt.block_on(spawns(&ctx, true)).unwrap(), true);
+    assert!(
+        !rt.block_on(spawns(&ctx, false)).unwrap(),
+        "a spawned task inherited the marker"
+    );
+    assert!(
+        rt.block_on(spawns(&ctx, true)).unwrap(),
+        "the handed-over marker was lost"
+    );
 }

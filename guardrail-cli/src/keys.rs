@@ -29,7 +29,7 @@ fn read_source(spec: &str, what: &str) -> Result<Vec<u8>, String> {
 }
 
 /// Decodes key material: hex when the (trimmed) content is only hex digits, else raw bytes.
-pub fn decode_key_material(bytes: &[u8]) -> Vec<u8> {
+pub(crate) fn decode_key_material(bytes: &[u8]) -> Vec<u8> {
     let trimmed = bytes.trim_ascii();
     if !trimmed.is_empty() && trimmed.len() % 2 == 0 && trimmed.iter().all(u8::is_ascii_hexdigit) {
         if let Ok(decoded) = hex::decode(trimmed) {
@@ -40,14 +40,14 @@ pub fn decode_key_material(bytes: &[u8]) -> Vec<u8> {
 }
 
 /// The audit key `spec` names.
-pub fn audit_key(spec: &str) -> Result<AuditKey, String> {
+pub(crate) fn audit_key(spec: &str) -> Result<AuditKey, String> {
     let bytes = read_source(spec, "audit key")?;
     AuditKey::from_bytes(&decode_key_material(&bytes))
         .map_err(|e| format!("audit key `{spec}`: {e} (give the key as hex, or as raw bytes)"))
 }
 
 /// The checkpoint verification key `spec` names.
-pub fn checkpoint_verifier(spec: &str) -> Result<CheckpointVerifier, String> {
+pub(crate) fn checkpoint_verifier(spec: &str) -> Result<CheckpointVerifier, String> {
     let bytes = read_source(spec, "checkpoint key")?;
     let text = String::from_utf8(bytes).map_err(|_| {
         format!(

@@ -12,7 +12,7 @@ use guardrail_audit::{
 
 /// Why a command failed, by exit status.
 #[derive(Debug)]
-pub enum Failure {
+pub(crate) enum Failure {
     /// Exit 1: the trail is not what was written.
     Tampered(String),
     /// Exit 2: bad arguments, unreadable files, bad keys.
@@ -31,14 +31,14 @@ impl From<TrailError> for Failure {
 
 /// Progress on stderr: a count updated in place, only when enabled.
 #[derive(Debug)]
-pub struct Progress {
+pub(crate) struct Progress {
     enabled: bool,
     shown: bool,
 }
 
 impl Progress {
     /// Shows progress only if `enabled`.
-    pub fn new(enabled: bool) -> Progress {
+    pub(crate) fn new(enabled: bool) -> Progress {
         Progress {
             enabled,
             shown: false,
@@ -64,7 +64,7 @@ impl Progress {
 }
 
 /// Verifies the trail (and its checkpoints, when given).
-pub fn verify(
+pub(crate) fn verify(
     files: &[PathBuf],
     checkpoints: Option<&(PathBuf, CheckpointVerifier)>,
     progress: &mut Progress,
@@ -84,7 +84,7 @@ fn changed(path: &Path, line: usize, what: &str) -> Failure {
 
 /// Calls `f` with every event of a verified trail, in order. Reads exactly the events the
 /// verification covered and checks each line against the chain again.
-pub fn for_each_event(
+pub(crate) fn for_each_event(
     report: &TrailReport,
     mut f: impl FnMut(AuditEvent) -> Result<(), Failure>,
 ) -> Result<(), Failure> {
