@@ -365,8 +365,18 @@ fn non_string_phi_as_subject_is_keyed_hashed_like_strings() {
     // The date of birth in any form a value could take: the whole date, its year and month
     // (no timestamp of this run is in 1961), or the year alone as a JSON number or string. A
     // bare `1961` is no canary: hex digests and timestamps contain it by chance.
-    for raw in ["1961-04-12", "1961-04", ":1961,", ":1961}", "\"1961\"", "04/12/1961"] {
-        assert!(!trail.contains(raw), "raw date of birth `{raw}` in the trail");
+    for raw in [
+        "1961-04-12",
+        "1961-04",
+        ":1961,",
+        ":1961}",
+        "\"1961\"",
+        "04/12/1961",
+    ] {
+        assert!(
+            !trail.contains(raw),
+            "raw date of birth `{raw}` in the trail"
+        );
     }
     let id_token = rig.guardrail.subject_token(&patient_no);
     let dob_token = rig.guardrail.subject_token(&dob);
