@@ -17,6 +17,7 @@
 //!
 //! The canonical encoding that is hashed is documented in `docs/audit-format.md`.
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod chain;
 mod checkpoint;

@@ -126,4 +126,5 @@ impl Storage for StdStorage {
 }
 
 #[cfg(any(test, feature = "sim"))]
+#[cfg_attr(docsrs, doc(cfg(feature = "sim")))]
 pub mod sim;

@@ -48,8 +48,10 @@ use crate::sink::Receipt;
 use crate::verify::VerifyError;
 
 #[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub mod postgres;
 #[cfg(feature = "sqlite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub mod sqlite;
 
 /// Appends an event inside a database transaction the caller owns (synchronous drivers).
