@@ -48,7 +48,16 @@ impl GuardRejection {
                 StatusCode::BAD_REQUEST,
                 json!({ "error": "invalid_input", "action": action }),
             ),
-            // `Unguarded` and any variant added later: a server-side fault, no detail.
+            // PHI reached outside a guard: the service's fault, not the client's.
+            GuardError::Unguarded { action, category } => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                json!({
+                    "error": "unguarded",
+                    "action": action,
+                    "category": category.map(|c| c.as_str()),
+                }),
+            ),
+            // Any variant added later: a server-side fault, no detail.
             other => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 json!({ "error": "internal", "action": other.action() }),

@@ -448,6 +448,20 @@ fn invalid_input_answers_400_without_its_message() {
     );
 }
 
+#[test]
+fn unguarded_answers_500_with_the_category_only() {
+    let e = GuardRejection(GuardError::Unguarded {
+        action: Some("http.chart.read"),
+        category: Some(guardrail_core::Category::Ssn),
+    });
+    let (status, body) = e.status_and_body();
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(
+        body,
+        serde_json::json!({"error": "unguarded", "action": "http.chart.read", "category": "ssn"})
+    );
+}
+
 #[tokio::test]
 async fn negative_count_is_refused_403() {
     let app = start().await;
