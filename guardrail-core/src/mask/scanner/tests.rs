@@ -1,0 +1,140 @@
+//! The scanner's unit tests.
+
+use super::*;
+
+fn kinds(text: &str) -> Vec<(IdentifierKind, String)> {
+    let s = Scanner::builder()
+        .build()
+        .expect("built-in patterns compile");
+    let found = s.find(text);
+    assert_eq!(
+        found,
+        s.find_unfiltered(text),
+        "prefilter disagrees on {text:?}"
+    );
+    found
+        .into_iter()
+        .map(|f| (f.kind, text[f.range].to_owned()))
+        .collect()
+}
+
+#[test]
+fn built_in_patterns_compile() {
+    let s = Scanner::builder().build().expect("compile");
+    assert!(s.patterns().count() >= 14);
+}
+
+#[test]
+fn finds_each_kind() {
+    use IdentifierKind as K;
+    let cases: &[(&str, K, &str)] = &[
+        ("SSN 123-45-6789.", K::Ssn, "123-45-6789"),
+        ("ssn: 123456789 ok", K::Ssn, "123456789"),
+        ("call (617) 555-0142 now", K::Phone, "(617) 555-0142"),
+        ("call +1 617.555.0142", K::Phone, "+1 617.555.0142"),
+        ("Fax: 617-555-0199", K::Fax, "617-555-0199"),
+        (
+            "mail ada.l+x@mail.example.org.",
+            K::Email,
+            "ada.l+x@mail.example.org",
+        ),
+        ("MRN #: 00123456 seen", K::Mrn, "00123456"),
+        ("seen 03/14/2024", K::Date, "03/14/2024"),
+        ("seen 2024-03-14T10:00Z", K::Date, "2024-03-14T10:00Z"),
+        ("on March 3rd, 2021 at", K::Date, "March 3rd, 2021"),
+        ("on 3 Mar 2021 at", K::Date, "3 Mar 2021"),
+        ("from 10.0.12.7 at", K::Ip, "10.0.12.7"),
+        (
+            "from fe80::1ff:fe23:4567:890a at",
+            K::Ip,
+            "fe80::1ff:fe23:4567:890a",
+        ),
+        (
+            "see https://portal.example.org/p?id=7).",
+            K::Url,
+            "https://portal.example.org/p?id=7",
+        ),
+        ("see www.example.org.", K::Url, "www.example.org"),
+        ("Boston, MA 02115-1234 USA", K::Zip, "02115-1234"),
+        ("zip code: 02115", K::Zip, "02115"),
+        (
+            "card 4111 1111 1111 1111 on file",
+            K::Account,
+            "4111 1111 1111 1111",
+        ),
+    ];
+    for (text, kind, value) in cases {
+        assert_eq!(kinds(text), vec![(*kind, (*value).to_owned())], "{text}");
+    }
+}
+
+#[test]
+fn rejects_invalid_and_decoys() {
+    for text in [
+        "000-12-3456",
+        "666-12-3456",
+        "912-34-5678",
+        "123-00-4567",
+        "123-45-0000",
+        "BP 120/80 HR 72",
+        "metformin 500 mg, HbA1c 7.2%, E11.9, K 4.1",
+        "13/45/2024",
+        "4111 1111 1111 1112",
+        "call 123-555-0142",
+        "999.1.1.1",
+        "year 2019, 1000 mg, 12000 cells",
+        "lot 02115",
+        "at 10:30:45",
+    ] {
+        assert_eq!(kinds(text), vec![], "{text}");
+    }
+}
+
+#[test]
+fn invalid_candidate_does_not_hide_inner_identifier() {
+    // A 13-digit run failing Luhn starts before the phone number.
+    let k = kinds("ref 123 617-555-0142 44");
+    assert!(
+        k.contains(&(IdentifierKind::Phone, "617-555-0142".into())),
+        "{k:?}"
+    );
+}
+
+#[test]
+fn mask_replaces_findings() {
+    let s = Scanner::default();
+    assert_eq!(
+        s.mask("Pt DOB 01/02/1950, SSN 123-45-6789; BP 120/80."),
+        "Pt DOB [DATE], SSN [SSN]; BP 120/80."
+    );
+    assert_eq!(s.mask("héllo ✓ 123-45-6789 ✓"), "héllo ✓ [SSN] ✓");
+}
+
+#[test]
+fn eight_byte_test_never_misses_a_trigger_byte() {
+    for b in 0..=255u8 {
+        for pos in 0..8 {
+            let mut word = [b'a'; 8];
+            word[pos] = b;
+            let expect = CLASS[b as usize] != OTHER;
+            let got = may_hold_trigger(u64::from_le_bytes(word));
+            assert!(got || !expect, "byte {b:#x} at {pos} missed");
+            if b < 0x80 {
+                let exact = expect || b == b'/';
+                assert_eq!(got, exact, "byte {b:#x} at {pos}");
+            }
+        }
+    }
+}
+
+#[test]
+fn bad_mrn_pattern_is_an_error() {
+    let e = Scanner::builder()
+        .mrn_patterns(["MRN(["])
+        .build()
+        .unwrap_err();
+    assert!(
+        e.to_string().starts_with("invalid MRN pattern `MRN([`"),
+        "{e}"
+    );
+}
