@@ -9,8 +9,8 @@
 //! as data. Results are JSON of the masked `Ok` value with every string scrubbed
 //! ([`scrub_json`]); denials and approval requests become PHI-free [`ToolError`]s.
 //!
-//! This crate is transport-independent; wiring it to an rmcp `ServerHandler` is the
-//! transport's job (`list_tools` → [`Session::tools`], `call_tool` → [`Session::call`]).
+//! [`GuardedServer`] is the rmcp `ServerHandler` over a [`Catalogue`]: one per connection,
+//! its session opened on first use with the agent named by the client's initialize request.
 
 #![forbid(unsafe_code)]
 
@@ -24,6 +24,9 @@ use guardrail_core::{
     AgentId, Context, Effect, Endpoint, GuardError, Guardrail, Policy, Principal, Purpose,
 };
 use serde_json::{Map, Value};
+
+mod server;
+pub use server::{APPROVAL_ARGUMENT, GuardedServer};
 
 /// A tool's handler: the session's context and the call's arguments, to the JSON of the
 /// (already masked) `Ok` value.
