@@ -38,6 +38,7 @@ fn decisions(c: &mut Criterion) {
         subject: None,
         count: None,
         break_glass: None,
+        agent: None,
         cache: &cache,
     };
     let decision = policy.decide(&allow);
@@ -53,6 +54,7 @@ fn decisions(c: &mut Criterion) {
         subject: None,
         count: Some(EXPORT_LIMIT + 1),
         break_glass: None,
+        agent: None,
         cache: &research_cache,
     };
     let decision = policy.decide(&deny);
@@ -79,6 +81,7 @@ fn decisions(c: &mut Criterion) {
         subject: None,
         count: Some(10),
         break_glass: None,
+        agent: None,
         cache: &export_cache,
     };
     assert!(policy.evaluate(&counted).is_allowed());

@@ -393,6 +393,7 @@ fn bare<'a>(
         subject: None,
         count: None,
         break_glass: None,
+        agent: None,
         cache,
     }
 }
@@ -1587,6 +1588,7 @@ proptest! {
             subject: subject.as_ref().map(|s| s as &dyn std::fmt::Display),
             count,
             break_glass,
+            agent: None,
             cache: &cache,
         };
         let call = Call {

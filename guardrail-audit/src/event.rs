@@ -173,6 +173,13 @@ pub struct Record {
     /// The principal's roles.
     #[serde(default = "no_roles", skip_serializing_if = "<[Text]>::is_empty")]
     pub roles: Arc<[Text]>,
+    /// The software agent the principal acted through (`name` or `name/version`, e.g. an
+    /// MCP client); absent for a direct call and omitted from the line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via: Option<Text>,
+    /// The session (e.g. MCP session id) the call belongs to; omitted when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<Text>,
     /// admin, provider, patient or system.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub endpoint: Option<Text>,
@@ -240,6 +247,8 @@ impl Record {
             resource: None,
             principal: None,
             roles: no_roles(),
+            via: None,
+            session: None,
             endpoint: None,
             jurisdiction: None,
             purpose: None,

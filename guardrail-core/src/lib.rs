@@ -35,7 +35,9 @@ pub use guard::require_guarded;
 pub use guardrail::PolicyWatcher;
 pub use guardrail::{BuildError, Context, Guardrail, GuardrailBuilder, ReloadError, ReloadReport};
 pub use mask::{Masker, Phi, PhiValue, Redact};
-pub use model::{ActionKind, Category, CategorySet, Endpoint, Principal, Purpose, UnknownName};
+pub use model::{
+    ActionKind, AgentId, Category, CategorySet, Endpoint, Principal, Purpose, UnknownName,
+};
 pub use policy::{ApprovalNeed, Decision, DenyReason, Effect, Policy, PolicyError};
 pub use registry::ActionDescriptor;
 /// Appending through the caller's transaction (`#[phi_action(tx = ..)]`).

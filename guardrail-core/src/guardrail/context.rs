@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::approval::ApprovalId;
 use crate::guardrail::Guardrail;
-use crate::model::{Endpoint, Principal, Purpose};
+use crate::model::{AgentId, Endpoint, Principal, Purpose};
 
 /// Who is calling, from where, why, carried into every guarded call.
 ///
@@ -33,6 +33,8 @@ pub struct Context {
     request_id: Arc<str>,
     approval: Option<ApprovalId>,
     break_glass: Option<Arc<str>>,
+    agent: Option<AgentId>,
+    session: Option<Arc<str>>,
     pub(crate) cache: crate::policy::ContextCache,
 }
 
@@ -79,6 +81,8 @@ impl Context {
             request_id: new_request_id(),
             approval: None,
             break_glass: None,
+            agent: None,
+            session: None,
             cache: Default::default(),
         }
     }
@@ -113,6 +117,36 @@ impl Context {
     pub fn request_id(mut self, id: impl AsRef<str>) -> Context {
         self.request_id = Arc::from(id.as_ref());
         self
+    }
+
+    /// Names the software agent (an AI assistant's MCP client) the principal acts through.
+    ///
+    /// Set it from server configuration only, never from request arguments: rules with
+    /// `agents = [..]` or `direct_only = true` decide on it, and every event records it as
+    /// `via` next to the principal.
+    pub fn agent(mut self, agent: AgentId) -> Context {
+        self.agent = Some(agent);
+        self
+    }
+
+    /// Names the session (e.g. an MCP session) the call belongs to; every event records it.
+    pub fn session(mut self, id: impl AsRef<str>) -> Context {
+        self.session = Some(Arc::from(id.as_ref()));
+        self
+    }
+
+    /// The agent the principal acts through, if any.
+    pub fn get_agent(&self) -> Option<&AgentId> {
+        self.agent.as_ref()
+    }
+
+    /// The session id, if set.
+    pub fn get_session(&self) -> Option<&str> {
+        self.session.as_deref()
+    }
+
+    pub(crate) fn session_arc(&self) -> Option<&Arc<str>> {
+        self.session.as_ref()
     }
 
     /// The guardrail this context belongs to.
@@ -171,6 +205,8 @@ impl fmt::Debug for Context {
                 "break_glass",
                 &self.break_glass.as_ref().map(|_| "[declared]"),
             )
+            .field("agent", &self.agent)
+            .field("session", &self.session)
             .finish()
     }
 }

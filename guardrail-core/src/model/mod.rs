@@ -268,3 +268,66 @@ impl fmt::Debug for Principal {
             .finish()
     }
 }
+
+/// The software agent a person acts through (an MCP client such as an AI assistant), if any.
+///
+/// Set only by server configuration ([`crate::Context::agent`]), never from a request's
+/// arguments. Policy rules name agents by [`AgentId::name`] (`agents = [..]`, `direct_only`).
+///
+/// ```
+/// use guardrail_core::AgentId;
+/// let agent = AgentId::new("clinic-assistant").version("1.2.0");
+/// assert_eq!(agent.name(), "clinic-assistant");
+/// assert_eq!(agent.label(), "clinic-assistant/1.2.0");
+/// ```
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct AgentId {
+    name: Arc<str>,
+    version: Option<Arc<str>>,
+    label: Arc<str>,
+}
+
+impl AgentId {
+    /// An agent known by `name` (what policy rules match).
+    pub fn new(name: impl AsRef<str>) -> AgentId {
+        let name: Arc<str> = Arc::from(name.as_ref());
+        AgentId {
+            label: name.clone(),
+            name,
+            version: None,
+        }
+    }
+
+    /// Adds the agent's version (recorded, not matched by rules).
+    pub fn version(mut self, version: impl AsRef<str>) -> AgentId {
+        let version: Arc<str> = Arc::from(version.as_ref());
+        self.label = Arc::from(format!("{}/{}", self.name, version));
+        self.version = Some(version);
+        self
+    }
+
+    /// The name rules match.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The version, if known.
+    pub fn get_version(&self) -> Option<&str> {
+        self.version.as_deref()
+    }
+
+    /// `name` or `name/version`, as events record it in `via`.
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    pub(crate) fn label_arc(&self) -> &Arc<str> {
+        &self.label
+    }
+}
+
+impl fmt::Debug for AgentId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.label)
+    }
+}

@@ -101,6 +101,14 @@ fn deny_rule_holds(rule: &Rule, req: &Request<'_>, principal: u64) -> bool {
             return false;
         }
     }
+    if let Some(agents) = &rule.agents {
+        // On a deny rule, `agents = [..]` singles out calls through those agents; a direct
+        // call is not one of them.
+        match req.agent {
+            Some(a) if agents.iter().any(|x| &**x == a) => {}
+            _ => return false,
+        }
+    }
     if let Some(max) = rule.max_count {
         // On a deny rule, `max_count = N` singles out calls over N records.
         if req.count.unwrap_or(1) <= max {
@@ -114,6 +122,7 @@ fn deny_rule_holds(rule: &Rule, req: &Request<'_>, principal: u64) -> bool {
 #[derive(Debug, Clone, Copy)]
 enum Failure {
     Role,
+    Agent,
     Endpoint { missing: bool },
     Jurisdiction,
     Purpose { missing: bool },
@@ -125,11 +134,12 @@ impl Failure {
     fn stage(self) -> u8 {
         match self {
             Failure::Role => 1,
-            Failure::Endpoint { .. } => 2,
-            Failure::Jurisdiction => 3,
-            Failure::Purpose { .. } => 4,
-            Failure::Subject { .. } => 5,
-            Failure::Count { .. } => 6,
+            Failure::Agent => 2,
+            Failure::Endpoint { .. } => 3,
+            Failure::Jurisdiction => 4,
+            Failure::Purpose { .. } => 5,
+            Failure::Subject { .. } => 6,
+            Failure::Count { .. } => 7,
         }
     }
 
@@ -151,6 +161,7 @@ impl Failure {
     fn reason(self) -> DenyReason {
         match self {
             Failure::Role => DenyReason::RoleNotAllowed,
+            Failure::Agent => DenyReason::AgentNotAllowed,
             Failure::Endpoint { missing: true } => DenyReason::MissingContext { field: "endpoint" },
             Failure::Endpoint { missing: false } => DenyReason::EndpointNotAllowed,
             Failure::Jurisdiction => DenyReason::JurisdictionNotAllowed,
@@ -179,6 +190,9 @@ fn allow_rule_holds(
     };
     if !role_ok {
         return Err(Failure::Role);
+    }
+    if (rule.direct_only || rule.agents.is_some()) && !rule.allows_agent(req.agent) {
+        return Err(Failure::Agent);
     }
     if let Some(mask) = rule.endpoints {
         match req.endpoint {
@@ -351,6 +365,124 @@ fn break_glass<'p>(
 #[cfg(test)]
 mod tests {
     use super::display_equals;
+    use crate::model::{ActionKind, Principal};
+    use crate::policy::{ContextCache, DenyReason, Effect, Policy, Request};
+    use crate::registry::ActionDescriptor;
+
+    static READ: ActionDescriptor =
+        ActionDescriptor::new("t::chart::read", ActionKind::Read).roles(&["provider"]);
+    static NOTE: ActionDescriptor =
+        ActionDescriptor::new("t::note::add", ActionKind::Create).roles(&["provider"]);
+
+    const AGENTS: &str = r#"
+version = "t"
+
+[[rule]]
+id = "read-via-assistant"
+effect = "allow"
+actions = ["t::chart::read"]
+roles = ["provider"]
+agents = ["clinic-assistant"]
+
+[[rule]]
+id = "note-direct"
+effect = "allow"
+actions = ["t::note::add"]
+roles = ["provider"]
+direct_only = true
+"#;
+
+    fn decide(policy: &Policy, action: &'static ActionDescriptor, agent: Option<&str>) -> Effect {
+        let principal = Principal::new("dr-grey").role("provider");
+        let cache = ContextCache::default();
+        let req = Request {
+            action,
+            principal: &principal,
+            endpoint: None,
+            purpose: None,
+            subject: None,
+            count: None,
+            break_glass: None,
+            agent,
+            cache: &cache,
+        };
+        policy.evaluate(&req).effect
+    }
+
+    #[test]
+    fn an_agents_rule_allows_only_through_a_listed_agent() {
+        let policy = Policy::from_toml_str(AGENTS).unwrap();
+        assert_eq!(
+            decide(&policy, &READ, Some("clinic-assistant")),
+            Effect::Allow
+        );
+        assert_eq!(decide(&policy, &READ, Some("other-bot")), Effect::Deny);
+        assert_eq!(decide(&policy, &READ, None), Effect::Deny);
+        let principal = Principal::new("dr-grey").role("provider");
+        let cache = ContextCache::default();
+        let req = Request {
+            action: &READ,
+            principal: &principal,
+            endpoint: None,
+            purpose: None,
+            subject: None,
+            count: None,
+            break_glass: None,
+            agent: Some("other-bot"),
+            cache: &cache,
+        };
+        assert_eq!(
+            policy.decide(&req).reason,
+            Some(DenyReason::AgentNotAllowed)
+        );
+    }
+
+    #[test]
+    fn direct_only_refuses_every_agent() {
+        let policy = Policy::from_toml_str(AGENTS).unwrap();
+        assert_eq!(decide(&policy, &NOTE, None), Effect::Allow);
+        assert_eq!(
+            decide(&policy, &NOTE, Some("clinic-assistant")),
+            Effect::Deny
+        );
+        assert_eq!(decide(&policy, &NOTE, Some("other-bot")), Effect::Deny);
+    }
+
+    #[test]
+    fn a_deny_rule_with_agents_singles_out_those_agents() {
+        let text = r#"
+version = "t"
+
+[[rule]]
+id = "no-bots"
+effect = "deny"
+actions = ["t::chart::read"]
+agents = ["other-bot"]
+
+[[rule]]
+id = "read"
+effect = "allow"
+actions = ["t::chart::read"]
+roles = ["provider"]
+"#;
+        let policy = Policy::from_toml_str(text).unwrap();
+        assert_eq!(decide(&policy, &READ, Some("other-bot")), Effect::Deny);
+        assert_eq!(
+            decide(&policy, &READ, Some("clinic-assistant")),
+            Effect::Allow
+        );
+        assert_eq!(decide(&policy, &READ, None), Effect::Allow);
+    }
+
+    #[test]
+    fn direct_only_is_refused_on_deny_rules_and_beside_agents() {
+        let deny = "version = \"t\"\n[[rule]]\nid = \"d\"\neffect = \"deny\"\nactions = [\"*\"]\ndirect_only = true\n";
+        let err = Policy::from_toml_str(deny).unwrap_err().to_string();
+        assert!(err.contains("direct_only"), "{err}");
+        let both = "version = \"t\"\n[[rule]]\nid = \"a\"\neffect = \"allow\"\nactions = [\"*\"]\nagents = [\"x\"]\ndirect_only = true\n";
+        let err = Policy::from_toml_str(both).unwrap_err().to_string();
+        assert!(err.contains("direct_only"), "{err}");
+    }
 
     #[test]
     fn display_comparison_is_exact() {

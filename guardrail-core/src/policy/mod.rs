@@ -106,6 +106,8 @@ pub struct Request<'a> {
     pub count: Option<u64>,
     /// The declared break-glass reason.
     pub break_glass: Option<&'a str>,
+    /// The name of the agent the principal acts through (`None`: a direct call).
+    pub agent: Option<&'a str>,
     /// Per-context cache (role masks per policy generation). It memoizes facts about
     /// `principal`: give each principal its own cache (a [`crate::Context`] has one).
     pub cache: &'a ContextCache,

@@ -35,6 +35,10 @@ pub struct Rule {
     /// Bitmask over [`Purpose::index`].
     pub(crate) purposes: Option<u8>,
     pub(crate) self_only: bool,
+    /// `agents = [..]`: only calls through one of these agents.
+    pub(crate) agents: Option<Vec<Arc<str>>>,
+    /// `direct_only = true`: only calls through no agent.
+    pub(crate) direct_only: bool,
     pub(crate) max_count: Option<u64>,
     pub(crate) reveal: CategorySet,
     pub(crate) approval: RuleApproval,
@@ -100,6 +104,28 @@ impl Rule {
         match &self.roles {
             None => true,
             Some(roles) => roles.iter().any(|r| &**r == role),
+        }
+    }
+
+    /// The `agents` listed (`None`: any agent, or none).
+    pub fn agents(&self) -> Option<&[Arc<str>]> {
+        self.agents.as_deref()
+    }
+
+    /// True if the rule holds only for calls made directly, through no agent.
+    pub fn direct_only(&self) -> bool {
+        self.direct_only
+    }
+
+    /// True if the rule's agent conditions hold for a call through `agent` (`None`: direct).
+    pub fn allows_agent(&self, agent: Option<&str>) -> bool {
+        if self.direct_only && agent.is_some() {
+            return false;
+        }
+        match (&self.agents, agent) {
+            (None, _) => true,
+            (Some(list), Some(a)) => list.iter().any(|x| &**x == a),
+            (Some(_), None) => false,
         }
     }
 

@@ -30,6 +30,9 @@ pub enum DenyReason {
     JurisdictionNotAllowed,
     /// The declared purpose of use is not listed by the matching rules.
     PurposeNotAllowed,
+    /// The call came through an agent the matching rules do not allow (or any agent, where
+    /// they are `direct_only`), or directly where they require an agent.
+    AgentNotAllowed,
     /// A `self_only` rule matched, but the subject is not the principal's own patient id.
     NotOwnSubject,
     /// More records than the rule's `max_count`.
@@ -79,6 +82,9 @@ impl fmt::Display for DenyReason {
                 f.write_str("the principal's jurisdiction is not allowed")
             }
             DenyReason::PurposeNotAllowed => f.write_str("the purpose of use is not allowed"),
+            DenyReason::AgentNotAllowed => {
+                f.write_str("the call is not allowed through this agent (or without one)")
+            }
             DenyReason::NotOwnSubject => f.write_str("a patient may only access their own records"),
             DenyReason::CountOverLimit { count, limit } => {
                 write!(f, "{count} records requested, the limit is {limit}")
@@ -103,6 +109,7 @@ impl DenyReason {
             DenyReason::EndpointNotAllowed => "endpoint",
             DenyReason::JurisdictionNotAllowed => "jurisdiction",
             DenyReason::PurposeNotAllowed => "purpose",
+            DenyReason::AgentNotAllowed => "agent",
             DenyReason::NotOwnSubject => "not_own_subject",
             DenyReason::CountOverLimit { .. } => "count",
             DenyReason::DeniedByRule { .. } => "deny_rule",

@@ -180,6 +180,7 @@ fn evaluate<'p>(
         subject,
         count,
         break_glass: ctx.get_break_glass(),
+        agent: ctx.get_agent().map(crate::model::AgentId::name),
         cache: &ctx.cache,
     };
     catch_unwind(AssertUnwindSafe(|| policy.evaluate(&request))).unwrap_or_else(|_| {

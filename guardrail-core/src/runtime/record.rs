@@ -17,6 +17,10 @@ pub(super) struct CallIdentity {
     pub(super) labels: ActionLabels,
     pub(super) request_id: Arc<str>,
     pub(super) principal: Arc<str>,
+    /// The agent the principal acted through, as recorded (`via`).
+    pub(super) via: Option<Arc<str>>,
+    /// The session the call belongs to.
+    pub(super) session: Option<Arc<str>>,
     /// The single subject's token (not set for a bulk call).
     pub(super) subject: Option<Text>,
     /// A bulk call's subject tokens (empty otherwise).
@@ -54,6 +58,8 @@ impl CallIdentity {
             labels,
             request_id: ctx.request_arc().clone(),
             principal: ctx.principal().id_arc().clone(),
+            via: ctx.get_agent().map(|a| a.label_arc().clone()),
+            session: ctx.session_arc().cloned(),
             subject,
             subjects,
         }
@@ -76,6 +82,8 @@ impl CallIdentity {
         r.action_kind = Some(self.labels.kind.clone());
         r.resource = self.labels.resource.clone();
         r.principal = Some(self.principal.clone());
+        r.via = self.via.clone();
+        r.session = self.session.clone();
         r.subject = self.subject.clone();
         r.subjects = self.subjects.clone();
         r

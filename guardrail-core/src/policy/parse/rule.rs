@@ -13,6 +13,8 @@ pub(super) const RULE_KEYS: &[&str] = &[
     "jurisdictions",
     "purposes",
     "self_only",
+    "agents",
+    "direct_only",
     "max_count",
     "reveal",
     "approval",
@@ -135,6 +137,32 @@ pub(super) fn parse_rule(
             b
         }
     };
+    let agents: Option<Vec<Arc<str>>> = t
+        .get("agents")
+        .map(|v| t.names("agents", v, false))
+        .transpose()?
+        .map(|v| v.into_iter().map(|(s, _)| s).collect());
+    let direct_only = match t.get("direct_only") {
+        None => false,
+        Some(v) => {
+            let b = t.boolean("direct_only", v)?;
+            if b && effect == Effect::Deny {
+                return Err(t.err(
+                    &v.span(),
+                    "direct_only",
+                    "`direct_only` applies to allow rules only; to refuse agents write a deny rule with `agents = [..]`".into(),
+                ));
+            }
+            if b && agents.is_some() {
+                return Err(t.err(
+                    &v.span(),
+                    "direct_only",
+                    "`direct_only` refuses every agent, so `agents` can never hold; keep one of them".into(),
+                ));
+            }
+            b
+        }
+    };
     let max_count = t
         .get("max_count")
         .map(|v| t.unsigned("max_count", v))
@@ -221,6 +249,8 @@ pub(super) fn parse_rule(
         jurisdictions: jurisdictions.map(Vec::into_boxed_slice),
         purposes,
         self_only,
+        agents,
+        direct_only,
         max_count,
         reveal,
         approval,
