@@ -88,6 +88,7 @@ fn step_record(
     let bound = [
         ("bound.purpose", scope.purpose.as_deref()),
         ("bound.endpoint", scope.endpoint.as_deref()),
+        ("bound.agent", scope.agent.as_deref()),
         ("bound.rule", scope.rule.as_deref()),
         ("bound.reveal", Some(&*scope.reveal)),
         ("bound.arguments", scope.arguments.as_deref()),

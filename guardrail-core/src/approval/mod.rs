@@ -76,6 +76,10 @@ pub struct CallScope {
     pub purpose: Option<Arc<str>>,
     /// The endpoint the call came through.
     pub endpoint: Option<Arc<str>>,
+    /// The agent the principal acted through (`None`: the person directly), so a grant a
+    /// person asked for cannot be spent by an assistant acting for them, nor the reverse.
+    #[serde(default)]
+    pub agent: Option<Arc<str>>,
     /// The id of the rule that decided (and so the call's `reveal`).
     pub rule: Option<Arc<str>>,
     /// The categories the call may see unmasked, comma-separated.
@@ -94,6 +98,8 @@ impl CallScope {
             Some("purpose")
         } else if self.endpoint != other.endpoint {
             Some("endpoint")
+        } else if self.agent != other.agent {
+            Some("agent")
         } else if self.rule != other.rule {
             Some("rule")
         } else if self.reveal != other.reveal {
@@ -217,7 +223,7 @@ pub enum ApprovalError {
     Mismatch {
         /// The grant.
         id: String,
-        /// `action`, `principal`, `subject`, `count`, `purpose`, `endpoint`, `rule`,
+        /// `action`, `principal`, `subject`, `count`, `purpose`, `endpoint`, `agent`, `rule`,
         /// `reveal`, `recorded arguments` or `policy`.
         what: &'static str,
     },
