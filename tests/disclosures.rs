@@ -13,7 +13,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::Duration;
 
 use guardrail_audit::disclosure::{TimeRange, account_disclosures};
-use guardrail_audit::{AuditEvent, Outcome, Timestamp};
+use guardrail_audit::{AuditEvent, EventKind, Outcome, Timestamp};
 use guardrail_core::prelude::*;
 use guardrail_core::{Clock as _, DenyReason, ManualClock};
 
@@ -374,4 +374,27 @@ fn a_numeric_patient_id_is_tokenized_like_a_string_and_found_by_its_digits() {
     let report = account_disclosures(&events, &key, "90210337", TimeRange::all());
     assert_eq!(report.rows.len(), 1);
     assert_eq!(report.rows[0].outcome, Some(Outcome::Ok));
+}
+
+#[test]
+fn every_event_with_tokens_names_the_key_that_made_them() {
+    let (events, _, _) = run();
+    let fingerprint = AuditKey::from_bytes(KEY).unwrap().fingerprint().to_owned();
+    let other = AuditKey::from_bytes(b"another key, at least 16 bytes").unwrap();
+    assert_ne!(other.fingerprint(), fingerprint);
+    let mut with_tokens = 0;
+    for e in &events {
+        let r = &e.record;
+        let tokens = r.subject.is_some() || !r.subjects.is_empty();
+        if tokens && matches!(r.kind, EventKind::Decision | EventKind::Outcome) {
+            assert_eq!(
+                r.key_fingerprint.as_deref(),
+                Some(fingerprint.as_str()),
+                "seq {}",
+                e.seq
+            );
+            with_tokens += 1;
+        }
+    }
+    assert!(with_tokens > 30, "{with_tokens}");
 }

@@ -228,6 +228,12 @@ pub struct Record {
     /// Further facts, by name (reload versions, recovery details, alert kind…).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub detail: BTreeMap<String, String>,
+    /// [`crate::AuditKey::fingerprint`] of the key the event's tokens (`subject`,
+    /// `subjects`, tokenized `detail` values) were made with, so a reader given a key can
+    /// tell a wrong key from an absent patient. Omitted when absent (lines written before
+    /// it existed still parse).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_fingerprint: Option<Text>,
 }
 
 impl Record {
@@ -265,6 +271,7 @@ impl Record {
             outcome: None,
             decision_seq: None,
             detail: BTreeMap::new(),
+            key_fingerprint: None,
         }
     }
 

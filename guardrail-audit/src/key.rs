@@ -41,6 +41,8 @@ impl TokenText {
 #[derive(Clone)]
 pub struct AuditKey {
     mac: HmacSha256,
+    /// [`AuditKey::fingerprint`], computed once.
+    fingerprint: std::sync::Arc<str>,
 }
 
 /// Why bytes cannot be an audit key.
@@ -54,6 +56,9 @@ impl AuditKey {
     /// The domain patient (subject) ids are tokenized in, by the runtime and by every tool
     /// that searches the trail per patient.
     pub const SUBJECT_DOMAIN: &'static str = "subject";
+    /// What the fingerprint MACs. It holds no `0x00` byte, and every token's input does
+    /// (`domain || 0x00 || value`), so a fingerprint is never equal to a token.
+    const FINGERPRINT_INPUT: &'static [u8] = b"guardrail-audit key fingerprint v1";
 
     /// A key from secret bytes (at least 16).
     pub fn from_bytes(bytes: &[u8]) -> Result<AuditKey, KeyTooShort> {
@@ -61,7 +66,39 @@ impl AuditKey {
             return Err(KeyTooShort(bytes.len()));
         }
         let mac = HmacSha256::new_from_slice(bytes).map_err(|_| KeyTooShort(bytes.len()))?;
-        Ok(AuditKey { mac })
+        let mut fp = mac.clone();
+        fp.update(Self::FINGERPRINT_INPUT);
+        let digest = fp.finalize().into_bytes();
+        let fingerprint = hex::encode(&digest[..8]);
+        Ok(AuditKey {
+            mac,
+            fingerprint: std::sync::Arc::from(fingerprint),
+        })
+    }
+
+    /// A short, non-reversible identifier of this key: 16 hex characters, the first 8 bytes
+    /// of `HMAC-SHA256(key, "guardrail-audit key fingerprint v1")`.
+    ///
+    /// Events that carry keyed tokens record it (`key_fingerprint`), so a tool given a key
+    /// can tell "no event about this patient" from "this is not the key that made the
+    /// trail". It reveals nothing about the key, and cannot be used to test guessed
+    /// patient ids (that needs the key itself).
+    ///
+    /// ```
+    /// use guardrail_audit::AuditKey;
+    /// let a = AuditKey::from_bytes(b"a key of at least sixteen bytes!").unwrap();
+    /// let b = AuditKey::from_bytes(b"another key, also long enough").unwrap();
+    /// assert_eq!(a.fingerprint().len(), 16);
+    /// assert_eq!(a.fingerprint(), a.clone().fingerprint());
+    /// assert_ne!(a.fingerprint(), b.fingerprint());
+    /// ```
+    pub fn fingerprint(&self) -> &str {
+        &self.fingerprint
+    }
+
+    /// [`AuditKey::fingerprint`] as shared text (events clone it instead of allocating).
+    pub fn fingerprint_text(&self) -> std::sync::Arc<str> {
+        self.fingerprint.clone()
     }
 
     /// The token of `value` in `domain` (e.g. `"subject"`): domains keep a patient id and an
@@ -121,4 +158,22 @@ impl fmt::Debug for AuditKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("AuditKey([REDACTED])")
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_fingerprint_is_a_fixed_hmac_and_never_a_token() {
+        let key = AuditKey::from_bytes(b"0123456789abcdef").unwrap();
+        // Known answer: HMAC-SHA256("0123456789abcdef", "guardrail-audit key fingerprint v1"),
+        // first 8 bytes (cross-checked with Python's hmac module).
+        assert_eq!(key.fingerprint(), FINGERPRINT_KAT);
+        let other = AuditKey::from_bytes(b"0123456789abcdeg").unwrap();
+        assert_ne!(other.fingerprint(), key.fingerprint());
+        assert!(!key.token("subject", "x").contains(key.fingerprint()));
+    }
+
+    const FINGERPRINT_KAT: &str = "6ca97ac1e41c9692";
 }

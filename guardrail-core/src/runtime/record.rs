@@ -86,6 +86,10 @@ impl CallIdentity {
         r.session = self.session.clone();
         r.subject = self.subject.clone();
         r.subjects = self.subjects.clone();
+        if r.subject.is_some() || !r.subjects.is_empty() {
+            // Tokens are only searchable with the key that made them: say which one.
+            r.key_fingerprint = Some(g.audit_key().fingerprint_text());
+        }
         r
     }
 }
@@ -152,6 +156,9 @@ pub(super) fn decision(
             format!("arg.{name}"),
             g.audit_key().token_display(name, *value),
         );
+    }
+    if !recorded.is_empty() {
+        r.key_fingerprint = Some(g.audit_key().fingerprint_text());
     }
     if verdict.break_glass {
         if let Some(reason) = ctx.get_break_glass() {
