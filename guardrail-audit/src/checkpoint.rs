@@ -102,7 +102,8 @@ pub enum CheckpointError {
     /// Not a checkpoint line.
     #[error("not a well-formed checkpoint: {0}")]
     Malformed(String),
-    /// A format version this build does not know.
+    /// A format version this build does not know, on a line whose signature verifies
+    /// (an unsigned line is [`CheckpointError::BadSignature`] whatever version it claims).
     #[error("checkpoint format version {0} is not supported (this build reads version 1)")]
     UnsupportedVersion(u64),
     /// Signed with another key (or another algorithm) than the one given.
@@ -310,13 +311,23 @@ struct CheckpointBody {
     count: u64,
     head: Digest,
     time: Timestamp,
-    alg: String,
+    /// Checked (with `key`) by [`SignerOnly`] before the signature; named here so the strict
+    /// parse accepts it.
+    #[serde(rename = "alg")]
+    _alg: String,
     key: String,
 }
 
 #[derive(Deserialize)]
 struct VersionOnly {
     v: u64,
+}
+
+/// The members that say who signed a line, read before anything else is trusted.
+#[derive(Deserialize)]
+struct SignerOnly {
+    alg: String,
+    key: String,
 }
 
 impl CheckpointVerifier {
@@ -390,25 +401,15 @@ impl CheckpointVerifier {
             .ok_or_else(|| malformed("the line does not end with the `sig` member"))?;
         let mut json = body.to_vec();
         json.push(b'}');
-        let parsed: CheckpointBody = match serde_json::from_slice(&json) {
-            Ok(p) => p,
-            Err(e) => {
-                // A newer version may have other members: say so rather than "malformed".
-                if let Ok(VersionOnly { v }) = serde_json::from_slice(&json) {
-                    if v != CHECKPOINT_VERSION {
-                        return Err(CheckpointError::UnsupportedVersion(v));
-                    }
-                }
-                return Err(CheckpointError::Malformed(e.to_string()));
-            }
-        };
-        if parsed.v != CHECKPOINT_VERSION {
-            return Err(CheckpointError::UnsupportedVersion(parsed.v));
-        }
-        if parsed.alg != self.algorithm().as_str() || parsed.key != self.key_id {
+        // The signature first, the version after: only a line this key signed can speak for
+        // a format version, so an unsigned line claiming an unknown version is a forgery
+        // (`BadSignature`), never "unsupported".
+        let signer: SignerOnly =
+            serde_json::from_slice(&json).map_err(|e| CheckpointError::Malformed(e.to_string()))?;
+        if signer.alg != self.algorithm().as_str() || signer.key != self.key_id {
             return Err(CheckpointError::WrongKey {
-                found: parsed.key,
-                found_alg: parsed.alg,
+                found: signer.key,
+                found_alg: signer.alg,
                 expected: self.key_id.clone(),
                 expected_alg: self.algorithm().as_str(),
             });
@@ -433,6 +434,21 @@ impl CheckpointVerifier {
         };
         if !ok {
             return Err(CheckpointError::BadSignature);
+        }
+        let parsed: CheckpointBody = match serde_json::from_slice(&json) {
+            Ok(p) => p,
+            Err(e) => {
+                // Signed by this key: a newer version may have other members.
+                if let Ok(VersionOnly { v }) = serde_json::from_slice(&json) {
+                    if v != CHECKPOINT_VERSION {
+                        return Err(CheckpointError::UnsupportedVersion(v));
+                    }
+                }
+                return Err(CheckpointError::Malformed(e.to_string()));
+            }
+        };
+        if parsed.v != CHECKPOINT_VERSION {
+            return Err(CheckpointError::UnsupportedVersion(parsed.v));
         }
         if parsed.count != parsed.seq.saturating_add(1) {
             return Err(malformed("`count` is not `seq` + 1"));
@@ -559,12 +575,37 @@ mod tests {
     }
 
     #[test]
-    fn unknown_versions_are_typed_errors() {
-        let a = CheckpointSigner::ed25519_from_seed(&[5; 32]);
+    fn an_unknown_version_is_unsupported_only_when_signed() {
+        let secret = b"sixteen or more bytes of secret";
+        let a = CheckpointSigner::hmac_sha256(secret).unwrap();
         let line = a.sign("log", 0, Digest([0; 32]), Timestamp(0));
-        let v2 = line.replacen("\"v\":1", "\"v\":2", 1);
+        // Version changed, signature kept: nobody with the key wrote this line.
+        let unsigned = line.replacen("\"v\":1", "\"v\":2", 1);
         assert_eq!(
-            a.verifier().verify_line(v2.as_bytes()),
+            a.verifier().verify_line(unsigned.as_bytes()),
+            Err(CheckpointError::BadSignature)
+        );
+        // A version-2 line with members this build does not know, unsigned: still forged.
+        let body = format!(
+            "{{\"v\":2,\"log\":\"log\",\"novel\":true,\"alg\":\"hmac-sha256\",\"key\":\"{}\"",
+            a.key_id()
+        );
+        let forged = format!("{body},\"sig\":\"{}\"}}", "00".repeat(32));
+        assert_eq!(
+            a.verifier().verify_line(forged.as_bytes()),
+            Err(CheckpointError::BadSignature)
+        );
+        // The same line signed with the key: a genuine newer format.
+        let mut m = HmacSha256::new_from_slice(secret).unwrap();
+        m.update(&[CHECKPOINT_PREFIX]);
+        m.update(body.as_bytes());
+        m.update(b"}");
+        let signed = format!(
+            "{body},\"sig\":\"{}\"}}",
+            hex::encode(m.finalize().into_bytes())
+        );
+        assert_eq!(
+            a.verifier().verify_line(signed.as_bytes()),
             Err(CheckpointError::UnsupportedVersion(2))
         );
     }

@@ -43,7 +43,7 @@ pub use error::AuditError;
 pub use event::{AuditEvent, EventKind, Outcome, ParseEventError, Record, Text, Timestamp};
 pub use file::{
     CHECKPOINT_FILE, Durability, FileSink, FileSinkOptions, MANIFEST_FILE, MANIFEST_VERSION,
-    MAX_LINE_BYTES, Manifest, ManifestEntry, ManifestError, Recovery,
+    MAX_LINE_BYTES, MAX_MANIFEST_BYTES, Manifest, ManifestEntry, ManifestError, Recovery,
 };
 pub use key::{AuditKey, KeyTooShort};
 pub use memory::MemorySink;

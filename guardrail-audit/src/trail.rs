@@ -199,6 +199,21 @@ pub enum TrailError {
         /// The seq of the checkpoint before.
         previous: u64,
     },
+    /// A checkpoint is signed with another key than the other checkpoints of its file,
+    /// which the given key signed: a line was replaced or inserted (tampering, unlike a
+    /// file whose every line names another key, which is a wrong key given).
+    #[error(
+        "checkpoint file `{}` line {line}: {source}, while other lines of the file are signed with the given key (a checkpoint was replaced or inserted)",
+        path.display()
+    )]
+    ForeignCheckpoint {
+        /// The checkpoint file.
+        path: PathBuf,
+        /// 1-based line.
+        line: usize,
+        /// The [`CheckpointError::WrongKey`] of the line.
+        source: CheckpointError,
+    },
     /// A checkpoint file was given but holds no checkpoint although the trail has events.
     #[error("checkpoint file `{}` holds no checkpoint", path.display())]
     NoCheckpoints {
@@ -246,6 +261,7 @@ impl TrailError {
             | TrailError::Truncated { path, line, .. }
             | TrailError::HistoryRewritten { path, line, .. }
             | TrailError::Checkpoint { path, line, .. }
+            | TrailError::ForeignCheckpoint { path, line, .. }
             | TrailError::OtherLog { path, line, .. }
             | TrailError::CheckpointOrder { path, line, .. } => Some((path, *line)),
             TrailError::Manifest { path, source } => Some((path, source.line)),
@@ -278,13 +294,12 @@ struct Resolved {
 }
 
 fn read_manifest(storage: &dyn Storage, path: &Path) -> Result<Resolved, TrailError> {
-    let bytes = storage
-        .read_all(path)
-        .map_err(|e| file_error(path, e, None))?;
-    let manifest = Manifest::parse(&bytes).map_err(|source| TrailError::Manifest {
-        path: path.to_owned(),
-        source,
-    })?;
+    let manifest = Manifest::read_file(storage, path)
+        .map_err(|e| file_error(path, e, None))?
+        .map_err(|source| TrailError::Manifest {
+            path: path.to_owned(),
+            source,
+        })?;
     let dir = path.parent().unwrap_or(Path::new("."));
     Ok(Resolved {
         files: manifest
@@ -367,6 +382,7 @@ fn load_checkpoints(
     let mut lines = LineReader::new(reader);
     let mut out: Vec<(usize, Checkpoint)> = Vec::new();
     let mut expected_log: Option<String> = log.map(str::to_owned);
+    let mut foreign_line: Option<(usize, CheckpointError)> = None;
     while let Some(line) = lines.next_line().map_err(|e| file_error(path, e, None))? {
         let n = line.number;
         if !line.complete || line.too_long {
@@ -378,13 +394,32 @@ fn load_checkpoints(
                 ),
             });
         }
-        let cp = verifier
-            .verify_line(line.bytes)
-            .map_err(|source| TrailError::Checkpoint {
-                path: path.to_owned(),
-                line: n,
-                source,
-            })?;
+        let cp = match verifier.verify_line(line.bytes) {
+            Ok(cp) => cp,
+            Err(e @ CheckpointError::WrongKey { .. }) => {
+                // Another key: the wrong key was given (usage) if no line is signed with the
+                // given one; a line replaced (tampering) if some other line is.
+                if !out.is_empty() {
+                    return Err(foreign(path, n, e));
+                }
+                foreign_line.get_or_insert((n, e));
+                continue;
+            }
+            Err(source) => {
+                if let (Some((at, e)), CheckpointError::BadSignature) = (&foreign_line, &source) {
+                    // This line names the given key, an earlier one another key.
+                    return Err(foreign(path, *at, e.clone()));
+                }
+                return Err(TrailError::Checkpoint {
+                    path: path.to_owned(),
+                    line: n,
+                    source,
+                });
+            }
+        };
+        if let Some((at, e)) = foreign_line {
+            return Err(foreign(path, at, e));
+        }
         match &expected_log {
             Some(l) if *l != cp.log => {
                 return Err(TrailError::OtherLog {
@@ -409,7 +444,23 @@ fn load_checkpoints(
         }
         out.push((n, cp));
     }
+    if let Some((line, source)) = foreign_line {
+        return Err(TrailError::Checkpoint {
+            path: path.to_owned(),
+            line,
+            source,
+        });
+    }
     Ok(out)
+}
+
+/// A checkpoint signed with another key than the other lines of its file.
+fn foreign(path: &Path, line: usize, source: CheckpointError) -> TrailError {
+    TrailError::ForeignCheckpoint {
+        path: path.to_owned(),
+        line,
+        source,
+    }
 }
 
 /// Verifies a trail on the real file system.

@@ -9,7 +9,7 @@
 //! It is rewritten whole, atomically (temporary file, fsync, rename, fsync of the directory),
 //! before a new file is created, so a crash leaves either the old or the new list.
 
-use std::io;
+use std::io::{self, Read as _};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -25,6 +25,10 @@ const MANIFEST_TMP: &str = "manifest.jsonl.tmp";
 const FORMAT: &str = "guardrail-audit-manifest";
 /// The manifest format version this build writes and reads.
 pub const MANIFEST_VERSION: u64 = 1;
+/// The largest manifest a reader accepts: 16 MiB. One line per file of the trail is about
+/// 130 bytes, so this is over 100,000 files (6 TiB of events at the default rotation size);
+/// a bigger file is not a manifest guardrail wrote, and is refused before it is read whole.
+pub const MAX_MANIFEST_BYTES: u64 = 16 << 20;
 
 /// One file of a trail.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -182,7 +186,30 @@ impl Manifest {
         storage: &dyn Storage,
         dir: &Path,
     ) -> io::Result<Result<Manifest, ManifestError>> {
-        let bytes = storage.read_all(&dir.join(MANIFEST_FILE))?;
+        Manifest::read_file(storage, &dir.join(MANIFEST_FILE))
+    }
+
+    /// Reads and parses the manifest at `path`, holding at most [`MAX_MANIFEST_BYTES`] + 1
+    /// bytes in memory: a larger file is an error (naming the limit), never read whole.
+    pub(crate) fn read_file(
+        storage: &dyn Storage,
+        path: &Path,
+    ) -> io::Result<Result<Manifest, ManifestError>> {
+        let mut bytes = Vec::new();
+        storage
+            .open_read(path)?
+            .take(MAX_MANIFEST_BYTES + 1)
+            .read_to_end(&mut bytes)?;
+        if bytes.len() as u64 > MAX_MANIFEST_BYTES {
+            return Ok(Err(ManifestError {
+                line: 1 + bytes.iter().filter(|&&b| b == b'\n').count(),
+                message: format!(
+                    "the manifest is larger than {} MiB, the most a trail's manifest holds \
+                     (one short line per file): not a manifest guardrail wrote",
+                    MAX_MANIFEST_BYTES >> 20
+                ),
+            }));
+        }
         Ok(Manifest::parse(&bytes))
     }
 
@@ -251,6 +278,34 @@ mod tests {
                 .unwrap_err()
                 .message
                 .contains("version 9")
+        );
+    }
+
+    #[test]
+    fn a_manifest_over_the_limit_is_refused_without_reading_it_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(MANIFEST_FILE);
+        // A sparse file of 512 MiB: its size costs no disk, and reading it whole would
+        // cost 512 MiB of memory.
+        let f = std::fs::File::create(&path).unwrap();
+        f.set_len(512 << 20).unwrap();
+        let e = Manifest::read_file(&crate::io::StdStorage, &path)
+            .unwrap()
+            .unwrap_err();
+        assert!(e.message.contains("larger than 16 MiB"), "{e}");
+        // At the limit exactly: read and parsed (and refused for what it holds, not its size).
+        f.set_len(MAX_MANIFEST_BYTES).unwrap();
+        let e = Manifest::read_file(&crate::io::StdStorage, &path)
+            .unwrap()
+            .unwrap_err();
+        assert!(!e.message.contains("larger than"), "{e}");
+        // A real manifest still reads.
+        std::fs::write(&path, sample().to_text()).unwrap();
+        assert_eq!(
+            Manifest::read_file(&crate::io::StdStorage, &path)
+                .unwrap()
+                .unwrap(),
+            sample()
         );
     }
 }

@@ -42,7 +42,8 @@ pub(crate) use lines::LineReader;
 pub use lines::MAX_LINE_BYTES;
 pub(crate) use manifest::file_name;
 pub use manifest::{
-    CHECKPOINT_FILE, MANIFEST_FILE, MANIFEST_VERSION, Manifest, ManifestEntry, ManifestError,
+    CHECKPOINT_FILE, MANIFEST_FILE, MANIFEST_VERSION, MAX_MANIFEST_BYTES, Manifest, ManifestEntry,
+    ManifestError,
 };
 
 /// When [`FileSink::append`] returns, and what it promises then.
