@@ -1,8 +1,9 @@
 //! The `guardrail` command: what an auditor runs against an audit trail.
 //!
 //! ```text
-//! guardrail audit verify TRAIL.. [--checkpoints FILE --key KEY] [--progress]
-//! guardrail audit disclosures --patient ID --key KEY [--since T] [--until T] [--format table|json] TRAIL..
+//! guardrail audit verify TRAIL.. [--checkpoints FILE --checkpoint-key KEY] [--progress]
+//! guardrail audit disclosures --patient ID (--key-hex HEX|env:VAR|file:PATH | --key-file PATH)
+//!     [--since T] [--until T] [--format table|json] [--checkpoints FILE --checkpoint-key KEY] TRAIL..
 //! guardrail audit export --format fhir [--bundle | --ndjson] [--observer NAME] [-o FILE] TRAIL..
 //! guardrail scan CRATE_DIR [--policy FILE]
 //! ```
@@ -13,29 +14,45 @@
 //!
 //! Exit status: 0 the trail is sound (and the command did its work); 1 tampering was found
 //! (the message names the file, the line and the seq of the first affected event); 2 usage
-//! or I/O errors (unreadable files, bad keys, bad arguments).
+//! or I/O errors (unreadable files, bad arguments, bad keys, an audit key that did not make
+//! the trail).
 //!
-//! Keys are given as a file path or `env:VAR`; see `keys.rs` for the formats.
+//! Keys: see `keys.rs`. Everything echoed from a trail or a file name is escaped
+//! (`escape.rs`).
 #![forbid(unsafe_code)]
 
+mod escape;
 mod keys;
 mod read;
 mod scan;
 
+use std::collections::BTreeMap;
 use std::io::{self, BufWriter, IsTerminal as _, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use guardrail_audit::disclosure::DisclosureReport;
 use guardrail_audit::disclosure::{DisclosureAccumulator, TimeRange};
 use guardrail_audit::fhir::{self, FhirOptions};
-use guardrail_audit::{Timestamp, TrailReport};
+use guardrail_audit::{AuditEvent, Text, Timestamp, TrailReport};
 
 use crate::read::{Failure, Progress};
 
+/// Exit codes, as `--help` shows them.
+const EXIT_STATUS: &str = "\
+Exit status:
+  0  the trail is sound (and the command did its work)
+  1  tampering: the message names the file, line and seq of the first affected event
+     (an edited, removed or inserted event, a forged or replaced checkpoint, an event no
+     signature vouches for that this version cannot read, a damaged manifest)
+  2  usage, I/O or key error: bad arguments, missing or unreadable files, a bad key, an
+     audit key that did not make this trail, a checkpoint key that did not sign the file";
+
 /// Verify guardrail audit trails, account for disclosures, export FHIR AuditEvents.
 #[derive(Debug, Parser)]
-#[command(name = "guardrail", version, about)]
+#[command(name = "guardrail", version, about, after_help = EXIT_STATUS)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -54,13 +71,18 @@ enum Command {
 enum AuditCommand {
     /// Verify a trail: every hash and link, and with checkpoints its completeness.
     ///
-    /// Exit status 0: sound; 1: tampering (the first affected event is named by file, line
-    /// and seq); 2: usage or I/O error.
+    /// Every event is also read, so a trail that verifies is one the other commands read.
+    #[command(after_help = EXIT_STATUS)]
     Verify(VerifyArgs),
     /// Accounting of disclosures (HIPAA §164.528): every read, export and disclosure of one
     /// patient's PHI in a time range.
+    ///
+    /// The audit key is checked against the key fingerprint the trail's events carry: a key
+    /// that did not make the trail is an error (exit 2), not an empty accounting.
+    #[command(after_help = EXIT_STATUS)]
     Disclosures(DisclosuresArgs),
     /// Export a trail as FHIR R4 AuditEvent resources.
+    #[command(after_help = EXIT_STATUS)]
     Export(ExportArgs),
 }
 
@@ -75,16 +97,27 @@ struct TrailArgs {
     progress: bool,
 }
 
+/// A checkpoint file and its key (`verify`, `disclosures` and `export` alike).
+#[derive(Debug, Args)]
+struct CheckpointArgs {
+    /// Signed checkpoint file to verify the trail against: detects a cut tail and a
+    /// rewritten history too.
+    #[arg(long, value_name = "FILE")]
+    checkpoints: Option<PathBuf>,
+    /// Checkpoint key: a file or `env:VAR` holding `ed25519:<hex public key>` or
+    /// `hmac-sha256:<hex secret>`.
+    #[arg(long, value_name = "KEY")]
+    checkpoint_key: Option<String>,
+}
+
 #[derive(Debug, Args)]
 struct VerifyArgs {
     #[command(flatten)]
     trail: TrailArgs,
-    /// Signed checkpoint file: detects a cut tail and a rewritten history too.
-    #[arg(long, value_name = "FILE", requires = "key")]
-    checkpoints: Option<PathBuf>,
-    /// Checkpoint key: a file or `env:VAR` holding `ed25519:<hex public key>` or
-    /// `hmac-sha256:<hex secret>`.
-    #[arg(long, value_name = "KEY", requires = "checkpoints")]
+    #[command(flatten)]
+    checkpoints: CheckpointArgs,
+    /// Removed: now `--checkpoint-key`.
+    #[arg(long, value_name = "KEY", hide = true)]
     key: Option<String>,
 }
 
@@ -104,10 +137,16 @@ struct DisclosuresArgs {
     /// which keeps it out of shell history and process lists).
     #[arg(long, value_name = "ID")]
     patient: String,
-    /// The audit key the service tokenizes patient ids with: a file or `env:VAR`, holding
-    /// the key as hex (recommended) or as raw bytes.
-    #[arg(long, value_name = "KEY")]
-    key: String,
+    /// The audit key the service tokenizes patient ids with, as hex: `env:VAR`, `file:PATH`
+    /// (a file holding the hex digits), or the digits themselves (visible to other users).
+    #[arg(long, value_name = "HEX", conflicts_with = "key_file")]
+    key_hex: Option<String>,
+    /// The audit key as raw bytes: a file holding exactly the key bytes.
+    #[arg(long, value_name = "PATH")]
+    key_file: Option<String>,
+    /// Removed: it guessed hex or raw bytes. Use `--key-hex` or `--key-file`.
+    #[arg(long, value_name = "KEY", hide = true)]
+    key: Option<String>,
     /// First instant included: RFC 3339 (`2026-11-01T00:00:00Z`) or a date (`2026-11-01`).
     #[arg(long, value_name = "TIME", value_parser = parse_time)]
     since: Option<Timestamp>,
@@ -117,12 +156,8 @@ struct DisclosuresArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = TableFormat::Table)]
     format: TableFormat,
-    /// Signed checkpoint file to verify the trail against first.
-    #[arg(long, value_name = "FILE", requires = "checkpoint_key")]
-    checkpoints: Option<PathBuf>,
-    /// Key of the checkpoints (as for `audit verify --key`).
-    #[arg(long, value_name = "KEY", requires = "checkpoints")]
-    checkpoint_key: Option<String>,
+    #[command(flatten)]
+    checkpoints: CheckpointArgs,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -153,12 +188,8 @@ struct ExportArgs {
     /// Write to this file instead of stdout.
     #[arg(short, long, value_name = "FILE")]
     output: Option<PathBuf>,
-    /// Signed checkpoint file to verify the trail against first.
-    #[arg(long, value_name = "FILE", requires = "checkpoint_key")]
-    checkpoints: Option<PathBuf>,
-    /// Key of the checkpoints (as for `audit verify --key`).
-    #[arg(long, value_name = "KEY", requires = "checkpoints")]
-    checkpoint_key: Option<String>,
+    #[command(flatten)]
+    checkpoints: CheckpointArgs,
 }
 
 fn parse_time(s: &str) -> Result<Timestamp, String> {
@@ -175,7 +206,18 @@ fn parse_time(s: &str) -> Result<Timestamp, String> {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => e.exit(), // --help, --version
+        Err(e) => {
+            // clap echoes argument values (file names among them): escape each line.
+            let text = e.render().to_string();
+            for line in text.lines() {
+                eprintln!("{}", escape::text(line));
+            }
+            return ExitCode::from(2);
+        }
+    };
     let result = match cli.command {
         Command::Audit(AuditCommand::Verify(a)) => verify(&a),
         Command::Audit(AuditCommand::Disclosures(a)) => disclosures(&a),
@@ -185,14 +227,19 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::Tampered(m)) => {
-            eprintln!("guardrail: tampering detected: {m}");
+            eprintln!("guardrail: tampering detected: {}", escape::text(&m));
             ExitCode::from(1)
         }
         Err(Failure::Usage(m)) => {
-            eprintln!("guardrail: error: {m}");
+            eprintln!("guardrail: error: {}", escape::text(&m));
             ExitCode::from(2)
         }
     }
+}
+
+/// A warning on stderr (escaped: it may quote the trail).
+fn warn(m: &str) {
+    eprintln!("guardrail: warning: {}", escape::text(m));
 }
 
 fn progress(trail: &TrailArgs) -> Progress {
@@ -200,22 +247,32 @@ fn progress(trail: &TrailArgs) -> Progress {
 }
 
 fn checkpoint_pair(
-    file: Option<&PathBuf>,
-    key: Option<&String>,
+    a: &CheckpointArgs,
 ) -> Result<Option<(PathBuf, guardrail_audit::CheckpointVerifier)>, Failure> {
-    match (file, key) {
+    match (&a.checkpoints, &a.checkpoint_key) {
         (Some(f), Some(k)) => Ok(Some((
             f.clone(),
             keys::checkpoint_verifier(k).map_err(Failure::Usage)?,
         ))),
-        _ => Ok(None),
+        (Some(_), None) => Err(Failure::Usage(
+            "`--checkpoints` needs `--checkpoint-key` (the key that signed them)".into(),
+        )),
+        (None, Some(_)) => Err(Failure::Usage(
+            "`--checkpoint-key` needs `--checkpoints` (the file it signed)".into(),
+        )),
+        (None, None) => Ok(None),
     }
 }
 
 fn verify(a: &VerifyArgs) -> Result<(), Failure> {
-    let cps = checkpoint_pair(a.checkpoints.as_ref(), a.key.as_ref())?;
+    if a.key.is_some() {
+        return Err(Failure::Usage(keys::CHECKPOINT_KEY_RENAMED.into()));
+    }
+    let cps = checkpoint_pair(&a.checkpoints)?;
     let mut p = progress(&a.trail);
     let report = read::verify(&a.trail.files, cps.as_ref(), &mut p)?;
+    // A trail is sound only if every event is one the other commands can read.
+    read::for_each_event(&report, |_| Ok(()))?;
     print_report(&report);
     Ok(())
 }
@@ -248,6 +305,144 @@ fn print_report(report: &TrailReport) {
     println!("{out}");
 }
 
+/// Most distinct foreign fingerprints named in a message.
+const MAX_FOREIGN_KEYS: usize = 4;
+
+/// Which keys made the tokens of a trail's events, against the key given.
+#[derive(Debug)]
+struct KeyCheck {
+    ours: Arc<str>,
+    /// Events carrying our fingerprint.
+    matched: u64,
+    /// Other fingerprints (at most [`MAX_FOREIGN_KEYS`]) and how many events carry each;
+    /// `foreign_events` counts them all.
+    foreign: BTreeMap<Text, u64>,
+    foreign_events: u64,
+    /// Events with subject tokens but no fingerprint (written before fingerprints were).
+    unmarked: u64,
+}
+
+impl KeyCheck {
+    fn new(key: &guardrail_audit::AuditKey) -> KeyCheck {
+        KeyCheck {
+            ours: key.fingerprint_text(),
+            matched: 0,
+            foreign: BTreeMap::new(),
+            foreign_events: 0,
+            unmarked: 0,
+        }
+    }
+
+    fn push(&mut self, e: &AuditEvent) {
+        let r = &e.record;
+        match &r.key_fingerprint {
+            Some(fp) if *fp == self.ours => self.matched += 1,
+            Some(fp) => {
+                self.foreign_events += 1;
+                if let Some(n) = self.foreign.get_mut(fp) {
+                    *n += 1;
+                } else if self.foreign.len() < MAX_FOREIGN_KEYS {
+                    self.foreign.insert(fp.clone(), 1);
+                }
+            }
+            None if r.subject.is_some() || !r.subjects.is_empty() => self.unmarked += 1,
+            None => {}
+        }
+    }
+
+    fn foreign_list(&self) -> String {
+        let mut s = self
+            .foreign
+            .keys()
+            .map(|k| &**k)
+            .collect::<Vec<_>>()
+            .join(", ");
+        let named: u64 = self.foreign.values().sum();
+        if named < self.foreign_events {
+            s.push_str(", and others");
+        }
+        s
+    }
+
+    /// An error when the key made none of the trail's fingerprinted events; warnings when
+    /// part of the trail cannot be checked or was made with another key.
+    fn finish(&self, hint: Option<&str>) -> Result<(), Failure> {
+        let hint = hint.map(|h| format!("; {h}")).unwrap_or_default();
+        if self.matched == 0 && self.foreign_events > 0 {
+            return Err(Failure::Usage(format!(
+                "the key given does not match the key that made this trail (fingerprint {}, \
+                 trail has {}){hint}",
+                self.ours,
+                self.foreign_list()
+            )));
+        }
+        if self.foreign_events > 0 {
+            warn(&format!(
+                "{} event(s) carry tokens made with another key (fingerprint {}): the key \
+                 given (fingerprint {}) cannot match them, so they are not in this accounting",
+                self.foreign_events,
+                self.foreign_list(),
+                self.ours
+            ));
+        }
+        if self.unmarked > 0 {
+            let which = if self.matched == 0 {
+                "the trail's events carry no key fingerprint"
+            } else {
+                "some events carry no key fingerprint"
+            };
+            warn(&format!(
+                "{which} ({} event(s) written before fingerprints were recorded): the key \
+                 cannot be checked against them, and with a wrong key they never match{hint}",
+                self.unmarked
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The audit key from `--key-hex` or `--key-file` (exactly one).
+fn audit_key(a: &DisclosuresArgs) -> Result<keys::LoadedKey, Failure> {
+    if a.key.is_some() {
+        return Err(Failure::Usage(keys::KEY_REMOVED.into()));
+    }
+    match (&a.key_hex, &a.key_file) {
+        (Some(h), None) => keys::audit_key_hex(h),
+        (None, Some(f)) => keys::audit_key_file(f),
+        _ => Err(
+            "give the audit key with `--key-hex` (hex digits: `env:VAR`, `file:PATH` or the \
+                 digits) or `--key-file PATH` (raw bytes)"
+                .to_owned(),
+        ),
+    }
+    .map_err(Failure::Usage)
+}
+
+/// The report with every string from the trail escaped for a terminal.
+fn escaped(mut report: DisclosureReport) -> DisclosureReport {
+    fn e(t: &mut Text) {
+        if let std::borrow::Cow::Owned(s) = escape::text(t) {
+            *t = Arc::from(s);
+        }
+    }
+    fn o(t: &mut Option<Text>) {
+        if let Some(t) = t {
+            e(t);
+        }
+    }
+    for d in &mut report.rows {
+        o(&mut d.principal);
+        d.roles.iter_mut().for_each(e);
+        o(&mut d.purpose);
+        o(&mut d.action);
+        e(&mut d.action_kind);
+        o(&mut d.resource);
+        o(&mut d.decision);
+        o(&mut d.request_id);
+    }
+    report
+}
+
 fn read_patient(spec: &str) -> Result<String, Failure> {
     if spec != "-" {
         return Ok(spec.to_owned());
@@ -264,7 +459,7 @@ fn read_patient(spec: &str) -> Result<String, Failure> {
 }
 
 fn disclosures(a: &DisclosuresArgs) -> Result<(), Failure> {
-    let key = keys::audit_key(&a.key).map_err(Failure::Usage)?;
+    let loaded = audit_key(a)?;
     let patient = read_patient(&a.patient)?;
     if let (Some(s), Some(u)) = (a.since, a.until) {
         if s >= u {
@@ -273,25 +468,29 @@ fn disclosures(a: &DisclosuresArgs) -> Result<(), Failure> {
             )));
         }
     }
-    let cps = checkpoint_pair(a.checkpoints.as_ref(), a.checkpoint_key.as_ref())?;
+    let cps = checkpoint_pair(&a.checkpoints)?;
     let mut p = progress(&a.trail);
     let report = read::verify(&a.trail.files, cps.as_ref(), &mut p)?;
     let range = TimeRange {
         since: a.since,
         until: a.until,
     };
-    let mut acc = DisclosureAccumulator::for_patient(&key, &patient, range);
+    let mut acc = DisclosureAccumulator::for_patient(&loaded.key, &patient, range);
+    let mut check = KeyCheck::new(&loaded.key);
     read::for_each_event(&report, |e| {
+        check.push(&e);
         acc.push(&e);
         Ok(())
     })?;
+    check.finish(loaded.hint)?;
     let accounting = acc.finish();
     let text = match a.format {
-        TableFormat::Table => accounting.to_table(),
+        TableFormat::Table => escaped(accounting).to_table(),
         TableFormat::Json => {
-            let mut j = accounting
+            let j = accounting
                 .to_json()
                 .map_err(|e| Failure::Usage(format!("cannot encode the accounting: {e}")))?;
+            let mut j = escape::json(&j).into_owned();
             j.push('\n');
             j
         }
@@ -305,9 +504,12 @@ fn disclosures(a: &DisclosuresArgs) -> Result<(), Failure> {
 
 fn export(a: &ExportArgs) -> Result<(), Failure> {
     let ExportFormat::Fhir = a.format;
-    let cps = checkpoint_pair(a.checkpoints.as_ref(), a.checkpoint_key.as_ref())?;
+    let cps = checkpoint_pair(&a.checkpoints)?;
     let mut p = progress(&a.trail);
     let report = read::verify(&a.trail.files, cps.as_ref(), &mut p)?;
+    // Every event is read once before anything is written, so the export stream never
+    // starts on a trail with an unreadable event further on.
+    read::for_each_event(&report, |_| Ok(()))?;
     let opts = FhirOptions {
         observer: a.observer.clone(),
         site: a.site.clone(),
@@ -330,14 +532,22 @@ fn export(a: &ExportArgs) -> Result<(), Failure> {
             events.push(e);
             Ok(())
         })?;
-        serde_json::to_writer_pretty(&mut out, &fhir::bundle(&events, &opts))
+        let text = serde_json::to_string_pretty(&fhir::bundle(&events, &opts))
             .map_err(|e| write_err(e.into()))?;
+        out.write_all(escape::json(&text).as_bytes())
+            .map_err(write_err)?;
         out.write_all(b"\n").map_err(write_err)?;
     } else {
+        let mut line = String::new();
         read::for_each_event(&report, |e| {
-            serde_json::to_writer(&mut out, &fhir::audit_event(&e, &opts))
+            line.clear();
+            // Writing JSON into a String fails only for a non-string map key, which an
+            // AuditEvent resource does not have.
+            let text = serde_json::to_string(&fhir::audit_event(&e, &opts))
                 .map_err(|e| write_err(e.into()))?;
-            out.write_all(b"\n").map_err(write_err)
+            line.push_str(&escape::json(&text));
+            line.push('\n');
+            out.write_all(line.as_bytes()).map_err(write_err)
         })?;
     }
     out.flush().map_err(write_err)

@@ -82,6 +82,25 @@ fn changed(path: &Path, line: usize, what: &str) -> Failure {
     ))
 }
 
+/// An event the chain accepts but this version cannot read. Signed (covered by a verified
+/// checkpoint), it was written by a newer guardrail: a usage error. Unsigned, nothing vouches
+/// for it (anyone who can write the files can recompute a chain): tampering. The parser's
+/// message is left out, as it may quote the line's content.
+fn unreadable(report: &TrailReport, path: &Path, line: usize, seq: u64) -> Failure {
+    let at = format!("`{}` line {line} (seq {seq})", path.display());
+    if report.last_checkpoint_seq.is_some_and(|s| seq <= s) {
+        Failure::Usage(format!(
+            "{at}: the event is covered by a signed checkpoint but this version of guardrail \
+             cannot read it (a newer format?): use the version that wrote the trail"
+        ))
+    } else {
+        Failure::Tampered(format!(
+            "{at}: the event is not one this version of guardrail writes, and no checkpoint \
+             signature covers it (if a newer version wrote it, verify with its checkpoints)"
+        ))
+    }
+}
+
 /// Calls `f` with every event of a verified trail, in order. Reads exactly the events the
 /// verification covered and checks each line against the chain again.
 pub(crate) fn for_each_event(
@@ -109,13 +128,10 @@ pub(crate) fn for_each_event(
                 .map_err(|e| changed(path, line_no, &e.to_string()))?;
             let text = std::str::from_utf8(&buf)
                 .map_err(|_| changed(path, line_no, "the line is not UTF-8"))?;
-            let event = AuditEvent::parse(text).map_err(|e| {
-                // The chain is sound, so this is a format this version cannot read.
-                Failure::Usage(format!(
-                    "`{}` line {line_no}: the event verifies but cannot be read: {e}",
-                    path.display()
-                ))
-            })?;
+            let seq = verifier.report().head.next_seq.saturating_sub(1);
+            let Ok(event) = AuditEvent::parse(text) else {
+                return Err(unreadable(report, path, line_no, seq));
+            };
             f(event)?;
         }
     }

@@ -62,6 +62,7 @@ fn records(n: usize) -> Vec<Record> {
         d.roles = vec!["provider".into()].into();
         d.purpose = Some("treatment".into());
         d.subject = Some(key.token("subject", PATIENTS[i % 3]).into());
+        d.key_fingerprint = Some(key.fingerprint_text());
         let denied = i % 5 == 4;
         d.decision = Some(if denied { "deny" } else { "allow" }.into());
         out.push(d.clone());
@@ -97,10 +98,11 @@ fn write_trail(dir: &Path, records: Vec<Record>, splits: &[usize]) -> Vec<PathBu
     files
 }
 
-fn key_file(dir: &Path) -> PathBuf {
+/// A file holding the audit key as hex, and the `--key-hex` value naming it.
+fn key_file(dir: &Path) -> String {
     let p = dir.join("audit.key");
     std::fs::write(&p, format!("{KEY_HEX}\n")).unwrap();
-    p
+    format!("file:{}", p.display())
 }
 
 fn s(p: &Path) -> &str {
@@ -181,6 +183,7 @@ fn usage_and_io_errors_exit_2() {
     let dir = tempfile::tempdir().unwrap();
     let files = write_trail(dir.path(), records(3), &[]);
     let missing = dir.path().join("nope.jsonl");
+    let missing_key = format!("file:{}", s(&missing));
     let cases: Vec<(Vec<&str>, &str)> = vec![
         (vec!["audit", "verify"], "TRAIL"),
         (vec!["audit", "verify", s(&missing)], "does not exist"),
@@ -192,7 +195,7 @@ fn usage_and_io_errors_exit_2() {
                 s(&files[0]),
                 s(&files[0]),
             ],
-            "--key",
+            "`--checkpoints` needs `--checkpoint-key`",
         ),
         (vec!["audit", "frobnicate"], "frobnicate"),
         (
@@ -201,8 +204,8 @@ fn usage_and_io_errors_exit_2() {
                 "disclosures",
                 "--patient",
                 "x",
-                "--key",
-                s(&missing),
+                "--key-hex",
+                &missing_key,
                 s(&files[0]),
             ],
             "cannot read audit key file",
@@ -213,7 +216,7 @@ fn usage_and_io_errors_exit_2() {
                 "disclosures",
                 "--patient",
                 "x",
-                "--key",
+                "--key-hex",
                 "env:GUARDRAIL_CLI_TEST_NO_SUCH_VAR",
                 s(&files[0]),
             ],
@@ -225,8 +228,8 @@ fn usage_and_io_errors_exit_2() {
                 "disclosures",
                 "--patient",
                 "x",
-                "--key",
-                s(&files[0]),
+                "--key-hex",
+                KEY_HEX,
                 "--since",
                 "yesterday",
                 s(&files[0]),
@@ -271,7 +274,7 @@ fn checkpoints_catch_a_cut_tail_and_a_wrong_key_is_a_usage_error() {
         s(&trail),
         "--checkpoints",
         s(&checkpoints),
-        "--key",
+        "--checkpoint-key",
         s(&cp_key),
     ]);
     assert_eq!(ok.status.code(), Some(0), "{}", stderr(&ok));
@@ -293,7 +296,7 @@ fn checkpoints_catch_a_cut_tail_and_a_wrong_key_is_a_usage_error() {
         s(&trail),
         "--checkpoints",
         s(&checkpoints),
-        "--key",
+        "--checkpoint-key",
         s(&wrong),
     ]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
@@ -320,7 +323,7 @@ fn checkpoints_catch_a_cut_tail_and_a_wrong_key_is_a_usage_error() {
         s(&trail),
         "--checkpoints",
         s(&checkpoints),
-        "--key",
+        "--checkpoint-key",
         s(&cp_key),
     ]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
@@ -347,8 +350,8 @@ fn disclosures_list_one_patients_reads_exports_and_disclosures_in_range() {
         "disclosures",
         "--patient",
         PATIENTS[1],
-        "--key",
-        s(&key_path),
+        "--key-hex",
+        &key_path,
         "--since",
         since,
         "--until",
@@ -391,8 +394,8 @@ fn disclosures_list_one_patients_reads_exports_and_disclosures_in_range() {
             "disclosures",
             "--patient",
             "-",
-            "--key",
-            s(&key_path),
+            "--key-hex",
+            &key_path,
         ])
         .args([
             "--since",
@@ -441,8 +444,8 @@ fn no_accounting_or_export_from_a_tampered_trail() {
         "disclosures",
         "--patient",
         PATIENTS[1],
-        "--key",
-        s(&key_path),
+        "--key-hex",
+        &key_path,
         s(&files[0]),
     ]);
     assert_eq!(out.status.code(), Some(1));
@@ -534,4 +537,477 @@ fn progress_goes_to_stderr_only_when_asked() {
     assert_eq!(loud.status.code(), Some(0));
     assert!(stderr(&loud).contains("verifying: "), "{}", stderr(&loud));
     assert!(!stdout(&loud).contains("verifying"));
+}
+
+fn other_key_hex() -> String {
+    "0f".repeat(24)
+}
+
+fn fingerprint_of_hex(h: &str) -> String {
+    AuditKey::from_bytes(&hex_decode(h))
+        .unwrap()
+        .fingerprint()
+        .to_owned()
+}
+
+#[test]
+fn the_removed_key_flag_names_its_replacements() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = write_trail(dir.path(), records(3), &[]);
+    let key = key_file(dir.path());
+    let out = guardrail(&[
+        "audit",
+        "disclosures",
+        "--patient",
+        PATIENTS[0],
+        "--key",
+        &key,
+        s(&files[0]),
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("`--key` is no longer accepted")
+            && err.contains("--key-hex")
+            && err.contains("--key-file"),
+        "{err}"
+    );
+    assert!(stdout(&out).is_empty());
+    let out = guardrail(&["audit", "disclosures", "--patient", "x", s(&files[0])]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("give the audit key"),
+        "{}",
+        stderr(&out)
+    );
+    let out = guardrail(&["audit", "verify", "--key", &key, s(&files[0])]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("--checkpoint-key"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn a_wrong_audit_key_exits_2_naming_both_fingerprints() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = write_trail(dir.path(), records(12), &[]);
+    let other = other_key_hex();
+    let out = guardrail(&[
+        "audit",
+        "disclosures",
+        "--patient",
+        PATIENTS[0],
+        "--key-hex",
+        &other,
+        s(&files[0]),
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    let expected = format!(
+        "the key given does not match the key that made this trail (fingerprint {}, trail has {})",
+        fingerprint_of_hex(&other),
+        key().fingerprint()
+    );
+    assert!(err.contains(&expected), "{err}");
+    assert!(stdout(&out).is_empty(), "no accounting from a wrong key");
+
+    // The hex key file given as raw bytes is another key: refused, with the likely fix.
+    let hex_path = dir.path().join("audit.key");
+    std::fs::write(&hex_path, format!("{KEY_HEX}\n")).unwrap();
+    let out = guardrail(&[
+        "audit",
+        "disclosures",
+        "--patient",
+        PATIENTS[0],
+        "--key-file",
+        s(&hex_path),
+        s(&files[0]),
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("does not match the key that made this trail"),
+        "{err}"
+    );
+    assert!(err.contains("`--key-hex file:PATH`"), "{err}");
+
+    // The raw bytes in a file: the right key, an accounting, no warning.
+    let raw_path = dir.path().join("audit.raw");
+    std::fs::write(&raw_path, hex_decode(KEY_HEX)).unwrap();
+    let out = guardrail(&[
+        "audit",
+        "disclosures",
+        "--patient",
+        PATIENTS[0],
+        "--key-file",
+        s(&raw_path),
+        s(&files[0]),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let expected = (0..12).filter(|i| i % 3 == 0 && i % 4 != 1).count();
+    assert!(
+        stdout(&out).contains(&format!("Accesses: {expected}")),
+        "{}",
+        stdout(&out)
+    );
+    assert!(stderr(&out).is_empty(), "{}", stderr(&out));
+}
+
+#[test]
+fn a_trail_without_fingerprints_warns_that_the_key_cannot_be_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let old: Vec<Record> = records(6)
+        .into_iter()
+        .map(|mut r| {
+            r.key_fingerprint = None;
+            r
+        })
+        .collect();
+    let files = write_trail(dir.path(), old, &[]);
+    let out = guardrail(&[
+        "audit",
+        "disclosures",
+        "--patient",
+        PATIENTS[0],
+        "--key-hex",
+        &other_key_hex(),
+        s(&files[0]),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("warning: the trail's events carry no key fingerprint")
+            && err.contains("the key cannot be checked"),
+        "{err}"
+    );
+    assert!(stdout(&out).contains("Accesses: 0"), "{}", stdout(&out));
+}
+
+/// `records(n)` with every principal replaced.
+fn records_by(n: usize, principal: &str) -> Vec<Record> {
+    records(n)
+        .into_iter()
+        .map(|mut r| {
+            r.principal = Some(principal.into());
+            r
+        })
+        .collect()
+}
+
+#[test]
+fn strings_from_the_trail_are_escaped_in_the_table_and_safe_in_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let hostile = "\r\x1b[2Kok: 0 events, \u{202e}all clear";
+    let files = write_trail(dir.path(), records_by(8, hostile), &[]);
+    let key = key_file(dir.path());
+    let base = [
+        "audit",
+        "disclosures",
+        "--patient",
+        PATIENTS[0],
+        "--key-hex",
+    ];
+    let out = guardrail(&[&base[..], &[&key, s(&files[0])]].concat());
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let table = stdout(&out);
+    for c in ['\r', '\x1b', '\u{202e}'] {
+        assert!(!table.contains(c), "raw {c:?} in {table:?}");
+    }
+    assert!(
+        table.contains("\\u{d}\\u{1b}[2Kok: 0 events, \\u{202e}all clear"),
+        "{table}"
+    );
+
+    let out = guardrail(&[&base[..], &[&key, "--format", "json", s(&files[0])]].concat());
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    for c in ['\r', '\x1b', '\u{202e}'] {
+        assert!(!text.contains(c), "raw {c:?} in {text:?}");
+    }
+    let json: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(
+        json["rows"][0]["principal"], hostile,
+        "JSON keeps the value"
+    );
+
+    let out = guardrail(&["audit", "export", "--format", "fhir", s(&files[0])]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        !text.contains('\u{202e}') && !text.contains('\x1b'),
+        "{text:?}"
+    );
+    let first: Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    assert!(first.to_string().contains("all clear"));
+}
+
+#[test]
+fn file_names_are_escaped_in_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = write_trail(dir.path(), records(4), &[]);
+    let hostile = dir
+        .path()
+        .join("audit\nok: 99 events in 1 file(s) verified\r\x1b[2K.jsonl");
+    let text = std::fs::read_to_string(&files[0]).unwrap();
+    std::fs::write(&hostile, text.replacen("dr-0", "dr-9", 1)).unwrap();
+    let out = guardrail(&["audit", "verify", s(&hostile)]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "one line, no painted ones: {err:?}");
+    assert!(!err.contains('\r') && !err.contains('\x1b'), "{err:?}");
+    assert!(
+        err.contains("audit\\u{a}ok: 99 events in 1 file(s) verified\\u{d}\\u{1b}[2K.jsonl"),
+        "{err}"
+    );
+    assert!(stdout(&out).is_empty());
+
+    // A name a manifest lists is echoed escaped too.
+    let trail = dir.path().join("trail");
+    std::fs::create_dir(&trail).unwrap();
+    let manifest = guardrail_audit::Manifest {
+        log: "00ff".into(),
+        files: vec![guardrail_audit::ManifestEntry {
+            file: "audit-\x1b[1A\x1b[2Kok.jsonl".into(),
+            first_seq: 0,
+            prev: guardrail_audit::GENESIS,
+        }],
+    };
+    std::fs::write(
+        trail.join(guardrail_audit::MANIFEST_FILE),
+        manifest.to_text(),
+    )
+    .unwrap();
+    let out = guardrail(&["audit", "verify", s(&trail)]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(!err.contains('\x1b'), "{err:?}");
+    assert!(err.contains("audit-\\u{1b}[1A\\u{1b}[2Kok.jsonl"), "{err}");
+}
+
+#[test]
+fn exit_codes_are_documented_in_help() {
+    for args in [
+        vec!["--help"],
+        vec!["audit", "verify", "--help"],
+        vec!["audit", "disclosures", "--help"],
+        vec!["audit", "export", "--help"],
+    ] {
+        let out = guardrail(&args);
+        assert_eq!(out.status.code(), Some(0), "{args:?}");
+        let help = stdout(&out);
+        for needle in [
+            "Exit status:",
+            "0  the trail is sound",
+            "1  tampering",
+            "2  usage, I/O or key error",
+        ] {
+            assert!(
+                help.contains(needle),
+                "{args:?}: {needle} missing in {help}"
+            );
+        }
+    }
+    let help = stdout(&guardrail(&["audit", "disclosures", "--help"]));
+    assert!(
+        help.contains("--key-hex") && help.contains("--key-file"),
+        "{help}"
+    );
+}
+
+/// A trail written by the file sink with an HMAC checkpoint every 4 events; returns the
+/// trail directory, the checkpoint file and the checkpoint key file.
+fn checkpointed_trail(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let trail = dir.join("trail");
+    let secret = b"checkpoint secret of the auditor";
+    let mut cp = CheckpointOptions::new(CheckpointSigner::hmac_sha256(secret).unwrap());
+    cp.every_events = 4;
+    let options = FileSinkOptions {
+        checkpoint: Some(cp),
+        ..Default::default()
+    };
+    let sink = FileSink::open(&trail, options).unwrap();
+    for r in records(10) {
+        sink.append(r).unwrap();
+    }
+    sink.close().unwrap();
+    let cp_key = dir.join("cp.key");
+    std::fs::write(&cp_key, format!("hmac-sha256:{}\n", hex_encode(secret))).unwrap();
+    let checkpoints = trail.join(guardrail_audit::CHECKPOINT_FILE);
+    (trail, checkpoints, cp_key)
+}
+
+fn verify_with(trail: &Path, cps: &Path, key: &Path) -> Output {
+    guardrail(&[
+        "audit",
+        "verify",
+        s(trail),
+        "--checkpoints",
+        s(cps),
+        "--checkpoint-key",
+        s(key),
+    ])
+}
+
+#[test]
+fn a_forged_or_replaced_checkpoint_exits_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let (trail, cps, key) = checkpointed_trail(dir.path());
+    let pristine = std::fs::read_to_string(&cps).unwrap();
+    let lines: Vec<&str> = pristine.lines().collect();
+    assert!(lines.len() >= 3, "{pristine}");
+    assert_eq!(verify_with(&trail, &cps, &key).status.code(), Some(0));
+    let key_id = CheckpointSigner::hmac_sha256(b"checkpoint secret of the auditor")
+        .unwrap()
+        .key_id()
+        .to_owned();
+    let replace_line = |i: usize, with: &str| {
+        let mut l: Vec<String> = lines.iter().map(|x| (*x).to_owned()).collect();
+        l[i] = with.to_owned();
+        std::fs::write(&cps, l.join("\n") + "\n").unwrap();
+    };
+    let cases: Vec<(String, &str)> = vec![
+        // Its claim changed, its signature kept.
+        // (the first hex digit of its head flipped below).
+        (lines[1].to_owned(), "the signature does not verify"),
+        // A line of an unknown version, unsigned, naming the given key.
+        (
+            format!(
+                "{{\"v\":9,\"alg\":\"hmac-sha256\",\"key\":\"{key_id}\",\"sig\":\"{}\"}}",
+                "ab".repeat(32)
+            ),
+            "the signature does not verify",
+        ),
+        // A line naming another key, among lines the given key signed.
+        (
+            lines[1].replacen(&key_id, "0123456789abcdef", 1),
+            "a checkpoint was replaced or inserted",
+        ),
+    ];
+    for (i, (line, needle)) in cases.into_iter().enumerate() {
+        // Case 0: flip the first hex digit of the head.
+        let line = if i == 0 {
+            let at = line.find("\"head\":\"").unwrap() + 8;
+            let mut b = line.into_bytes();
+            b[at] = if b[at] == b'0' { b'1' } else { b'0' };
+            String::from_utf8(b).unwrap()
+        } else {
+            line
+        };
+        replace_line(1, &line);
+        let out = verify_with(&trail, &cps, &key);
+        assert_eq!(out.status.code(), Some(1), "case {i}: {}", stderr(&out));
+        let err = stderr(&out);
+        assert!(
+            err.contains("tampering detected") && err.contains(needle),
+            "case {i}: {err}"
+        );
+        assert!(err.contains("line 2"), "case {i}: {err}");
+    }
+}
+
+/// `line` with the fixed-layout hash member recomputed (`SHA-256(0x00 ‖ line[..len-75] ‖ "}")`).
+fn rehash(line: &str) -> (String, [u8; 32]) {
+    use sha2::{Digest as _, Sha256};
+    let body = &line[..line.len() - 75];
+    let mut h = Sha256::new();
+    h.update([0u8]);
+    h.update(body.as_bytes());
+    h.update(b"}");
+    let hash: [u8; 32] = h.finalize().into();
+    (format!("{body},\"hash\":\"{}\"}}", hex_encode(&hash)), hash)
+}
+
+#[test]
+fn an_unreadable_event_is_tampering_unless_a_signature_covers_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = write_trail(dir.path(), records(5), &[]);
+    let text = std::fs::read_to_string(&files[0]).unwrap();
+    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    let last = lines.len() - 1;
+    // A member this version does not know, right after `prev`, and the hash recomputed:
+    // the chain accepts it; nothing but a signature could say who wrote it.
+    let at = lines[last].find(",\"time\"").unwrap() + 1;
+    lines[last].insert_str(at, "\"future\":true,");
+    let (line, hash) = rehash(&lines[last]);
+    lines[last] = line;
+    std::fs::write(&files[0], lines.join("\n") + "\n").unwrap();
+    let key = key_file(dir.path());
+    for args in [
+        vec!["audit", "verify", s(&files[0])],
+        vec![
+            "audit",
+            "disclosures",
+            "--patient",
+            PATIENTS[0],
+            "--key-hex",
+            &key,
+            s(&files[0]),
+        ],
+        vec!["audit", "export", "--format", "fhir", s(&files[0])],
+    ] {
+        let out = guardrail(&args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", stderr(&out));
+        let err = stderr(&out);
+        assert!(
+            err.contains(&format!("line {} (seq {last})", last + 1))
+                && err.contains("no checkpoint signature covers it"),
+            "{err}"
+        );
+        assert!(stdout(&out).is_empty(), "{args:?}");
+    }
+    // Signed by the checkpoint key, the same line is a newer format: a usage error.
+    let signer = CheckpointSigner::hmac_sha256(b"checkpoint secret of the auditor").unwrap();
+    let cp_line = signer.sign(
+        "log",
+        last as u64,
+        guardrail_audit::Digest(hash),
+        Timestamp(T0 * 1_000_000_000),
+    );
+    let cps = dir.path().join("cps.jsonl");
+    std::fs::write(&cps, cp_line + "\n").unwrap();
+    let cp_key = dir.path().join("cp.key");
+    std::fs::write(
+        &cp_key,
+        format!(
+            "hmac-sha256:{}",
+            hex_encode(b"checkpoint secret of the auditor")
+        ),
+    )
+    .unwrap();
+    let out = verify_with(&files[0], &cps, &cp_key);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("covered by a signed checkpoint"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn a_huge_manifest_is_refused_with_bounded_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let trail = dir.path().join("trail");
+    std::fs::create_dir(&trail).unwrap();
+    let manifest = trail.join(guardrail_audit::MANIFEST_FILE);
+    // 512 MiB, sparse: no disk used, and reading it whole would need 512 MiB of memory.
+    std::fs::File::create(&manifest)
+        .unwrap()
+        .set_len(512 << 20)
+        .unwrap();
+    // Under a 256 MiB address-space limit, reading it whole would abort the process.
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg("ulimit -v 262144 && exec \"$0\" audit verify \"$1\"")
+        .arg(env!("CARGO_BIN_EXE_guardrail"))
+        .arg(&trail)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("manifest.jsonl") && err.contains("larger than 16 MiB"),
+        "{err}"
+    );
 }

@@ -89,7 +89,8 @@ pub const POLICY: &str = include_str!("../policy.toml");
 
 /// The audit key of the demo. A real service loads its key from a secret store; here it can
 /// be given as 64 hex characters in `GUARDRAIL_AUDIT_KEY`, else a fixed demo key is used so
-/// `guardrail audit disclosures --key` can be tried on the demo's trail.
+/// `guardrail audit disclosures --key-hex env:GUARDRAIL_AUDIT_KEY` (or `--key-file` of a file
+/// holding the demo key's bytes) can be tried on the demo's trail.
 pub fn demo_key() -> guardrail_core::AuditKey {
     let from_env = std::env::var("GUARDRAIL_AUDIT_KEY")
         .ok()
