@@ -434,7 +434,8 @@ impl CheckpointVerifier {
         if !ok {
             return Err(CheckpointError::BadSignature);
         }
-        if parsed.count != parsed.seq.saturating_add(1) {
+        // `checked_add`: a checkpoint at seq u64::MAX would count 2^64 events; none verifies.
+        if parsed.seq.checked_add(1) != Some(parsed.count) {
             return Err(malformed("`count` is not `seq` + 1"));
         }
         Ok(Checkpoint {
