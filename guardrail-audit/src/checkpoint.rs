@@ -450,7 +450,8 @@ impl CheckpointVerifier {
         if parsed.v != CHECKPOINT_VERSION {
             return Err(CheckpointError::UnsupportedVersion(parsed.v));
         }
-        if parsed.count != parsed.seq.saturating_add(1) {
+        // `checked_add`: a checkpoint at seq u64::MAX would count 2^64 events; none verifies.
+        if parsed.seq.checked_add(1) != Some(parsed.count) {
             return Err(malformed("`count` is not `seq` + 1"));
         }
         Ok(Checkpoint {

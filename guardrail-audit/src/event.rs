@@ -317,7 +317,14 @@ pub struct ParseEventError(pub String);
 
 impl AuditEvent {
     /// Encodes `record` at `seq` after `prev` and computes its hash.
+    ///
+    /// `seq` `u64::MAX` is refused: no event could follow it, and no line may carry it.
     pub fn seal(seq: u64, prev: Digest, record: Record) -> Result<AuditEvent, AuditError> {
+        if seq == u64::MAX {
+            return Err(AuditError::Encode(
+                "the sequence numbers are exhausted (seq u64::MAX is reserved)".into(),
+            ));
+        }
         let mut body = Vec::with_capacity(512);
         body.extend_from_slice(b"{\"seq\":");
         body.extend_from_slice(seq.to_string().as_bytes());
@@ -394,6 +401,9 @@ pub(crate) fn parse_head(line: &[u8]) -> Result<LineHead, ParseEventError> {
     let seq: u64 = std::str::from_utf8(&rest[..digits])
         .ok()
         .and_then(|s| s.parse().ok())
+        // u64::MAX is reserved (no event can follow it): refusing it here keeps every
+        // `seq + 1` of the verifier and the chain in range.
+        .filter(|&s| s != u64::MAX)
         .ok_or_else(|| err("`seq` is out of range"))?;
     let rest = rest[digits..]
         .strip_prefix(PREV)
