@@ -22,6 +22,7 @@
 
 mod lines;
 mod manifest;
+mod reader;
 mod recover;
 mod writer;
 
@@ -44,6 +45,7 @@ pub(crate) use manifest::file_name;
 pub use manifest::{
     CHECKPOINT_FILE, MANIFEST_FILE, MANIFEST_VERSION, Manifest, ManifestEntry, ManifestError,
 };
+pub use reader::{FileTrail, TrailEvents};
 
 /// When [`FileSink::append`] returns, and what it promises then.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
