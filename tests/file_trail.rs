@@ -380,3 +380,32 @@ fn opening_something_that_is_not_a_trail_says_what_is_missing() {
         "{err:?}"
     );
 }
+
+#[test]
+fn a_file_that_does_not_start_where_the_manifest_says_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    write_trail(dir.path(), 40);
+    let manifest_path = dir.path().join(MANIFEST_FILE);
+    let mut manifest =
+        guardrail_audit::Manifest::parse(&std::fs::read(&manifest_path).unwrap()).unwrap();
+    // The second file's entry claims one event more before it than there is.
+    let listed = manifest.files[1].first_seq + 1;
+    manifest.files[1].first_seq = listed;
+    std::fs::write(&manifest_path, manifest.to_text()).unwrap();
+    let files = FileTrail::open(dir.path()).unwrap().files();
+    let first_file_events = std::fs::read_to_string(&files[0]).unwrap().lines().count();
+    let items: Vec<_> = FileTrail::open(dir.path()).unwrap().events().collect();
+    assert_eq!(items.len(), first_file_events + 1, "{:?}", items.last());
+    match items.last() {
+        Some(Err(TrailError::ManifestMismatch {
+            path,
+            manifest,
+            found_seq,
+            listed_seq,
+        })) => {
+            assert_eq!((path, manifest), (&files[1], &manifest_path));
+            assert_eq!((*found_seq, *listed_seq), (listed - 1, listed));
+        }
+        other => panic!("{other:?}"),
+    }
+}

@@ -9,7 +9,7 @@ use std::future::Future;
 use std::path::Path;
 use std::pin::pin;
 use std::sync::Arc;
-use std::task::{Context as TaskContext, Poll, Waker};
+use std::task::{Context as TaskContext, Waker};
 
 use guardrail_audit::sql::sqlite::rusqlite::{self, Connection};
 use guardrail_audit::sql::sqlite::{self as lite, verify_sqlite};
@@ -284,7 +284,7 @@ async fn poll_then_drop<F: Future>(fut: F, polls: usize) -> bool {
     let mut fut = pin!(fut);
     let mut cx = TaskContext::from_waker(Waker::noop());
     for _ in 0..polls {
-        if let Poll::Ready(_) = fut.as_mut().poll(&mut cx) {
+        if fut.as_mut().poll(&mut cx).is_ready() {
             return true;
         }
         tokio::time::sleep(std::time::Duration::from_micros(300)).await;
