@@ -42,8 +42,9 @@ pub use checkpoint::{
 pub use error::AuditError;
 pub use event::{AuditEvent, EventKind, Outcome, ParseEventError, Record, Text, Timestamp};
 pub use file::{
-    CHECKPOINT_FILE, Durability, FileSink, FileSinkOptions, MANIFEST_FILE, MANIFEST_VERSION,
-    MAX_LINE_BYTES, MAX_MANIFEST_BYTES, Manifest, ManifestEntry, ManifestError, Recovery,
+    CHECKPOINT_FILE, Durability, FileSink, FileSinkOptions, FileTrail, MANIFEST_FILE,
+    MANIFEST_VERSION, MAX_LINE_BYTES, MAX_MANIFEST_BYTES, Manifest, ManifestEntry, ManifestError,
+    Recovery, TrailEvents,
 };
 pub use key::{AuditKey, KeyTooShort};
 pub use memory::MemorySink;

@@ -22,6 +22,7 @@
 
 mod lines;
 mod manifest;
+mod reader;
 mod recover;
 mod writer;
 
@@ -45,6 +46,7 @@ pub use manifest::{
     CHECKPOINT_FILE, MANIFEST_FILE, MANIFEST_VERSION, MAX_MANIFEST_BYTES, Manifest, ManifestEntry,
     ManifestError,
 };
+pub use reader::{FileTrail, TrailEvents};
 
 /// When [`FileSink::append`] returns, and what it promises then.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]

@@ -32,6 +32,9 @@
 //! * `sqlite`: [`TxAppend`] for `rusqlite::Transaction`/`Savepoint`, `sqlite::SqliteSink`.
 //! * `postgres`: [`AsyncTxAppend`] for `sqlx::Transaction<Postgres>`/`PgConnection`,
 //!   `postgres::PgSink`.
+//! * `sqlx-sqlite`: [`AsyncTxAppend`] for `sqlx::Transaction<Sqlite>`/`SqliteConnection`,
+//!   `sqlx_sqlite::SqlitePoolSink`, over the same tables as `sqlite` (which it enables: the
+//!   two share one schema definition, and each verifies what the other wrote).
 //!
 //! The traits themselves need no driver: implement them for another database the same way
 //! (read and lock the head row, link, insert, advance the head, all in the caller's
@@ -53,6 +56,9 @@ pub mod postgres;
 #[cfg(feature = "sqlite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub mod sqlite;
+#[cfg(feature = "sqlx-sqlite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlx-sqlite")))]
+pub mod sqlx_sqlite;
 
 /// Appends an event inside a database transaction the caller owns (synchronous drivers).
 ///
