@@ -729,3 +729,28 @@ fn postgres_on_demand_checkpoint_covers_the_tail() {
         (4, Some(3), 0)
     );
 }
+
+/// The checkpointer never signs what it did not verify: an edited row or a cut tail after
+/// the newest checkpoint makes the checkpoint (and so the append that made it due) fail.
+#[test]
+fn sqlite_checkpointer_refuses_to_sign_a_broken_tail() {
+    let mut db = Sqlite::new("refuse", 5);
+    fill(&mut db, 42);
+    let events = db.table.events().to_owned();
+    db.exec(&format!(
+        "UPDATE {events} SET line = replace(line, 'req-41', 'req-00') WHERE seq = 41"
+    ));
+    let err = db.sink.checkpoint().unwrap_err().to_string();
+    assert!(
+        err.contains("refusing to sign a checkpoint")
+            && err.contains("(seq 41): content does not match its hash"),
+        "{err}"
+    );
+    db.exec(&format!("DELETE FROM {events} WHERE seq = 41"));
+    let err = db.sink.checkpoint().unwrap_err().to_string();
+    assert!(
+        err.contains("end at next seq 41, but the head row says next seq 42"),
+        "{err}"
+    );
+    assert_eq!(file_seqs(&db.file).last(), Some(&39));
+}
