@@ -116,8 +116,9 @@ fn untampered_trail_verifies(db: &mut dyn Db) {
     fill(db, 42);
     let expected: Vec<u64> = (0..8).map(|k| k * 5 + 4).collect();
     assert_eq!(file_seqs(db.file()), expected);
+    let cps = db.table().checkpoints().to_owned();
     let rows: Vec<i64> = db
-        .lines(&db.table().checkpoints().to_owned())
+        .lines(&cps)
         .into_iter()
         .map(|(seq, _)| seq)
         .collect();

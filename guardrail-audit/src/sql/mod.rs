@@ -12,6 +12,9 @@
 //!   `action`, `action_kind`, `subject` (the keyed token), `request_id`.
 //! * `t_head`: exactly one row (`id = 0`) holding the chain head: `next_seq` and `head`
 //!   (the hash of the last event, or 64 zeros).
+//! * `t_checkpoint`: signed checkpoints, one row per checkpoint: `seq` (primary key, the
+//!   last event covered) and `line` (the signed checkpoint line, the file trail's format,
+//!   with `log` = `t`).
 //!
 //! An append reads the head row, links the record, inserts the event and advances the head,
 //! all in the caller's transaction. On PostgreSQL the head row is read with
@@ -26,6 +29,38 @@
 //! `seq` order through [`crate::Verifier`], checks that the indexed copies agree with the
 //! line (so a query by subject cannot be fooled by an edited column) and that the head row
 //! points at the last event (so a deleted tail is detected).
+//!
+//! # Signed checkpoints
+//!
+//! That check alone cannot see a rewrite by someone with write access: delete rows, relink
+//! the rest with [`crate::Chain::link`], rewrite the head row, and the chain verifies; cut
+//! the tail and move the head back, and it verifies too. The SQL sinks therefore write the
+//! file trail's signed checkpoints ([`SqlCheckpointOptions`]; the key stays outside the
+//! database): `sqlite::SqliteSink`/`postgres::PgSink` inside an append's transaction every
+//! `every_events` uncovered events (events appended through [`TxAppend`]/[`AsyncTxAppend`]
+//! count too), and `sqlite::checkpoint`/`postgres::checkpoint` on demand, each in its own
+//! transaction. A checkpoint is stored as a row of `t_checkpoint` and, with
+//! [`SqlCheckpointOptions::file`], also appended to an external file once the row is
+//! committed. The checkpointer signs only a head it verified: the newest checkpoint's
+//! signature, and the rows after it linking up to the head row; otherwise it fails closed.
+//!
+//! `sqlite::verify_sqlite_signed` / `postgres::verify_postgres_signed` check each
+//! checkpoint's signature, seq column and table, and the chain's hash at its seq:
+//!
+//! * a relinked or otherwise rewritten chain: [`TableVerifyError::Rewritten`], naming the
+//!   first checkpoint it contradicts and the first event after the last matching one (the
+//!   rewrite began in between; with `every_events = 1` both are the first changed seq);
+//! * a cut tail behind a checkpoint (head moved back or a replayed older head row):
+//!   [`TableVerifyError::Truncated`], naming the first missing seq;
+//! * an edited or forged checkpoint row: [`TableVerifyError::Checkpoint`] (bad signature,
+//!   other key) or [`TableVerifyError::CheckpointRow`] (a genuine line in another row);
+//! * with the external file: deleted checkpoint rows, [`TableVerifyError::CheckpointMissing`].
+//!
+//! What stays undetectable: events after the newest checkpoint can be cut or rewritten
+//! ([`TableReport::unchecked_events`] says how many; the interval bounds it); and without the
+//! external file, deleting the newest checkpoint rows together with the events they cover
+//! leaves an exact earlier state that verifies. Whoever holds the checkpoint key can sign a
+//! rewrite.
 //!
 //! # Feature flags
 //!
@@ -383,9 +418,9 @@ pub enum TableVerifyError {
         path: std::path::PathBuf,
         /// 1-based line.
         line: usize,
-        /// What is wrong with it.
+        /// What is wrong with it (boxed: it is large and rare).
         #[source]
-        source: crate::checkpoint::CheckpointError,
+        source: Box<crate::checkpoint::CheckpointError>,
     },
     /// A line of the external checkpoint file is validly signed but out of place (another
     /// table's, or out of order).

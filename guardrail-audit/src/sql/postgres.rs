@@ -208,7 +208,7 @@ pub async fn verify_postgres(
 /// outside the database) and that the chain's hash at each checkpoint's seq is the signed
 /// head. With `file` (the external checkpoint file) its lines are checked the same way and
 /// each must still be in the checkpoint table. The errors are those of
-/// [`super::sqlite::verify_sqlite_signed`] (when that feature is on): `Rewritten`,
+/// `sqlite::verify_sqlite_signed`: `Rewritten`,
 /// `Truncated`, `Checkpoint`, `CheckpointMissing`, … each naming the table and seq.
 pub async fn verify_postgres_signed(
     pool: &PgPool,

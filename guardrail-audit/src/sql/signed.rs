@@ -280,7 +280,7 @@ impl<'a> SignedCheck<'a> {
                 table: name(),
                 path: path.to_owned(),
                 line: line_no,
-                source,
+                source: Box::new(source),
             };
             let cp = verifier.verify_line(&bytes).map_err(bad_line)?;
             let mismatch = |reason: String| TableVerifyError::CheckpointFileMismatch {
