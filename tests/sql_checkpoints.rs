@@ -117,11 +117,7 @@ fn untampered_trail_verifies(db: &mut dyn Db) {
     let expected: Vec<u64> = (0..8).map(|k| k * 5 + 4).collect();
     assert_eq!(file_seqs(db.file()), expected);
     let cps = db.table().checkpoints().to_owned();
-    let rows: Vec<i64> = db
-        .lines(&cps)
-        .into_iter()
-        .map(|(seq, _)| seq)
-        .collect();
+    let rows: Vec<i64> = db.lines(&cps).into_iter().map(|(seq, _)| seq).collect();
     assert_eq!(rows, expected.iter().map(|&s| s as i64).collect::<Vec<_>>());
     let v = signer().verifier();
     let file = db.file().to_owned();
