@@ -12,6 +12,9 @@
 //!   `action`, `action_kind`, `subject` (the keyed token), `request_id`.
 //! * `t_head`: exactly one row (`id = 0`) holding the chain head: `next_seq` and `head`
 //!   (the hash of the last event, or 64 zeros).
+//! * `t_checkpoint`: signed checkpoints, one row per checkpoint: `seq` (primary key, the
+//!   last event covered) and `line` (the signed checkpoint line, the file trail's format,
+//!   with `log` = `t`).
 //!
 //! An append reads the head row, links the record, inserts the event and advances the head,
 //! all in the caller's transaction. On PostgreSQL the head row is read with
@@ -26,6 +29,38 @@
 //! `seq` order through [`crate::Verifier`], checks that the indexed copies agree with the
 //! line (so a query by subject cannot be fooled by an edited column) and that the head row
 //! points at the last event (so a deleted tail is detected).
+//!
+//! # Signed checkpoints
+//!
+//! That check alone cannot see a rewrite by someone with write access: delete rows, relink
+//! the rest with [`crate::Chain::link`], rewrite the head row, and the chain verifies; cut
+//! the tail and move the head back, and it verifies too. The SQL sinks therefore write the
+//! file trail's signed checkpoints ([`SqlCheckpointOptions`]; the key stays outside the
+//! database): `sqlite::SqliteSink`/`postgres::PgSink` inside an append's transaction every
+//! `every_events` uncovered events (events appended through [`TxAppend`]/[`AsyncTxAppend`]
+//! count too), and `sqlite::checkpoint`/`postgres::checkpoint` on demand, each in its own
+//! transaction. A checkpoint is stored as a row of `t_checkpoint` and, with
+//! [`SqlCheckpointOptions::file`], also appended to an external file once the row is
+//! committed. The checkpointer signs only a head it verified: the newest checkpoint's
+//! signature, and the rows after it linking up to the head row; otherwise it fails closed.
+//!
+//! `sqlite::verify_sqlite_signed` / `postgres::verify_postgres_signed` check each
+//! checkpoint's signature, seq column and table, and the chain's hash at its seq:
+//!
+//! * a relinked or otherwise rewritten chain: [`TableVerifyError::Rewritten`], naming the
+//!   first checkpoint it contradicts and the first event after the last matching one (the
+//!   rewrite began in between; with `every_events = 1` both are the first changed seq);
+//! * a cut tail behind a checkpoint (head moved back or a replayed older head row):
+//!   [`TableVerifyError::Truncated`], naming the first missing seq;
+//! * an edited or forged checkpoint row: [`TableVerifyError::Checkpoint`] (bad signature,
+//!   other key) or [`TableVerifyError::CheckpointRow`] (a genuine line in another row);
+//! * with the external file: deleted checkpoint rows, [`TableVerifyError::CheckpointMissing`].
+//!
+//! What stays undetectable: events after the newest checkpoint can be cut or rewritten
+//! ([`TableReport::unchecked_events`] says how many; the interval bounds it); and without the
+//! external file, deleting the newest checkpoint rows together with the events they cover
+//! leaves an exact earlier state that verifies. Whoever holds the checkpoint key can sign a
+//! rewrite.
 //!
 //! # Feature flags
 //!
@@ -50,9 +85,14 @@ use crate::event::{AuditEvent, EventKind};
 use crate::sink::Receipt;
 use crate::verify::VerifyError;
 
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) use signed::SignedCheck;
+pub use signed::{SqlCheckpointOptions, TableReport};
+
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub mod postgres;
+mod signed;
 #[cfg(feature = "sqlite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub mod sqlite;
@@ -103,12 +143,14 @@ impl<T: AsyncTxAppend + ?Sized> AsyncTxAppend for &mut T {
 /// let t = AuditTable::new("clinic_audit").unwrap();
 /// assert_eq!(t.events(), "clinic_audit");
 /// assert_eq!(t.head(), "clinic_audit_head");
+/// assert_eq!(t.checkpoints(), "clinic_audit_checkpoint");
 /// assert!(AuditTable::new("audit; drop table x").is_err());
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AuditTable {
     events: String,
     head: String,
+    checkpoints: String,
 }
 
 /// Why a name cannot be an audit table name.
@@ -123,7 +165,7 @@ impl AuditTable {
     /// The default table name.
     pub const DEFAULT: &'static str = "guardrail_audit";
 
-    /// Names the tables `name` and `name_head`. Only plain identifiers are accepted: they are
+    /// Names the tables `name`, `name_head` and `name_checkpoint`. Only plain identifiers are accepted: they are
     /// spliced into SQL text (identifiers cannot be bound as parameters).
     pub fn new(name: &str) -> Result<AuditTable, BadTableName> {
         let ok = !name.is_empty()
@@ -139,6 +181,7 @@ impl AuditTable {
         Ok(AuditTable {
             events: name.to_owned(),
             head: format!("{name}_head"),
+            checkpoints: format!("{name}_checkpoint"),
         })
     }
 
@@ -151,6 +194,11 @@ impl AuditTable {
     pub fn head(&self) -> &str {
         &self.head
     }
+
+    /// The table of signed checkpoints (`seq`, `line`).
+    pub fn checkpoints(&self) -> &str {
+        &self.checkpoints
+    }
 }
 
 impl Default for AuditTable {
@@ -158,6 +206,7 @@ impl Default for AuditTable {
         AuditTable {
             events: Self::DEFAULT.to_owned(),
             head: format!("{}_head", Self::DEFAULT),
+            checkpoints: format!("{}_checkpoint", Self::DEFAULT),
         }
     }
 }
@@ -203,6 +252,7 @@ pub(crate) fn schema_ddl(table: &AuditTable, dialect: Dialect) -> String {
     };
     let t = table.events();
     let h = table.head();
+    let c = table.checkpoints();
     format!(
         "CREATE TABLE IF NOT EXISTS {t} (
              seq {int64} PRIMARY KEY,
@@ -225,7 +275,11 @@ pub(crate) fn schema_ddl(table: &AuditTable, dialect: Dialect) -> String {
              next_seq {int64} NOT NULL,
              head TEXT NOT NULL
          );
-         {insert} {h} (id, next_seq, head) VALUES (0, 0, '{genesis}'){on_conflict};",
+         {insert} {h} (id, next_seq, head) VALUES (0, 0, '{genesis}'){on_conflict};
+         CREATE TABLE IF NOT EXISTS {c} (
+             seq {int64} PRIMARY KEY,
+             line TEXT NOT NULL
+         );",
         genesis = crate::GENESIS.to_hex(),
     )
 }
@@ -337,6 +391,108 @@ pub enum TableVerifyError {
     HeadMissing {
         /// The events table.
         table: String,
+    },
+    /// A checkpoint row does not verify: malformed, signed by another key, or altered or
+    /// forged (its signature fails).
+    #[error("audit table `{table}`: checkpoint row seq {seq}: {source}")]
+    Checkpoint {
+        /// The events table.
+        table: String,
+        /// The `seq` column of the checkpoint row.
+        seq: i64,
+        /// What is wrong with it.
+        #[source]
+        source: crate::checkpoint::CheckpointError,
+    },
+    /// A checkpoint row is validly signed but does not belong where it is (another seq in its
+    /// `seq` column, another table's checkpoint).
+    #[error("audit table `{table}`: checkpoint row seq {seq}: {reason}")]
+    CheckpointRow {
+        /// The events table.
+        table: String,
+        /// The `seq` column of the checkpoint row.
+        seq: i64,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A line of the external checkpoint file does not verify.
+    #[error("audit table `{table}`: checkpoint file `{}` line {line}: {source}", path.display())]
+    CheckpointFile {
+        /// The events table.
+        table: String,
+        /// The checkpoint file.
+        path: std::path::PathBuf,
+        /// 1-based line.
+        line: usize,
+        /// What is wrong with it (boxed: it is large and rare).
+        #[source]
+        source: Box<crate::checkpoint::CheckpointError>,
+    },
+    /// A line of the external checkpoint file is validly signed but out of place (another
+    /// table's, or out of order).
+    #[error("audit table `{table}`: checkpoint file `{}` line {line}: {reason}", path.display())]
+    CheckpointFileMismatch {
+        /// The events table.
+        table: String,
+        /// The checkpoint file.
+        path: std::path::PathBuf,
+        /// 1-based line.
+        line: usize,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The external checkpoint file could not be read.
+    #[error("audit table `{table}`: checkpoint file `{}` could not be read: {detail}", path.display())]
+    CheckpointFileRead {
+        /// The events table.
+        table: String,
+        /// The checkpoint file.
+        path: std::path::PathBuf,
+        /// What failed.
+        detail: String,
+    },
+    /// The external checkpoint file holds a checkpoint the checkpoint table lacks: rows of
+    /// the checkpoint table were deleted (or edited).
+    #[error(
+        "audit table `{table}`: checkpoint seq {seq} (checkpoint file `{}` line {line}) is          missing from the checkpoint table: checkpoint rows were deleted",
+        path.display()
+    )]
+    CheckpointMissing {
+        /// The events table.
+        table: String,
+        /// The first checkpoint (in file order) the table lacks.
+        seq: u64,
+        /// The checkpoint file.
+        path: std::path::PathBuf,
+        /// Its 1-based line there.
+        line: usize,
+    },
+    /// The chain verifies but its hash at a signed checkpoint's seq differs from the signed
+    /// head: the history was rewritten (rows deleted, edited or inserted and the chain
+    /// relinked).
+    #[error(
+        "audit table `{table}`: seq {seq}: the chain differs from the signed checkpoint of          seq {seq}: the history was rewritten at or after seq {since_seq}"
+    )]
+    Rewritten {
+        /// The events table.
+        table: String,
+        /// The checkpoint's seq: the first event proven to differ from what was signed.
+        seq: u64,
+        /// The first event after the last matching checkpoint: the rewrite began at or after
+        /// it (with a checkpoint after every event, `since_seq == seq`).
+        since_seq: u64,
+    },
+    /// The table holds fewer events than a signed checkpoint covers: its tail was removed.
+    #[error(
+        "audit table `{table}`: the events end before seq {first_missing_seq}, but a signed          checkpoint covers seq {checkpoint_seq}: events were removed from the end"
+    )]
+    Truncated {
+        /// The events table.
+        table: String,
+        /// The first missing event.
+        first_missing_seq: u64,
+        /// The first signed checkpoint beyond the end of the events.
+        checkpoint_seq: u64,
     },
     /// The database could not be read.
     #[error("audit table `{table}`: database error: {detail}")]

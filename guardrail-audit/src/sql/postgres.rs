@@ -24,9 +24,11 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::{Connection as _, PgConnection, Postgres, Row as _, Transaction};
 
 use super::{
-    AppendFuture, AsyncTxAppend, AuditTable, Columns, InTable, TableVerifyError, check_row,
+    AppendFuture, AsyncTxAppend, AuditTable, Columns, InTable, SignedCheck, SqlCheckpointOptions,
+    TableReport, TableVerifyError, check_row, signed,
 };
 use crate::chain::{Chain, Digest};
+use crate::checkpoint::{Checkpoint, CheckpointSigner, CheckpointVerifier};
 use crate::error::AuditError;
 use crate::event::Record;
 use crate::sink::{AuditSink, Receipt};
@@ -170,12 +172,62 @@ impl AsyncTxAppend for InTable<'_, PgConnection> {
 /// Rows read per query while verifying.
 const VERIFY_PAGE: i64 = 1000;
 
+/// The columns of an events row, in the order [`row_columns`] reads them.
+const EVENT_COLUMNS: &str = "seq, line, time_ns, kind, action, action_kind, subject, request_id";
+
+fn row_columns(row: &sqlx::postgres::PgRow) -> Result<(i64, String, Columns), sqlx::Error> {
+    Ok((
+        row.try_get(0)?,
+        row.try_get(1)?,
+        Columns {
+            time_ns: row.try_get(2)?,
+            kind: row.try_get(3)?,
+            action: row.try_get(4)?,
+            action_kind: row.try_get(5)?,
+            subject: row.try_get(6)?,
+            request_id: row.try_get(7)?,
+        },
+    ))
+}
+
 /// Verifies the audit table from genesis: the chain, the indexed columns and the head row,
 /// all read in one `REPEATABLE READ` snapshot so concurrent appends do not disturb it.
+///
+/// This proves the rows present form one unbroken chain ending at the head row, but not that
+/// nobody with write access deleted rows and relinked the chain, or cut the tail and moved
+/// the head back: use [`verify_postgres_signed`] for that.
 pub async fn verify_postgres(
     pool: &PgPool,
     table: &AuditTable,
 ) -> Result<VerifyReport, TableVerifyError> {
+    verify_inner(pool, table, None).await.map(|(r, _)| r)
+}
+
+/// Verifies the audit table against its signed checkpoints, in one snapshot: everything
+/// [`verify_postgres`] checks, plus every checkpoint row's signature (`verifier`: the key
+/// outside the database) and that the chain's hash at each checkpoint's seq is the signed
+/// head. With `file` (the external checkpoint file) its lines are checked the same way and
+/// each must still be in the checkpoint table. The errors are those of
+/// `sqlite::verify_sqlite_signed`: `Rewritten`,
+/// `Truncated`, `Checkpoint`, `CheckpointMissing`, … each naming the table and seq.
+pub async fn verify_postgres_signed(
+    pool: &PgPool,
+    table: &AuditTable,
+    verifier: &CheckpointVerifier,
+    file: Option<&std::path::Path>,
+) -> Result<TableReport, TableVerifyError> {
+    let (_, signed) = verify_inner(pool, table, Some((verifier, file))).await?;
+    signed.ok_or_else(|| TableVerifyError::Database {
+        table: table.events().to_owned(),
+        detail: "no checkpoint report".into(),
+    })
+}
+
+async fn verify_inner(
+    pool: &PgPool,
+    table: &AuditTable,
+    checkpoints: Option<(&CheckpointVerifier, Option<&std::path::Path>)>,
+) -> Result<(VerifyReport, Option<TableReport>), TableVerifyError> {
     let dberr = |e: sqlx::Error| TableVerifyError::Database {
         table: table.events().to_owned(),
         detail: e.to_string(),
@@ -185,9 +237,31 @@ pub async fn verify_postgres(
         .execute(&mut *tx)
         .await
         .map_err(dberr)?;
+    let mut signed = match checkpoints {
+        Some((verifier, file)) => {
+            let mut check = SignedCheck::new(table, verifier);
+            let rows = sqlx::query(&format!(
+                "SELECT seq, line FROM {} ORDER BY seq",
+                table.checkpoints()
+            ))
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(dberr)?;
+            for row in rows {
+                let seq: i64 = row.try_get(0).map_err(dberr)?;
+                let line: String = row.try_get(1).map_err(dberr)?;
+                check.push_row(seq, &line)?;
+            }
+            if let Some(path) = file {
+                check.load_file(path)?;
+            }
+            check.start();
+            Some(check)
+        }
+        None => None,
+    };
     let page = format!(
-        "SELECT seq, line, time_ns, kind, action, action_kind, subject, request_id \
-         FROM {} WHERE seq > $1 ORDER BY seq LIMIT $2",
+        "SELECT {EVENT_COLUMNS} FROM {} WHERE seq > $1 ORDER BY seq LIMIT $2",
         table.events()
     );
     let mut verifier = Verifier::new(Chain::new());
@@ -203,17 +277,11 @@ pub async fn verify_postgres(
         let n = rows.len();
         for row in rows {
             position += 1;
-            let seq: i64 = row.try_get(0).map_err(dberr)?;
-            let line: String = row.try_get(1).map_err(dberr)?;
-            let stored = Columns {
-                time_ns: row.try_get(2).map_err(dberr)?,
-                kind: row.try_get(3).map_err(dberr)?,
-                action: row.try_get(4).map_err(dberr)?,
-                action_kind: row.try_get(5).map_err(dberr)?,
-                subject: row.try_get(6).map_err(dberr)?,
-                request_id: row.try_get(7).map_err(dberr)?,
-            };
+            let (seq, line, stored) = row_columns(&row).map_err(dberr)?;
             check_row(table, &mut verifier, position, seq, &line, &stored)?;
+            if let Some(check) = &mut signed {
+                check.after_event(verifier.report().head)?;
+            }
             after = seq;
         }
         if i64::try_from(n).unwrap_or(i64::MAX) < VERIFY_PAGE {
@@ -236,6 +304,7 @@ pub async fn verify_postgres(
     let head = head_of(next_seq, &head, table).map_err(|_| head_missing())?;
     tx.rollback().await.map_err(dberr)?;
     let report = verifier.report();
+    let signed = signed.map(|check| check.finish(report)).transpose()?;
     if head != report.head {
         return Err(TableVerifyError::Head {
             table: table.events().to_owned(),
@@ -243,11 +312,131 @@ pub async fn verify_postgres(
             events_next_seq: report.head.next_seq,
         });
     }
-    Ok(report)
+    Ok((report, signed))
 }
 
+/// Signs a checkpoint of the head inside `conn`'s open transaction (which holds the head row
+/// locked, or takes the lock here) if at least `min_new` events are not covered yet, after
+/// checking that the rows since the newest checkpoint extend it and end at the head row.
+async fn checkpoint_in_tx(
+    conn: &mut PgConnection,
+    table: &AuditTable,
+    signer: &CheckpointSigner,
+    min_new: u64,
+) -> Result<Option<(String, Checkpoint)>, AuditError> {
+    let row = sqlx::query(&format!(
+        "SELECT next_seq, head FROM {} WHERE id = 0 FOR UPDATE",
+        table.head()
+    ))
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(db)?
+    .ok_or_else(|| {
+        AuditError::Database(format!(
+            "audit head table `{}` has no row: call `ensure_schema` first",
+            table.head()
+        ))
+    })?;
+    let next_seq: i64 = row.try_get(0).map_err(db)?;
+    let head: String = row.try_get(1).map_err(db)?;
+    let head = head_of(next_seq, &head, table)?;
+    let newest: Option<(i64, String)> = sqlx::query_as(&format!(
+        "SELECT seq, line FROM {} ORDER BY seq DESC LIMIT 1",
+        table.checkpoints()
+    ))
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(db)?;
+    let start = signed::start_after(table, signer, newest)?;
+    if !signed::due(table, head, start, min_new)? {
+        return Ok(None);
+    }
+    let page = format!(
+        "SELECT {EVENT_COLUMNS} FROM {} WHERE seq > $1 ORDER BY seq LIMIT $2",
+        table.events()
+    );
+    let mut after = i64::try_from(start.next_seq)
+        .map_err(|_| AuditError::Database("sequence number out of range".into()))?
+        - 1;
+    let mut verifier = Verifier::new(start);
+    let mut position = 0usize;
+    loop {
+        let rows = sqlx::query(&page)
+            .bind(after)
+            .bind(VERIFY_PAGE)
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(db)?;
+        let n = rows.len();
+        for row in rows {
+            position += 1;
+            let (seq, line, stored) = row_columns(&row).map_err(db)?;
+            check_row(table, &mut verifier, position, seq, &line, &stored)
+                .map_err(signed::refuse_row)?;
+            after = seq;
+        }
+        if i64::try_from(n).unwrap_or(i64::MAX) < VERIFY_PAGE {
+            break;
+        }
+    }
+    signed::check_extension(table, verifier.report(), head)?;
+    let (line, cp) = signed::sign(table, signer, head);
+    let seq = i64::try_from(cp.seq)
+        .map_err(|_| AuditError::Database("sequence number out of range".into()))?;
+    sqlx::query(&format!(
+        "INSERT INTO {} (seq, line) VALUES ($1, $2)",
+        table.checkpoints()
+    ))
+    .bind(seq)
+    .bind(&line)
+    .execute(&mut *conn)
+    .await
+    .map_err(db)?;
+    Ok(Some((line, cp)))
+}
+
+/// Writes a signed checkpoint of the committed head now, in its own transaction (holding
+/// the head row's lock, so appends wait for it), and then appends it to `options.file` if
+/// set. `None` when every event is already covered. Use it after appending through
+/// [`AsyncTxAppend`] in your own transactions (a [`PgSink`]'s count trigger covers those
+/// too, at its next append).
+///
+/// Refuses (fails closed, signs nothing) when the newest checkpoint row does not verify,
+/// or the rows after it do not extend it up to the head row.
+pub async fn checkpoint(
+    pool: &PgPool,
+    table: &AuditTable,
+    options: &SqlCheckpointOptions,
+) -> Result<Option<Checkpoint>, AuditError> {
+    let mut tx = pool.begin().await.map_err(db)?;
+    let written = checkpoint_in_tx(&mut tx, table, &options.signer, 1).await?;
+    tx.commit().await.map_err(db)?;
+    finish_checkpoint(table, options, written)
+}
+
+fn finish_checkpoint(
+    table: &AuditTable,
+    options: &SqlCheckpointOptions,
+    written: Option<(String, Checkpoint)>,
+) -> Result<Option<Checkpoint>, AuditError> {
+    let Some((line, cp)) = written else {
+        return Ok(None);
+    };
+    if let Some(path) = &options.file {
+        signed::append_to_file(table, path, &line, cp.seq)?;
+    }
+    Ok(Some(cp))
+}
+
+type CheckpointReply = mpsc::SyncSender<Result<Option<Checkpoint>, AuditError>>;
+
 enum Job {
-    Append(Box<Record>, mpsc::SyncSender<Result<Receipt, AuditError>>),
+    Append(
+        Box<Record>,
+        Option<Arc<SqlCheckpointOptions>>,
+        mpsc::SyncSender<Result<Receipt, AuditError>>,
+    ),
+    Checkpoint(Arc<SqlCheckpointOptions>, CheckpointReply),
     Verify(mpsc::SyncSender<Result<VerifyReport, TableVerifyError>>),
 }
 
@@ -258,6 +447,7 @@ enum Job {
 pub struct PgSink {
     name: Arc<str>,
     table: AuditTable,
+    checkpoints: Option<Arc<SqlCheckpointOptions>>,
     jobs: Option<mpsc::Sender<Job>>,
     worker: Option<JoinHandle<()>>,
 }
@@ -281,6 +471,7 @@ impl PgSink {
             Ok(Ok(())) => Ok(PgSink {
                 name: Arc::from("postgres"),
                 table,
+                checkpoints: None,
                 jobs: Some(jobs_tx),
                 worker: Some(worker),
             }),
@@ -306,6 +497,28 @@ impl PgSink {
     /// The tables this sink writes.
     pub fn table(&self) -> &AuditTable {
         &self.table
+    }
+
+    /// Writes signed checkpoints: inside an append's transaction once
+    /// `options.every_events` events are uncovered, and on [`PgSink::checkpoint`].
+    pub fn with_checkpoints(mut self, options: SqlCheckpointOptions) -> PgSink {
+        self.checkpoints = Some(Arc::new(options));
+        self
+    }
+
+    /// Writes a checkpoint of the committed head now (see [`checkpoint`]); `None` when every
+    /// event is covered already. An error when the sink has no checkpoint options.
+    pub fn checkpoint(&self) -> Result<Option<Checkpoint>, AuditError> {
+        let options = self.checkpoints.clone().ok_or_else(|| {
+            AuditError::Database(format!(
+                "audit table `{}`: the sink has no checkpoint options",
+                self.table.events()
+            ))
+        })?;
+        let (tx, rx) = mpsc::sync_channel(1);
+        self.send(Job::Checkpoint(options, tx))?;
+        rx.recv()
+            .map_err(|_| AuditError::Closed(self.name.to_string()))?
     }
 
     fn send(&self, job: Job) -> Result<(), AuditError> {
@@ -368,7 +581,7 @@ fn run_worker(
     let lock_timeout = format!("SET LOCAL lock_timeout = {}", PgSink::LOCK_TIMEOUT_MS);
     while let Ok(job) = jobs.recv() {
         match job {
-            Job::Append(record, reply) => {
+            Job::Append(record, checkpoints, reply) => {
                 let result = rt.block_on(async {
                     let mut tx = pool.begin().await.map_err(db)?;
                     sqlx::query(&lock_timeout)
@@ -376,8 +589,31 @@ fn run_worker(
                         .await
                         .map_err(db)?;
                     let receipt = append(&mut tx, table, *record).await?;
+                    // The checkpoint commits with the event that made it due, or neither does.
+                    let written = match &checkpoints {
+                        Some(o) if o.every_events > 0 => {
+                            checkpoint_in_tx(&mut tx, table, &o.signer, o.every_events).await?
+                        }
+                        _ => None,
+                    };
                     tx.commit().await.map_err(db)?;
+                    if let Some(o) = &checkpoints {
+                        finish_checkpoint(table, o, written)?;
+                    }
                     Ok(receipt)
+                });
+                let _ = reply.send(result);
+            }
+            Job::Checkpoint(options, reply) => {
+                let result = rt.block_on(async {
+                    let mut tx = pool.begin().await.map_err(db)?;
+                    sqlx::query(&lock_timeout)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db)?;
+                    let written = checkpoint_in_tx(&mut tx, table, &options.signer, 1).await?;
+                    tx.commit().await.map_err(db)?;
+                    finish_checkpoint(table, &options, written)
                 });
                 let _ = reply.send(result);
             }
@@ -396,7 +632,7 @@ impl AuditSink for PgSink {
 
     fn append(&self, record: Record) -> Result<Receipt, AuditError> {
         let (tx, rx) = mpsc::sync_channel(1);
-        self.send(Job::Append(Box::new(record), tx))?;
+        self.send(Job::Append(Box::new(record), self.checkpoints.clone(), tx))?;
         rx.recv()
             .map_err(|_| AuditError::Closed(self.name.to_string()))?
     }

@@ -24,8 +24,12 @@ use rusqlite::{
     Connection, OptionalExtension, Savepoint, Transaction, TransactionBehavior, params,
 };
 
-use super::{AuditTable, Columns, InTable, TableVerifyError, TxAppend, check_row};
+use super::{
+    AuditTable, Columns, InTable, SignedCheck, SqlCheckpointOptions, TableReport, TableVerifyError,
+    TxAppend, check_row, signed,
+};
 use crate::chain::{Chain, Digest};
+use crate::checkpoint::{Checkpoint, CheckpointSigner, CheckpointVerifier};
 use crate::error::AuditError;
 use crate::event::Record;
 use crate::sink::{AuditSink, Receipt};
@@ -181,13 +185,112 @@ impl TxAppend for InTable<'_, Connection> {
 }
 
 /// Verifies the audit table from genesis: the chain, the indexed columns and the head row.
+///
+/// This proves the rows present form one unbroken chain ending at the head row, but not that
+/// nobody with write access deleted rows and relinked the chain, or cut the tail and moved
+/// the head back: use [`verify_sqlite_signed`] for that.
 pub fn verify_sqlite(
     conn: &Connection,
     table: &AuditTable,
 ) -> Result<VerifyReport, TableVerifyError> {
+    verify_inner(conn, table, None).map(|(report, _)| report)
+}
+
+/// Verifies the audit table against its signed checkpoints: everything [`verify_sqlite`]
+/// checks, plus every checkpoint row's signature (`verifier`: the key outside the database)
+/// and that the chain's hash at each checkpoint's seq is the signed head. With `file` (the
+/// external checkpoint file of [`SqlCheckpointOptions::file`]) its lines are checked the
+/// same way and each must still be in the checkpoint table.
+///
+/// A relinked chain fails with [`TableVerifyError::Rewritten`], a cut tail behind a
+/// checkpoint with [`TableVerifyError::Truncated`] (naming the first missing seq), an
+/// edited or forged checkpoint row with [`TableVerifyError::Checkpoint`], deleted checkpoint
+/// rows (with `file`) with [`TableVerifyError::CheckpointMissing`]. Events after the newest
+/// checkpoint are not covered ([`TableReport::unchecked_events`]).
+///
+/// ```
+/// use guardrail_audit::sql::{AuditTable, SqlCheckpointOptions, sqlite};
+/// use guardrail_audit::{AuditSink, CheckpointSigner, EventKind, Record};
+/// let dir = tempfile::tempdir().unwrap();
+/// let signer = CheckpointSigner::ed25519_from_seed(&[9; 32]);
+/// let options = SqlCheckpointOptions { every_events: 2, ..SqlCheckpointOptions::new(signer.clone()) };
+/// let sink = sqlite::SqliteSink::open(dir.path().join("audit.db"), AuditTable::default())
+///     .unwrap()
+///     .with_checkpoints(options);
+/// for _ in 0..5 {
+///     sink.append(Record::new(EventKind::Decision)).unwrap();
+/// }
+/// let report = sink.with_connection(|c| {
+///     sqlite::verify_sqlite_signed(c, &AuditTable::default(), &signer.verifier(), None)
+/// });
+/// let report = report.unwrap();
+/// assert_eq!((report.events, report.last_checkpoint_seq, report.unchecked_events), (5, Some(3), 1));
+/// ```
+pub fn verify_sqlite_signed(
+    conn: &Connection,
+    table: &AuditTable,
+    verifier: &CheckpointVerifier,
+    file: Option<&Path>,
+) -> Result<TableReport, TableVerifyError> {
+    let (_, signed) = verify_inner(conn, table, Some((verifier, file)))?;
+    signed.ok_or_else(|| TableVerifyError::Database {
+        table: table.events().to_owned(),
+        detail: "no checkpoint report".into(),
+    })
+}
+
+fn verify_inner(
+    conn: &Connection,
+    table: &AuditTable,
+    checkpoints: Option<(&CheckpointVerifier, Option<&Path>)>,
+) -> Result<(VerifyReport, Option<TableReport>), TableVerifyError> {
     let dberr = |e: rusqlite::Error| TableVerifyError::Database {
         table: table.events().to_owned(),
         detail: e.to_string(),
+    };
+    // One read transaction: the checkpoints, events and head are one snapshot.
+    let deferred = conn.is_autocommit();
+    if deferred {
+        conn.execute_batch("BEGIN DEFERRED").map_err(dberr)?;
+    }
+    let result = verify_snapshot(conn, table, checkpoints);
+    if deferred {
+        conn.execute_batch("COMMIT").map_err(dberr)?;
+    }
+    result
+}
+
+fn verify_snapshot(
+    conn: &Connection,
+    table: &AuditTable,
+    checkpoints: Option<(&CheckpointVerifier, Option<&Path>)>,
+) -> Result<(VerifyReport, Option<TableReport>), TableVerifyError> {
+    let dberr = |e: rusqlite::Error| TableVerifyError::Database {
+        table: table.events().to_owned(),
+        detail: e.to_string(),
+    };
+    let mut signed = match checkpoints {
+        Some((verifier, file)) => {
+            let mut check = SignedCheck::new(table, verifier);
+            let mut stmt = conn
+                .prepare(&format!(
+                    "SELECT seq, line FROM {} ORDER BY seq",
+                    table.checkpoints()
+                ))
+                .map_err(dberr)?;
+            let mut rows = stmt.query([]).map_err(dberr)?;
+            while let Some(row) = rows.next().map_err(dberr)? {
+                let seq: i64 = row.get(0).map_err(dberr)?;
+                let line: String = row.get(1).map_err(dberr)?;
+                check.push_row(seq, &line)?;
+            }
+            if let Some(path) = file {
+                check.load_file(path)?;
+            }
+            check.start();
+            Some(check)
+        }
+        None => None,
     };
     let mut stmt = conn
         .prepare(&format!(
@@ -212,11 +315,15 @@ pub fn verify_sqlite(
             request_id: row.get(7).map_err(dberr)?,
         };
         check_row(table, &mut verifier, position, seq, &line, &stored)?;
+        if let Some(check) = &mut signed {
+            check.after_event(verifier.report().head)?;
+        }
     }
+    let report = verifier.report();
+    let signed = signed.map(|check| check.finish(report)).transpose()?;
     let head = read_head(conn, table).map_err(|_| TableVerifyError::HeadMissing {
         table: table.events().to_owned(),
     })?;
-    let report = verifier.report();
     if head != report.head {
         return Err(TableVerifyError::Head {
             table: table.events().to_owned(),
@@ -224,7 +331,106 @@ pub fn verify_sqlite(
             events_next_seq: report.head.next_seq,
         });
     }
-    Ok(report)
+    Ok((report, signed))
+}
+
+/// Signs a checkpoint of the head inside `conn`'s open transaction if at least `min_new`
+/// events are not covered yet, after checking that the rows since the newest checkpoint
+/// extend it and end at the head row.
+fn checkpoint_in_tx(
+    conn: &Connection,
+    table: &AuditTable,
+    signer: &CheckpointSigner,
+    min_new: u64,
+) -> Result<Option<(String, Checkpoint)>, AuditError> {
+    let head = read_head(conn, table)?;
+    let newest: Option<(i64, String)> = conn
+        .query_row(
+            &format!(
+                "SELECT seq, line FROM {} ORDER BY seq DESC LIMIT 1",
+                table.checkpoints()
+            ),
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()
+        .map_err(db)?;
+    let start = signed::start_after(table, signer, newest)?;
+    if !signed::due(table, head, start, min_new)? {
+        return Ok(None);
+    }
+    let from = i64::try_from(start.next_seq)
+        .map_err(|_| AuditError::Database("sequence number out of range".into()))?;
+    let mut stmt = conn
+        .prepare_cached(&format!(
+            "SELECT seq, line, time_ns, kind, action, action_kind, subject, request_id \
+             FROM {} WHERE seq >= ?1 ORDER BY seq",
+            table.events()
+        ))
+        .map_err(db)?;
+    let mut rows = stmt.query([from]).map_err(db)?;
+    let mut verifier = Verifier::new(start);
+    let mut position = 0usize;
+    while let Some(row) = rows.next().map_err(db)? {
+        position += 1;
+        let seq: i64 = row.get(0).map_err(db)?;
+        let line: String = row.get(1).map_err(db)?;
+        let stored = Columns {
+            time_ns: row.get(2).map_err(db)?,
+            kind: row.get(3).map_err(db)?,
+            action: row.get(4).map_err(db)?,
+            action_kind: row.get(5).map_err(db)?,
+            subject: row.get(6).map_err(db)?,
+            request_id: row.get(7).map_err(db)?,
+        };
+        check_row(table, &mut verifier, position, seq, &line, &stored)
+            .map_err(signed::refuse_row)?;
+    }
+    signed::check_extension(table, verifier.report(), head)?;
+    let (line, cp) = signed::sign(table, signer, head);
+    let seq = i64::try_from(cp.seq)
+        .map_err(|_| AuditError::Database("sequence number out of range".into()))?;
+    conn.prepare_cached(&format!(
+        "INSERT INTO {} (seq, line) VALUES (?1, ?2)",
+        table.checkpoints()
+    ))
+    .and_then(|mut st| st.execute(params![seq, line]))
+    .map_err(db)?;
+    Ok(Some((line, cp)))
+}
+
+/// Writes a signed checkpoint of the committed head now, in its own `BEGIN IMMEDIATE`
+/// transaction, and then appends it to `options.file` if set. `None` when every event is
+/// already covered. Use it after appending through [`TxAppend`] in your own transactions
+/// (the count trigger of a [`SqliteSink`] covers those too, at its next append).
+///
+/// Refuses (fails closed, signs nothing) when the newest checkpoint row does not verify,
+/// or the rows after it do not extend it up to the head row.
+pub fn checkpoint(
+    conn: &mut Connection,
+    table: &AuditTable,
+    options: &SqlCheckpointOptions,
+) -> Result<Option<Checkpoint>, AuditError> {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(db)?;
+    let written = checkpoint_in_tx(&tx, table, &options.signer, 1)?;
+    tx.commit().map_err(db)?;
+    finish_checkpoint(table, options, written)
+}
+
+fn finish_checkpoint(
+    table: &AuditTable,
+    options: &SqlCheckpointOptions,
+    written: Option<(String, Checkpoint)>,
+) -> Result<Option<Checkpoint>, AuditError> {
+    let Some((line, cp)) = written else {
+        return Ok(None);
+    };
+    if let Some(path) = &options.file {
+        signed::append_to_file(table, path, &line, cp.seq)?;
+    }
+    Ok(Some(cp))
 }
 
 /// A standalone sink over its own SQLite connection: each append is its own
@@ -243,6 +449,7 @@ pub struct SqliteSink {
     name: Arc<str>,
     table: AuditTable,
     conn: Mutex<Connection>,
+    checkpoints: Option<SqlCheckpointOptions>,
 }
 
 impl SqliteSink {
@@ -265,7 +472,27 @@ impl SqliteSink {
             name: Arc::from("sqlite"),
             table,
             conn: Mutex::new(conn),
+            checkpoints: None,
         })
+    }
+
+    /// Writes signed checkpoints: inside an append's transaction once
+    /// `options.every_events` events are uncovered, and on [`SqliteSink::checkpoint`].
+    pub fn with_checkpoints(mut self, options: SqlCheckpointOptions) -> SqliteSink {
+        self.checkpoints = Some(options);
+        self
+    }
+
+    /// Writes a checkpoint of the committed head now (see [`checkpoint`]); `None` when every
+    /// event is covered already. An error when the sink has no checkpoint options.
+    pub fn checkpoint(&self) -> Result<Option<Checkpoint>, AuditError> {
+        let options = self.checkpoints.as_ref().ok_or_else(|| {
+            AuditError::Database(format!(
+                "audit table `{}`: the sink has no checkpoint options",
+                self.table.events()
+            ))
+        })?;
+        checkpoint(&mut self.lock(), &self.table, options)
     }
 
     /// Renames the sink (default `sqlite`), as named in `[audit] required`.
@@ -307,7 +534,17 @@ impl AuditSink for SqliteSink {
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(db)?;
         let receipt = append(&tx, &self.table, record)?;
+        // The checkpoint commits with the event that made it due, or neither does.
+        let written = match &self.checkpoints {
+            Some(o) if o.every_events > 0 => {
+                checkpoint_in_tx(&tx, &self.table, &o.signer, o.every_events)?
+            }
+            _ => None,
+        };
         tx.commit().map_err(db)?;
+        if let Some(o) = &self.checkpoints {
+            finish_checkpoint(&self.table, o, written)?;
+        }
         Ok(receipt)
     }
 }
