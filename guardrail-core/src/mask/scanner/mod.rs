@@ -238,6 +238,9 @@ struct Inner {
     open_needs_trigger: bool,
     patterns: Vec<Pattern>,
     prefilter: bool,
+    /// True if an MRN pattern is not the default one: the prefilter then looks back over
+    /// whole words for a cue it does not know (see `trigger::Windows`).
+    custom_mrn: bool,
 }
 
 /// One automaton over some of the patterns, searched in spans of at most `span` bytes.
@@ -374,12 +377,16 @@ impl Scanner {
         let mut out = Vec::new();
         match &self.inner {
             Some(inner) if prefilter && inner.prefilter => {
-                for window in Windows::new(text.as_bytes()) {
+                for window in Windows::new(text.as_bytes(), inner.custom_mrn) {
                     let open = window.open || !inner.open_needs_trigger;
-                    inner.search(text, window.range, open, &mut out, work);
+                    // Short windows, and what is left of one after a match, that cannot hold
+                    // a built-in identifier (`120/80,`, the `,` after a date) are not searched
+                    // (custom MRN patterns may match anything).
+                    let skip = !inner.custom_mrn;
+                    inner.search(text, window.range, open, skip, &mut out, work);
                 }
             }
-            Some(inner) => inner.search(text, 0..text.len(), true, &mut out, work),
+            Some(inner) => inner.search(text, 0..text.len(), true, false, &mut out, work),
             None => unscanned(text, &mut out),
         }
         out
