@@ -7,8 +7,12 @@
 //! a few cheap *triggers*: a cluster of at least four digits (digits joined by short runs of
 //! separators such as `-`, `.`, `/`, `(`, `)`, `,` or a space), an `@`, a `:` next to `:` or
 //! `/` or between hex digits, or a `.` after `www`. A byte loop finds the triggers and turns
-//! each into a *window*: the trigger extended back by [`LOOKBACK`] bytes (room for a cue
-//! such as `Fax:` or `MRN #`) and then outwards to the nearest whitespace on both sides.
+//! each into a *window*: the trigger's word, forward to whitespace, and back over up to four
+//! words within [`LOOKBACK`] bytes (room for a cue such as `Fax:` or `MRN #`), but only as
+//! far as a word that may start a match: one holding a cue or month stem, or a short word
+//! (a state) right before the digits; any other built-in match starts in the digits' own
+//! word. Short windows (and the rest of a window after a match) that cannot hold an
+//! identifier (`120/80,`) are not searched at all.
 //! Only the windows are searched; the text between windows is never looked at again.
 //! Look-around (`\b`) still sees the bytes outside a window, so a window search finds exactly
 //! what a search of the whole text finds; the tests check the two agree on the corpus and on
