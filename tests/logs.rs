@@ -216,3 +216,134 @@ fn phi_field_names() {
         assert!(!is_phi_field_name(name), "{name}");
     }
 }
+
+/// The events of [`log_events`] inside a span whose fields hold PHI too.
+fn log_events_in_span() {
+    let span = tracing::info_span!("visit", ssn = "123-45-6789", room = "12B");
+    let _entered = span.enter();
+    log_events();
+}
+
+#[test]
+fn json_formatter_with_defaults_logs_no_phi() {
+    let buf = Buffer::default();
+    let sink = buf.clone();
+    // `fmt().json()` with the subscriber's defaults (ANSI left as it is): the JSON formatter
+    // formats event fields itself, so only the writer can apply the field rules.
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .with_writer(ScrubbingWriter::new(move || sink.clone()))
+        .finish();
+    tracing::subscriber::with_default(subscriber, log_events_in_span);
+    let logged = buf.text();
+    assert_clean(&logged);
+    assert_eq!(logged.lines().count(), 6, "{logged}");
+    let mut redacted = 0;
+    for line in logged.lines() {
+        // Still one JSON object per line, the formatter's own keys intact.
+        let event: serde_json::Value = serde_json::from_str(line).expect("a JSON line");
+        assert_eq!(event["span"]["name"], "visit", "{line}");
+        assert_eq!(event["span"]["ssn"], "[REDACTED]", "{line}");
+        assert_eq!(event["span"]["room"], "12B", "{line}");
+        assert!(
+            event["timestamp"].as_str().is_some_and(|t| t.len() > 10),
+            "{line}"
+        );
+        let fields = &event["fields"];
+        for name in ["ssn", "phone", "dob", "patient_name", "mrn", "note"] {
+            if !fields[name].is_null() {
+                assert_eq!(fields[name], "[REDACTED]", "{name} in {line}");
+                redacted += 1;
+            }
+        }
+    }
+    // ssn twice, phone, dob, patient_name, mrn (a number), note.
+    assert_eq!(redacted, 7, "{logged}");
+    let events: Vec<serde_json::Value> = logged
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    assert_eq!(events[0]["fields"]["visit_id"], 41);
+    assert_eq!(events[0]["fields"]["message"], "visit recorded");
+    assert_eq!(events[4]["fields"]["code"], "E11.9");
+    assert_eq!(
+        events[4]["fields"]["message"],
+        "MRN [MRN] seen, mail [EMAIL]"
+    );
+    assert_eq!(events[5]["fields"]["detail"], "ssn=[SSN] and dob [DATE]");
+}
+
+#[test]
+fn json_formatter_without_the_writer_would_have_leaked() {
+    // The same events through a plain writer: proves the test above tests guardrail.
+    let buf = Buffer::default();
+    let sink = buf.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .with_writer(move || sink.clone())
+        .finish();
+    tracing::subscriber::with_default(subscriber, log_events_in_span);
+    let logged = buf.text();
+    for raw in [
+        "\"ssn\":\"123-45-6789\"",
+        "\"ssn\":\"123456789\"",
+        "Lovelace",
+        "03/14/1952",
+    ] {
+        assert!(
+            logged.contains(raw),
+            "{raw} not in the unscrubbed log:\n{logged}"
+        );
+    }
+}
+
+#[test]
+fn default_formatter_with_defaults_and_guardrail_writer_logs_no_phi() {
+    use guardrail_core::mask::logs::ScrubbingFields;
+    let buf = Buffer::default();
+    let sink = buf.clone();
+    // Nothing changed from `fmt()` but guardrail's field formatter and writer.
+    let subscriber = tracing_subscriber::fmt()
+        .fmt_fields(ScrubbingFields::default())
+        .with_writer(ScrubbingWriter::new(move || sink.clone()))
+        .finish();
+    tracing::subscriber::with_default(subscriber, log_events_in_span);
+    let logged = buf.text();
+    assert!(
+        logged.contains('\u{1b}'),
+        "ANSI is on by default:\n{logged}"
+    );
+    assert_clean(&logged);
+    // The span's fields too.
+    assert_eq!(logged.matches("[REDACTED]").count(), 6 + 7, "{logged}");
+}
+
+#[test]
+fn json_lines_that_do_not_parse_are_scanned_as_text() {
+    use guardrail_core::mask::logs::scrub_json_line;
+    let scanner = Scanner::default();
+    for broken in [
+        r#"{"ssn":"123-45-6789""#,
+        r#"{"fields":{"x":"123-45-6789"}} trailing"#,
+        r#"{"a":[1,2,}"#,
+    ] {
+        assert_eq!(scrub_json_line(&scanner, broken), None, "{broken}");
+    }
+    let buf = Buffer::default();
+    let sink = buf.clone();
+    let writer = ScrubbingWriter::new(move || sink.clone());
+    {
+        use tracing_subscriber::fmt::MakeWriter;
+        let mut w = writer.make_writer();
+        w.write_all(b"{\"x\":\"SSN 123-45-6789\"\n{\"card\":4111111111111111}\n{\"acct\":4111111111111111,\"n\":7}\n")
+            .expect("write");
+    }
+    assert_eq!(
+        buf.text(),
+        "{\"x\":\"SSN [SSN]\"\n{\"card\":\"[REDACTED]\"}\n{\"acct\":\"[ACCOUNT]\",\"n\":7}\n"
+    );
+    // Deep nesting is not recursed into without bound: scanned as text instead.
+    let deep = format!("{}\"123-45-6789\"{}", "[".repeat(100), "]".repeat(100));
+    let line = format!("{{\"x\":{deep}}}");
+    assert_eq!(scrub_json_line(&scanner, &line), None);
+}

@@ -512,3 +512,68 @@ fn blank_text_is_whitespace_and_invisible_characters_only() {
         assert!(!is_blank_text(visible), "{visible:?}");
     }
 }
+
+/// The prefilter looks back from a digit cluster only as far as a word that may start a
+/// cue or a date: every built-in cue and month, one or two words before the digits, is still
+/// found (and found as what the cue says: `Fax`, not `Phone`).
+#[test]
+fn cues_and_months_words_before_the_digits_are_found() {
+    use IdentifierKind as K;
+    let scanner = Scanner::default();
+    let mut cases: Vec<(String, K, &str)> = vec![
+        (
+            "Telefax number: 617-555-0199".into(),
+            K::Fax,
+            "617-555-0199",
+        ),
+        ("facsimile #: 617-555-0199".into(), K::Fax, "617-555-0199"),
+        ("fax no. 617-555-0199".into(), K::Fax, "617-555-0199"),
+        ("SSN #: 123456789".into(), K::Ssn, "123456789"),
+        ("SS# : 123456789".into(), K::Ssn, "123456789"),
+        ("social security no. 123456789".into(), K::Ssn, "123456789"),
+        ("MRN #: 1234567".into(), K::Mrn, "1234567"),
+        ("MR# : 1234567".into(), K::Mrn, "1234567"),
+        ("Med rec no. 1234567".into(), K::Mrn, "1234567"),
+        ("zip code: 02115".into(), K::Zip, "02115"),
+        ("postal code: 02115".into(), K::Zip, "02115"),
+        ("Boston, MA 02115".into(), K::Zip, "02115"),
+    ];
+    for month in [
+        "Jan",
+        "Feb",
+        "Mar",
+        "Apr",
+        "May",
+        "Jun",
+        "Jul",
+        "Aug",
+        "Sep",
+        "Sept",
+        "Oct",
+        "Nov",
+        "Dec",
+        "January",
+        "september",
+    ] {
+        cases.push((format!("seen {month} 3rd, 2021 ok"), K::Date, ""));
+        cases.push((format!("seen 3rd {month} 2021 ok"), K::Date, ""));
+    }
+    for (text, kind, value) in &cases {
+        let found = scanner.find(text);
+        assert_eq!(found, scanner.find_unfiltered(text), "{text}");
+        assert_eq!(found.len(), 1, "{text}: {found:?}");
+        assert_eq!(found[0].kind, *kind, "{text}");
+        let got = &text[found[0].range.clone()];
+        if value.is_empty() {
+            // The whole date: from the month or the day, to the year.
+            assert!(
+                got.starts_with(['3', 'J', 'F', 'M', 'A', 'S', 'O', 'N', 'D', 's'])
+                    && got.ends_with("2021"),
+                "{text}: {got}"
+            );
+            assert_eq!(got.len(), text.len() - "seen  ok".len(), "{text}: {got}");
+        } else {
+            assert_eq!(got, *value, "{text}");
+        }
+    }
+}

@@ -8,9 +8,15 @@
 //!   line before it reaches the real writer, skipping ANSI escape sequences (the default
 //!   formatter colours field names; the `m` ending an escape would otherwise hide the word
 //!   boundary before an identifier). This also covers what the field formatter does not see:
-//!   the JSON formatter's fields, targets, span names.
+//!   targets, span names.
+//! - The JSON formatter (`fmt().json()`) formats an event's fields itself, without a field
+//!   formatter; [`ScrubbingWriter`] recognises its lines and applies the field-level rules
+//!   to the formatted object ([`scrub_json_line`]): PHI-named keys redacted, every other
+//!   string and number value scanned.
 //!
-//! Use both: `fmt().fmt_fields(ScrubbingFields::default()).with_writer(ScrubbingWriter::new(..))`.
+//! Use both: `fmt().fmt_fields(ScrubbingFields::default()).with_writer(ScrubbingWriter::new(..))`;
+//! with `fmt().json()`, the writer alone (a JSON subscriber's span fields must stay JSON, so
+//! it keeps its own field formatter).
 //!
 //! ```
 //! use std::sync::{Arc, Mutex};
@@ -260,6 +266,237 @@ fn escape_len(b: &[u8]) -> usize {
     }
 }
 
+/// One formatted line scrubbed: a line holding one JSON object (the JSON formatter,
+/// `fmt().json()`) is rewritten value by value ([`scrub_json_line`]); any other line, or a
+/// JSON line that does not parse, is scanned as text with ANSI escapes skipped
+/// ([`mask_skipping_ansi`]).
+fn scrub_line(scanner: &Scanner, line: &str) -> String {
+    let body = line.trim_end_matches(['\n', '\r']);
+    if body.trim_start().starts_with('{') {
+        if let Some(mut json) = scrub_json_line(scanner, body) {
+            json.push_str(&line[body.len()..]);
+            return json;
+        }
+    }
+    mask_skipping_ansi(scanner, line)
+}
+
+/// How deep a JSON log line may nest before it is scanned as plain text instead.
+const MAX_JSON_DEPTH: usize = 32;
+
+/// A JSON log line (`tracing_subscriber::fmt().json()`) with its values masked, key order
+/// and layout kept; `None` if `line` is not one JSON object (the caller then scans it as
+/// text, so nothing passes unscanned).
+///
+/// The JSON formatter does not use a [`FormatFields`] for an event's fields, so the field
+/// level rules are applied here, to the formatted object: the value of a key whose name says
+/// PHI ([`is_phi_field_name`]) becomes `"[REDACTED]"` whatever it is (string, number,
+/// object); every other string and number is run through the scanner (a number the scanner
+/// finds something in becomes a string placeholder, `"[ACCOUNT]"`). Keys are not PHI-checked
+/// where the formatter writes them itself: `message`, a span's `name`, and the event's
+/// `timestamp` when it is the first key of the line (a field cannot come first). Keys and
+/// the formatter's own values (`level`, `target`) are scanned like every other string.
+///
+/// ```
+/// use guardrail_core::mask::logs::scrub_json_line;
+/// use guardrail_core::mask::scanner::Scanner;
+/// let line = r#"{"level":"INFO","fields":{"message":"cb 617-555-0142","ssn":"123456789","visit":41},"span":{"name":"visit"}}"#;
+/// assert_eq!(
+///     scrub_json_line(&Scanner::default(), line).as_deref(),
+///     Some(r#"{"level":"INFO","fields":{"message":"cb [PHONE]","ssn":"[REDACTED]","visit":41},"span":{"name":"visit"}}"#)
+/// );
+/// assert_eq!(scrub_json_line(&Scanner::default(), "not json 123-45-6789"), None);
+/// ```
+pub fn scrub_json_line(scanner: &Scanner, line: &str) -> Option<String> {
+    let mut j = JsonScrub {
+        scanner,
+        src: line,
+        at: 0,
+        out: String::with_capacity(line.len()),
+    };
+    j.space();
+    j.object(Place::Top, 0)?;
+    j.space();
+    (j.at == line.len()).then_some(j.out)
+}
+
+/// Where an object sits in a JSON log line: it decides which keys the formatter wrote.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Place {
+    /// The event object itself.
+    Top,
+    /// A span (`"span":{..}`, an element of `"spans":[..]`): its `name` is the span's name.
+    Span,
+    /// Anything else (`"fields":{..}`).
+    Other,
+}
+
+struct JsonScrub<'a> {
+    scanner: &'a Scanner,
+    src: &'a str,
+    at: usize,
+    out: String,
+}
+
+impl JsonScrub<'_> {
+    fn peek(&self) -> Option<u8> {
+        self.src.as_bytes().get(self.at).copied()
+    }
+
+    /// Copies whitespace.
+    fn space(&mut self) {
+        while let Some(b @ (b' ' | b'\t' | b'\r' | b'\n')) = self.peek() {
+            self.out.push(char::from(b));
+            self.at += 1;
+        }
+    }
+
+    /// Copies one expected byte.
+    fn expect(&mut self, byte: u8) -> Option<()> {
+        (self.peek() == Some(byte)).then(|| {
+            self.out.push(char::from(byte));
+            self.at += 1;
+        })
+    }
+
+    /// The raw text of the string token at `at` (quotes included), consumed, and its value.
+    fn string_token(&mut self) -> Option<String> {
+        let bytes = self.src.as_bytes();
+        if bytes.get(self.at) != Some(&b'"') {
+            return None;
+        }
+        let mut i = self.at + 1;
+        loop {
+            match bytes.get(i)? {
+                b'"' => break,
+                b'\\' => i += 2,
+                _ => i += 1,
+            }
+        }
+        let token = self.src.get(self.at..=i)?;
+        self.at = i + 1;
+        serde_json::from_str::<String>(token).ok()
+    }
+
+    /// Writes `text` as a JSON string.
+    fn push_string(&mut self, text: &str) -> Option<()> {
+        self.out.push_str(&serde_json::to_string(text).ok()?);
+        Some(())
+    }
+
+    /// Skips one value of any kind, writing `"[REDACTED]"` in its place.
+    fn redact_value(&mut self, depth: usize) -> Option<()> {
+        let mut sink = JsonScrub {
+            scanner: self.scanner,
+            src: self.src,
+            at: self.at,
+            out: String::new(),
+        };
+        sink.value(Place::Other, depth)?;
+        self.at = sink.at;
+        self.push_string(super::REDACTED)
+    }
+
+    fn object(&mut self, place: Place, depth: usize) -> Option<()> {
+        if depth > MAX_JSON_DEPTH {
+            return None;
+        }
+        self.expect(b'{')?;
+        self.space();
+        if self.expect(b'}').is_some() {
+            return Some(());
+        }
+        let mut first = true;
+        loop {
+            let key = self.string_token()?;
+            // Keys are field names, and a name can itself be an identifier.
+            let shown = mask_skipping_ansi(self.scanner, &key);
+            self.push_string(&shown)?;
+            self.space();
+            self.expect(b':')?;
+            self.space();
+            let written_by_formatter = key == "message"
+                || (place == Place::Span && key == "name")
+                || (place == Place::Top && first && key == "timestamp");
+            if written_by_formatter && key == "timestamp" {
+                let value = self.string_token()?;
+                self.push_string(&value)?;
+            } else if !written_by_formatter && is_phi_field_name(&key) {
+                self.redact_value(depth + 1)?;
+            } else {
+                let inner = match key.as_str() {
+                    "span" if place == Place::Top => Place::Span,
+                    "spans" if place == Place::Top => Place::Span,
+                    _ => Place::Other,
+                };
+                self.value(inner, depth + 1)?;
+            }
+            first = false;
+            self.space();
+            if self.expect(b',').is_some() {
+                self.space();
+                continue;
+            }
+            return self.expect(b'}');
+        }
+    }
+
+    fn array(&mut self, place: Place, depth: usize) -> Option<()> {
+        if depth > MAX_JSON_DEPTH {
+            return None;
+        }
+        self.expect(b'[')?;
+        self.space();
+        if self.expect(b']').is_some() {
+            return Some(());
+        }
+        loop {
+            self.value(place, depth + 1)?;
+            self.space();
+            if self.expect(b',').is_some() {
+                self.space();
+                continue;
+            }
+            return self.expect(b']');
+        }
+    }
+
+    /// Copies one value, masked: strings and numbers scanned, containers recursed into.
+    /// `place` is what an object here is (a span, inside `"spans"`).
+    fn value(&mut self, place: Place, depth: usize) -> Option<()> {
+        match self.peek()? {
+            b'{' => self.object(place, depth),
+            b'[' => self.array(place, depth),
+            b'"' => {
+                let value = self.string_token()?;
+                let masked = mask_skipping_ansi(self.scanner, &value);
+                self.push_string(&masked)
+            }
+            _ => {
+                // A number, `true`, `false` or `null`.
+                let rest = self.src.get(self.at..)?;
+                let len = rest
+                    .bytes()
+                    .position(|b| !(b.is_ascii_alphanumeric() || matches!(b, b'-' | b'+' | b'.')))
+                    .unwrap_or(rest.len());
+                let token = rest.get(..len)?;
+                serde_json::from_str::<serde_json::Value>(token).ok()?;
+                if len == 0 {
+                    return None;
+                }
+                self.at += len;
+                if self.scanner.contains_identifier(token) {
+                    let masked = self.scanner.mask(token);
+                    self.push_string(&masked)
+                } else {
+                    self.out.push_str(token);
+                    Some(())
+                }
+            }
+        }
+    }
+}
+
 /// Wraps a [`MakeWriter`]: each writer it makes buffers what the formatter writes and
 /// passes every complete line through the scanner before writing it on.
 #[derive(Debug, Clone)]
@@ -319,8 +556,11 @@ impl<'a, W: Write> ScrubbingLine<'a, W> {
         // Log lines are text; bytes that are not UTF-8 are replaced rather than passed on
         // unscanned.
         let text = String::from_utf8_lossy(&chunk);
-        self.inner
-            .write_all(mask_skipping_ansi(self.scanner, &text).as_bytes())
+        let mut out = String::with_capacity(text.len());
+        for line in text.split_inclusive('\n') {
+            out.push_str(&scrub_line(self.scanner, line));
+        }
+        self.inner.write_all(out.as_bytes())
     }
 }
 

@@ -62,6 +62,7 @@ impl ScannerBuilder {
         // patterns start at their cue, so they win over the bare forms anyway.
         push(IdentifierKind::Fax, Check::Nanp, fax_pattern(), BUILT_IN);
         push(IdentifierKind::Ssn, Check::Ssn, SSN_CUE.into(), BUILT_IN);
+        let custom_mrn = self.mrn.iter().any(|p| p != DEFAULT_MRN_PATTERN);
         for p in self.mrn {
             // The default MRN pattern's cue has no digit either.
             let what = if p == DEFAULT_MRN_PATTERN {
@@ -184,6 +185,7 @@ impl ScannerBuilder {
                 open_needs_trigger,
                 patterns,
                 prefilter: self.prefilter.unwrap_or(true),
+                custom_mrn,
             })),
         })
     }

@@ -7,8 +7,12 @@
 //! a few cheap *triggers*: a cluster of at least four digits (digits joined by short runs of
 //! separators such as `-`, `.`, `/`, `(`, `)`, `,` or a space), an `@`, a `:` next to `:` or
 //! `/` or between hex digits, or a `.` after `www`. A byte loop finds the triggers and turns
-//! each into a *window*: the trigger extended back by [`LOOKBACK`] bytes (room for a cue
-//! such as `Fax:` or `MRN #`) and then outwards to the nearest whitespace on both sides.
+//! each into a *window*: the trigger's word, forward to whitespace, and back over up to four
+//! words within [`LOOKBACK`] bytes (room for a cue such as `Fax:` or `MRN #`), but only as
+//! far as a word that may start a match: one holding a cue or month stem, or a short word
+//! (a state) right before the digits; any other built-in match starts in the digits' own
+//! word. Short windows (and the rest of a window after a match) that cannot hold an
+//! identifier (`120/80,`) are not searched at all.
 //! Only the windows are searched; the text between windows is never looked at again.
 //! Look-around (`\b`) still sees the bytes outside a window, so a window search finds exactly
 //! what a search of the whole text finds; the tests check the two agree on the corpus and on
@@ -238,6 +242,9 @@ struct Inner {
     open_needs_trigger: bool,
     patterns: Vec<Pattern>,
     prefilter: bool,
+    /// True if an MRN pattern is not the default one: the prefilter then looks back over
+    /// whole words for a cue it does not know (see `trigger::Windows`).
+    custom_mrn: bool,
 }
 
 /// One automaton over some of the patterns, searched in spans of at most `span` bytes.
@@ -374,12 +381,16 @@ impl Scanner {
         let mut out = Vec::new();
         match &self.inner {
             Some(inner) if prefilter && inner.prefilter => {
-                for window in Windows::new(text.as_bytes()) {
+                for window in Windows::new(text.as_bytes(), inner.custom_mrn) {
                     let open = window.open || !inner.open_needs_trigger;
-                    inner.search(text, window.range, open, &mut out, work);
+                    // Short windows, and what is left of one after a match, that cannot hold
+                    // a built-in identifier (`120/80,`, the `,` after a date) are not searched
+                    // (custom MRN patterns may match anything).
+                    let skip = !inner.custom_mrn;
+                    inner.search(text, window.range, open, skip, &mut out, work);
                 }
             }
-            Some(inner) => inner.search(text, 0..text.len(), true, &mut out, work),
+            Some(inner) => inner.search(text, 0..text.len(), true, false, &mut out, work),
             None => unscanned(text, &mut out),
         }
         out

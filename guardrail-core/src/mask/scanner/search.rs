@@ -5,12 +5,15 @@ use super::*;
 impl Inner {
     /// Searches `span` of `text`, appending validated matches: at each step the leftmost
     /// validated candidate of either stream (the earlier pattern at the same start), then
-    /// on after its end. `open` is false when the open-ended patterns cannot match here.
+    /// on after its end. `open` is false when the open-ended patterns cannot match here;
+    /// `skip` lets a short rest of the span that cannot hold a built-in identifier go
+    /// unsearched ([`trigger::cannot_match`]).
     pub(super) fn search(
         &self,
         text: &str,
         span: Range<usize>,
         open: bool,
+        skip: bool,
         out: &mut Vec<ScanMatch>,
         work: &mut ScanWork,
     ) {
@@ -19,6 +22,15 @@ impl Inner {
         let open_stream = if open { self.open.as_ref() } else { None };
         let mut next = [Lane::new(self.bounded.as_ref()), Lane::new(open_stream)];
         while at < end {
+            if skip
+                && next.iter().all(|l| l.candidate.is_none())
+                && text
+                    .as_bytes()
+                    .get(at..end)
+                    .is_some_and(super::trigger::cannot_match)
+            {
+                break;
+            }
             for lane in &mut next {
                 lane.refill(self, text, at, end, work);
             }

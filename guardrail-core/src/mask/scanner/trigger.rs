@@ -71,20 +71,143 @@ fn is_space(b: u8) -> bool {
     b.is_ascii_whitespace()
 }
 
+/// What a word before a digit cluster may start.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Cue {
+    /// Nothing: no built-in pattern's match starts in it and reaches the cluster.
+    None,
+    /// A cue (`Fax`, `SSN`, `social`, `MRN`, `medical`, `ZIP`, `postal`): a match may start in
+    /// this word.
+    Word,
+    /// A month name (`March`, `Sept.`): a date may start here or in the word before
+    /// (`3rd March 2021`).
+    Month,
+}
+
+/// The cue a word holds, if any: where in it a built-in cue pattern may start, or a month
+/// name. Case-insensitive; every built-in cue and month name holds one of these three- or
+/// four-letter stems (`telefax` holds `fax`, `facsimile` `facs`, `social` `soc`, `medical`
+/// `med`, `postal` `post`, `September` and `sept` `sep`).
+fn cue_in(word: &[u8]) -> Cue {
+    let mut found = Cue::None;
+    for (i, &b) in word.iter().enumerate() {
+        // Most letters start no stem: one table test of the letter and the next.
+        let next = word.get(i + 1).copied().unwrap_or(0);
+        if CUE_PAIRS[usize::from(b)] & pair_bit(next) == 0 {
+            continue;
+        }
+        let rest = word.get(i + 1..).unwrap_or_default();
+        let has =
+            |stem: &[u8]| rest.len() >= stem.len() && rest[..stem.len()].eq_ignore_ascii_case(stem);
+        let cue = match b | 0x20 {
+            b'f' if has(b"ax") || has(b"acs") => Cue::Word,
+            b's' if has(b"sn") || has(b"s#") || has(b"oc") => Cue::Word,
+            b'm' if has(b"rn") || has(b"r#") || has(b"ed") => Cue::Word,
+            b'z' if has(b"ip") => Cue::Word,
+            b'p' if has(b"ost") => Cue::Word,
+            b'j' if has(b"an") || has(b"un") || has(b"ul") => Cue::Month,
+            b'f' if has(b"eb") => Cue::Month,
+            b'm' if has(b"ar") || has(b"ay") => Cue::Month,
+            b'a' if has(b"pr") || has(b"ug") => Cue::Month,
+            b's' if has(b"ep") => Cue::Month,
+            b'o' if has(b"ct") => Cue::Month,
+            b'n' if has(b"ov") => Cue::Month,
+            b'd' if has(b"ec") => Cue::Month,
+            _ => continue,
+        };
+        if cue == Cue::Month {
+            return Cue::Month;
+        }
+        found = cue;
+    }
+    found
+}
+
+/// The stems [`cue_in`] looks for (lower case).
+const CUE_STEMS: &[&[u8]] = &[
+    b"fax", b"facs", b"ssn", b"ss#", b"soc", b"mrn", b"mr#", b"med", b"zip", b"post", b"jan",
+    b"jun", b"jul", b"feb", b"mar", b"may", b"apr", b"aug", b"sep", b"oct", b"nov", b"dec",
+];
+
+/// The bit of a stem's second letter in [`CUE_PAIRS`] (every stem's second byte is a
+/// letter; other bytes may share a bit, which only costs a closer look).
+const fn pair_bit(b: u8) -> u32 {
+    1 << ((b | 0x20).wrapping_sub(b'a') & 31)
+}
+
+/// For each byte, the second letters that make it the start of a stem (either case).
+static CUE_PAIRS: [u32; 256] = {
+    let mut t = [0u32; 256];
+    let mut i = 0;
+    while i < CUE_STEMS.len() {
+        let stem = CUE_STEMS[i];
+        let bit = pair_bit(stem[1]);
+        t[stem[0] as usize] |= bit;
+        t[stem[0].to_ascii_uppercase() as usize] |= bit;
+        i += 1;
+    }
+    t
+};
+
+/// The longest slice [`cannot_match`] looks at (a longer one is searched): the test must
+/// cost a bounded amount per search it saves, however long a window is.
+pub(super) const SHORT_SLICE: usize = 64;
+
+/// True if `slice` (at most [`SHORT_SLICE`] bytes) can hold no match of a built-in pattern:
+/// fewer than four digits and no `:`, `@` or `www.` (`,` after a date, `) ` after a phone);
+/// or only digits and digit separators with at most five digits in at most two runs
+/// (`120/80,`, `99213`, `2015.`). Every built-in pattern's match holds at least four digits
+/// (IPv4, numeric and named dates, ZIP, MRN, phone, SSN, account) or a `:` (IPv6, URLs with
+/// a scheme), an `@` (email) or `www.` (URL); and each of the first kind needs a letter, a
+/// `#`, three digit runs (dates, IPv4) or at least nine digits.
+pub(super) fn cannot_match(slice: &[u8]) -> bool {
+    if slice.len() > SHORT_SLICE {
+        return false;
+    }
+    let mut digits = 0;
+    let mut runs = 0;
+    let mut in_run = false;
+    let mut only_numeric = true;
+    for (i, &b) in slice.iter().enumerate() {
+        if b.is_ascii_digit() {
+            digits += 1;
+            if !in_run {
+                runs += 1;
+            }
+            in_run = true;
+            continue;
+        }
+        in_run = false;
+        match b {
+            b':' | b'@' => return false,
+            b'.' if i >= 3 && slice[i - 3..i].eq_ignore_ascii_case(b"www") => return false,
+            _ => {}
+        }
+        only_numeric &= is_digit_separator(b);
+    }
+    digits < 4 || (only_numeric && digits <= 5 && runs <= 2)
+}
+
 /// The windows worth searching, in order, disjoint.
 pub(super) struct Windows<'a> {
     bytes: &'a [u8],
     at: usize,
     /// The window being grown, not yet returned.
     pending: Option<Window>,
+    /// Look back over every one of [`CUE_WORDS`] words before a digit cluster, not only to
+    /// the farthest word holding a built-in cue: for custom MRN patterns, whose cues the
+    /// prefilter does not know.
+    any_cue: bool,
 }
 
 impl<'a> Windows<'a> {
-    pub(super) fn new(bytes: &'a [u8]) -> Windows<'a> {
+    /// The windows of `bytes`; `any_cue` as in [`Windows::any_cue`].
+    pub(super) fn new(bytes: &'a [u8], any_cue: bool) -> Windows<'a> {
         Windows {
             bytes,
             at: 0,
             pending: None,
+            any_cue,
         }
     }
 
@@ -198,16 +321,34 @@ impl<'a> Windows<'a> {
         while start > floor && !is_space(bytes[start - 1]) {
             start -= 1;
         }
-        for _ in 0..words {
-            if start <= limit {
+        // Back over up to `words` more words. With the built-in patterns the window starts
+        // at the farthest of them that may start a match: a word holding a cue, the word
+        // before a month name, or the word right before the cluster if it is short (a state,
+        // `MA 02115`); any other match starts in the cluster's own word. Most clusters (doses,
+        // vitals, codes) have no cue before them, and the automaton never sees their prose.
+        let mut word_start = start;
+        let mut month = false;
+        for i in 0..words {
+            if word_start <= limit {
                 break;
             }
-            while start > limit && is_space(bytes[start - 1]) {
-                start -= 1;
+            let mut word_end = word_start;
+            while word_end > limit && is_space(bytes[word_end - 1]) {
+                word_end -= 1;
             }
-            while start > floor && !is_space(bytes[start - 1]) {
-                start -= 1;
+            word_start = word_end;
+            while word_start > floor && !is_space(bytes[word_start - 1]) {
+                word_start -= 1;
             }
+            if self.any_cue {
+                start = word_start;
+                continue;
+            }
+            let cue = cue_in(&bytes[word_start..word_end]);
+            if cue != Cue::None || month || (i == 0 && word_end - word_start <= 3) {
+                start = word_start;
+            }
+            month = cue == Cue::Month;
         }
         let mut end = trigger.end;
         let mut open = false;
