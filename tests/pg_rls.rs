@@ -236,9 +236,9 @@ async fn nested(
     ctx: &Context,
     tx: &mut Transaction<'_, Postgres>,
 ) -> Result<(i64, usize, i64), AppError> {
-    let before = count(&mut **tx, "clinic_charts").await;
+    let before = count(tx, "clinic_charts").await;
     let names = read_names(ctx, &mut *tx).await?;
-    let after = count(&mut **tx, "clinic_charts").await;
+    let after = count(tx, "clinic_charts").await;
     Ok((before, names.len(), after))
 }
 
