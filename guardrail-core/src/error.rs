@@ -38,7 +38,8 @@ pub enum GuardError {
         /// The sink that failed (`transaction` for an outcome appended through the
         /// caller's transaction).
         sink: String,
-        /// Which event could not be recorded (`decision`, `outcome`, `approval_consumed`).
+        /// Which event could not be recorded (`decision`, `outcome`, `approval_consumed`,
+        /// or `session_settings` when a transaction's session settings could not be set).
         detail: String,
         /// The sink's error.
         source: Arc<AuditError>,

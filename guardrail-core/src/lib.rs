@@ -12,6 +12,9 @@ mod guardrail;
 pub mod mask;
 mod model;
 pub mod policy;
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+pub mod postgres;
 pub mod registry;
 mod runtime;
 #[cfg(feature = "sqlite")]
@@ -74,7 +77,9 @@ pub mod __private {
     pub use crate::mask::{Masker, PhiValue, Redact};
     pub use crate::model::Category;
     pub use crate::registry::{ActionDescriptor, ActionRegistration};
-    pub use crate::runtime::{AsyncTxAppend, TxAppend, finish_tx, finish_tx_async};
+    pub use crate::runtime::{
+        AsyncTxAppend, Entered, TxAppend, enter_tx_async, finish_tx, finish_tx_async,
+    };
     pub use crate::runtime::{
         Call, CountArg, IntoCount, SubjectList, begin, begin_many, count, subjects,
     };

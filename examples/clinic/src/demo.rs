@@ -7,10 +7,9 @@ use guardrail_core::audit::sql::AuditTable;
 use guardrail_core::audit::{AuditEvent, EventKind};
 use guardrail_core::prelude::*;
 use guardrail_core::{ApprovalId, MemoryAlertSink};
-use rusqlite::Connection;
 
 use crate::actions::{admin, billing, chart, claims, research};
-use crate::{AppError, PatientSeed, create_schema, seed_patient};
+use crate::{AppError, PatientSeed, open_service_db, seed_database};
 
 /// What the tour ended with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,24 +119,26 @@ pub fn run(dir: &Path, out: &mut dyn Write) -> Result<Summary, DemoError> {
     let metrics = crate::metrics::install();
     let db_path = dir.join("clinic.sqlite");
     let _ = std::fs::remove_file(&db_path);
-    let mut db = Connection::open(&db_path)?;
-    create_schema(&db)?;
+    // Deployment step: schema and fixtures, on their own connection.
+    seed_database(&db_path, PATIENTS)?;
+    let policy = Policy::from_toml_str(crate::POLICY)?;
+    // The service's connection: PHI columns only inside guarded calls.
+    let mut db = open_service_db(&db_path, &policy)?;
     guardrail_core::audit::sql::sqlite::ensure_schema(&db, &AuditTable::default())
         .map_err(|e| DemoError::Audit(e.to_string()))?;
-    for p in PATIENTS {
-        seed_patient(&db, p)?;
-    }
 
     let trail_dir = dir.join("audit");
     let _ = std::fs::remove_dir_all(&trail_dir);
     let file_sink = crate::trail::open(&trail_dir).map_err(|e| DemoError::Audit(e.to_string()))?;
     let alerts = MemoryAlertSink::new();
     let guardrail = Guardrail::builder()
-        .policy(Policy::from_toml_str(crate::POLICY)?)
+        .policy(policy)
         .audit(file_sink.clone())
         .audit_key(crate::demo_key())
         .alerts(alerts.clone())
         .build()?;
+    // Refusals of the tripwire and of the database go to this guardrail's trail.
+    guardrail.install_tripwire();
 
     let mut tour = Tour {
         out,
@@ -293,6 +294,20 @@ pub fn run(dir: &Path, out: &mut dyn Write) -> Result<Summary, DemoError> {
         research::export_cohort(&research_ctx(&guardrail), &db, &everyone),
     )?;
 
+    tour.heading("the database refuses too: PHI read outside any guarded call")?;
+    match forgotten_guard(&db, "p-100") {
+        Ok(_) => {
+            return Err(DemoError::Step(
+                "forgotten guard",
+                "an unguarded read of patients.ssn was allowed".into(),
+            ));
+        }
+        Err(e) => writeln!(
+            tour.out,
+            "  REFUSED  a handler without #[phi_action] reads p-100's SSN\n           {e}"
+        )?,
+    }
+
     tour.heading("just-in-time approval for a large export")?;
     let cohort: Vec<String> = (0..150)
         .map(|i| if i % 2 == 0 { "p-100" } else { "p-200" }.to_owned())
@@ -414,6 +429,19 @@ pub fn run(dir: &Path, out: &mut dyn Write) -> Result<Summary, DemoError> {
     })
 }
 
+/// A handler whose author forgot `#[phi_action]`: the service connection's authorizer
+/// refuses its statement (`access to patients.ssn is prohibited`).
+#[guardrail_core::phi_exempt(
+    reason = "the tour's forgotten guard: shows the database refusing an unguarded read"
+)]
+fn forgotten_guard(db: &rusqlite::Connection, patient_id: &str) -> rusqlite::Result<String> {
+    db.query_row(
+        "SELECT ssn FROM patients WHERE id = ?1",
+        [patient_id],
+        |r| r.get(0),
+    )
+}
+
 fn print_trail(out: &mut dyn Write, events: &[AuditEvent]) -> std::io::Result<()> {
     writeln!(
         out,
@@ -430,6 +458,7 @@ fn print_trail(out: &mut dyn Write, events: &[AuditEvent]) -> std::io::Result<()
             EventKind::ApprovalConsumed => "consumed",
             EventKind::PolicyReload => "reload",
             EventKind::Recovered => "recovered",
+            EventKind::UnguardedAccess => "unguarded",
             _ => "other",
         };
         let what = match (&r.decision, r.outcome) {

@@ -59,7 +59,8 @@ pub struct PatientSeed<'a> {
     pub icd10: &'a str,
 }
 
-/// Inserts a patient and one visit.
+/// Inserts a patient and one visit (on the seeding connection of [`seed_database`]: the
+/// service's enforced connection refuses these inserts outside a guarded call).
 #[guardrail_core::phi_exempt(
     reason = "seeds the demo's synthetic patients; no real PHI, no user request"
 )]
@@ -82,6 +83,33 @@ pub fn seed_patient(db: &rusqlite::Connection, p: &PatientSeed<'_>) -> rusqlite:
         rusqlite::params![p.id, p.icd10, p.note],
     )?;
     Ok(())
+}
+
+/// Creates the clinic's schema and seeds `patients` through a connection of its own, the
+/// way a host runs migrations and fixtures: as a deployment step on an administrative
+/// connection, before the service opens the connection its handlers use. That connection
+/// has no authorizer; nothing a request reaches ever runs on it.
+pub fn seed_database(path: &std::path::Path, patients: &[PatientSeed<'_>]) -> rusqlite::Result<()> {
+    let admin = rusqlite::Connection::open(path)?;
+    create_schema(&admin)?;
+    for p in patients {
+        seed_patient(&admin, p)?;
+    }
+    admin.close().map_err(|(_, e)| e)
+}
+
+/// Opens the service's connection to the clinic database at `path`, with
+/// [`guardrail_core::sqlite::enforce`] installed for the policy's `[schema]`: a PHI column
+/// is read or written only inside a guarded call that declared its category, and a refused
+/// statement fails with an error naming the column (`access to patients.ssn is
+/// prohibited`), recorded as an `unguarded_access` event.
+pub fn open_service_db(
+    path: &std::path::Path,
+    policy: &guardrail_core::Policy,
+) -> rusqlite::Result<rusqlite::Connection> {
+    let db = rusqlite::Connection::open(path)?;
+    guardrail_core::sqlite::enforce(&db, policy.schema());
+    Ok(db)
 }
 
 /// The clinic's policy, as shipped next to the example.

@@ -122,7 +122,37 @@ pub type AppendFuture<'a> = Pin<Box<dyn Future<Output = Result<Receipt, AuditErr
 pub trait AsyncTxAppend: Send {
     /// Links `record` to the chain stored in the transaction's database and inserts it.
     fn append_in_tx(&mut self, record: Record) -> AppendFuture<'_>;
+
+    /// Publishes `settings` to the database session for the rest of the transaction and
+    /// returns the settings they replace. `#[phi_action(tx = ..)]` calls it after the
+    /// decision allowed the call and before the body runs, and again with the returned
+    /// value after the body, so database policies can see which guarded call is running
+    /// (an error fails the call closed: the body does not run).
+    ///
+    /// The default publishes nothing and returns [`CallSettings::default`]. The sqlx
+    /// PostgreSQL impls set `guardrail.action`, `guardrail.principal` and
+    /// `guardrail.categories` with `set_config(.., true)` (transaction-local).
+    fn swap_call_settings(&mut self, settings: CallSettings) -> SettingsFuture<'_> {
+        let _ = settings;
+        Box::pin(std::future::ready(Ok(CallSettings::default())))
+    }
 }
+
+/// What a guarded call publishes to the database session it runs in
+/// ([`AsyncTxAppend::swap_call_settings`]). Empty strings mean "no guarded call".
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CallSettings {
+    /// The action's name.
+    pub action: String,
+    /// The principal's id.
+    pub principal: String,
+    /// The PHI categories the action declared, comma-separated (`diagnosis,demographics`).
+    pub categories: String,
+}
+
+/// The future [`AsyncTxAppend::swap_call_settings`] returns: the settings replaced.
+pub type SettingsFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<CallSettings, AuditError>> + Send + 'a>>;
 
 impl<T: TxAppend + ?Sized> TxAppend for &mut T {
     fn append_in_tx(&mut self, record: Record) -> Result<Receipt, AuditError> {
@@ -133,6 +163,10 @@ impl<T: TxAppend + ?Sized> TxAppend for &mut T {
 impl<T: AsyncTxAppend + ?Sized> AsyncTxAppend for &mut T {
     fn append_in_tx(&mut self, record: Record) -> AppendFuture<'_> {
         (**self).append_in_tx(record)
+    }
+
+    fn swap_call_settings(&mut self, settings: CallSettings) -> SettingsFuture<'_> {
+        (**self).swap_call_settings(settings)
     }
 }
 

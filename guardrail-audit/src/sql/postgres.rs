@@ -27,6 +27,7 @@ use super::{
     AppendFuture, AsyncTxAppend, AuditTable, Columns, InTable, SignedCheck, SqlCheckpointOptions,
     TableReport, TableVerifyError, check_row, signed,
 };
+use super::{CallSettings, SettingsFuture};
 use crate::chain::{Chain, Digest};
 use crate::checkpoint::{Checkpoint, CheckpointSigner, CheckpointVerifier};
 use crate::error::AuditError;
@@ -37,6 +38,8 @@ use crate::verify::{Verifier, VerifyReport};
 /// The sqlx version these impls are for: name its types through this path to be sure they
 /// match.
 pub use sqlx;
+
+mod settings;
 
 static DEFAULT_TABLE: LazyLock<AuditTable> = LazyLock::new(AuditTable::default);
 
@@ -149,11 +152,19 @@ impl AsyncTxAppend for Transaction<'_, Postgres> {
     fn append_in_tx(&mut self, record: Record) -> AppendFuture<'_> {
         Box::pin(append(self, &DEFAULT_TABLE, record))
     }
+
+    fn swap_call_settings(&mut self, settings: CallSettings) -> SettingsFuture<'_> {
+        Box::pin(settings::swap(self, settings))
+    }
 }
 
 impl AsyncTxAppend for PgConnection {
     fn append_in_tx(&mut self, record: Record) -> AppendFuture<'_> {
         Box::pin(append(self, &DEFAULT_TABLE, record))
+    }
+
+    fn swap_call_settings(&mut self, settings: CallSettings) -> SettingsFuture<'_> {
+        Box::pin(settings::swap(self, settings))
     }
 }
 
@@ -161,11 +172,19 @@ impl AsyncTxAppend for InTable<'_, Transaction<'_, Postgres>> {
     fn append_in_tx(&mut self, record: Record) -> AppendFuture<'_> {
         Box::pin(append(self.conn, self.table, record))
     }
+
+    fn swap_call_settings(&mut self, settings: CallSettings) -> SettingsFuture<'_> {
+        Box::pin(settings::swap(self.conn, settings))
+    }
 }
 
 impl AsyncTxAppend for InTable<'_, PgConnection> {
     fn append_in_tx(&mut self, record: Record) -> AppendFuture<'_> {
         Box::pin(append(self.conn, self.table, record))
+    }
+
+    fn swap_call_settings(&mut self, settings: CallSettings) -> SettingsFuture<'_> {
+        Box::pin(settings::swap(self.conn, settings))
     }
 }
 

@@ -35,7 +35,7 @@ mod tx;
 
 pub use args::{CountArg, IntoCount, SubjectList, count, subjects};
 pub use call::Call;
-pub use tx::{AsyncTxAppend, TxAppend, finish_tx, finish_tx_async};
+pub use tx::{AsyncTxAppend, Entered, TxAppend, enter_tx_async, finish_tx, finish_tx_async};
 
 use record::CallIdentity;
 

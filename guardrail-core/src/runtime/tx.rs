@@ -16,16 +16,67 @@
 //! * panic or cancellation: [`Call`]'s `Drop` records it in the guardrail's sinks, as without
 //!   `tx`.
 //!
+//! * Session settings (async drivers): after the decision allowed the call and before the
+//!   body runs, [`enter_tx_async`] publishes the call to the transaction's session
+//!   ([`AsyncTxAppend::swap_call_settings`]; on PostgreSQL `guardrail.action`,
+//!   `guardrail.principal` and `guardrail.categories`, transaction-local), and
+//!   [`finish_tx_async`] puts back what was there before (so a nested guarded call on the
+//!   same transaction hands its caller's settings back). If publishing fails, the body does
+//!   not run and the call fails with `AuditUnavailable` (`session_settings`), its `error`
+//!   outcome recorded in the guardrail's sinks; if restoring fails after an `Ok` body, the
+//!   `Ok` becomes that error (the transaction is aborted then: PostgreSQL refuses every
+//!   further statement until the caller rolls back).
+//!
 //! The traits and these functions need no database driver, so a host can implement
 //! [`TxAppend`] for its own driver; the `sqlite` and `postgres` features add the
 //! implementations for rusqlite and sqlx.
 
+use std::sync::Arc;
+
 use guardrail_audit::AuditError;
+use guardrail_audit::sql::CallSettings;
 pub use guardrail_audit::sql::{AsyncTxAppend, TxAppend};
 
 use crate::error::GuardError;
 use crate::mask::Redact;
 use crate::runtime::Call;
+use crate::runtime::call::TX_SINK;
+
+/// The session settings a transaction held before a guarded call published its own
+/// ([`enter_tx_async`]); [`finish_tx_async`] restores them.
+#[derive(Debug)]
+pub struct Entered(CallSettings);
+
+/// What an allowed call publishes to its transaction's session: the action, the principal
+/// and the action's declared `phi = [..]` categories, comma-separated.
+fn settings_of(call: &Call) -> CallSettings {
+    CallSettings {
+        action: call.action.name.to_owned(),
+        principal: call.identity.principal.to_string(),
+        categories: call.action.phi.join(","),
+    }
+}
+
+fn settings_failed(call: &Call, e: AuditError) -> GuardError {
+    GuardError::AuditUnavailable {
+        action: call.action.name,
+        sink: TX_SINK.into(),
+        detail: "session_settings".into(),
+        source: Arc::new(e),
+    }
+}
+
+/// Publishes the allowed call to `tx`'s session before the body runs (asynchronous
+/// drivers). On an error the body must not run: the generated code ends the call with it.
+pub async fn enter_tx_async<X: AsyncTxAppend + ?Sized>(
+    call: &Call,
+    tx: &mut X,
+) -> Result<Entered, GuardError> {
+    match tx.swap_call_settings(settings_of(call)).await {
+        Ok(previous) => Ok(Entered(previous)),
+        Err(e) => Err(settings_failed(call, e)),
+    }
+}
 
 /// Ends an allowed call whose outcome is recorded through the caller's transaction `tx`
 /// (synchronous drivers). See the module docs for where each outcome goes.
@@ -45,13 +96,23 @@ pub fn finish_tx<T: Redact, E: From<GuardError>, X: TxAppend + ?Sized>(
 /// Ends an allowed call whose outcome is recorded through the caller's transaction `tx`
 /// (asynchronous drivers). Dropping the future before it completes records `cancelled` in
 /// the guardrail's sinks.
+///
+/// First restores the session settings `entered` holds (see the module docs).
 pub async fn finish_tx_async<T: Redact, E: From<GuardError>, X: AsyncTxAppend + ?Sized>(
     call: Call,
     tx: &mut X,
+    entered: Entered,
     result: Result<T, E>,
 ) -> Result<T, E> {
+    let restored = tx.swap_call_settings(entered.0).await;
     if result.is_err() {
+        // The body's error is what the caller needs; a failed restore has aborted the
+        // transaction anyway.
         return call.finish(result);
+    }
+    if let Err(e) = restored {
+        let failed = settings_failed(&call, e);
+        return call.finish(Err(E::from(failed)));
     }
     let record = call.outcome_record(&result);
     let appended: Result<(), AuditError> = tx.append_in_tx(record).await.map(|_| ());

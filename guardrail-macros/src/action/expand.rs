@@ -6,8 +6,11 @@
 //! static ACTION: ActionDescriptor = ..;  inventory::submit!(ACTION)
 //! let call = begin(&ACTION, ctx, subject, count, recorded)?;   // decide + decision event
 //!            (begin_many(&ACTION, ctx, &subjects(..), ..) for `subjects = ..`)
+//! let entered = enter_tx_async(&call, tx).await?;              // async `tx = ..` only:
+//!                                                               // session settings
 //! let result: Result<T, E> = <original body, run once>;         // only if allowed
 //! call.finish(result)                                           // outcome event + masking
+//!   (finish_tx / finish_tx_async(call, tx, entered, result) for `tx = ..`)
 //! ```
 //!
 //! The original body runs in a `move` closure (sync) or `async move` block (async) so that its
@@ -160,16 +163,48 @@ pub(crate) fn function(args: &ActionArgs, f: &ItemFn, checked: &Checked<'_>) -> 
             quote!(&mut *#tx_slot)
         }
     });
+    // An async call first publishes itself to the transaction's session (PostgreSQL
+    // row-level security reads it); if that fails the body never runs and the call ends
+    // with the error, its outcome recorded in the guardrail's sinks.
+    let is_async = sig.asyncness.is_some();
+    let entered = local("__guardrail_entered");
+    let failed = local("__guardrail_settings_failed");
+    let failed_at_err = at(&failed, err_span);
+    let enter = |slot: TokenStream| {
+        if !is_async {
+            return quote!();
+        }
+        quote! {
+            let #entered = match #p::enter_tx_async(&#call, #slot).await {
+                ::core::result::Result::Ok(#entered) => #entered,
+                #[allow(clippy::useless_conversion)]
+                ::core::result::Result::Err(#failed) => {
+                    return #p::Call::finish::<#ok_ty, #err_ty>(
+                        #call,
+                        ::core::result::Result::Err(
+                            <#err_ty as ::core::convert::From<#p::GuardError>>::from(
+                                #failed_at_err
+                            )
+                        ),
+                    );
+                }
+            };
+        }
+    };
     let tx_rebind = checked.tx.map(|(tx, mutable)| {
         if mutable {
+            let enter = enter(quote!(&mut **#tx_slot));
             quote! {
                 let #tx_slot = &mut #tx;
+                #enter
                 #[allow(unused_variables)]
                 let mut #tx = &mut **#tx_slot;
             }
         } else {
+            let enter = enter(quote!(&mut *#tx_slot));
             quote! {
                 let #tx_slot = #tx;
+                #enter
                 #[allow(unused_variables)]
                 let #tx = &mut *#tx_slot;
             }
@@ -178,7 +213,7 @@ pub(crate) fn function(args: &ActionArgs, f: &ItemFn, checked: &Checked<'_>) -> 
 
     // ---- the body ----
     let ret = checked.ret;
-    let run = if sig.asyncness.is_some() {
+    let run = if is_async {
         // An async block has no return-type syntax: an unreachable `return` of the declared
         // type, first thing in the block, fixes its output before the body is checked, so a
         // body's type error points at the body (tracing's "fake return edge").
@@ -218,7 +253,7 @@ pub(crate) fn function(args: &ActionArgs, f: &ItemFn, checked: &Checked<'_>) -> 
 
     // ---- the outcome ----
     let (call_at_ok, result_at_ok) = (at(&call, ok_span), at(&result, ok_span));
-    let finish = match (checked.tx, sig.asyncness.is_some()) {
+    let finish = match (checked.tx, is_async) {
         (None, _) => quote_spanned!(ok_span=>
             #p::Call::finish::<#ok_ty, #err_ty>(#call_at_ok, #result_at_ok)
         ),
@@ -226,7 +261,7 @@ pub(crate) fn function(args: &ActionArgs, f: &ItemFn, checked: &Checked<'_>) -> 
             quote_spanned!(ok_span=> #p::finish_tx(#call, #tx_outer, #result))
         }
         (Some(_), true) => {
-            quote_spanned!(ok_span=> #p::finish_tx_async(#call, #tx_outer, #result).await)
+            quote_spanned!(ok_span=> #p::finish_tx_async(#call, #tx_outer, #entered, #result).await)
         }
     };
 

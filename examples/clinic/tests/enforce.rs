@@ -1,0 +1,97 @@
+//! The clinic's service connection runs with `guardrail_core::sqlite::enforce`: a query on a
+//! PHI column outside any guarded call is refused by SQLite with an error naming the column,
+//! and recorded; the guarded actions still work on the same connection.
+
+use clinic::actions::{billing, chart};
+use clinic::{PatientSeed, open_service_db, seed_database};
+use guardrail_core::audit::EventKind;
+use guardrail_core::prelude::*;
+
+const PATIENT: PatientSeed<'static> = PatientSeed {
+    id: "p-7",
+    mrn: "MRN 7777777",
+    name: "Zed Quill",
+    ssn: "777-12-3456",
+    birth_date: "1970-05-05",
+    diagnosis: "Asthma",
+    note: "Inhaler twice daily.",
+    icd10: "J45.909",
+};
+
+#[test]
+fn an_unguarded_query_on_the_service_connection_is_refused_naming_the_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("clinic.sqlite");
+    seed_database(&path, &[PATIENT]).unwrap();
+    let policy = Policy::from_toml_str(clinic::POLICY).unwrap();
+    let db = open_service_db(&path, &policy).unwrap();
+    let trail = MemorySink::named("file");
+    let guardrail = Guardrail::builder()
+        .policy(policy)
+        .audit(trail.clone())
+        .audit_key(clinic::demo_key())
+        .build()
+        .unwrap();
+    guardrail.install_tripwire();
+
+    // Outside any guarded call: refused, naming the column, for reads and writes.
+    let err = db
+        .query_row("SELECT ssn FROM patients WHERE id = ?1", ["p-7"], |r| {
+            r.get::<_, String>(0)
+        })
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("access to patients.ssn is prohibited"),
+        "{err}"
+    );
+    assert!(!err.to_string().contains("777-12-3456"), "{err}");
+    let err = db
+        .prepare("SELECT v.note FROM visits v")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("visits.note"), "{err}");
+    let err = db
+        .execute("UPDATE patients SET diagnosis = 'x' WHERE id = 'p-7'", [])
+        .unwrap_err()
+        .to_string();
+    // SQLite names the column only for reads; a refused write is "not authorized" (the
+    // event below names its category).
+    assert!(err.contains("not authorized"), "{err}");
+    // Columns the schema does not map stay readable.
+    let visits: i64 = db
+        .query_row("SELECT count(id) FROM visits", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(visits, 1);
+
+    // Each refusal is an `unguarded_access` event naming the category, never the value.
+    let refusals: Vec<String> = trail
+        .events()
+        .iter()
+        .filter(|e| e.record.kind == EventKind::UnguardedAccess)
+        .map(|e| e.record.detail.get("category").cloned().unwrap_or_default())
+        .collect();
+    assert_eq!(refusals, ["ssn", "note", "diagnosis"]);
+
+    // The guarded actions work on the same connection.
+    let grey = guardrail
+        .context(
+            Principal::new("dr-grey")
+                .role("provider")
+                .jurisdiction("US-CA"),
+        )
+        .endpoint(Endpoint::Provider)
+        .purpose(Purpose::Treatment);
+    let c = chart::read_chart(&grey, &db, "p-7").unwrap();
+    assert_eq!(c.diagnosis, "Asthma");
+    let clerk = guardrail
+        .context(
+            Principal::new("clerk-ito")
+                .role("billing")
+                .jurisdiction("US-CA"),
+        )
+        .endpoint(Endpoint::Admin)
+        .purpose(Purpose::Payment);
+    let v = billing::read_visit(&clerk, &db, "p-7").unwrap();
+    assert_eq!((v.icd10.as_str(), v.amount_cents), ("J45.909", 18500));
+}
