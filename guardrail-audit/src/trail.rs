@@ -173,7 +173,7 @@ pub enum TrailError {
         /// 1-based line.
         line: usize,
         /// What is wrong.
-        source: CheckpointError,
+        source: Box<CheckpointError>,
     },
     /// A checkpoint belongs to another log.
     #[error("checkpoint file `{}` line {line} belongs to log `{found}`, not to this trail (log `{expected}`)", path.display())]
@@ -211,8 +211,8 @@ pub enum TrailError {
         path: PathBuf,
         /// 1-based line.
         line: usize,
-        /// The [`CheckpointError::WrongKey`] of the line.
-        source: CheckpointError,
+        /// The [`CheckpointError::WrongKey`] of the line (boxed: it keeps the error small).
+        source: Box<CheckpointError>,
     },
     /// A checkpoint file was given but holds no checkpoint although the trail has events.
     #[error("checkpoint file `{}` holds no checkpoint", path.display())]
@@ -246,7 +246,7 @@ impl TrailError {
             TrailError::Usage(_) | TrailError::Unreadable { .. } => false,
             TrailError::MissingFile { listed_in, .. } => listed_in.is_some(),
             TrailError::Checkpoint { source, .. } => !matches!(
-                source,
+                **source,
                 CheckpointError::WrongKey { .. } | CheckpointError::UnsupportedVersion(_)
             ),
             _ => true,
@@ -389,9 +389,9 @@ fn load_checkpoints(
             return Err(TrailError::Checkpoint {
                 path: path.to_owned(),
                 line: n,
-                source: CheckpointError::Malformed(
+                source: Box::new(CheckpointError::Malformed(
                     "incomplete line (a crash the sink has not recovered yet, or a cut)".into(),
-                ),
+                )),
             });
         }
         let cp = match verifier.verify_line(line.bytes) {
@@ -413,7 +413,7 @@ fn load_checkpoints(
                 return Err(TrailError::Checkpoint {
                     path: path.to_owned(),
                     line: n,
-                    source,
+                    source: Box::new(source),
                 });
             }
         };
@@ -448,7 +448,7 @@ fn load_checkpoints(
         return Err(TrailError::Checkpoint {
             path: path.to_owned(),
             line,
-            source,
+            source: Box::new(source),
         });
     }
     Ok(out)
@@ -459,7 +459,7 @@ fn foreign(path: &Path, line: usize, source: CheckpointError) -> TrailError {
     TrailError::ForeignCheckpoint {
         path: path.to_owned(),
         line,
-        source,
+        source: Box::new(source),
     }
 }
 
