@@ -488,7 +488,7 @@ pub enum TableVerifyError {
     /// The external checkpoint file holds a checkpoint the checkpoint table lacks: rows of
     /// the checkpoint table were deleted (or edited).
     #[error(
-        "audit table `{table}`: checkpoint seq {seq} (checkpoint file `{}` line {line}) is          missing from the checkpoint table: checkpoint rows were deleted",
+        "audit table `{table}`: checkpoint seq {seq} (checkpoint file `{}` line {line}) is missing from the checkpoint table: checkpoint rows were deleted",
         path.display()
     )]
     CheckpointMissing {
@@ -505,7 +505,7 @@ pub enum TableVerifyError {
     /// head: the history was rewritten (rows deleted, edited or inserted and the chain
     /// relinked).
     #[error(
-        "audit table `{table}`: seq {seq}: the chain differs from the signed checkpoint of          seq {seq}: the history was rewritten at or after seq {since_seq}"
+        "audit table `{table}`: seq {seq}: the chain differs from the signed checkpoint of seq {seq}: the history was rewritten at or after seq {since_seq}"
     )]
     Rewritten {
         /// The events table.
@@ -518,7 +518,7 @@ pub enum TableVerifyError {
     },
     /// The table holds fewer events than a signed checkpoint covers: its tail was removed.
     #[error(
-        "audit table `{table}`: the events end before seq {first_missing_seq}, but a signed          checkpoint covers seq {checkpoint_seq}: events were removed from the end"
+        "audit table `{table}`: the events end before seq {first_missing_seq}, but a signed checkpoint covers seq {checkpoint_seq}: events were removed from the end"
     )]
     Truncated {
         /// The events table.
