@@ -535,10 +535,9 @@ fn check(err: &TrailError, expect: &Expect, paths: &[PathBuf], p: &Pristine, wha
         ) => {
             assert_eq!((path, line, s), (&paths[*f], l, seq), "{what}: {err}");
         }
-        (
-            Expect::Forged(l),
-            TrailError::Checkpoint { line, source, .. },
-        ) if matches!(**source, CheckpointError::BadSignature) => {
+        (Expect::Forged(l), TrailError::Checkpoint { line, source, .. })
+            if matches!(**source, CheckpointError::BadSignature) =>
+        {
             assert_eq!(line, l, "{what}: {err}");
         }
         _ => panic!("{what}: expected {expect:?}, got {err}"),

@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! guardrail audit verify TRAIL.. [--checkpoints FILE --checkpoint-key KEY] [--progress]
+//! guardrail audit verify sqlite:PATH|postgres://… [--table NAME] [--checkpoint-key KEY [--checkpoints FILE]]
 //! guardrail audit disclosures --patient ID (--key-hex HEX|env:VAR|file:PATH | --key-file PATH)
 //!     [--since T] [--until T] [--format table|json] [--checkpoints FILE --checkpoint-key KEY] TRAIL..
 //! guardrail audit export --format fhir [--bundle | --ndjson] [--observer NAME] [-o FILE] TRAIL..
@@ -25,6 +26,7 @@ mod escape;
 mod keys;
 mod read;
 mod scan;
+mod sqltrail;
 
 use std::collections::BTreeMap;
 use std::io::{self, BufWriter, IsTerminal as _, Write};
@@ -89,7 +91,8 @@ enum AuditCommand {
 /// Where the trail is and how to check it.
 #[derive(Debug, Args)]
 struct TrailArgs {
-    /// A trail directory, its manifest, or its event files in chain order.
+    /// A trail directory, its manifest, or its event files in chain order; for `verify` also
+    /// an audit table: `sqlite:PATH` or a `postgres://…` URL.
     #[arg(required = true, value_name = "TRAIL")]
     files: Vec<PathBuf>,
     /// Show progress on stderr (default: only when stderr is a terminal).
@@ -119,6 +122,9 @@ struct VerifyArgs {
     /// Removed: now `--checkpoint-key`.
     #[arg(long, value_name = "KEY", hide = true)]
     key: Option<String>,
+    /// The audit table of a `sqlite:PATH` or `postgres://…` trail.
+    #[arg(long, value_name = "NAME", default_value = guardrail_audit::sql::AuditTable::DEFAULT)]
+    table: String,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -220,8 +226,12 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Audit(AuditCommand::Verify(a)) => verify(&a),
-        Command::Audit(AuditCommand::Disclosures(a)) => disclosures(&a),
-        Command::Audit(AuditCommand::Export(a)) => export(&a),
+        Command::Audit(AuditCommand::Disclosures(a)) => {
+            file_trail_only(&a.trail).and_then(|()| disclosures(&a))
+        }
+        Command::Audit(AuditCommand::Export(a)) => {
+            file_trail_only(&a.trail).and_then(|()| export(&a))
+        }
         Command::Scan(a) => return scan::run(&a),
     };
     match result {
@@ -235,6 +245,22 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// `disclosures` and `export` read file trails; a table is refused by name rather than
+/// looked for as a file.
+fn file_trail_only(trail: &TrailArgs) -> Result<(), Failure> {
+    if trail
+        .files
+        .iter()
+        .any(|f| sqltrail::SqlTrail::parse(f).is_some())
+    {
+        return Err(Failure::Usage(
+            "only `audit verify` reads `sqlite:` and `postgres://` trails; give a file trail"
+                .into(),
+        ));
+    }
+    Ok(())
 }
 
 /// A warning on stderr (escaped: it may quote the trail).
@@ -268,6 +294,14 @@ fn verify(a: &VerifyArgs) -> Result<(), Failure> {
     if a.key.is_some() {
         return Err(Failure::Usage(keys::CHECKPOINT_KEY_RENAMED.into()));
     }
+    if let Some(sql) = a
+        .trail
+        .files
+        .iter()
+        .find_map(|f| sqltrail::SqlTrail::parse(f))
+    {
+        return verify_table(a, &sql);
+    }
     let cps = checkpoint_pair(&a.checkpoints)?;
     let mut p = progress(&a.trail);
     let report = read::verify(&a.trail.files, cps.as_ref(), &mut p)?;
@@ -275,6 +309,30 @@ fn verify(a: &VerifyArgs) -> Result<(), Failure> {
     read::for_each_event(&report, |_| Ok(()))?;
     print_report(&report);
     Ok(())
+}
+
+/// `verify sqlite:PATH` / `verify postgres://…`: the checkpoints live in the table, so
+/// `--checkpoint-key` alone checks them; `--checkpoints FILE` adds the external copy.
+fn verify_table(a: &VerifyArgs, sql: &sqltrail::SqlTrail) -> Result<(), Failure> {
+    if a.trail.files.len() != 1 {
+        return Err(Failure::Usage(
+            "a `sqlite:` or `postgres://` trail is verified on its own: give it as the only TRAIL"
+                .into(),
+        ));
+    }
+    let signed = match (&a.checkpoints.checkpoint_key, &a.checkpoints.checkpoints) {
+        (Some(k), file) => Some(sqltrail::Signed {
+            verifier: keys::checkpoint_verifier(k).map_err(Failure::Usage)?,
+            file: file.clone(),
+        }),
+        (None, Some(_)) => {
+            return Err(Failure::Usage(
+                "`--checkpoints` needs `--checkpoint-key` (the key that signed them)".into(),
+            ));
+        }
+        (None, None) => None,
+    };
+    sqltrail::verify(sql, &a.table, signed.as_ref())
 }
 
 fn print_report(report: &TrailReport) {
