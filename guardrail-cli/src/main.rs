@@ -4,6 +4,8 @@
 //! guardrail audit verify TRAIL.. [--checkpoints FILE --key KEY] [--progress]
 //! guardrail audit disclosures --patient ID --key KEY [--since T] [--until T] [--format table|json] TRAIL..
 //! guardrail audit export --format fhir [--bundle | --ndjson] [--observer NAME] [-o FILE] TRAIL..
+//! guardrail audit session ID [--format table|json] TRAIL..
+//! guardrail approvals show|approve|reject ID --db URL [--as PERSON --role ROLE --policy FILE --trail DIR --key KEY]
 //! guardrail scan CRATE_DIR [--policy FILE]
 //! ```
 //!
@@ -18,9 +20,11 @@
 //! Keys are given as a file path or `env:VAR`; see `keys.rs` for the formats.
 #![forbid(unsafe_code)]
 
+mod approvals;
 mod keys;
 mod read;
 mod scan;
+mod session;
 
 use std::io::{self, BufWriter, IsTerminal as _, Write};
 use std::path::PathBuf;
@@ -48,6 +52,9 @@ enum Command {
     Audit(AuditCommand),
     /// Find functions touching PHI without `#[phi_action]` in a crate's sources.
     Scan(scan::ScanArgs),
+    /// Decide just-in-time approval requests held in PostgreSQL, as a second person.
+    #[command(subcommand)]
+    Approvals(approvals::ApprovalsCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -62,6 +69,8 @@ enum AuditCommand {
     Disclosures(DisclosuresArgs),
     /// Export a trail as FHIR R4 AuditEvent resources.
     Export(ExportArgs),
+    /// Replay one recorded session (e.g. an AI assistant's MCP session) in order.
+    Session(session::SessionArgs),
 }
 
 /// Where the trail is and how to check it.
@@ -180,6 +189,8 @@ fn main() -> ExitCode {
         Command::Audit(AuditCommand::Verify(a)) => verify(&a),
         Command::Audit(AuditCommand::Disclosures(a)) => disclosures(&a),
         Command::Audit(AuditCommand::Export(a)) => export(&a),
+        Command::Audit(AuditCommand::Session(a)) => session::run(&a),
+        Command::Approvals(c) => approvals::run(&c),
         Command::Scan(a) => return scan::run(&a),
     };
     match result {
