@@ -6,6 +6,8 @@
 //! guardrail audit disclosures --patient ID (--key-hex HEX|env:VAR|file:PATH | --key-file PATH)
 //!     [--since T] [--until T] [--format table|json] [--checkpoints FILE --checkpoint-key KEY] TRAIL..
 //! guardrail audit export --format fhir [--bundle | --ndjson] [--observer NAME] [-o FILE] TRAIL..
+//! guardrail audit session ID [--format table|json] TRAIL..
+//! guardrail approvals show|approve|reject ID --db URL [--as PERSON --role ROLE --policy FILE --trail DIR --key KEY]
 //! guardrail scan CRATE_DIR [--policy FILE]
 //! ```
 //!
@@ -22,10 +24,12 @@
 //! (`escape.rs`).
 #![forbid(unsafe_code)]
 
+mod approvals;
 mod escape;
 mod keys;
 mod read;
 mod scan;
+mod session;
 mod sqltrail;
 
 use std::collections::BTreeMap;
@@ -67,6 +71,9 @@ enum Command {
     Audit(AuditCommand),
     /// Find functions touching PHI without `#[phi_action]` in a crate's sources.
     Scan(scan::ScanArgs),
+    /// Decide just-in-time approval requests held in PostgreSQL, as a second person.
+    #[command(subcommand)]
+    Approvals(approvals::ApprovalsCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -86,6 +93,8 @@ enum AuditCommand {
     /// Export a trail as FHIR R4 AuditEvent resources.
     #[command(after_help = EXIT_STATUS)]
     Export(ExportArgs),
+    /// Replay one recorded session (e.g. an AI assistant's MCP session) in order.
+    Session(session::SessionArgs),
 }
 
 /// Where the trail is and how to check it.
@@ -232,6 +241,8 @@ fn main() -> ExitCode {
         Command::Audit(AuditCommand::Export(a)) => {
             file_trail_only(&a.trail).and_then(|()| export(&a))
         }
+        Command::Audit(AuditCommand::Session(a)) => session::run(&a),
+        Command::Approvals(c) => approvals::run(&c),
         Command::Scan(a) => return scan::run(&a),
     };
     match result {

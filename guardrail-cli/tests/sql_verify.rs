@@ -1,6 +1,10 @@
 //! `guardrail audit verify sqlite:PATH | postgres://…`: the command over audit tables, with
 //! and without the checkpoint key, sound and tampered, against SQLite always and PostgreSQL
 //! when `GUARDRAIL_TEST_DATABASE_URL` is set.
+#![expect(
+    clippy::unwrap_used,
+    reason = "a test fails loudly on any unexpected error"
+)]
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -11,6 +15,7 @@ use guardrail_audit::sql::{AuditTable, SqlCheckpointOptions};
 use guardrail_audit::{AuditSink, CheckpointSigner, EventKind, Record, Timestamp};
 
 #[path = "../../tests/support/pg.rs"]
+#[allow(unreachable_pub, dead_code)]
 mod pg;
 
 fn record(i: u64) -> Record {

@@ -44,7 +44,7 @@ pub use model::{
 pub use policy::{ApprovalNeed, Decision, DenyReason, Effect, Policy, PolicyError};
 pub use registry::ActionDescriptor;
 /// Appending through the caller's transaction (`#[phi_action(tx = ..)]`).
-pub use runtime::{AsyncTxAppend, TxAppend};
+pub use runtime::{AsyncTxAppend, HeldOutcomes, TxAppend};
 
 /// The audit crate, re-exported: sinks, events, verification.
 pub use guardrail_audit as audit;

@@ -21,7 +21,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use guardrail_core::mask::scrub_text;
 use guardrail_core::registry::{self, ActionDescriptor};
 use guardrail_core::{
-    AgentId, Context, Effect, Endpoint, GuardError, Guardrail, Policy, Principal, Purpose,
+    AgentId, Context, Effect, Endpoint, GuardError, Guardrail, HeldOutcomes, Policy, Principal,
+    Purpose,
 };
 use serde_json::{Map, Value};
 
@@ -148,31 +149,56 @@ impl Catalogue {
         self
     }
 
-    /// The tools `principal` could ever be allowed under `policy`: the action is registered,
-    /// and an allow rule applies to it and allows one of the principal's roles the code also
-    /// allows. A tool for an unregistered action is never offered.
-    pub fn offered(&self, policy: &Policy, principal: &Principal) -> Vec<Tool> {
+    /// The tools `principal`, acting through `agent` (`None`: directly), could ever be
+    /// allowed under `policy`: the action is registered, and an allow rule applies to it,
+    /// allows one of the principal's roles the code also allows, and its agent conditions
+    /// (`agents = [..]`, `direct_only`) hold for `agent`. A tool for an unregistered action
+    /// is never offered.
+    pub fn offered(
+        &self,
+        policy: &Policy,
+        principal: &Principal,
+        agent: Option<&str>,
+    ) -> Vec<Tool> {
         self.tools
             .iter()
             .filter(|t| {
-                registry::find(t.action).is_some_and(|a| could_be_allowed(policy, a, principal))
+                registry::find(t.action)
+                    .is_some_and(|a| could_be_allowed(policy, a, principal, agent))
             })
             .cloned()
             .collect()
     }
 }
 
-/// True if some allow rule applies to `action` and allows a role of `principal` that the
-/// action's code allows.
-pub fn could_be_allowed(policy: &Policy, action: &ActionDescriptor, principal: &Principal) -> bool {
+/// True if some allow rule applies to `action`, allows a role of `principal` that the
+/// action's code allows, and admits calls through `agent` (`None`: a direct call).
+pub fn could_be_allowed(
+    policy: &Policy,
+    action: &ActionDescriptor,
+    principal: &Principal,
+    agent: Option<&str>,
+) -> bool {
     policy.rules().iter().any(|rule| {
         rule.effect() == Effect::Allow
             && rule.applies_to(action)
+            && rule.allows_agent(agent)
             && principal
                 .get_roles()
                 .iter()
                 .any(|r| action.allows_role(r) && rule.allows_role(r))
     })
+}
+
+/// True if break-glass could ever open `action` for `principal`: the policy has a
+/// `[break_glass]` section and the code allows one of the principal's roles. (The section's
+/// finer limits are checked at call time; a tool offered here may still be refused.)
+fn break_glass_could_open(
+    policy: &Policy,
+    action: &ActionDescriptor,
+    principal: &Principal,
+) -> bool {
+    policy.break_glass_enabled() && principal.get_roles().iter().any(|r| action.allows_role(r))
 }
 
 /// Who a session acts for and how, fixed by server configuration (or an auth hook).
@@ -186,6 +212,47 @@ pub struct SessionConfig {
     pub purpose: Option<Purpose>,
     /// A configured agent id; when `None`, the client's own (initialize) name is used.
     pub agent: Option<AgentId>,
+    /// An emergency declared by the server for this whole session (its reason): every call
+    /// is made under break-glass, flagged in its events and alerted. Only server
+    /// configuration sets it; no tool argument can.
+    pub break_glass: Option<String>,
+}
+
+impl SessionConfig {
+    /// A session for `principal` with no endpoint, purpose, configured agent or emergency.
+    pub fn new(principal: Principal) -> SessionConfig {
+        SessionConfig {
+            principal,
+            endpoint: None,
+            purpose: None,
+            agent: None,
+            break_glass: None,
+        }
+    }
+
+    /// Sets the endpoint.
+    pub fn endpoint(mut self, endpoint: Endpoint) -> SessionConfig {
+        self.endpoint = Some(endpoint);
+        self
+    }
+
+    /// Sets the purpose of use.
+    pub fn purpose(mut self, purpose: Purpose) -> SessionConfig {
+        self.purpose = Some(purpose);
+        self
+    }
+
+    /// Names the agent instead of the client's own name.
+    pub fn agent(mut self, agent: AgentId) -> SessionConfig {
+        self.agent = Some(agent);
+        self
+    }
+
+    /// Declares an emergency for the whole session, with its reason.
+    pub fn break_glass(mut self, reason: impl Into<String>) -> SessionConfig {
+        self.break_glass = Some(reason.into());
+        self
+    }
 }
 
 static SESSIONS: AtomicU64 = AtomicU64::new(0);
@@ -215,7 +282,22 @@ impl Session {
             "mcp-{:x}-{n:x}",
             guardrail_core::audit::Timestamp::now().0
         ));
-        let tools = catalogue.offered(&guardrail.policy(), &config.principal);
+        let policy = guardrail.policy();
+        let mut tools = catalogue.offered(&policy, &config.principal, Some(agent.name()));
+        if config.break_glass.is_some() {
+            // An emergency session may also be offered what break-glass could open.
+            tools = catalogue
+                .tools
+                .iter()
+                .filter(|t| {
+                    registry::find(t.action).is_some_and(|a| {
+                        could_be_allowed(&policy, a, &config.principal, Some(agent.name()))
+                            || break_glass_could_open(&policy, a, &config.principal)
+                    })
+                })
+                .cloned()
+                .collect();
+        }
         Session {
             guardrail: guardrail.clone(),
             config,
@@ -248,27 +330,84 @@ impl Session {
         if let Some(p) = self.config.purpose {
             ctx = ctx.purpose(p);
         }
+        if let Some(reason) = &self.config.break_glass {
+            ctx = ctx.break_glass(reason);
+        }
         ctx
     }
 
+    /// The agent the session acts through.
+    pub fn agent(&self) -> &AgentId {
+        &self.agent
+    }
+
     /// Calls tool `name`; `approval` is a granted request's id for a retried call.
+    ///
+    /// The `ok` outcome events of the guarded calls the tool makes are held until the result
+    /// is rendered, then appended with `detail.result_digest`: the SHA-256 (hex) of
+    /// [`Delivered::text`], exactly what the model receives. If they cannot be recorded the
+    /// result is withheld (fail closed).
     pub fn call(
         &self,
         name: &str,
         arguments: &Map<String, Value>,
         approval: Option<&str>,
-    ) -> Result<Value, ToolError> {
+    ) -> Result<Delivered, ToolError> {
         let tool = self
             .tools
             .iter()
             .find(|t| &*t.name == name)
             .ok_or_else(|| ToolError::NotOffered(scrub_text(name)))?;
-        let mut ctx = self.context();
+        let held = HeldOutcomes::new();
+        let mut ctx = self.context().hold_outcomes(&held);
         if let Some(id) = approval {
             ctx = ctx.approval(guardrail_core::approval::ApprovalId::new(id));
         }
-        let value = (tool.handler)(&ctx, arguments)?;
-        Ok(scrub_json(value))
+        // On an error the holder is dropped: held outcomes are recorded as `undelivered`.
+        let value = scrub_json((tool.handler)(&ctx, arguments)?);
+        let text = value.to_string();
+        let digest = result_digest(&text);
+        held.release(&[(RESULT_DIGEST, digest.clone())])
+            .map_err(ToolError::from)?;
+        Ok(Delivered {
+            value,
+            text,
+            digest,
+        })
+    }
+}
+
+/// The `detail` key of an outcome event holding the digest of the delivered result.
+pub const RESULT_DIGEST: &str = "result_digest";
+
+/// SHA-256 (lowercase hex) of `text`: the digest recorded for a delivered result.
+pub fn result_digest(text: &str) -> String {
+    use sha2::Digest as _;
+    hex::encode(sha2::Sha256::digest(text.as_bytes()))
+}
+
+/// What a tool call delivered to the model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Delivered {
+    value: Value,
+    text: String,
+    digest: String,
+}
+
+impl Delivered {
+    /// The scrubbed JSON value.
+    pub fn value(&self) -> &Value {
+        &self.value
+    }
+
+    /// The exact text sent to the model (the value as compact JSON).
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// SHA-256 (hex) of [`Delivered::text`], as recorded in the outcome events.
+    pub fn digest(&self) -> &str {
+        &self.digest
     }
 }
 

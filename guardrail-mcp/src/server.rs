@@ -102,7 +102,9 @@ impl ServerHandler for GuardedServer {
             _ => None,
         };
         let result = match session.call(&request.name, &args, approval.as_deref()) {
-            Ok(value) => CallToolResult::success(vec![ContentBlock::text(value.to_string())]),
+            Ok(delivered) => {
+                CallToolResult::success(vec![ContentBlock::text(delivered.text().to_owned())])
+            }
             Err(e) => CallToolResult::error(vec![ContentBlock::text(e.to_string())]),
         };
         Ok(result.into())

@@ -105,6 +105,7 @@ fn provider(g: &Guardrail, agent: &str) -> Session {
         endpoint: Some(Endpoint::Provider),
         purpose: Some(Purpose::Treatment),
         agent: None,
+        break_glass: None,
     };
     Session::open(g, &catalogue(), config, AgentId::new(agent).version("1.0"))
 }
@@ -130,7 +131,7 @@ fn results_are_scrubbed_and_every_event_names_session_and_agent() {
     let out = s
         .call("read_chart", &args(json!({"patient_id": "p-100"})), None)
         .unwrap();
-    let text = out.to_string();
+    let text = out.text().to_owned();
     assert!(!text.contains("123-45-6789"), "{text}");
     let events = sink.events();
     assert_eq!(events.len(), 2);
@@ -144,14 +145,24 @@ fn results_are_scrubbed_and_every_event_names_session_and_agent() {
 #[test]
 fn arguments_cannot_change_the_decision() {
     let (g, sink) = setup();
-    let s = provider(&g, "other-bot");
+    // The session is for research; the rule allows treatment only.
+    let config = SessionConfig::new(Principal::new("dr-grey").role("provider"))
+        .endpoint(Endpoint::Provider)
+        .purpose(Purpose::Research);
+    let s = Session::open(
+        &g,
+        &catalogue(),
+        config,
+        AgentId::new("clinic-assistant").version("1.0"),
+    );
     let injected = args(json!({
         "patient_id": "p-100",
         "purpose": "treatment",
         "role": "provider",
         "principal": "admin",
         "break_glass": "emergency",
-        "agent": "clinic-assistant",
+        "agent": "other-bot",
+        "endpoint": "provider",
     }));
     let err = s.call("read_chart", &injected, None).unwrap_err();
     assert!(matches!(err, ToolError::Denied(_)), "{err:?}");
@@ -176,8 +187,10 @@ fn export_waits_for_a_second_person_then_succeeds_once() {
     g.approve(&officer, &guardrail_core::approval::ApprovalId::new(&id))
         .unwrap();
     assert_eq!(
-        s.call("export_cohort", &Map::new(), Some(&id)).unwrap(),
-        json!(3)
+        s.call("export_cohort", &Map::new(), Some(&id))
+            .unwrap()
+            .value(),
+        &json!(3)
     );
     assert!(s.call("export_cohort", &Map::new(), Some(&id)).is_err());
 }

@@ -79,6 +79,7 @@ async fn the_rmcp_client_sees_only_offered_tools_scrubbed_results_and_approval_i
         endpoint: Some(Endpoint::Provider),
         purpose: Some(Purpose::Treatment),
         agent: None,
+        break_glass: None,
     };
     let server = GuardedServer::new(g.clone(), catalogue, config);
     let (server_io, client_io) = tokio::io::duplex(64 * 1024);

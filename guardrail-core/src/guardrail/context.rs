@@ -35,6 +35,7 @@ pub struct Context {
     break_glass: Option<Arc<str>>,
     agent: Option<AgentId>,
     session: Option<Arc<str>>,
+    held: Option<crate::runtime::HeldOutcomes>,
     pub(crate) cache: crate::policy::ContextCache,
 }
 
@@ -83,6 +84,7 @@ impl Context {
             break_glass: None,
             agent: None,
             session: None,
+            held: None,
             cache: Default::default(),
         }
     }
@@ -133,6 +135,18 @@ impl Context {
     pub fn session(mut self, id: impl AsRef<str>) -> Context {
         self.session = Some(Arc::from(id.as_ref()));
         self
+    }
+
+    /// Holds the `ok` outcome events of calls made under this context in `held` until
+    /// [`HeldOutcomes::release`](crate::HeldOutcomes::release) appends them with a digest of
+    /// what was delivered (how an MCP server records the JSON a model received).
+    pub fn hold_outcomes(mut self, held: &crate::runtime::HeldOutcomes) -> Context {
+        self.held = Some(held.clone());
+        self
+    }
+
+    pub(crate) fn held_outcomes(&self) -> Option<&crate::runtime::HeldOutcomes> {
+        self.held.as_ref()
     }
 
     /// The agent the principal acts through, if any.

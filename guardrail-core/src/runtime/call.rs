@@ -27,6 +27,8 @@ pub struct Call {
     pub(super) break_glass: bool,
     pub(super) decision_seq: u64,
     pub(super) done: bool,
+    /// Where an `ok` outcome waits for the caller's delivery (`Context::hold_outcomes`).
+    pub(super) held: Option<super::HeldOutcomes>,
 }
 
 impl fmt::Debug for Call {
@@ -65,6 +67,18 @@ impl Call {
     /// sink that failed.
     pub fn finish<T: Redact, E: From<GuardError>>(mut self, result: Result<T, E>) -> Result<T, E> {
         let record = self.outcome_record(&result);
+        if let (Ok(_), Some(held)) = (&result, self.held.take()) {
+            // Appended (with the delivered result's digest) by `HeldOutcomes::release`, or
+            // as `undelivered` when the holder is dropped.
+            held.hold(
+                self.guardrail.clone(),
+                self.policy.clone(),
+                self.action.name,
+                record,
+            );
+            self.done = true;
+            return result.map(|value| self.mask(value));
+        }
         let appended = self.guardrail.append(&self.policy, record).map(|_| ());
         self.done = true;
         match (result, appended) {

@@ -30,11 +30,13 @@ use crate::telemetry::Stopwatch;
 
 mod args;
 mod call;
+mod deferred;
 mod record;
 mod tx;
 
 pub use args::{CountArg, IntoCount, SubjectList, count, subjects};
 pub use call::Call;
+pub use deferred::HeldOutcomes;
 pub use tx::{AsyncTxAppend, Entered, TxAppend, enter_tx_async, finish_tx, finish_tx_async};
 
 use record::CallIdentity;
@@ -373,6 +375,7 @@ fn conclude(
         decision_seq,
         done: false,
         policy,
+        held: ctx.held_outcomes().cloned(),
     })
 }
 
