@@ -76,7 +76,11 @@ impl Drop for Inner {
 /// # roles = ["provider"]
 /// # "#)?;
 /// let sink = MemorySink::new();
-/// # let g = Guardrail::builder().policy(policy).audit(sink.clone()).build()?;
+/// # let g = Guardrail::builder()
+/// #     .policy(policy)
+/// #     .audit(sink.clone())
+/// #     .audit_key(AuditKey::from_bytes(b"0123456789abcdef0123")?)
+/// #     .build()?;
 /// let held = HeldOutcomes::new();
 /// let ctx = g.context(Principal::new("dr-grey").role("provider")).hold_outcomes(&held);
 /// let value = read(&ctx)?;
