@@ -240,7 +240,11 @@ proptest! {
         let log = String::from_utf8_lossy(log).into_owned();
         let line = signer.sign(&log, seq, Digest([head; 32]), Timestamp(time));
         let v = signer.verifier();
-        prop_assert!(v.verify_line(line.as_bytes()).is_ok());
+        let cp = v.verify_line(line.as_bytes());
+        prop_assert!(
+            matches!(&cp, Ok(c) if c.seq == seq && c.count == seq + 1 && c.log == log && c.head == Digest([head; 32])),
+            "{cp:?}"
+        );
         let body_end = line.rfind(",\"sig\":\"").expect("a sig member");
         let (body, sig) = line.split_at(body_end);
         let forged_seq = body.replacen(

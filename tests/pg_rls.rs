@@ -7,6 +7,7 @@
 //! The first tests need no database: they drive the session-settings seam through an
 //! in-memory transaction (what is published, what is restored, failures fail closed).
 
+use guardrail_tests::AppError;
 use std::sync::{Arc, Mutex};
 
 use guardrail_audit::sql::postgres::sqlx::{
@@ -27,24 +28,6 @@ actions = ["*"]
 roles = ["provider"]
 purposes = ["treatment"]
 "#;
-
-#[derive(Debug)]
-enum AppError {
-    Guard(GuardError),
-    Db(String),
-}
-
-impl From<GuardError> for AppError {
-    fn from(e: GuardError) -> Self {
-        AppError::Guard(e)
-    }
-}
-
-impl From<sqlx::Error> for AppError {
-    fn from(e: sqlx::Error) -> Self {
-        AppError::Db(e.to_string())
-    }
-}
 
 fn guardrail(sink: &MemorySink) -> Guardrail {
     Guardrail::builder()

@@ -276,7 +276,9 @@ async fn drop_tables(pool: &sqlx::PgPool, table: &AuditTable) {
 
 #[test]
 fn postgres_sink_chain_is_valid_and_an_edited_row_is_named() {
-    let Some(url) = guardrail_tests::postgres_url() else {
+    let Some(url) = guardrail_tests::pg::database_url(
+        "postgres_sink_chain_is_valid_and_an_edited_row_is_named",
+    ) else {
         return;
     };
     let table = pg_table("edit");
@@ -357,7 +359,8 @@ fn postgres_sink_chain_is_valid_and_an_edited_row_is_named() {
 
 #[test]
 fn postgres_sink_reports_a_bad_url_as_an_error() {
-    let Some(_) = guardrail_tests::postgres_url() else {
+    let Some(_) = guardrail_tests::pg::database_url("postgres_sink_reports_a_bad_url_as_an_error")
+    else {
         return;
     };
     let err = PgSink::connect("postgres://nobody@127.0.0.1:1/none", pg_table("bad")).unwrap_err();

@@ -4,6 +4,7 @@
 //! back on; decisions (and error outcomes) stay in the guardrail's sinks. PostgreSQL: many
 //! concurrent transactions appending keep one valid chain.
 
+use guardrail_tests::AppError;
 use std::sync::Arc;
 
 use guardrail_audit::sql::postgres::sqlx::{self, Postgres, Transaction};
@@ -24,30 +25,6 @@ actions = ["*"]
 roles = ["provider"]
 purposes = ["treatment"]
 "#;
-
-#[derive(Debug)]
-enum AppError {
-    Guard(GuardError),
-    Db(String),
-}
-
-impl From<GuardError> for AppError {
-    fn from(e: GuardError) -> Self {
-        AppError::Guard(e)
-    }
-}
-
-impl From<rusqlite::Error> for AppError {
-    fn from(e: rusqlite::Error) -> Self {
-        AppError::Db(e.to_string())
-    }
-}
-
-impl From<sqlx::Error> for AppError {
-    fn from(e: sqlx::Error) -> Self {
-        AppError::Db(e.to_string())
-    }
-}
 
 /// Changes a diagnosis inside the caller's SQLite transaction.
 #[phi_action(kind = "update", role = "provider", resource = "patient_record", subject = patient, tx = tx)]
@@ -311,7 +288,9 @@ async fn drop_schema(url: &str, schema: &str) {
 
 #[tokio::test]
 async fn postgres_outcome_commits_with_the_change_and_vanishes_with_a_rollback() {
-    let Some(url) = guardrail_tests::postgres_url() else {
+    let Some(url) = guardrail_tests::pg::database_url(
+        "postgres_outcome_commits_with_the_change_and_vanishes_with_a_rollback",
+    ) else {
         return;
     };
     let schema = unique("gr_tx");
@@ -380,7 +359,9 @@ async fn postgres_outcome_commits_with_the_change_and_vanishes_with_a_rollback()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgres_concurrent_transactions_keep_one_valid_chain() {
-    let Some(url) = guardrail_tests::postgres_url() else {
+    let Some(url) =
+        guardrail_tests::pg::database_url("postgres_concurrent_transactions_keep_one_valid_chain")
+    else {
         return;
     };
     let schema = unique("gr_txc");

@@ -5,6 +5,7 @@
 //! careless commit could keep; eight concurrent guarded transactions make one contiguous
 //! chain; the schema is the rusqlite module's, and each side verifies what the other wrote.
 
+use guardrail_tests::AppError;
 use std::future::Future;
 use std::path::Path;
 use std::pin::pin;
@@ -32,24 +33,6 @@ actions = ["*"]
 roles = ["provider"]
 purposes = ["treatment"]
 "#;
-
-#[derive(Debug)]
-enum AppError {
-    Guard(GuardError),
-    Db(String),
-}
-
-impl From<GuardError> for AppError {
-    fn from(e: GuardError) -> Self {
-        AppError::Guard(e)
-    }
-}
-
-impl From<sqlx::Error> for AppError {
-    fn from(e: sqlx::Error) -> Self {
-        AppError::Db(e.to_string())
-    }
-}
 
 /// Changes a diagnosis inside the caller's sqlx SQLite transaction.
 #[phi_action(kind = "update", role = "provider", resource = "patient_record", subject = patient, tx = tx)]

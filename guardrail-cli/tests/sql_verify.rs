@@ -93,20 +93,38 @@ fn sqlite_exec(trail: &str, sql: &str) {
         .unwrap();
 }
 
+/// The stored hash of event `seq`.
+fn sqlite_hash(trail: &str, table: &AuditTable, seq: u64) -> String {
+    let path = trail.strip_prefix("sqlite:").unwrap();
+    rusqlite::Connection::open(path)
+        .unwrap()
+        .query_row(
+            &format!("SELECT hash FROM {} WHERE seq = {seq}", table.events()),
+            [],
+            |r| r.get(0),
+        )
+        .unwrap()
+}
+
+/// `guardrail audit verify TRAIL --table clinic_audit --checkpoint-key KEY`.
+fn verify_signed(trail: &str, key: &str) -> (i32, String, String) {
+    text(&guardrail(&[
+        "audit",
+        "verify",
+        trail,
+        "--table",
+        "clinic_audit",
+        "--checkpoint-key",
+        key,
+    ]))
+}
+
 #[test]
 fn a_sound_sqlite_table_verifies_with_and_without_the_key() {
     let dir = tempfile::tempdir().unwrap();
     let (trail, _) = sqlite_trail(dir.path());
     let key = key_file(dir.path(), &SECRET);
-    let (code, out, err) = text(&guardrail(&[
-        "audit",
-        "verify",
-        &trail,
-        "--table",
-        "clinic_audit",
-        "--checkpoint-key",
-        &key,
-    ]));
+    let (code, out, err) = verify_signed(&trail, &key);
     assert_eq!(code, 0, "{err}");
     assert!(
         out.contains("ok: 12 events in table `clinic_audit`")
@@ -133,16 +151,7 @@ fn a_cut_tail_with_the_head_moved_back_exits_1_naming_the_first_missing_seq() {
     let dir = tempfile::tempdir().unwrap();
     let (trail, table) = sqlite_trail(dir.path());
     // The attacker cuts seq 7.. and moves the head back to what it was after seq 6.
-    let path = trail.strip_prefix("sqlite:").unwrap();
-    let conn = rusqlite::Connection::open(path).unwrap();
-    let hash6: String = conn
-        .query_row(
-            &format!("SELECT hash FROM {} WHERE seq = 6", table.events()),
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
-    drop(conn);
+    let hash6 = sqlite_hash(&trail, &table, 6);
     sqlite_exec(
         &trail,
         &format!(
@@ -177,15 +186,7 @@ fn an_edited_checkpoint_row_exits_1() {
         ),
     );
     let key = key_file(dir.path(), &SECRET);
-    let (code, _, err) = text(&guardrail(&[
-        "audit",
-        "verify",
-        &trail,
-        "--table",
-        "clinic_audit",
-        "--checkpoint-key",
-        &key,
-    ]));
+    let (code, _, err) = verify_signed(&trail, &key);
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("checkpoint row seq 4"), "{err}");
 }
@@ -195,15 +196,7 @@ fn a_key_that_signed_none_of_the_checkpoints_exits_2() {
     let dir = tempfile::tempdir().unwrap();
     let (trail, _) = sqlite_trail(dir.path());
     let key = key_file(dir.path(), &OTHER);
-    let (code, _, err) = text(&guardrail(&[
-        "audit",
-        "verify",
-        &trail,
-        "--table",
-        "clinic_audit",
-        "--checkpoint-key",
-        &key,
-    ]));
+    let (code, _, err) = verify_signed(&trail, &key);
     assert_eq!(code, 2, "{err}");
     assert!(
         err.contains("no checkpoint row of the table is signed by the key given"),
@@ -216,15 +209,9 @@ fn a_checkpoint_row_signed_by_another_key_among_ours_exits_1() {
     let dir = tempfile::tempdir().unwrap();
     let (trail, table) = sqlite_trail(dir.path());
     // The attacker re-signs the row at seq 9 with a key of their own.
+    let hash9 = sqlite_hash(&trail, &table, 9);
     let path = trail.strip_prefix("sqlite:").unwrap();
     let conn = rusqlite::Connection::open(path).unwrap();
-    let hash9: String = conn
-        .query_row(
-            &format!("SELECT hash FROM {} WHERE seq = 9", table.events()),
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
     let forged = CheckpointSigner::hmac_sha256(&OTHER).unwrap().sign(
         table.events(),
         9,
@@ -238,15 +225,7 @@ fn a_checkpoint_row_signed_by_another_key_among_ours_exits_1() {
     .unwrap();
     drop(conn);
     let key = key_file(dir.path(), &SECRET);
-    let (code, _, err) = text(&guardrail(&[
-        "audit",
-        "verify",
-        &trail,
-        "--table",
-        "clinic_audit",
-        "--checkpoint-key",
-        &key,
-    ]));
+    let (code, _, err) = verify_signed(&trail, &key);
     assert_eq!(code, 1, "{err}");
 }
 

@@ -8,24 +8,30 @@ pub struct ReadmeDoctests;
 
 pub mod pg;
 
-/// The PostgreSQL URL for tests, from `GUARDRAIL_TEST_DATABASE_URL`.
-///
-/// In CI (`CI` set) a missing URL is an error, so the PostgreSQL tests fail loudly; elsewhere
-/// they print a notice and skip.
-pub fn postgres_url() -> Option<String> {
-    match std::env::var("GUARDRAIL_TEST_DATABASE_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            if std::env::var_os("CI").is_some() {
-                panic!(
-                    "GUARDRAIL_TEST_DATABASE_URL is not set in CI: the PostgreSQL tests must run"
-                );
-            }
-            eprintln!(
-                "notice: GUARDRAIL_TEST_DATABASE_URL is not set; skipping PostgreSQL tests \
-                 (set it, e.g. to postgres://postgres@127.0.0.1:5432/test, to run them)"
-            );
-            None
-        }
+/// The error type of the tests' guarded functions over a database: the guard's refusal or
+/// the driver's error (as text).
+#[derive(Debug)]
+pub enum AppError {
+    /// Refused or failed by guardrail.
+    Guard(guardrail_core::GuardError),
+    /// The database driver's error, or the test's own failure.
+    Db(String),
+}
+
+impl From<guardrail_core::GuardError> for AppError {
+    fn from(e: guardrail_core::GuardError) -> Self {
+        AppError::Guard(e)
+    }
+}
+
+impl From<guardrail_audit::sql::sqlite::rusqlite::Error> for AppError {
+    fn from(e: guardrail_audit::sql::sqlite::rusqlite::Error) -> Self {
+        AppError::Db(e.to_string())
+    }
+}
+
+impl From<guardrail_audit::sql::postgres::sqlx::Error> for AppError {
+    fn from(e: guardrail_audit::sql::postgres::sqlx::Error) -> Self {
+        AppError::Db(e.to_string())
     }
 }

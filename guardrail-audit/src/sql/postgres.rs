@@ -69,6 +69,27 @@ fn head_of(next_seq: i64, head: &str, table: &AuditTable) -> Result<Chain, Audit
     Ok(Chain { next_seq, head })
 }
 
+/// Reads the chain head row with `FOR UPDATE`: appends and checkpoints of other
+/// transactions wait until this one ends.
+async fn lock_head(conn: &mut PgConnection, table: &AuditTable) -> Result<Chain, AuditError> {
+    let row = sqlx::query(&format!(
+        "SELECT next_seq, head FROM {} WHERE id = 0 FOR UPDATE",
+        table.head()
+    ))
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(db)?
+    .ok_or_else(|| {
+        AuditError::Database(format!(
+            "audit head table `{}` has no row: call `ensure_schema` first",
+            table.head()
+        ))
+    })?;
+    let next_seq: i64 = row.try_get(0).map_err(db)?;
+    let head: String = row.try_get(1).map_err(db)?;
+    head_of(next_seq, &head, table)
+}
+
 /// Appends `record` through `conn`, which must be inside a transaction begun with sqlx.
 async fn append(
     conn: &mut PgConnection,
@@ -83,23 +104,7 @@ async fn append(
                 .into(),
         ));
     }
-    let select = format!(
-        "SELECT next_seq, head FROM {} WHERE id = 0 FOR UPDATE",
-        table.head()
-    );
-    let row = sqlx::query(&select)
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(db)?
-        .ok_or_else(|| {
-            AuditError::Database(format!(
-                "audit head table `{}` has no row: call `ensure_schema` first",
-                table.head()
-            ))
-        })?;
-    let next_seq: i64 = row.try_get(0).map_err(db)?;
-    let head: String = row.try_get(1).map_err(db)?;
-    let mut chain = head_of(next_seq, &head, table)?;
+    let mut chain = lock_head(conn, table).await?;
     let event = chain.link(record)?;
     let cols = Columns::of(&event);
     let seq = i64::try_from(event.seq)
@@ -343,22 +348,7 @@ async fn checkpoint_in_tx(
     signer: &CheckpointSigner,
     min_new: u64,
 ) -> Result<Option<(String, Checkpoint)>, AuditError> {
-    let row = sqlx::query(&format!(
-        "SELECT next_seq, head FROM {} WHERE id = 0 FOR UPDATE",
-        table.head()
-    ))
-    .fetch_optional(&mut *conn)
-    .await
-    .map_err(db)?
-    .ok_or_else(|| {
-        AuditError::Database(format!(
-            "audit head table `{}` has no row: call `ensure_schema` first",
-            table.head()
-        ))
-    })?;
-    let next_seq: i64 = row.try_get(0).map_err(db)?;
-    let head: String = row.try_get(1).map_err(db)?;
-    let head = head_of(next_seq, &head, table)?;
+    let head = lock_head(conn, table).await?;
     let newest: Option<(i64, String)> = sqlx::query_as(&format!(
         "SELECT seq, line FROM {} ORDER BY seq DESC LIMIT 1",
         table.checkpoints()
