@@ -7,6 +7,7 @@
 //!     [--since T] [--until T] [--format table|json] [--checkpoints FILE --checkpoint-key KEY] TRAIL..
 //! guardrail audit export --format fhir [--bundle | --ndjson] [--observer NAME] [-o FILE] TRAIL..
 //! guardrail audit session ID [--format table|json] TRAIL..
+//! guardrail approvals list --db URL [--table T] [--limit N]
 //! guardrail approvals show|approve|reject ID --db URL [--as PERSON --role ROLE --policy FILE --trail DIR --key KEY]
 //! guardrail scan CRATE_DIR [--policy FILE]
 //! ```
@@ -71,7 +72,7 @@ enum Command {
     Audit(AuditCommand),
     /// Find functions touching PHI without `#[phi_action]` in a crate's sources.
     Scan(scan::ScanArgs),
-    /// Decide just-in-time approval requests held in PostgreSQL, as a second person.
+    /// List and decide just-in-time approval requests held in PostgreSQL, as a second person.
     #[command(subcommand)]
     Approvals(approvals::ApprovalsCommand),
 }
