@@ -8,6 +8,7 @@
 //! guardrail audit export --format fhir [--bundle | --ndjson] [--observer NAME] [-o FILE] TRAIL..
 //! guardrail audit session ID [--format table|json] TRAIL..
 //! guardrail approvals list --db URL [--table T] [--limit N]
+//! guardrail audit show --request ID TRAIL.. [--sql sqlite:PATH|postgres://…] [--table NAME]
 //! guardrail approvals show|approve|reject ID --db URL [--as PERSON --role ROLE --policy FILE --trail DIR --key KEY]
 //! guardrail scan CRATE_DIR [--policy FILE]
 //! ```
@@ -31,6 +32,7 @@ mod keys;
 mod read;
 mod scan;
 mod session;
+mod show;
 mod sqltrail;
 
 use std::collections::BTreeMap;
@@ -96,6 +98,10 @@ enum AuditCommand {
     Export(ExportArgs),
     /// Replay one recorded session (e.g. an AI assistant's MCP session) in order.
     Session(session::SessionArgs),
+    /// One request's decisions (file trail) and outcomes (file trail and `--sql` table),
+    /// each outcome checked against the decision it names.
+    #[command(after_help = EXIT_STATUS)]
+    Show(show::ShowArgs),
 }
 
 /// Where the trail is and how to check it.
@@ -243,6 +249,7 @@ fn main() -> ExitCode {
             file_trail_only(&a.trail).and_then(|()| export(&a))
         }
         Command::Audit(AuditCommand::Session(a)) => session::run(&a),
+        Command::Audit(AuditCommand::Show(a)) => show::run(&a),
         Command::Approvals(c) => approvals::run(&c),
         Command::Scan(a) => return scan::run(&a),
     };

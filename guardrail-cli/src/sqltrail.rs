@@ -37,7 +37,7 @@ impl SqlTrail {
 
     /// How the trail is named in messages: never the PostgreSQL URL, which may hold a
     /// password.
-    fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         match self {
             SqlTrail::Sqlite(p) => format!("sqlite:{}", p.display()),
             SqlTrail::Postgres(_) => "the PostgreSQL database".to_owned(),

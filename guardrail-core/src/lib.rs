@@ -78,7 +78,7 @@ pub mod __private {
     pub use crate::model::Category;
     pub use crate::registry::{ActionDescriptor, ActionRegistration};
     pub use crate::runtime::{
-        AsyncTxAppend, Entered, TxAppend, enter_tx_async, finish_tx, finish_tx_async,
+        AsyncTxAppend, Entered, TxAppend, enter_tx, enter_tx_async, finish_tx, finish_tx_async,
     };
     pub use crate::runtime::{
         Call, CountArg, IntoCount, SubjectList, begin, begin_many, count, subjects,

@@ -58,7 +58,8 @@ pub enum DenyReason {
         why: String,
     },
     /// The context lacks a value a matching rule needs (`endpoint`, `purpose`,
-    /// `jurisdiction`, `subject`, `count`).
+    /// `jurisdiction`, `subject`, `count`). A guarded call refused for it returns
+    /// `GuardError::MissingContext`, not `Denied` (see `GuardError::is_policy_refusal`).
     MissingContext {
         /// What is missing.
         field: &'static str,

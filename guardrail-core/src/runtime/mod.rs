@@ -37,7 +37,9 @@ mod tx;
 pub use args::{CountArg, IntoCount, SubjectList, count, subjects};
 pub use call::Call;
 pub use deferred::HeldOutcomes;
-pub use tx::{AsyncTxAppend, Entered, TxAppend, enter_tx_async, finish_tx, finish_tx_async};
+pub use tx::{
+    AsyncTxAppend, Entered, TxAppend, enter_tx, enter_tx_async, finish_tx, finish_tx_async,
+};
 
 use record::CallIdentity;
 
