@@ -9,6 +9,7 @@
 //! guardrail audit session ID [--format table|json] TRAIL..
 //! guardrail approvals show|approve|reject ID --db URL [--as PERSON --role ROLE --policy FILE --trail DIR --key KEY]
 //! guardrail scan CRATE_DIR [--policy FILE]
+//! guardrail policy publish FILE|list|show [VERSION]|rollback VERSION|replicas --db URL [--as PERSON]
 //! ```
 //!
 //! `TRAIL..` is a trail directory (its `manifest.jsonl` lists the files), the manifest, or
@@ -27,6 +28,7 @@
 mod approvals;
 mod escape;
 mod keys;
+mod policy;
 mod read;
 mod scan;
 mod session;
@@ -74,6 +76,9 @@ enum Command {
     /// Decide just-in-time approval requests held in PostgreSQL, as a second person.
     #[command(subcommand)]
     Approvals(approvals::ApprovalsCommand),
+    /// Publish, list, show and roll back the central policy (PostgreSQL) replicas follow.
+    #[command(subcommand)]
+    Policy(policy::PolicyCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -243,6 +248,7 @@ fn main() -> ExitCode {
         }
         Command::Audit(AuditCommand::Session(a)) => session::run(&a),
         Command::Approvals(c) => approvals::run(&c),
+        Command::Policy(c) => policy::run(&c),
         Command::Scan(a) => return scan::run(&a),
     };
     match result {
