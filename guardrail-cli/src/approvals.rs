@@ -90,7 +90,7 @@ pub(crate) struct DecideArgs {
     key_file: Option<String>,
 }
 
-fn url(spec: &str) -> Result<String, Failure> {
+pub(crate) fn url(spec: &str) -> Result<String, Failure> {
     match spec.strip_prefix("env:") {
         Some(var) => std::env::var(var).map_err(|_| {
             Failure::Usage(format!("`--db env:{var}`: the variable `{var}` is not set"))

@@ -11,6 +11,7 @@
 //! guardrail audit show --request ID TRAIL.. [--sql sqlite:PATH|postgres://…] [--table NAME]
 //! guardrail approvals show|approve|reject ID --db URL [--as PERSON --role ROLE --policy FILE --trail DIR --key KEY]
 //! guardrail scan CRATE_DIR [--policy FILE]
+//! guardrail policy publish FILE|list|show [VERSION]|rollback VERSION|replicas --db URL [--as PERSON]
 //! ```
 //!
 //! `TRAIL..` is a trail directory (its `manifest.jsonl` lists the files), the manifest, or
@@ -29,6 +30,7 @@
 mod approvals;
 mod escape;
 mod keys;
+mod policy;
 mod read;
 mod scan;
 mod session;
@@ -77,6 +79,9 @@ enum Command {
     /// List and decide just-in-time approval requests held in PostgreSQL, as a second person.
     #[command(subcommand)]
     Approvals(approvals::ApprovalsCommand),
+    /// Publish, list, show and roll back the central policy (PostgreSQL) replicas follow.
+    #[command(subcommand)]
+    Policy(policy::PolicyCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -251,6 +256,7 @@ fn main() -> ExitCode {
         Command::Audit(AuditCommand::Session(a)) => session::run(&a),
         Command::Audit(AuditCommand::Show(a)) => show::run(&a),
         Command::Approvals(c) => approvals::run(&c),
+        Command::Policy(c) => policy::run(&c),
         Command::Scan(a) => return scan::run(&a),
     };
     match result {
