@@ -3,6 +3,7 @@
 //! reqwest client with the demo tokens, and the readers and checks over both trails.
 #![allow(
     dead_code,
+    unreachable_pub,
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::panic,
