@@ -174,15 +174,11 @@ fn rusqlite_reader_pages_through_a_long_table() {
     let sink = MemorySink::new();
     let g = guardrail(&sink);
     let mut conn = rusqlite_scene(dir.path(), &g);
-    let tx = conn.transaction().unwrap();
-    {
-        let mut t = &tx;
-        for _ in 0..1200 {
-            use guardrail_audit::sql::TxAppend as _;
-            (&mut t)
-                .append_in_tx(guardrail_audit::Record::new(EventKind::Outcome))
-                .unwrap();
-        }
+    let mut tx = conn.transaction().unwrap();
+    for _ in 0..1200 {
+        use guardrail_audit::sql::TxAppend as _;
+        tx.append_in_tx(guardrail_audit::Record::new(EventKind::Outcome))
+            .unwrap();
     }
     tx.commit().unwrap();
     let events: Vec<u64> = seqs(SqliteEvents::new(&conn, &AuditTable::default()));

@@ -164,7 +164,7 @@ fn list(a: &StoreArgs) -> Result<(), Failure> {
     for v in versions {
         let note = v
             .rollback_of
-            .map_or_else(String::new, |o| format!("rollback to {o}"));
+            .map_or_else(|| "-".to_owned(), |o| format!("rollback to {o}"));
         println!(
             "{}  {}  {}  {}  {}  {note}",
             v.version,

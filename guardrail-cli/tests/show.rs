@@ -173,7 +173,7 @@ fn a_committed_call_shows_its_decision_and_its_table_outcome_linked() {
     for part in [
         "decision who=dr-grey",
         "roles=provider",
-        "what=set_dx",
+        "what=show::set_dx",
         "why=treatment",
         "rule=providers-treat",
         "decision=allow",

@@ -45,11 +45,21 @@ pub(crate) use on_either;
 impl Db {
     /// Begins a write transaction (`BEGIN IMMEDIATE` on SQLite, so it never has to upgrade a
     /// read lock, which could fail with `SQLITE_BUSY` mid-way).
+    ///
+    /// The begin runs on a task of its own. sqlx's `begin` is not cancel-safe: dropped after
+    /// the database ran `BEGIN` but before sqlx counted it, the connection goes back to the
+    /// pool inside a transaction nobody will end (the cancel test found this at one await
+    /// point). On its own task the begin always completes, and if the request is gone by
+    /// then, the transaction it yields is dropped there, which sqlx rolls back.
     pub async fn begin(&self) -> Result<ClinicTx, sqlx::Error> {
-        Ok(match self {
-            Db::Sqlite(pool) => ClinicTx::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?),
-            Db::Postgres(pool) => ClinicTx::Postgres(pool.begin().await?),
-        })
+        let db = self.clone();
+        let begun = tokio::spawn(async move {
+            Ok::<_, sqlx::Error>(match db {
+                Db::Sqlite(pool) => ClinicTx::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?),
+                Db::Postgres(pool) => ClinicTx::Postgres(pool.begin().await?),
+            })
+        });
+        begun.await.map_err(|_| sqlx::Error::PoolClosed)?
     }
 
     /// Which database this is: `sqlite` or `postgres`.

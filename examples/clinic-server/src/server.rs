@@ -261,8 +261,9 @@ impl RunningServer {
         &self.clinic
     }
 
-    /// Stops accepting, lets requests in flight finish, closes the pool and flushes the
-    /// trail.
+    /// Stops accepting, lets requests in flight finish, closes the pool and closes the trail
+    /// (a final signed checkpoint). The clinic's guardrail refuses calls afterwards: its
+    /// required sink is closed.
     pub async fn stop(self) -> Result<(), ServerError> {
         let _ = self.stop.send(());
         let served = self.task.await.map_err(|e| ServerError::Listen {
@@ -274,7 +275,8 @@ impl RunningServer {
             source,
         })?;
         self.clinic.db().close().await;
-        self.clinic.file_sink.flush()?;
+        // Writes, fsyncs and checkpoints what was appended; the trail then verifies whole.
+        self.clinic.file_sink.close()?;
         Ok(())
     }
 

@@ -83,6 +83,12 @@ impl<'a> Ask<'a> {
     }
 }
 
+/// What a step's request got: the allowed body, or the refusal's body.
+enum Reply {
+    Allowed(Value),
+    Refused(Value),
+}
+
 /// What the server answered.
 struct Answer {
     status: StatusCode,
@@ -130,7 +136,7 @@ impl Tour<'_> {
         title: &'static str,
         expect_allowed: bool,
         ask: Ask<'_>,
-    ) -> Result<Result<Value, Value>, DemoError> {
+    ) -> Result<Reply, DemoError> {
         let answer = self.send(&ask).await?;
         let line = format!("{} {}  ->  {}", ask.method, ask.path, answer.status);
         if answer.status.is_success() {
@@ -142,7 +148,7 @@ impl Tour<'_> {
                     "was allowed but must be refused".into(),
                 ));
             }
-            return Ok(Ok(answer.body));
+            return Ok(Reply::Allowed(answer.body));
         }
         let error = answer.body["error"].as_str().unwrap_or_default();
         if answer.status != StatusCode::FORBIDDEN {
@@ -157,7 +163,7 @@ impl Tour<'_> {
         if expect_allowed {
             return Err(DemoError::Step(title, format!("{line} {}", answer.body)));
         }
-        Ok(Err(answer.body))
+        Ok(Reply::Refused(answer.body))
     }
 }
 
@@ -223,7 +229,7 @@ async fn drive<'o>(
     let get = Method::GET;
 
     tour.heading("a provider treats a patient")?;
-    if let Ok(c) = tour
+    if let Reply::Allowed(c) = tour
         .step(
             "dr-grey reads p-100's chart for treatment",
             true,
@@ -276,7 +282,7 @@ async fn drive<'o>(
     )?;
 
     tour.heading("minimum necessary: billing sees codes and amounts, not the note")?;
-    if let Ok(v) = tour
+    if let Reply::Allowed(v) = tour
         .step(
             "clerk-ito reads p-100's visit for a claim",
             true,
@@ -300,7 +306,7 @@ async fn drive<'o>(
             s(&v, "patient_name")
         )?;
     }
-    if let Ok(c) = tour
+    if let Reply::Allowed(c) = tour
         .step(
             "clerk-ito discloses p-100's claim to the health plan",
             true,
@@ -324,7 +330,7 @@ async fn drive<'o>(
     }
 
     tour.heading("a patient in the portal")?;
-    if let Ok(c) = tour
+    if let Reply::Allowed(c) = tour
         .step(
             "user-alice reads her own chart",
             true,
@@ -466,7 +472,9 @@ async fn drive<'o>(
         .step("res-kim exports 150 records", false, export(None))
         .await?;
     let request_id = match &first {
-        Err(body) if body["error"] == "approval_required" => s(body, "approval_id").to_owned(),
+        Reply::Refused(body) if body["error"] == "approval_required" => {
+            s(body, "approval_id").to_owned()
+        }
         _ => {
             return Err(DemoError::Step(
                 "approval",
@@ -485,7 +493,7 @@ async fn drive<'o>(
         Ok(_) => writeln!(tour.out, "  GRANTED  po-lee approves {request_id}")?,
         Err(e) => return Err(DemoError::Step("approve", e.to_string())),
     }
-    if let Ok(rows) = tour
+    if let Reply::Allowed(rows) = tour
         .step(
             "res-kim retries with the grant",
             true,

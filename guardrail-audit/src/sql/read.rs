@@ -257,12 +257,11 @@ macro_rules! filters {
 /// let mut conn = sqlite::rusqlite::Connection::open_in_memory().unwrap();
 /// let table = AuditTable::default();
 /// sqlite::ensure_schema(&conn, &table).unwrap();
-/// let tx = conn.transaction().unwrap();
+/// let mut tx = conn.transaction().unwrap();
 /// for id in ["req-1", "req-2", "req-1"] {
 ///     let mut r = Record::new(EventKind::Outcome);
 ///     r.request_id = Some(id.into());
-///     let mut tx = &tx;
-///     (&mut tx).append_in_tx(r).unwrap();
+///     tx.append_in_tx(r).unwrap();
 /// }
 /// tx.commit().unwrap();
 ///

@@ -3,6 +3,7 @@
 //! reqwest client with the demo tokens, and the readers and checks over both trails.
 #![allow(
     dead_code,
+    unreachable_pub,
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::panic,
@@ -188,9 +189,11 @@ impl Harness {
             .request(method.clone(), format!("{}{path}", self.server.url()))
             .header("x-request-id", &request_id);
         if let Some(p) = principal {
-            req = req
-                .bearer_auth(token(p))
-                .header("x-purpose-of-use", purpose_of(p));
+            req = req.bearer_auth(token(p));
+            // The principal's own purpose, unless the test sends another.
+            if !headers.iter().any(|(k, _)| *k == "x-purpose-of-use") {
+                req = req.header("x-purpose-of-use", purpose_of(p));
+            }
         }
         for (k, v) in headers {
             req = req.header(*k, *v);
@@ -273,7 +276,8 @@ impl Harness {
     /// is an `ok` of a committed change, each names (`decision_seq`) an allowing decision of
     /// the same request and action in the file trail, no change action has an `ok` outcome
     /// in the file trail, and the client saw a 2xx for exactly the requests that committed.
-    /// Both trails verify. Returns the number of committed changes.
+    /// The table verifies (the file trail is verified as read, and whole in [`Harness::finish`]).
+    /// Returns the number of committed changes.
     pub async fn assert_agreement(&self) -> usize {
         let changes = self.changes().await;
         let table = self.table_events().await;
@@ -348,7 +352,6 @@ impl Harness {
                 );
             }
         }
-        clinic_server::trail::verify(&self.clinic().audit_dir()).unwrap();
         match self.db() {
             Db::Sqlite(p) => {
                 guardrail_core::audit::sql::sqlx_sqlite::verify_sqlite_pool(
@@ -371,7 +374,10 @@ impl Harness {
     pub async fn finish(self) -> usize {
         let n = self.assert_agreement().await;
         let schema = self.schema.clone();
+        let audit_dir = self.clinic().audit_dir();
         self.server.stop().await.unwrap();
+        // Closed, the trail ends with a signed checkpoint: it verifies whole.
+        clinic_server::trail::verify(&audit_dir).unwrap();
         if let Some((url, schema)) = schema {
             let pool = sqlx::PgPool::connect(&url).await.unwrap();
             sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
