@@ -20,7 +20,7 @@
 
 use std::collections::BTreeMap;
 use std::io::{self, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Args;
 use guardrail_audit::sql::{AuditTable, TableVerifyError};
@@ -82,7 +82,7 @@ fn table_failure(e: TableVerifyError) -> Failure {
     }
 }
 
-fn read_table(spec: &PathBuf, table: &AuditTable, id: &str) -> Result<TableRead, Failure> {
+fn read_table(spec: &Path, table: &AuditTable, id: &str) -> Result<TableRead, Failure> {
     let Some(trail) = SqlTrail::parse(spec) else {
         return Err(Failure::Usage(format!(
             "`--sql {}` is not a table: give `sqlite:PATH` or a `postgres://…` URL",

@@ -15,7 +15,7 @@ use axum::response::Response;
 use axum::routing::get;
 use guardrail_core::audit::sql::AuditTable;
 use guardrail_core::audit::{AuditError, FileSink};
-use guardrail_core::{AuditSink, Guardrail, MemoryAlertSink, Policy};
+use guardrail_core::{Guardrail, MemoryAlertSink, Policy};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};

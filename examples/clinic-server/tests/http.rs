@@ -202,12 +202,21 @@ fn every_route_role_and_endpoint_is_decided_by_the_policy() {
     });
 }
 
+/// What is tried, the path, who, extra headers, and the reason code expected.
+type DenialCase<'a> = (
+    &'a str,
+    String,
+    Option<&'a str>,
+    Vec<(&'a str, &'a str)>,
+    &'a str,
+);
+
 #[test]
 fn each_denial_answers_403_with_its_reason_code() {
     on_each_backend("each_denial_answers_403", |backend, url| async move {
         let h = Harness::start(backend, url.as_deref()).await;
         let chart = |p: &str| format!("/provider/patients/{p}/chart");
-        let cases: Vec<(&str, String, Option<&str>, Vec<(&str, &str)>, &str)> = vec![
+        let cases: Vec<DenialCase<'_>> = vec![
             (
                 "billing is not a provider",
                 chart("p-100"),

@@ -66,6 +66,9 @@ principal = "adm-ray"
 roles = ["admin"]
 "#;
 
+/// A route's label, method, path, body, and who may call it.
+type Call<'a> = (&'a str, Method, &'a str, Option<Value>, &'a [&'a str]);
+
 #[derive(Clone, Default)]
 struct Captured(Arc<Mutex<Vec<u8>>>);
 
@@ -171,7 +174,7 @@ fn canary_values_never_reach_the_trails_error_bodies_or_logs() {
         let claim = format!("/patients/{PATIENT_ID}/claim");
         let dx = format!("/patients/{PATIENT_ID}/diagnosis");
         let record = format!("/patients/{PATIENT_ID}");
-        let calls: Vec<(&str, Method, &str, Option<Value>, &[&str])> = vec![
+        let calls: Vec<Call<'_>> = vec![
             ("chart", Method::GET, chart.as_str(), None, &["provider", "patient"][..]),
             ("visit", Method::GET, visit.as_str(), None, &["billing"][..]),
             ("claim", Method::POST, claim.as_str(), None, &["billing"][..]),

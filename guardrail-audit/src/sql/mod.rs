@@ -28,7 +28,9 @@
 //! Verification (`sqlite::verify_sqlite`, `postgres::verify_postgres`) reads the rows in
 //! `seq` order through [`crate::Verifier`], checks that the indexed copies agree with the
 //! line (so a query by subject cannot be fooled by an edited column) and that the head row
-//! points at the last event (so a deleted tail is detected).
+//! points at the last event (so a deleted tail is detected). The typed readers
+//! `SqliteEvents` (rusqlite), `SqlxSqliteEvents` and `PgEvents` (sqlx) make the same checks
+//! row by row as they yield events, with the file reader's request/subject/time filters.
 //!
 //! # Signed checkpoints
 //!

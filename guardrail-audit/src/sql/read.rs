@@ -248,7 +248,9 @@ macro_rules! filters {
 
 /// The events of a SQLite audit table read through rusqlite (feature `sqlite`), in `seq`
 /// order, each verified before it is yielded: an iterator of `Result<AuditEvent,
-/// TableVerifyError>`, fused after the first error. See the [module docs](self).
+/// TableVerifyError>`, fused after the first error. Every row (hash, link, `seq` column,
+/// indexed copies against the line) is checked before its event is yielded, the skipped
+/// ones too, and at the end the chain must reach the head row read first.
 ///
 /// ```
 /// use guardrail_audit::sql::{AuditTable, SqliteEvents, TxAppend, sqlite};
@@ -464,8 +466,8 @@ macro_rules! sqlx_reader {
 #[cfg(feature = "postgres")]
 sqlx_reader!(
     /// The events of a PostgreSQL audit table (feature `postgres`, sqlx), in `seq` order,
-    /// each verified before it is yielded; call [`PgEvents::next`] until `None`. See the
-    /// [module docs](self).
+    /// each verified before it is yielded; call [`PgEvents::next`] until `None`. The checks
+    /// are those of `SqliteEvents`.
     ///
     /// ```no_run
     /// # async fn f(pool: &guardrail_audit::sql::postgres::sqlx::PgPool) {
@@ -486,7 +488,7 @@ sqlx_reader!(
 sqlx_reader!(
     /// The events of a SQLite audit table read through sqlx (feature `sqlx-sqlite`), in
     /// `seq` order, each verified before it is yielded; call [`SqlxSqliteEvents::next`] until
-    /// `None`. See the [module docs](self).
+    /// `None`. The checks are those of `SqliteEvents`.
     SqlxSqliteEvents,
     sqlx::SqlitePool,
     ["?1", "?2", "?3"]
