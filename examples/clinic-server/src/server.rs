@@ -98,6 +98,9 @@ pub struct Clinic {
     file_sink: Arc<FileSink>,
     alerts: MemoryAlertSink,
     state: AppState,
+    /// The privacy officer's approvals page (guardrail-axum), built once so its CSRF key
+    /// lives as long as the server.
+    approvals: Router,
 }
 
 impl Clinic {
@@ -145,9 +148,15 @@ impl Clinic {
             .alerts(alerts.clone())
             .build()
             .map_err(|e| ServerError::Guardrail(e.to_string()))?;
+        // The demo serves plain HTTP on loopback, so the page's cookie cannot be `Secure`.
+        let approvals = guardrail_axum::ApprovalsPage::new(guardrail.clone())
+            .map_err(|e| ServerError::Guardrail(e.to_string()))?
+            .secure_cookie(false)
+            .router();
         Ok(Clinic {
             config,
             guardrail,
+            approvals,
             file_sink,
             alerts,
             state: AppState {
@@ -183,13 +192,13 @@ impl Clinic {
         &self.alerts
     }
 
-    /// The whole application: the clinic's routes behind bearer authentication, `/metrics`
-    /// and `/health`, with the request-id, guardrail and deadline layers.
+    /// The whole application: the clinic's routes and the approvals page (`/approvals`)
+    /// behind bearer authentication, `/metrics` and `/health`, with the request-id, guardrail and deadline layers.
     pub fn router(&self) -> Router {
         let app: Router = clinic_router().with_state(self.state.clone());
-        // ── Mount point of the privacy officer's approvals page (guardrail-axum, issue #14
-        //    item 5). It goes here, so the bearer authentication below covers it:
-        //        let app = app.merge(<the approvals router>);
+        // The privacy officer's approvals page, mounted before the bearer authentication so
+        // it covers the page: the approver is the authenticated principal.
+        let app = app.nest("/approvals", self.approvals.clone());
         let mut app = app
             .layer(from_fn_with_state(self.state.clone(), authenticate))
             .route("/health", get(|| async { "ok" }));

@@ -372,6 +372,25 @@ fn a_large_export_waits_for_a_privacy_officer_and_the_grant_opens_it_once() {
         // Not yet granted: the id does not open the call.
         let early = export(vec![("x-approval-id", id.clone())]).await;
         assert_eq!(early.status, StatusCode::FORBIDDEN, "{}", early.text);
+        // The privacy officer's page lists the request with what the grant is bound to; the
+        // requester may not see it, and nobody unauthenticated.
+        let page = h
+            .send(Method::GET, "/approvals", Some("po-lee"), &[], None)
+            .await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+        assert!(page.text.contains(&id), "{}", page.text);
+        assert!(page.text.contains("research"), "{}", page.text);
+        assert!(
+            !page.text.contains(MRN) && !page.text.contains(BIRTH),
+            "{}",
+            page.text
+        );
+        let requester = h
+            .send(Method::GET, "/approvals", Some("res-kim"), &[], None)
+            .await;
+        assert_eq!(requester.status, StatusCode::FORBIDDEN, "{}", requester.text);
+        let anonymous = h.send(Method::GET, "/approvals", None, &[], None).await;
+        assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED, "{}", anonymous.text);
         // Only the policy's approver role approves: not the researcher; the privacy officer does.
         let g = h.clinic().guardrail();
         let approval = ApprovalId::new(&id);
