@@ -101,6 +101,18 @@ fn invalid_candidate_does_not_hide_inner_identifier() {
 }
 
 #[test]
+fn cue_in_the_window_before_is_found() {
+    // `0000` is a trigger whose window ends with the cue `MRN`; the MRN's digits are the
+    // next trigger, whose window looks back into that one and merges with it.
+    assert_eq!(
+        kinds("0000MRN\t000000 seen"),
+        vec![(IdentifierKind::Mrn, "000000".to_owned())]
+    );
+    // The same across a URL's window (`kinds` checks the prefilter against a full search).
+    kinds("SSNhttps://ZIP 00000\t");
+}
+
+#[test]
 fn mask_replaces_findings() {
     let s = Scanner::default();
     assert_eq!(

@@ -57,6 +57,10 @@ fn is_digit_separator(b: u8) -> bool {
 const MAX_SEPARATOR_RUN: usize = 3;
 /// A cluster with fewer digits than this cannot be (part of) any built-in identifier.
 const MIN_CLUSTER_DIGITS: usize = 4;
+/// A cluster with a cue-led match holds a run of at least this many digits…
+const MIN_CUE_LED_RUN: usize = 4;
+/// …or at least this many digits in all.
+const MIN_CUE_LED_DIGITS: usize = 9;
 /// Whole words a cue may take before the digits: `Social security no. #:`, `Medical record
 /// number #:` are the longest built-in cues.
 const CUE_WORDS: usize = 4;
@@ -258,15 +262,21 @@ impl<'a> Windows<'a> {
                 b'0'..=b'9' => {
                     let start = i;
                     let mut count = 0;
+                    // The longest run of digits with no separator.
+                    let mut run = 0;
+                    let mut longest_run = 0;
                     let mut last = i;
                     let mut j = i;
                     while j < n {
                         let b = bytes[j];
                         if b.is_ascii_digit() {
                             count += 1;
+                            run += 1;
+                            longest_run = longest_run.max(run);
                             last = j;
                             j += 1;
                         } else if is_digit_separator(b) {
+                            run = 0;
                             let run_start = j;
                             while j < n && is_digit_separator(bytes[j]) {
                                 j += 1;
@@ -283,7 +293,16 @@ impl<'a> Windows<'a> {
                     }
                     self.at = last + 1;
                     if count >= MIN_CLUSTER_DIGITS {
-                        return Some((start..last + 1, CUE_WORDS, false));
+                        // A match that starts before the cluster's word (after a cue, a
+                        // month name or a state) holds a run of at least four digits (the
+                        // year of a named date, an MRN, a ZIP, the last part of an SSN, phone
+                        // or fax number) or, for the cue-led `123 456 789` SSN, nine digits.
+                        // Other clusters (`120/80`, `3/14/24`, `J45.909`) need no look back.
+                        let cue_led = self.any_cue
+                            || longest_run >= MIN_CUE_LED_RUN
+                            || count >= MIN_CUE_LED_DIGITS;
+                        let words = if cue_led { CUE_WORDS } else { 0 };
+                        return Some((start..last + 1, words, false));
                     }
                     i = self.at;
                 }
@@ -321,9 +340,10 @@ impl<'a> Windows<'a> {
 
     /// Grows a trigger into a window: back over the word it starts in and `words` more words
     /// (room for a cue; at most [`LOOKBACK`] bytes, then to the start of that word), forward
-    /// to whitespace. `floor` is where the previous window ended. The flag is true if the
-    /// bytes added after the trigger hold an `@`, a `:/` or a `www.` (an email or URL may then
-    /// sit in the window without its own trigger having been seen).
+    /// to whitespace. `floor` is where the window not yet returned starts (the bytes before
+    /// it have been searched). The flag is true if the bytes added after the trigger hold
+    /// an `@`, a `:/` or a `www.` (an email or URL may then sit in the window without its
+    /// own trigger having been seen).
     fn widen(&self, trigger: Range<usize>, words: usize, floor: usize) -> (Range<usize>, bool) {
         let bytes = self.bytes;
         let limit = trigger.start.saturating_sub(LOOKBACK).max(floor);
@@ -398,7 +418,9 @@ impl Iterator for Windows<'_> {
 
     fn next(&mut self) -> Option<Window> {
         loop {
-            let floor = self.pending.as_ref().map_or(0, |w| w.range.end);
+            // The window not yet returned may hold the cue of this trigger's match
+            // (`0000MRN 000000`): look back into it too, and merge.
+            let floor = self.pending.as_ref().map_or(0, |w| w.range.start);
             match self.next_trigger() {
                 Some((trigger, words, trigger_open)) => {
                     let (range, widened_open) = self.widen(trigger, words, floor);
