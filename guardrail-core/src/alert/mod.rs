@@ -36,6 +36,8 @@ pub enum AlertKind {
     PolicyReloadRefused,
     /// PHI was reached outside a guarded call (or beyond its declared categories).
     UnguardedAccess,
+    /// A VIP patient's record was the subject of a guarded call (allowed or not).
+    VipAccess,
 }
 
 impl AlertKind {
@@ -49,6 +51,7 @@ impl AlertKind {
             AlertKind::AuditSinkFailure => "audit_sink_failure",
             AlertKind::PolicyReloadRefused => "policy_reload_refused",
             AlertKind::UnguardedAccess => "unguarded_access",
+            AlertKind::VipAccess => "vip_access",
         }
     }
 }
