@@ -429,6 +429,29 @@ fn the_relation_lookup_failing_alone_names_the_relationships_provider() {
             why: "failed"
         })
     );
+    // Declaring an emergency does not turn the failed lookup into a default denial that
+    // break-glass could open.
+    let mut emergency = request(&READ_CHART, &principal, subject, &cache);
+    emergency.break_glass = Some("code blue");
+    let decision = policy.decide(&emergency);
+    assert!(!decision.break_glass);
+    assert_eq!(
+        decision.reason,
+        Some(DenyReason::LookupFailed {
+            provider: "relationships",
+            why: "failed"
+        })
+    );
+    // While a patient the principal has no relation with is exactly what it opens.
+    let other: &dyn Display = &"p-100";
+    let hale = hale();
+    let mut emergency = request(&READ_CHART, &hale, other, &cache);
+    emergency.break_glass = Some("code blue");
+    let decision = policy.decide(&emergency);
+    assert!(
+        decision.break_glass && decision.is_allowed(),
+        "{decision:?}"
+    );
 }
 
 fn request<'a>(
