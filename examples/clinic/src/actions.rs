@@ -117,6 +117,49 @@ pub mod billing {
         pub patient_name: String,
     }
 
+    /// A visit of the clinic's substance-use disorder program as billing needs it: the note
+    /// is a 42 CFR Part 2 record.
+    #[derive(Debug, Clone, PartialEq, Serialize, guardrail_core::Phi)]
+    pub struct ProgramVisit {
+        /// ICD-10 code billed.
+        pub icd10: String,
+        /// Amount in cents.
+        pub amount_cents: i64,
+        /// The program's note (Part 2: only with the patient's consent).
+        #[phi(substance_use)]
+        pub note: String,
+    }
+
+    /// Reads a visit billed through the substance-use disorder program (in this demo every
+    /// visit is, so its note is a Part 2 record).
+    #[phi_action(
+        name = "billing.read_program_visit",
+        kind = "read",
+        role = "billing",
+        resource = "visit",
+        subject = patient_id,
+        phi = ["note", "substance_use"]
+    )]
+    pub fn read_program_visit(
+        ctx: &Context,
+        db: &Connection,
+        patient_id: &str,
+    ) -> Result<ProgramVisit, AppError> {
+        db.query_row(
+            "SELECT icd10, amount_cents, note FROM visits WHERE patient_id = ?1",
+            params![patient_id],
+            |r| {
+                Ok(ProgramVisit {
+                    icd10: r.get(0)?,
+                    amount_cents: r.get(1)?,
+                    note: r.get(2)?,
+                })
+            },
+        )
+        .optional()?
+        .ok_or(AppError::NotFound)
+    }
+
     /// Reads a visit for a claim.
     #[phi_action(
         name = "billing.read_visit",
@@ -273,5 +316,55 @@ pub mod admin {
             return Err(AppError::NotFound);
         }
         Ok(())
+    }
+}
+
+/// The clinic's directory: who treats whom, and the consents on file. A real service reads
+/// its care-team assignments and consent forms from its database; the demo's are fixed.
+pub mod directory {
+    use guardrail_core::Principal;
+    use guardrail_core::relation::{
+        Consent, ConsentSet, Consents, LookupError, Relations, Relationships,
+    };
+
+    /// (clinician, patient, relation).
+    const CARE: &[(&str, &str, &str)] = &[
+        ("dr-grey", "p-100", Relations::CARE_TEAM),
+        ("dr-grey", "p-200", Relations::ATTENDING),
+    ];
+
+    /// Patients whose 42 CFR Part 2 consent (to the clinic's billing) is on file.
+    const PART2_CONSENTS: &[&str] = &["p-200"];
+
+    /// Answers the policy's `relations` and `consent` conditions.
+    #[derive(Debug, Clone, Copy, Default)]
+    pub struct ClinicDirectory;
+
+    impl Relationships for ClinicDirectory {
+        fn relations(
+            &self,
+            principal: &Principal,
+            subject: &str,
+        ) -> Result<Relations, LookupError> {
+            Ok(CARE
+                .iter()
+                .filter(|(who, whom, _)| *who == principal.id() && *whom == subject)
+                .map(|(_, _, relation)| *relation)
+                .collect())
+        }
+    }
+
+    impl Consents for ClinicDirectory {
+        fn consents(
+            &self,
+            _principal: &Principal,
+            subject: &str,
+        ) -> Result<ConsentSet, LookupError> {
+            let mut given = ConsentSet::EMPTY;
+            if PART2_CONSENTS.contains(&subject) {
+                given = given.with(Consent::Part2);
+            }
+            Ok(given)
+        }
     }
 }

@@ -8,6 +8,7 @@ use guardrail_core::audit::{AuditEvent, EventKind};
 use guardrail_core::prelude::*;
 use guardrail_core::{ApprovalId, MemoryAlertSink};
 
+use crate::actions::directory::ClinicDirectory;
 use crate::actions::{admin, billing, chart, claims, research};
 use crate::{AppError, PatientSeed, open_service_db, seed_database};
 
@@ -136,6 +137,8 @@ pub fn run(dir: &Path, out: &mut dyn Write) -> Result<Summary, DemoError> {
         .audit(file_sink.clone())
         .audit_key(crate::demo_key())
         .alerts(alerts.clone())
+        .relationships(ClinicDirectory)
+        .consents(ClinicDirectory)
         .build()?;
     // Refusals of the tripwire and of the database go to this guardrail's trail.
     guardrail.install_tripwire();
@@ -355,6 +358,8 @@ pub fn run(dir: &Path, out: &mut dyn Write) -> Result<Summary, DemoError> {
         research::export_cohort(&research_ctx(&guardrail).approval(request_id), &db, &cohort),
     )?;
 
+    care_team(&mut tour, &guardrail, &db, &billing_clerk)?;
+
     tour.heading("break-glass in an emergency")?;
     let er = guardrail
         .context(hale)
@@ -427,6 +432,58 @@ pub fn run(dir: &Path, out: &mut dyn Write) -> Result<Summary, DemoError> {
         denied: tour.denied,
         verified,
     })
+}
+
+/// Who may see this patient: a provider off the care team needs break-glass; a Part 2 note
+/// stays masked for billing until the patient's consent is on file.
+fn care_team(
+    tour: &mut Tour<'_>,
+    guardrail: &Guardrail,
+    db: &rusqlite::Connection,
+    billing_clerk: &Context,
+) -> Result<(), DemoError> {
+    tour.heading("who may see this patient: the care team, break-glass, a Part 2 note")?;
+    let hale_ca = Principal::new("dr-hale")
+        .role("provider")
+        .jurisdiction("US-CA");
+    let ctx = guardrail
+        .context(hale_ca.clone())
+        .endpoint(Endpoint::Provider)
+        .purpose(Purpose::Treatment);
+    tour.step(
+        "dr-hale (not on p-100's care team) reads p-100's chart",
+        false,
+        chart::read_chart(&ctx, db, "p-100"),
+    )?;
+    let er = guardrail
+        .context(hale_ca)
+        .endpoint(Endpoint::Provider)
+        .break_glass("covering the ER, patient crashing");
+    tour.step(
+        "dr-hale declares an emergency and reads p-100's chart",
+        true,
+        chart::read_chart(&er, db, "p-100"),
+    )?;
+    if let Some(v) = tour.step(
+        "clerk-ito reads p-100's program visit (no Part 2 consent)",
+        true,
+        billing::read_program_visit(billing_clerk, db, "p-100"),
+    )? {
+        writeln!(tour.out, "           icd10={} note={:?}", v.icd10, v.note)?;
+    }
+    if let Some(v) = tour.step(
+        "clerk-ito reads p-200's program visit (Part 2 consent on file)",
+        true,
+        billing::read_program_visit(billing_clerk, db, "p-200"),
+    )? {
+        writeln!(
+            tour.out,
+            "           icd10={} note revealed ({} characters)",
+            v.icd10,
+            v.note.chars().count()
+        )?;
+    }
+    Ok(())
 }
 
 /// A handler whose author forgot `#[phi_action]`: the service connection's authorizer

@@ -9,14 +9,21 @@ fn the_tour_runs_and_its_trails_verify() {
     let summary = demo::run(dir.path(), &mut out).unwrap();
     let text = String::from_utf8(out).unwrap();
     assert!(summary.verified, "{text}");
-    assert_eq!(summary.allowed, 7, "{text}");
-    assert_eq!(summary.denied, 10, "{text}");
+    assert_eq!(summary.allowed, 10, "{text}");
+    assert_eq!(summary.denied, 11, "{text}");
     assert!(summary.events >= 20, "{text}");
     assert!(text.contains("file trail verified"), "{text}");
     // Billing sees the code and amount, not the patient's name or the phone in the note.
     assert!(text.contains("icd10=E11.9 amount=18500"), "{text}");
     assert!(!text.contains("(415) 555-0142"), "{text}");
     assert!(text.contains("patient_name=\"[REDACTED]\""), "{text}");
+    // dr-hale is off p-100's care team; the Part 2 note is masked without consent.
+    assert!(
+        text.contains("none of the relations to the patient the matching rules require"),
+        "{text}"
+    );
+    assert!(text.contains("icd10=E11.9 note=\"[REDACTED]\""), "{text}");
+    assert!(text.contains("icd10=I10 note revealed"), "{text}");
 
     // No raw identifier of any patient reaches the durable trail.
     let trail = std::fs::read_dir(dir.path().join("audit"))
