@@ -43,6 +43,8 @@ pub enum AlertKind {
     PolicyStoreRecovered,
     /// Live replicas have enforced different policy store versions for longer than allowed.
     PolicyDrift,
+    /// A VIP patient's record was the subject of a guarded call (allowed or not).
+    VipAccess,
 }
 
 impl AlertKind {
@@ -59,6 +61,7 @@ impl AlertKind {
             AlertKind::PolicyStoreUnreachable => "policy_store_unreachable",
             AlertKind::PolicyStoreRecovered => "policy_store_recovered",
             AlertKind::PolicyDrift => "policy_drift",
+            AlertKind::VipAccess => "vip_access",
         }
     }
 }
