@@ -58,6 +58,17 @@ fn scratch() -> tempfile::TempDir {
     tempfile::tempdir_in(base).expect("a scratch directory")
 }
 
+fn open(dir: &Path, durability: Durability) -> FileSink {
+    FileSink::open(
+        dir,
+        FileSinkOptions {
+            durability,
+            ..Default::default()
+        },
+    )
+    .expect("the sink opens")
+}
+
 /// `writers` threads appending concurrently, `iters` appends in all; returns the time from
 /// the moment all threads are ready (spawning 64 threads is not the sink's cost) until the
 /// last append returned.
