@@ -388,9 +388,19 @@ fn a_large_export_waits_for_a_privacy_officer_and_the_grant_opens_it_once() {
         let requester = h
             .send(Method::GET, "/approvals", Some("res-kim"), &[], None)
             .await;
-        assert_eq!(requester.status, StatusCode::FORBIDDEN, "{}", requester.text);
+        assert_eq!(
+            requester.status,
+            StatusCode::FORBIDDEN,
+            "{}",
+            requester.text
+        );
         let anonymous = h.send(Method::GET, "/approvals", None, &[], None).await;
-        assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED, "{}", anonymous.text);
+        assert_eq!(
+            anonymous.status,
+            StatusCode::UNAUTHORIZED,
+            "{}",
+            anonymous.text
+        );
         // Only the policy's approver role approves: not the researcher; the privacy officer does.
         let g = h.clinic().guardrail();
         let approval = ApprovalId::new(&id);
