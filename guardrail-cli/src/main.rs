@@ -27,6 +27,7 @@
 mod approvals;
 mod escape;
 mod keys;
+mod prove;
 mod read;
 mod scan;
 mod session;
@@ -95,6 +96,13 @@ enum AuditCommand {
     Export(ExportArgs),
     /// Replay one recorded session (e.g. an AI assistant's MCP session) in order.
     Session(session::SessionArgs),
+    /// One patient's events with inclusion proofs against a signed tree head of a shared
+    /// PostgreSQL trail, as a self-contained JSON bundle.
+    #[command(after_help = EXIT_STATUS)]
+    Prove(prove::ProveArgs),
+    /// Verify an inclusion bundle offline, with the checkpoint key alone.
+    #[command(after_help = EXIT_STATUS)]
+    VerifyProof(prove::VerifyProofArgs),
 }
 
 /// Where the trail is and how to check it.
@@ -242,6 +250,8 @@ fn main() -> ExitCode {
             file_trail_only(&a.trail).and_then(|()| export(&a))
         }
         Command::Audit(AuditCommand::Session(a)) => session::run(&a),
+        Command::Audit(AuditCommand::Prove(a)) => prove::prove(&a),
+        Command::Audit(AuditCommand::VerifyProof(a)) => prove::verify_proof(&a),
         Command::Approvals(c) => approvals::run(&c),
         Command::Scan(a) => return scan::run(&a),
     };
