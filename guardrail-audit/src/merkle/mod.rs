@@ -145,11 +145,7 @@ impl MerkleTree {
     /// A tree over these leaf hashes, in order.
     pub fn from_leaves(leaves: Vec<Digest>) -> MerkleTree {
         let mut levels = vec![leaves];
-        loop {
-            let Some(last) = levels.last() else { break };
-            if last.len() < 2 {
-                break;
-            }
+        while let Some(last) = levels.last().filter(|l| l.len() >= 2) {
             let next: Vec<Digest> = last
                 .chunks_exact(2)
                 .map(|pair| node_hash(&pair[0], &pair[1]))
