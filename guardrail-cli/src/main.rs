@@ -31,6 +31,7 @@ mod approvals;
 mod escape;
 mod keys;
 mod policy;
+mod prove;
 mod read;
 mod scan;
 mod session;
@@ -107,6 +108,13 @@ enum AuditCommand {
     /// each outcome checked against the decision it names.
     #[command(after_help = EXIT_STATUS)]
     Show(show::ShowArgs),
+    /// One patient's events with inclusion proofs against a signed tree head of a shared
+    /// PostgreSQL trail, as a self-contained JSON bundle.
+    #[command(after_help = EXIT_STATUS)]
+    Prove(prove::ProveArgs),
+    /// Verify an inclusion bundle offline, with the checkpoint key alone.
+    #[command(after_help = EXIT_STATUS)]
+    VerifyProof(prove::VerifyProofArgs),
 }
 
 /// Where the trail is and how to check it.
@@ -255,6 +263,8 @@ fn main() -> ExitCode {
         }
         Command::Audit(AuditCommand::Session(a)) => session::run(&a),
         Command::Audit(AuditCommand::Show(a)) => show::run(&a),
+        Command::Audit(AuditCommand::Prove(a)) => prove::prove(&a),
+        Command::Audit(AuditCommand::VerifyProof(a)) => prove::verify_proof(&a),
         Command::Approvals(c) => approvals::run(&c),
         Command::Policy(c) => policy::run(&c),
         Command::Scan(a) => return scan::run(&a),

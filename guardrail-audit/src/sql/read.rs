@@ -199,11 +199,13 @@ fn head_sql(table: &AuditTable) -> String {
     format!("SELECT next_seq, head FROM {} WHERE id = 0", table.head())
 }
 
-fn page_sql(table: &AuditTable, placeholders: [&str; 3]) -> String {
+/// `only`: a further condition on the rows, e.g. the PostgreSQL table's `default` chain
+/// (the chain its head row describes; other writers' chains have heads of their own).
+fn page_sql(table: &AuditTable, placeholders: [&str; 3], only: &str) -> String {
     let [after, below, limit] = placeholders;
     format!(
         "SELECT seq, line, time_ns, kind, action, action_kind, subject, request_id FROM {} \
-         WHERE seq > {after} AND seq < {below} ORDER BY seq LIMIT {limit}",
+         WHERE seq > {after} AND seq < {below}{only} ORDER BY seq LIMIT {limit}",
         table.events()
     )
 }
@@ -317,7 +319,7 @@ impl<'c> SqliteEvents<'c> {
     fn page(&self, after: i64, below: i64) -> Result<Vec<RawRow>, rusqlite::Error> {
         let mut stmt = self
             .conn
-            .prepare_cached(&page_sql(&self.cursor.table, ["?1", "?2", "?3"]))?;
+            .prepare_cached(&page_sql(&self.cursor.table, ["?1", "?2", "?3"], ""))?;
         let rows = stmt.query_map([after, below, PAGE], |r| {
             Ok(RawRow {
                 seq: r.get(0)?,
@@ -388,7 +390,7 @@ where
 
 /// Defines an async table reader over a sqlx pool.
 macro_rules! sqlx_reader {
-    ($(#[$doc:meta])* $ty:ident, $pool:ty, [$a:literal, $b:literal, $c:literal]) => {
+    ($(#[$doc:meta])* $ty:ident, $pool:ty, [$a:literal, $b:literal, $c:literal], $only:literal) => {
         $(#[$doc])*
         pub struct $ty<'p> {
             pool: &'p $pool,
@@ -437,7 +439,7 @@ macro_rules! sqlx_reader {
                             self.cursor.put_head(head);
                         }
                         Want::Page { after, below } => {
-                            let rows = sqlx::query(&page_sql(&self.cursor.table, [$a, $b, $c]))
+                            let rows = sqlx::query(&page_sql(&self.cursor.table, [$a, $b, $c], $only))
                                 .bind(after)
                                 .bind(below)
                                 .bind(PAGE)
@@ -481,7 +483,8 @@ sqlx_reader!(
     /// ```
     PgEvents,
     sqlx::PgPool,
-    ["$1", "$2", "$3"]
+    ["$1", "$2", "$3"],
+    " AND chain = 'default'"
 );
 
 #[cfg(feature = "sqlx-sqlite")]
@@ -491,5 +494,6 @@ sqlx_reader!(
     /// `None`. The checks are those of `SqliteEvents`.
     SqlxSqliteEvents,
     sqlx::SqlitePool,
-    ["?1", "?2", "?3"]
+    ["?1", "?2", "?3"],
+    ""
 );
