@@ -149,12 +149,12 @@ fn verify_postgres_chains(
                 .await
                 .map_err(|e| SqlFailure::Open(format!("cannot read the tree heads: {e}")))?;
                 Err(if ours == 0 {
-                    SqlFailure::TreeKeyMismatch(e)
+                    SqlFailure::TreeKeyMismatch(Box::new(e))
                 } else {
-                    SqlFailure::Trail(e)
+                    SqlFailure::Trail(Box::new(e))
                 })
             }
-            Err(e) => Err(SqlFailure::Trail(e)),
+            Err(e) => Err(SqlFailure::Trail(Box::new(e))),
         };
         pool.close().await;
         result
@@ -201,9 +201,9 @@ enum SqlFailure {
     KeyMismatch(TableVerifyError),
     Open(String),
     /// A shared trail's chains or tree heads do not verify.
-    Trail(TrailVerifyError),
+    Trail(Box<TrailVerifyError>),
     /// The tree head rows name other keys only.
-    TreeKeyMismatch(TrailVerifyError),
+    TreeKeyMismatch(Box<TrailVerifyError>),
 }
 
 fn classify(e: SqlFailure, trail: &SqlTrail) -> Failure {
@@ -222,7 +222,7 @@ fn classify(e: SqlFailure, trail: &SqlTrail) -> Failure {
             "{e}; no tree head row of the table is signed by the key given: is it the key \
              that signed this trail's tree heads?"
         )),
-        SqlFailure::Trail(e) => crate::prove::trail_failure(e),
+        SqlFailure::Trail(e) => crate::prove::trail_failure(*e),
     }
 }
 

@@ -317,9 +317,9 @@ impl<'c> SqliteEvents<'c> {
     }
 
     fn page(&self, after: i64, below: i64) -> Result<Vec<RawRow>, rusqlite::Error> {
-        let mut stmt = self
-            .conn
-            .prepare_cached(&page_sql(&self.cursor.table, ["?1", "?2", "?3"], ""))?;
+        let mut stmt =
+            self.conn
+                .prepare_cached(&page_sql(&self.cursor.table, ["?1", "?2", "?3"], ""))?;
         let rows = stmt.query_map([after, below, PAGE], |r| {
             Ok(RawRow {
                 seq: r.get(0)?,
