@@ -76,6 +76,10 @@ all_categories!(
     medication,
     lab_result,
     note,
+    substance_use,
+    psychotherapy_note,
+    hiv_status,
+    reproductive_health,
 );
 
 #[test]

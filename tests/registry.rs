@@ -33,7 +33,8 @@ where
              phi = ["name", "address", "zip", "date", "birth_date", "age", "phone", "fax",
                     "email", "ssn", "mrn", "health_plan", "account", "license", "vehicle",
                     "device", "url", "ip", "biometric", "photo", "other_id", "diagnosis",
-                    "medication", "lab_result", "note"])]
+                    "medication", "lab_result", "note", "substance_use", "psychotherapy_note",
+                    "hiv_status", "reproductive_health"])]
 fn disclose_everything(ctx: &Context) -> Result<(), GuardError> {
     Ok(())
 }
