@@ -13,6 +13,11 @@
 //! - `call/guarded` vs `call/plain`: a whole guarded call (decide, decision event, body,
 //!   outcome event, masking) with the memory sink, next to the same body called plainly.
 //!
+//! - `relations/without` vs `relations/cached`: `Policy::evaluate` of the same allowed read
+//!   of one patient, under the fixture policy and under the same policy whose rule for the
+//!   read also requires `relations = ["care_team", "attending"]`, the relation already
+//!   looked up for the request (the memo of the `Context`): the cost of a cached relation.
+//!
 //! Run: `cargo bench -p guardrail-benches --bench decision`
 
 use std::hint::black_box;
@@ -95,6 +100,69 @@ fn decisions(c: &mut Criterion) {
     let mut group = c.benchmark_group("policy");
     group.bench_function("compile_250", |b| {
         b.iter(|| guardrail_core::Policy::from_toml_str(black_box(&text)))
+    });
+    group.finish();
+}
+
+/// The host's relationship table of the `relations` group: dr-grey attends p-100.
+struct OneRelation;
+
+impl guardrail_core::relation::Relationships for OneRelation {
+    fn relations(
+        &self,
+        principal: &Principal,
+        subject: &str,
+    ) -> Result<guardrail_core::relation::Relations, guardrail_core::relation::LookupError> {
+        let mut relations = guardrail_core::relation::Relations::new();
+        if principal.id() == "dr-grey" && subject == "p-100" {
+            relations = relations.with("attending");
+        }
+        Ok(relations)
+    }
+}
+
+fn relations(c: &mut Criterion) {
+    let plain = policy();
+    let text = guardrail_benches::policy_text();
+    let marker = "id = \"r07-read\"\neffect = \"allow\"\n";
+    assert!(text.contains(marker));
+    let related = guardrail_core::Policy::from_toml_str(&text.replace(
+        marker,
+        &format!("{marker}relations = [\"care_team\", \"attending\"]\n"),
+    ))
+    .unwrap_or_else(|e| panic!("{e}"));
+    let dr = provider();
+    let subject: &dyn std::fmt::Display = &"p-100";
+    let request = |cache| Request {
+        action: &READ,
+        principal: &dr,
+        endpoint: Some(ENDPOINT),
+        purpose: Some(PURPOSE),
+        subject: Some(subject),
+        count: None,
+        break_glass: None,
+        agent: None,
+        cache,
+    };
+    let plain_cache = ContextCache::default();
+    let without = request(&plain_cache);
+    assert!(plain.evaluate(&without).is_allowed());
+    let lookups =
+        guardrail_core::relation::Lookups::new().relationships(std::sync::Arc::new(OneRelation));
+    let related_cache = ContextCache::with_lookups(lookups);
+    let cached = request(&related_cache);
+    // The first decision of the request looks the relation up; the measured ones reuse it.
+    let first = related.evaluate(&cached);
+    assert!(first.is_allowed(), "{first:?}");
+    assert_eq!(first.grounds.relation.as_deref(), Some("attending"));
+    drop(first);
+
+    let mut group = c.benchmark_group("relations");
+    group.bench_function("without", |b| {
+        b.iter(|| plain.evaluate(black_box(&without)).is_allowed())
+    });
+    group.bench_function("cached", |b| {
+        b.iter(|| related.evaluate(black_box(&cached)).is_allowed())
     });
     group.finish();
 }
@@ -200,6 +268,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = decisions, calls
+    targets = decisions, relations, calls
 }
 criterion_main!(benches);

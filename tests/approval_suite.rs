@@ -48,6 +48,7 @@ macro_rules! approval_suite {
             store_transitions_are_checked,
             duplicate_and_unknown_ids_are_errors,
             pending_count_follows_decisions,
+            listing_shows_decidable_requests_oldest_first,
             grant_is_bound_to_purpose_endpoint_arguments_rule_and_policy,
         );
     };
@@ -638,6 +639,81 @@ pub fn pending_count_follows_decisions<B: Backend>(b: &B) {
         .settle(&ApprovalId::new("apr-p1"), "olga", false, Timestamp(6))
         .unwrap();
     assert_eq!(store.pending().unwrap(), 1);
+}
+
+pub fn listing_shows_decidable_requests_oldest_first<B: Backend>(b: &B) {
+    let store = b.store();
+    let other = b.replica();
+    // Requested at 20, 10, 10 (a tie, ordered by id), one expired at 15, one decided.
+    let mut scoped = binding("tok-2", 9);
+    scoped.scope = CallScope {
+        purpose: Some(Arc::from("research")),
+        endpoint: Some(Arc::from("system")),
+        agent: Some(Arc::from("clinic-assistant")),
+        rule: Some(Arc::from("research-export")),
+        reveal: Arc::from("diagnosis"),
+        arguments: Some(Arc::from("hmac-sha256:ab12")),
+        policy_hash: Arc::from("c0ffee"),
+    };
+    let late = pending("apr-l2", 20, 100, scoped);
+    let early = pending("apr-l3", 10, 100, binding("tok-3", 1));
+    let tie = pending("apr-l1", 10, 100, binding("tok-1", 1));
+    let expired = pending("apr-l0", 5, 10, binding("tok-0", 1));
+    let granted = pending("apr-l4", 1, 100, binding("tok-4", 1));
+    for r in [&late, &early, &tie, &expired, &granted] {
+        store.insert(r).unwrap();
+    }
+    store
+        .settle(&granted.id, "olga", true, Timestamp(2))
+        .unwrap();
+    let listed = other.list_pending(Timestamp(16), 10).unwrap();
+    assert_eq!(
+        listed,
+        vec![tie.clone(), early.clone(), late.clone()],
+        "pending and unexpired only, oldest first, every field as inserted"
+    );
+    assert_eq!(
+        store.list_pending(Timestamp(16), 2).unwrap(),
+        vec![tie, early],
+        "the limit keeps the oldest"
+    );
+    // At the expiry instant a request is no longer decidable, so it is not listed.
+    assert_eq!(store.list_pending(Timestamp(110), 10).unwrap(), vec![late]);
+    assert!(store.list_pending(Timestamp(120), 10).unwrap().is_empty());
+
+    // Through the guardrail: approvers only, by the guardrail's clock.
+    let clock = clock();
+    let r = replica(b.store(), &clock);
+    let req = request(&r, &analyst("ana"), "p-1", 150);
+    assert_eq!(
+        r.guardrail.pending_approvals(&officer("olga"), 10).unwrap(),
+        vec![req.clone()]
+    );
+    assert!(matches!(
+        r.guardrail.pending_approvals(&analyst("ana"), 10),
+        Err(ApprovalError::NotApprover { principal, .. }) if principal == "ana"
+    ));
+    r.guardrail.approve(&officer("olga"), &req.id).unwrap();
+    assert!(
+        r.guardrail
+            .pending_approvals(&officer("olga"), 10)
+            .unwrap()
+            .is_empty(),
+        "a decided request leaves the queue"
+    );
+    let again = request(&r, &analyst("ana"), "p-2", 150);
+    assert_eq!(
+        r.guardrail.pending_approvals(&officer("olga"), 10).unwrap(),
+        vec![again]
+    );
+    clock.advance(Duration::from_secs(TTL_SECS));
+    assert!(
+        r.guardrail
+            .pending_approvals(&officer("olga"), 10)
+            .unwrap()
+            .is_empty(),
+        "an expired request leaves the queue"
+    );
 }
 
 // -------------------------------------------------------------------------------------------

@@ -578,7 +578,7 @@ impl Drop for Pg {
     fn drop(&mut self) {
         self.sink.take();
         let sql = format!(
-            "DROP TABLE IF EXISTS {}; DROP TABLE IF EXISTS {}; DROP TABLE IF EXISTS {}",
+            "DROP TABLE IF EXISTS {0}, {1}, {2}, {0}_chains, {0}_tree",
             self.table.events(),
             self.table.head(),
             self.table.checkpoints()

@@ -266,7 +266,7 @@ fn pg_table(test: &str) -> AuditTable {
 
 async fn drop_tables(pool: &sqlx::PgPool, table: &AuditTable) {
     let _ = sqlx::raw_sql(&format!(
-        "DROP TABLE IF EXISTS {}; DROP TABLE IF EXISTS {}",
+        "DROP TABLE IF EXISTS {0}, {1}, {0}_checkpoint, {0}_chains, {0}_tree",
         table.events(),
         table.head()
     ))

@@ -236,23 +236,30 @@ impl CheckpointSigner {
             self.algorithm().as_str(),
             self.key_id,
         );
-        let sig = match &self.secret {
-            SigningSecret::Ed25519(k) => {
-                let msg = signed_bytes(body.as_bytes());
-                hex::encode(k.sign(&msg).to_bytes())
-            }
-            SigningSecret::Hmac(m) => {
-                let mut m = m.clone();
-                m.update(&[CHECKPOINT_PREFIX]);
-                m.update(body.as_bytes());
-                m.update(b"}");
-                hex::encode(m.finalize().into_bytes())
-            }
-        };
+        let sig = self.signature_hex(CHECKPOINT_PREFIX, body.as_bytes());
         body.push_str(",\"sig\":\"");
         body.push_str(&sig);
         body.push_str("\"}");
         body
+    }
+}
+
+impl CheckpointSigner {
+    /// Signs `prefix || body || "}"` and returns the signature in hex: the one signing
+    /// primitive of checkpoints (prefix `0x01`) and Merkle tree heads (`0x03`).
+    pub(crate) fn signature_hex(&self, prefix: u8, body: &[u8]) -> String {
+        match &self.secret {
+            SigningSecret::Ed25519(k) => {
+                hex::encode(k.sign(&signed_bytes(prefix, body)).to_bytes())
+            }
+            SigningSecret::Hmac(m) => {
+                let mut m = m.clone();
+                m.update(&[prefix]);
+                m.update(body);
+                m.update(b"}");
+                hex::encode(m.finalize().into_bytes())
+            }
+        }
     }
 }
 
@@ -261,10 +268,10 @@ fn json_string(s: &str) -> String {
     serde_json::to_string(s).unwrap_or_else(|_| "\"\"".to_owned())
 }
 
-/// `0x01 || body || "}"`: the bytes a signature covers.
-fn signed_bytes(body: &[u8]) -> Vec<u8> {
+/// `prefix || body || "}"`: the bytes a signature covers.
+fn signed_bytes(prefix: u8, body: &[u8]) -> Vec<u8> {
     let mut msg = Vec::with_capacity(body.len() + 2);
-    msg.push(CHECKPOINT_PREFIX);
+    msg.push(prefix);
     msg.extend_from_slice(body);
     msg.push(b'}');
     msg
@@ -388,8 +395,15 @@ impl CheckpointVerifier {
         &self.key_id
     }
 
-    /// Parses one checkpoint line (without newline) and checks its signature.
-    pub fn verify_line(&self, line: &[u8]) -> Result<Checkpoint, CheckpointError> {
+    /// Checks the signature of a signed line (`…,"sig":"<hex>"}`) over
+    /// `prefix || <the line without its sig member> || "}"` and returns the line without its
+    /// `sig` member as a JSON object. The signer (`alg`, `key`) is checked first, so a line
+    /// of another key is `WrongKey`, and nothing else in it is trusted before the signature.
+    pub(crate) fn verified_json(
+        &self,
+        prefix: u8,
+        line: &[u8],
+    ) -> Result<Vec<u8>, CheckpointError> {
         let malformed = |m: &str| CheckpointError::Malformed(m.to_owned());
         let sig_at = line
             .windows(SIG_MEMBER.len())
@@ -401,9 +415,6 @@ impl CheckpointVerifier {
             .ok_or_else(|| malformed("the line does not end with the `sig` member"))?;
         let mut json = body.to_vec();
         json.push(b'}');
-        // The signature first, the version after: only a line this key signed can speak for
-        // a format version, so an unsigned line claiming an unknown version is a forgery
-        // (`BadSignature`), never "unsupported".
         let signer: SignerOnly =
             serde_json::from_slice(&json).map_err(|e| CheckpointError::Malformed(e.to_string()))?;
         if signer.alg != self.algorithm().as_str() || signer.key != self.key_id {
@@ -420,13 +431,13 @@ impl CheckpointVerifier {
                 let mut raw = [0u8; 64];
                 hex::decode_to_slice(sig_str, &mut raw)
                     .map_err(|_| malformed("`sig` is not 128 hex characters"))?;
-                k.verify_strict(&signed_bytes(body), &Signature::from_bytes(&raw))
+                k.verify_strict(&signed_bytes(prefix, body), &Signature::from_bytes(&raw))
                     .is_ok()
             }
             VerifyingSecret::Hmac(m) => {
                 let raw = hex::decode(sig_str).map_err(|_| malformed("`sig` is not hex"))?;
                 let mut m = m.clone();
-                m.update(&[CHECKPOINT_PREFIX]);
+                m.update(&[prefix]);
                 m.update(body);
                 m.update(b"}");
                 m.verify_slice(&raw).is_ok()
@@ -435,6 +446,13 @@ impl CheckpointVerifier {
         if !ok {
             return Err(CheckpointError::BadSignature);
         }
+        Ok(json)
+    }
+
+    /// Parses one checkpoint line (without newline) and checks its signature.
+    pub fn verify_line(&self, line: &[u8]) -> Result<Checkpoint, CheckpointError> {
+        let malformed = |m: &str| CheckpointError::Malformed(m.to_owned());
+        let json = self.verified_json(CHECKPOINT_PREFIX, line)?;
         let parsed: CheckpointBody = match serde_json::from_slice(&json) {
             Ok(p) => p,
             Err(e) => {

@@ -285,6 +285,28 @@ impl Record {
 /// Length of the fixed suffix `,"hash":"<64 hex>"}`.
 pub(crate) const HASH_SUFFIX_LEN: usize = 9 + 64 + 2;
 
+/// A record serialized once, before its position in a chain is known (its JSON object; the
+/// line splices in its members after `seq` and `prev`).
+pub(crate) struct EncodedRecord {
+    record: Record,
+    members: Vec<u8>,
+}
+
+impl EncodedRecord {
+    /// Serializes `record`.
+    pub(crate) fn new(record: Record) -> Result<EncodedRecord, AuditError> {
+        let mut members = Vec::with_capacity(512);
+        serde_json::to_writer(&mut members, &record)
+            .map_err(|e| AuditError::Encode(e.to_string()))?;
+        // The record always serializes as a non-empty object; its opening brace is skipped
+        // when it is spliced into a line.
+        if members.first() != Some(&b'{') {
+            return Err(AuditError::Encode("record is not a JSON object".into()));
+        }
+        Ok(EncodedRecord { record, members })
+    }
+}
+
 /// One sealed link of the chain: a [`Record`] with its position, its link and its hash.
 #[derive(Clone, PartialEq)]
 pub struct AuditEvent {
@@ -320,24 +342,29 @@ impl AuditEvent {
     ///
     /// `seq` `u64::MAX` is refused: no event could follow it, and no line may carry it.
     pub fn seal(seq: u64, prev: Digest, record: Record) -> Result<AuditEvent, AuditError> {
+        AuditEvent::seal_encoded(seq, prev, EncodedRecord::new(record)?)
+    }
+
+    /// [`AuditEvent::seal`] of a record already serialized: only the position, the link
+    /// and the hash are computed here (the file sink serializes outside its lock).
+    pub(crate) fn seal_encoded(
+        seq: u64,
+        prev: Digest,
+        encoded: EncodedRecord,
+    ) -> Result<AuditEvent, AuditError> {
         if seq == u64::MAX {
             return Err(AuditError::Encode(
                 "the sequence numbers are exhausted (seq u64::MAX is reserved)".into(),
             ));
         }
-        let mut body = Vec::with_capacity(512);
+        let EncodedRecord { record, members } = encoded;
+        let mut body = Vec::with_capacity(members.len() + 96 + HASH_SUFFIX_LEN);
         body.extend_from_slice(b"{\"seq\":");
         body.extend_from_slice(seq.to_string().as_bytes());
         body.extend_from_slice(b",\"prev\":\"");
         body.extend_from_slice(prev.to_hex().as_bytes());
         body.extend_from_slice(b"\",");
-        let start = body.len();
-        serde_json::to_writer(&mut body, &record).map_err(|e| AuditError::Encode(e.to_string()))?;
-        // The record always serializes as a non-empty object: drop its opening brace.
-        if body.get(start) != Some(&b'{') {
-            return Err(AuditError::Encode("record is not a JSON object".into()));
-        }
-        body.remove(start);
+        body.extend_from_slice(members.get(1..).unwrap_or_default());
         let hash = hash_canonical(&body);
         body.pop(); // the closing brace
         body.extend_from_slice(b",\"hash\":\"");

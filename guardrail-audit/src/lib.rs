@@ -29,6 +29,7 @@ mod file;
 pub mod io;
 mod key;
 mod memory;
+pub mod merkle;
 mod sink;
 pub mod sql;
 mod trail;

@@ -1,6 +1,7 @@
-//! `guardrail approvals show|approve|reject ID --db URL ..`: a second person decides a
-//! just-in-time approval request held in the PostgreSQL approval store, from another
-//! process than the service that opened it (the channel an AI agent cannot reach).
+//! `guardrail approvals list|show|approve|reject --db URL ..`: a second person sees the
+//! pending just-in-time approval requests held in the PostgreSQL approval store and decides
+//! one, from another process than the service that opened it (the channel an AI agent
+//! cannot reach).
 //!
 //! Deciding goes through [`Guardrail::approve`] / [`Guardrail::reject`] with the service's
 //! policy (its `approver_roles`), so the same checks apply as in-process: the approver needs
@@ -13,13 +14,17 @@ use std::sync::Arc;
 
 use clap::{Args, Subcommand};
 use guardrail_core::approval::{ApprovalId, ApprovalRequest, ApprovalState};
-use guardrail_core::audit::{FileSink, FileSinkOptions};
+use guardrail_core::audit::{FileSink, FileSinkOptions, Timestamp};
 use guardrail_core::{Guardrail, PgApprovalStore, PgApprovalStoreOptions, Policy, Principal};
 
+use crate::escape::text;
 use crate::read::Failure;
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum ApprovalsCommand {
+    /// List the pending requests that can still be decided, oldest first, with what a grant
+    /// of each would be bound to.
+    List(ListArgs),
     /// Show what request ID is bound to and its state.
     Show(ShowArgs),
     /// Grant request ID as another person than its requester.
@@ -37,6 +42,15 @@ pub(crate) struct StoreArgs {
     /// The approvals table.
     #[arg(long, value_name = "TABLE", default_value = "guardrail_approvals")]
     table: String,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ListArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    /// At most this many requests (the oldest).
+    #[arg(long, value_name = "N", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
+    limit: u32,
 }
 
 #[derive(Debug, Args)]
@@ -76,7 +90,7 @@ pub(crate) struct DecideArgs {
     key_file: Option<String>,
 }
 
-fn url(spec: &str) -> Result<String, Failure> {
+pub(crate) fn url(spec: &str) -> Result<String, Failure> {
     match spec.strip_prefix("env:") {
         Some(var) => std::env::var(var).map_err(|_| {
             Failure::Usage(format!("`--db env:{var}`: the variable `{var}` is not set"))
@@ -92,32 +106,74 @@ fn connect(s: &StoreArgs) -> Result<PgApprovalStore, Failure> {
         .map_err(|e| Failure::Usage(format!("cannot open the approval store: {e}")))
 }
 
+/// What request `r` is and what a grant of it is bound to, every stored string escaped.
 fn describe(r: &ApprovalRequest) -> String {
     let state = match &r.state {
         ApprovalState::Pending => "pending".to_owned(),
-        ApprovalState::Granted { approver, .. } => format!("granted by {approver}"),
-        ApprovalState::Rejected { approver, .. } => format!("rejected by {approver}"),
+        ApprovalState::Granted { approver, .. } => format!("granted by {}", text(approver)),
+        ApprovalState::Rejected { approver, .. } => format!("rejected by {}", text(approver)),
         other => other.as_str().to_owned(),
     };
     let b = &r.binding;
     let s = &b.scope;
     let mut out = format!(
         "request {}: {state}\n  action: {}\n  requested by: {}\n",
-        r.id, r.action, b.principal
+        text(r.id.as_str()),
+        text(&r.action),
+        text(&b.principal)
     );
-    let opt = |v: Option<&str>| v.unwrap_or("-").to_owned();
+    let opt = |v: Option<&str>| v.map_or_else(|| "-".to_owned(), |v| text(v).into_owned());
     out.push_str(&format!("  via agent: {}\n", opt(s.agent.as_deref())));
     out.push_str(&format!("  session: {}\n", opt(s.session.as_deref())));
     out.push_str(&format!("  purpose: {}\n", opt(s.purpose.as_deref())));
     out.push_str(&format!("  endpoint: {}\n", opt(s.endpoint.as_deref())));
     out.push_str(&format!("  rule: {}\n", opt(s.rule.as_deref())));
     out.push_str(&format!(
+        "  reveals: {}\n",
+        opt(Some(&s.reveal).filter(|r| !r.is_empty()).map(|r| &**r))
+    ));
+    out.push_str(&format!(
+        "  patient (token): {}\n",
+        opt(b.subject.as_deref())
+    ));
+    out.push_str(&format!(
         "  records: {}\n",
         b.count.map_or_else(|| "-".to_owned(), |c| c.to_string())
     ));
+    out.push_str(&format!(
+        "  recorded arguments: {}\n",
+        opt(s.arguments.as_deref())
+    ));
+    out.push_str(&format!("  policy sha256: {}\n", text(&s.policy_hash)));
     out.push_str(&format!("  requested at: {}\n", r.requested_at));
     out.push_str(&format!("  expires at: {}\n", r.expires_at));
     out
+}
+
+fn list(a: &ListArgs) -> Result<(), Failure> {
+    let store = connect(&a.store)?;
+    let g_store: &dyn guardrail_core::ApprovalStore = &store;
+    let pending = g_store
+        .list_pending(Timestamp::now(), a.limit as usize)
+        .map_err(|e| Failure::Usage(e.to_string()))?;
+    if pending.is_empty() {
+        println!("no pending approval request in `{}`", text(&a.store.table));
+        return Ok(());
+    }
+    println!(
+        "{} pending approval request(s) in `{}`{}",
+        pending.len(),
+        text(&a.store.table),
+        if pending.len() >= a.limit as usize {
+            " (the oldest; raise --limit for more)"
+        } else {
+            ""
+        }
+    );
+    for r in &pending {
+        print!("{}", describe(r));
+    }
+    Ok(())
 }
 
 fn show(a: &ShowArgs) -> Result<(), Failure> {
@@ -202,6 +258,7 @@ fn decide(a: &DecideArgs, grant: bool) -> Result<(), Failure> {
 
 pub(crate) fn run(c: &ApprovalsCommand) -> Result<(), Failure> {
     match c {
+        ApprovalsCommand::List(a) => list(a),
         ApprovalsCommand::Show(a) => show(a),
         ApprovalsCommand::Approve(a) => decide(a, true),
         ApprovalsCommand::Reject(a) => decide(a, false),

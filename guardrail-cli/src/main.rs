@@ -7,8 +7,11 @@
 //!     [--since T] [--until T] [--format table|json] [--checkpoints FILE --checkpoint-key KEY] TRAIL..
 //! guardrail audit export --format fhir [--bundle | --ndjson] [--observer NAME] [-o FILE] TRAIL..
 //! guardrail audit session ID [--format table|json] TRAIL..
+//! guardrail approvals list --db URL [--table T] [--limit N]
+//! guardrail audit show --request ID TRAIL.. [--sql sqlite:PATH|postgres://…] [--table NAME]
 //! guardrail approvals show|approve|reject ID --db URL [--as PERSON --role ROLE --policy FILE --trail DIR --key KEY]
 //! guardrail scan CRATE_DIR [--policy FILE]
+//! guardrail policy publish FILE|list|show [VERSION]|rollback VERSION|replicas --db URL [--as PERSON]
 //! ```
 //!
 //! `TRAIL..` is a trail directory (its `manifest.jsonl` lists the files), the manifest, or
@@ -27,9 +30,12 @@
 mod approvals;
 mod escape;
 mod keys;
+mod policy;
+mod prove;
 mod read;
 mod scan;
 mod session;
+mod show;
 mod sqltrail;
 
 use std::collections::BTreeMap;
@@ -71,9 +77,12 @@ enum Command {
     Audit(AuditCommand),
     /// Find functions touching PHI without `#[phi_action]` in a crate's sources.
     Scan(scan::ScanArgs),
-    /// Decide just-in-time approval requests held in PostgreSQL, as a second person.
+    /// List and decide just-in-time approval requests held in PostgreSQL, as a second person.
     #[command(subcommand)]
     Approvals(approvals::ApprovalsCommand),
+    /// Publish, list, show and roll back the central policy (PostgreSQL) replicas follow.
+    #[command(subcommand)]
+    Policy(policy::PolicyCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -95,6 +104,17 @@ enum AuditCommand {
     Export(ExportArgs),
     /// Replay one recorded session (e.g. an AI assistant's MCP session) in order.
     Session(session::SessionArgs),
+    /// One request's decisions (file trail) and outcomes (file trail and `--sql` table),
+    /// each outcome checked against the decision it names.
+    #[command(after_help = EXIT_STATUS)]
+    Show(show::ShowArgs),
+    /// One patient's events with inclusion proofs against a signed tree head of a shared
+    /// PostgreSQL trail, as a self-contained JSON bundle.
+    #[command(after_help = EXIT_STATUS)]
+    Prove(prove::ProveArgs),
+    /// Verify an inclusion bundle offline, with the checkpoint key alone.
+    #[command(after_help = EXIT_STATUS)]
+    VerifyProof(prove::VerifyProofArgs),
 }
 
 /// Where the trail is and how to check it.
@@ -242,7 +262,11 @@ fn main() -> ExitCode {
             file_trail_only(&a.trail).and_then(|()| export(&a))
         }
         Command::Audit(AuditCommand::Session(a)) => session::run(&a),
+        Command::Audit(AuditCommand::Show(a)) => show::run(&a),
+        Command::Audit(AuditCommand::Prove(a)) => prove::prove(&a),
+        Command::Audit(AuditCommand::VerifyProof(a)) => prove::verify_proof(&a),
         Command::Approvals(c) => approvals::run(&c),
+        Command::Policy(c) => policy::run(&c),
         Command::Scan(a) => return scan::run(&a),
     };
     match result {

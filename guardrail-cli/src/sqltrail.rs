@@ -5,10 +5,18 @@
 //! with `--checkpoint-key` every signed checkpoint row (and the lines of `--checkpoints
 //! FILE`, the external copy) against the chain. The database is only read: a SQLite file is
 //! opened read-only, and no table is created.
+//!
+//! A PostgreSQL trail may hold many chains (one per writer) under signed Merkle tree heads:
+//! after the default chain and its checkpoints, every chain is verified and, with
+//! `--checkpoint-key`, every tree head (signature, the chains it covers, consistency with
+//! the previous head, its root over the events), each failure naming chain and seq or tree
+//! size.
 
 use std::path::{Path, PathBuf};
 
 use guardrail_audit::CheckpointVerifier;
+use guardrail_audit::merkle::TreeHeadError;
+use guardrail_audit::sql::postgres::{TrailReport, TrailVerifyError};
 use guardrail_audit::sql::{AuditTable, TableReport, TableVerifyError};
 
 use crate::read::Failure;
@@ -37,7 +45,7 @@ impl SqlTrail {
 
     /// How the trail is named in messages: never the PostgreSQL URL, which may hold a
     /// password.
-    fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         match self {
             SqlTrail::Sqlite(p) => format!("sqlite:{}", p.display()),
             SqlTrail::Postgres(_) => "the PostgreSQL database".to_owned(),
@@ -70,7 +78,87 @@ pub(crate) fn verify(
     };
     let verified = result.map_err(|e| classify(e, trail))?;
     println!("{}", report_line(&verified, &table, trail));
+    if let SqlTrail::Postgres(url) = trail {
+        let report = verify_postgres_chains(url, &table, signed.map(|s| &s.verifier))
+            .map_err(|e| classify(e, trail))?;
+        println!("{}", chains_line(&report, signed.is_some()));
+    }
     Ok(())
+}
+
+/// The second line of a PostgreSQL verification: every chain, every tree head.
+fn chains_line(r: &TrailReport, signed: bool) -> String {
+    let mut out = format!(
+        "ok: {} chain(s) with {} events verified",
+        r.chains, r.events
+    );
+    if !signed {
+        out.push_str(" (no checkpoint key given: tree heads not checked)");
+        return out;
+    }
+    match r.last_tree_size {
+        Some(size) => out.push_str(&format!(
+            "; {} signed tree head(s) match the events and are consistent, the last of size {size}",
+            r.tree_heads
+        )),
+        None => out.push_str("; no signed tree head yet"),
+    }
+    if r.uncovered_events > 0 {
+        out.push_str(&format!(
+            "; {} event(s) are not covered by a signed tree head yet",
+            r.uncovered_events
+        ));
+    }
+    out
+}
+
+/// Every chain of a shared PostgreSQL trail and, with the key, every signed tree head.
+fn verify_postgres_chains(
+    url: &str,
+    table: &AuditTable,
+    verifier: Option<&CheckpointVerifier>,
+) -> Result<TrailReport, SqlFailure> {
+    use guardrail_audit::sql::postgres::verify_postgres_trail;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| SqlFailure::Open(format!("cannot start a runtime: {e}")))?;
+    rt.block_on(async {
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(std::time::Duration::from_secs(10))
+            .connect(url)
+            .await
+            .map_err(|e| SqlFailure::Open(format!("cannot connect: {e}")))?;
+        let result = match verify_postgres_trail(&pool, table, verifier).await {
+            Ok(r) => Ok(r),
+            Err(
+                e @ TrailVerifyError::TreeHead {
+                    source:
+                        TreeHeadError::Signature(guardrail_audit::CheckpointError::WrongKey { .. }),
+                    ..
+                },
+            ) => {
+                let marker = verifier.map(key_marker).unwrap_or_default();
+                let ours: i64 = sqlx::query_scalar(&format!(
+                    "SELECT count(*) FROM {}_tree WHERE strpos(line, $1) > 0",
+                    table.events()
+                ))
+                .bind(marker)
+                .fetch_one(&pool)
+                .await
+                .map_err(|e| SqlFailure::Open(format!("cannot read the tree heads: {e}")))?;
+                Err(if ours == 0 {
+                    SqlFailure::TreeKeyMismatch(Box::new(e))
+                } else {
+                    SqlFailure::Trail(Box::new(e))
+                })
+            }
+            Err(e) => Err(SqlFailure::Trail(Box::new(e))),
+        };
+        pool.close().await;
+        result
+    })
 }
 
 fn report_line(v: &Verified, table: &AuditTable, trail: &SqlTrail) -> String {
@@ -112,6 +200,10 @@ enum SqlFailure {
     /// The checkpoint rows name other keys only: the key given is not the one that signed.
     KeyMismatch(TableVerifyError),
     Open(String),
+    /// A shared trail's chains or tree heads do not verify.
+    Trail(Box<TrailVerifyError>),
+    /// The tree head rows name other keys only.
+    TreeKeyMismatch(Box<TrailVerifyError>),
 }
 
 fn classify(e: SqlFailure, trail: &SqlTrail) -> Failure {
@@ -126,6 +218,11 @@ fn classify(e: SqlFailure, trail: &SqlTrail) -> Failure {
             Failure::Usage(e.to_string())
         }
         SqlFailure::Verify(e) => Failure::Tampered(e.to_string()),
+        SqlFailure::TreeKeyMismatch(e) => Failure::Usage(format!(
+            "{e}; no tree head row of the table is signed by the key given: is it the key \
+             that signed this trail's tree heads?"
+        )),
+        SqlFailure::Trail(e) => crate::prove::trail_failure(*e),
     }
 }
 

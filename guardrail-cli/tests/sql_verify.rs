@@ -311,7 +311,15 @@ fn a_postgres_table_verifies_and_a_cut_tail_exits_1() {
         let (code, _, err) = text(&guardrail(&args));
         assert_eq!(code, 1, "{err}");
         assert!(err.contains("seq 7"), "{err}");
-        for t in [table.events(), table.head(), table.checkpoints()] {
+        let chains = format!("{}_chains", table.events());
+        let tree = format!("{}_tree", table.events());
+        for t in [
+            table.events(),
+            table.head(),
+            table.checkpoints(),
+            &chains,
+            &tree,
+        ] {
             sqlx::query(&format!("DROP TABLE {t}"))
                 .execute(&pool)
                 .await

@@ -11,6 +11,21 @@ use crate::policy::DenyReason;
 ///
 /// The host's error type implements `From<GuardError>`; messages are lowercase, name the
 /// action, rule or field involved, and never contain PHI.
+///
+/// The policy refuses a call in two variants: [`GuardError::Denied`] (a rule, or the lack of
+/// one, said no) and [`GuardError::MissingContext`] (no rule could hold because the context
+/// lacks a purpose, endpoint, jurisdiction or subject; in the trail its decision event is a
+/// `deny` with reason `missing_context`). They stay apart because a host answers them
+/// differently (HTTP 403 against 400: the caller forgot to say something); a host that
+/// only wants "refused by policy" asks [`GuardError::is_policy_refusal`], which covers both,
+/// so a missing purpose is never mistaken for a server error.
+///
+/// ```
+/// use guardrail_core::GuardError;
+/// let missing = GuardError::MissingContext { action: "clinic::read_chart", field: "purpose" };
+/// assert!(missing.is_policy_refusal());
+/// assert!(missing.deny_reason().is_none()); // not a `Denied`: match both, or ask the method
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum GuardError {
@@ -94,7 +109,18 @@ impl GuardError {
         }
     }
 
-    /// The deny reason, for denials.
+    /// True when the policy refused the call: [`GuardError::Denied`] and
+    /// [`GuardError::MissingContext`] (whose decision event is a denial too). Map this, not
+    /// `Denied` alone, to "forbidden".
+    pub fn is_policy_refusal(&self) -> bool {
+        matches!(
+            self,
+            GuardError::Denied { .. } | GuardError::MissingContext { .. }
+        )
+    }
+
+    /// The deny reason, for [`GuardError::Denied`] (a [`GuardError::MissingContext`] carries
+    /// its `field` instead; see [`GuardError::is_policy_refusal`]).
     pub fn deny_reason(&self) -> Option<&DenyReason> {
         match self {
             GuardError::Denied { reason, .. } => Some(reason),

@@ -14,8 +14,12 @@ mod model;
 pub mod policy;
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+pub mod policy_store;
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub mod postgres;
 pub mod registry;
+pub mod relation;
 mod runtime;
 #[cfg(feature = "sqlite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
@@ -78,7 +82,7 @@ pub mod __private {
     pub use crate::model::Category;
     pub use crate::registry::{ActionDescriptor, ActionRegistration};
     pub use crate::runtime::{
-        AsyncTxAppend, Entered, TxAppend, enter_tx_async, finish_tx, finish_tx_async,
+        AsyncTxAppend, Entered, TxAppend, enter_tx, enter_tx_async, finish_tx, finish_tx_async,
     };
     pub use crate::runtime::{
         Call, CountArg, IntoCount, SubjectList, begin, begin_many, count, subjects,

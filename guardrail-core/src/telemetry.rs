@@ -12,6 +12,8 @@
 //! | `guardrail_alerts_dropped_total` | counter | | alerts dropped because the alert queue was full |
 //! | `guardrail_policy_reloads_total` | counter | `result` | reloads, `ok` or `refused` |
 //! | `guardrail_unguarded_total` | counter | `category` | PHI reached outside a guarded call (or beyond its `phi = [..]`), refused |
+//! | `guardrail_policy_store_version` | gauge | | the central store's version this replica enforces (`policy_store`, feature `postgres`; 0 before the first) |
+//! | `guardrail_policy_store_reachable` | gauge | | 1 while the replica reaches its policy store, 0 during an outage |
 //!
 //! Label values are static strings (action names come from the macro), so recording
 //! allocates nothing on the hot path.
@@ -49,6 +51,11 @@ pub const UNGUARDED_TOTAL: &str = "guardrail_unguarded_total";
 /// Counter of policy reloads by `result` (`ok`, `refused`).
 pub const POLICY_RELOADS_TOTAL: &str = "guardrail_policy_reloads_total";
 
+/// Gauge of the policy store version a replica enforces.
+pub const POLICY_STORE_VERSION: &str = "guardrail_policy_store_version";
+/// Gauge: 1 while the replica reaches its policy store, 0 during an outage.
+pub const POLICY_STORE_REACHABLE: &str = "guardrail_policy_store_reachable";
+
 /// Registers descriptions and units of every guardrail metric with the installed recorder
 /// (the `# HELP` lines of a Prometheus scrape). Call once after installing the recorder.
 pub fn describe() {
@@ -78,6 +85,14 @@ pub fn describe() {
         "alerts dropped because the queue was full"
     );
     describe_counter!(POLICY_RELOADS_TOTAL, "policy reloads by result");
+    describe_gauge!(
+        POLICY_STORE_VERSION,
+        "the central policy store version this replica enforces"
+    );
+    describe_gauge!(
+        POLICY_STORE_REACHABLE,
+        "1 while this replica reaches its policy store, 0 during an outage"
+    );
     describe_counter!(
         UNGUARDED_TOTAL,
         "PHI reached outside a guarded call (or beyond its declared categories), refused"
@@ -171,4 +186,16 @@ pub(crate) fn unguarded(category: &'static str) {
 /// A policy reload, accepted (`ok`) or refused.
 pub(crate) fn policy_reload(result: &'static str) {
     metrics::counter!(POLICY_RELOADS_TOTAL, "result" => result).increment(1);
+}
+
+/// The policy store version this replica enforces (0: none yet).
+#[cfg(feature = "postgres")]
+pub(crate) fn policy_store_version(version: u64) {
+    metrics::gauge!(POLICY_STORE_VERSION).set(version as f64);
+}
+
+/// Whether this replica reaches its policy store.
+#[cfg(feature = "postgres")]
+pub(crate) fn policy_store_reachable(reachable: bool) {
+    metrics::gauge!(POLICY_STORE_REACHABLE).set(if reachable { 1.0 } else { 0.0 });
 }

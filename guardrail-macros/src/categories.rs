@@ -32,4 +32,8 @@ pub(crate) const NAMES: &[&str] = &[
     "medication",
     "lab_result",
     "note",
+    "substance_use",
+    "psychotherapy_note",
+    "hiv_status",
+    "reproductive_health",
 ];

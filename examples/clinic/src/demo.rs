@@ -1,24 +1,24 @@
-//! The guided tour: every step prints what happened and why.
+//! The guided tour: the clinic server (`clinic-server`) on a loopback port, driven as a
+//! real HTTP client. Every step prints the request, what the server answered and why.
 
 use std::io::Write;
 use std::path::Path;
 
+use clinic_server::{Clinic, RunningServer, ServerConfig};
 use guardrail_core::audit::sql::AuditTable;
-use guardrail_core::audit::{AuditEvent, EventKind};
-use guardrail_core::prelude::*;
-use guardrail_core::{ApprovalId, MemoryAlertSink};
-
-use crate::actions::{admin, billing, chart, claims, research};
-use crate::{AppError, PatientSeed, open_service_db, seed_database};
+use guardrail_core::audit::{AuditEvent, EventKind, FileTrail};
+use guardrail_core::{ApprovalId, Principal};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
 
 /// What the tour ended with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Summary {
     /// Events in the durable trail.
     pub events: u64,
-    /// Calls that ran.
+    /// Requests the guardrail allowed.
     pub allowed: usize,
-    /// Calls that were refused.
+    /// Requests the guardrail refused.
     pub denied: usize,
     /// Both trails (file, SQLite) verified.
     pub verified: bool,
@@ -36,10 +36,13 @@ pub enum DemoError {
     /// The policy did not load.
     #[error("policy: {0}")]
     Policy(#[from] guardrail_core::PolicyError),
-    /// The guardrail could not be built.
-    #[error("guardrail: {0}")]
-    Build(#[from] guardrail_core::BuildError),
-    /// The audit trail could not be opened or read.
+    /// The server could not start or stop.
+    #[error("server: {0}")]
+    Server(#[from] clinic_server::ServerError),
+    /// An HTTP request failed (no answer at all).
+    #[error("http: {0}")]
+    Http(#[from] reqwest::Error),
+    /// The audit trail could not be read.
     #[error("audit: {0}")]
     Audit(String),
     /// A step that must succeed failed.
@@ -47,31 +50,55 @@ pub enum DemoError {
     Step(&'static str, String),
 }
 
-const PATIENTS: &[PatientSeed<'static>] = &[
-    PatientSeed {
-        id: "p-100",
-        mrn: "MRN 0048213",
-        name: "Alice Moreno",
-        ssn: "512-44-8231",
-        birth_date: "1961-07-14",
-        diagnosis: "Type 2 diabetes mellitus",
-        note: "Seen 2026-11-20. Call back at (415) 555-0142 re: A1c 7.9%. Metformin 500 mg BID.",
-        icd10: "E11.9",
-    },
-    PatientSeed {
-        id: "p-200",
-        mrn: "MRN 0051977",
-        name: "Bruno Okafor",
-        ssn: "623-10-4417",
-        birth_date: "1934-02-02",
-        diagnosis: "Hypertension",
-        note: "BP 152/94. Email bruno.okafor@example.org the home-monitoring sheet.",
-        icd10: "I10",
-    },
-];
+/// A request of the tour: who sends it, how, and with which extra headers and body.
+struct Ask<'a> {
+    who: &'a str,
+    purpose: &'a str,
+    method: Method,
+    path: String,
+    headers: Vec<(&'static str, String)>,
+    body: Option<Value>,
+}
+
+impl<'a> Ask<'a> {
+    fn new(who: &'a str, purpose: &'a str, method: Method, path: impl Into<String>) -> Self {
+        Ask {
+            who,
+            purpose,
+            method,
+            path: path.into(),
+            headers: Vec::new(),
+            body: None,
+        }
+    }
+
+    fn header(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.headers.push((name, value.into()));
+        self
+    }
+
+    fn body(mut self, body: Value) -> Self {
+        self.body = Some(body);
+        self
+    }
+}
+
+/// What a step's request got: the allowed body, or the refusal's body.
+enum Reply {
+    Allowed(Value),
+    Refused(Value),
+}
+
+/// What the server answered.
+struct Answer {
+    status: StatusCode,
+    body: Value,
+}
 
 struct Tour<'o> {
     out: &'o mut dyn Write,
+    client: reqwest::Client,
+    base: String,
     allowed: usize,
     denied: usize,
 }
@@ -81,221 +108,336 @@ impl Tour<'_> {
         writeln!(self.out, "\n== {text}")
     }
 
-    /// Prints a step's result; `expect_allowed` makes a surprise fail the tour.
-    fn step<T: std::fmt::Debug>(
+    async fn send(&mut self, ask: &Ask<'_>) -> Result<Answer, DemoError> {
+        let mut req = self
+            .client
+            .request(ask.method.clone(), format!("{}{}", self.base, ask.path))
+            .bearer_auth(format!("demo-{}", ask.who))
+            .header("x-purpose-of-use", ask.purpose);
+        for (name, value) in &ask.headers {
+            req = req.header(*name, value);
+        }
+        if let Some(body) = &ask.body {
+            req = req.json(body);
+        }
+        let resp = req.send().await?;
+        let status = resp.status();
+        let text = resp.text().await?;
+        Ok(Answer {
+            status,
+            body: serde_json::from_str(&text).unwrap_or(Value::Null),
+        })
+    }
+
+    /// Sends `ask`, prints what happened; `expect_allowed` makes a surprise fail the tour.
+    /// Returns the body of an allowed request, or the refusal's body.
+    async fn step(
         &mut self,
         title: &'static str,
         expect_allowed: bool,
-        result: Result<T, AppError>,
-    ) -> Result<Option<T>, DemoError> {
-        match result {
-            Ok(v) => {
-                self.allowed += 1;
-                writeln!(self.out, "  ALLOWED  {title}")?;
-                if !expect_allowed {
-                    return Err(DemoError::Step(
-                        title,
-                        "was allowed but must be denied".into(),
-                    ));
-                }
-                Ok(Some(v))
+        ask: Ask<'_>,
+    ) -> Result<Reply, DemoError> {
+        let answer = self.send(&ask).await?;
+        let line = format!("{} {}  ->  {}", ask.method, ask.path, answer.status);
+        if answer.status.is_success() {
+            self.allowed += 1;
+            writeln!(self.out, "  ALLOWED  {title}\n           {line}")?;
+            if !expect_allowed {
+                return Err(DemoError::Step(
+                    title,
+                    "was allowed but must be refused".into(),
+                ));
             }
-            Err(AppError::Guard(e)) => {
-                self.denied += 1;
-                writeln!(self.out, "  REFUSED  {title}\n           {e}")?;
-                if expect_allowed {
-                    return Err(DemoError::Step(title, e.to_string()));
-                }
-                Ok(None)
-            }
-            Err(e) => Err(DemoError::Step(title, e.to_string())),
+            return Ok(Reply::Allowed(answer.body));
         }
+        let error = answer.body["error"].as_str().unwrap_or_default();
+        if answer.status != StatusCode::FORBIDDEN {
+            return Err(DemoError::Step(title, format!("{line} {}", answer.body)));
+        }
+        self.denied += 1;
+        let why = match answer.body["reason"].as_str() {
+            Some(reason) => format!("{error} (reason `{reason}`)"),
+            None => error.to_owned(),
+        };
+        writeln!(self.out, "  REFUSED  {title}\n           {line} {why}")?;
+        if expect_allowed {
+            return Err(DemoError::Step(title, format!("{line} {}", answer.body)));
+        }
+        Ok(Reply::Refused(answer.body))
     }
 }
 
-/// Runs the tour with its audit trail and database in `dir`, printing to `out`.
+/// The text of a JSON string field (empty if absent).
+fn s<'v>(v: &'v Value, field: &str) -> &'v str {
+    v[field].as_str().unwrap_or_default()
+}
+
+/// Runs the tour with the server's data (trail, database, tokens) in `dir`, printing to
+/// `out`. The server runs on `127.0.0.1:0` in this process, on a runtime of its own.
 pub fn run(dir: &Path, out: &mut dyn Write) -> Result<Summary, DemoError> {
-    std::fs::create_dir_all(dir)?;
-    let metrics = crate::metrics::install();
-    let db_path = dir.join("clinic.sqlite");
-    let _ = std::fs::remove_file(&db_path);
-    // Deployment step: schema and fixtures, on their own connection.
-    seed_database(&db_path, PATIENTS)?;
-    let policy = Policy::from_toml_str(crate::POLICY)?;
-    // The service's connection: PHI columns only inside guarded calls.
-    let mut db = open_service_db(&db_path, &policy)?;
-    guardrail_core::audit::sql::sqlite::ensure_schema(&db, &AuditTable::default())
-        .map_err(|e| DemoError::Audit(e.to_string()))?;
-
-    let trail_dir = dir.join("audit");
-    let _ = std::fs::remove_dir_all(&trail_dir);
-    let file_sink = crate::trail::open(&trail_dir).map_err(|e| DemoError::Audit(e.to_string()))?;
-    let alerts = MemoryAlertSink::new();
-    let guardrail = Guardrail::builder()
-        .policy(policy)
-        .audit(file_sink.clone())
-        .audit_key(crate::demo_key())
-        .alerts(alerts.clone())
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
         .build()?;
-    // Refusals of the tripwire and of the database go to this guardrail's trail.
-    guardrail.install_tripwire();
+    runtime.block_on(run_over_http(dir, out))
+}
 
+async fn run_over_http(dir: &Path, out: &mut dyn Write) -> Result<Summary, DemoError> {
+    // A fresh database and trail each time; the token file is kept (or written).
+    std::fs::create_dir_all(dir)?;
+    let _ = std::fs::remove_dir_all(dir.join("audit"));
+    for file in ["clinic.sqlite", "clinic.sqlite-wal", "clinic.sqlite-shm"] {
+        let _ = std::fs::remove_file(dir.join(file));
+    }
+    let server = Clinic::open(ServerConfig::sqlite(dir))
+        .await?
+        .serve(([127, 0, 0, 1], 0).into())
+        .await?;
+    let result = drive(&server, dir, out).await;
+    let stopped = server.stop().await;
+    let (mut tour, trail_dir) = result?;
+    stopped?;
+    finish(&mut tour, dir, &trail_dir)
+}
+
+async fn drive<'o>(
+    server: &RunningServer,
+    dir: &Path,
+    out: &'o mut dyn Write,
+) -> Result<(Tour<'o>, std::path::PathBuf), DemoError> {
+    let trail_dir = server.clinic().audit_dir();
+    let guardrail = server.clinic().guardrail().clone();
     let mut tour = Tour {
         out,
+        client: reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(30))
+            .build()?,
+        base: server.url(),
         allowed: 0,
         denied: 0,
     };
     writeln!(
         tour.out,
-        "guardrail clinic tour: policy `{}` (sha256 {}…), audit trail in {}",
+        "guardrail clinic tour: clinic-server on {} (SQLite in {}), policy `{}` (sha256 {}…)\n\
+         audit trail in {}",
+        server.url(),
+        dir.display(),
         guardrail.policy().version(),
         &guardrail.policy().sha256()[..12],
         trail_dir.display()
     )?;
-
-    let grey = guardrail
-        .context(
-            Principal::new("dr-grey")
-                .role("provider")
-                .jurisdiction("US-CA"),
-        )
-        .endpoint(Endpoint::Provider)
-        .purpose(Purpose::Treatment);
-    let hale = Principal::new("dr-hale")
-        .role("provider")
-        .jurisdiction("US-TX");
-    let billing_clerk = guardrail
-        .context(
-            Principal::new("clerk-ito")
-                .role("billing")
-                .jurisdiction("US-CA"),
-        )
-        .endpoint(Endpoint::Admin)
-        .purpose(Purpose::Payment);
-    let alice = guardrail
-        .context(
-            Principal::new("user-alice")
-                .role("patient")
-                .patient("p-100"),
-        )
-        .endpoint(Endpoint::Patient)
-        .purpose(Purpose::PatientRequest);
-    let researcher = Principal::new("res-kim").role("researcher");
-    let research_ctx = |g: &Guardrail| {
-        g.context(researcher.clone())
-            .endpoint(Endpoint::System)
-            .purpose(Purpose::Research)
-    };
+    let get = Method::GET;
 
     tour.heading("a provider treats a patient")?;
-    if let Some(c) = tour.step(
-        "dr-grey reads p-100's chart for treatment",
-        true,
-        chart::read_chart(&grey, &db, "p-100"),
-    )? {
-        writeln!(tour.out, "           sees diagnosis: {}", c.diagnosis)?;
-    }
-    {
-        let mut tx = db.transaction()?;
-        let r = chart::update_diagnosis(&grey, &mut tx, "p-100", "Type 2 diabetes, controlled");
-        let ok = r.is_ok();
-        tour.step(
-            "dr-grey updates p-100's diagnosis (same SQLite transaction)",
+    if let Reply::Allowed(c) = tour
+        .step(
+            "dr-grey reads p-100's chart for treatment",
             true,
-            r,
-        )?;
-        if ok {
-            tx.commit()?;
-        }
-    }
-
-    tour.heading("minimum necessary: billing sees codes and amounts, not the note")?;
-    if let Some(v) = tour.step(
-        "clerk-ito reads p-100's visit for a claim",
-        true,
-        billing::read_visit(&billing_clerk, &db, "p-100"),
-    )? {
+            Ask::new(
+                "dr-grey",
+                "treatment",
+                get.clone(),
+                "/provider/patients/p-100/chart",
+            ),
+        )
+        .await?
+    {
         writeln!(
             tour.out,
-            "           icd10={} amount={} diagnosis={:?}\n           note={:?}\n           patient_name={:?}",
-            v.icd10, v.amount_cents, v.diagnosis, v.note, v.patient_name
+            "           sees diagnosis: {}",
+            s(&c, "diagnosis")
         )?;
     }
-
-    if let Some(c) = tour.step(
-        "clerk-ito discloses p-100's claim to the health plan",
+    tour.step(
+        "dr-grey updates p-100's diagnosis (its outcome commits in the same SQLite transaction)",
         true,
-        claims::disclose_to_payer(&billing_clerk, &db, "p-100"),
-    )? {
+        Ask::new(
+            "dr-grey",
+            "treatment",
+            Method::PUT,
+            "/provider/patients/p-100/diagnosis",
+        )
+        .body(json!({ "diagnosis": "Type 2 diabetes, controlled" })),
+    )
+    .await?;
+    let long = "Type 2 diabetes; ".repeat(15);
+    let rolled_back = tour
+        .send(
+            &Ask::new(
+                "dr-grey",
+                "treatment",
+                Method::PUT,
+                "/provider/patients/p-100/diagnosis",
+            )
+            .body(json!({ "diagnosis": long })),
+        )
+        .await?;
+    writeln!(
+        tour.out,
+        "  ROLLED BACK  dr-grey's 255-character diagnosis: the change log refuses it after the \
+         UPDATE ran\n           PUT /provider/patients/p-100/diagnosis  ->  {} {}: change and \
+         outcome rolled back together",
+        rolled_back.status,
+        s(&rolled_back.body, "error")
+    )?;
+
+    tour.heading("minimum necessary: billing sees codes and amounts, not the note")?;
+    if let Reply::Allowed(v) = tour
+        .step(
+            "clerk-ito reads p-100's visit for a claim",
+            true,
+            Ask::new(
+                "clerk-ito",
+                "payment",
+                get.clone(),
+                "/admin/patients/p-100/visit",
+            ),
+        )
+        .await?
+    {
+        writeln!(
+            tour.out,
+            "           icd10={} amount={} diagnosis={:?}\n           note={:?}\n           \
+             patient_name={:?}",
+            s(&v, "icd10"),
+            v["amount_cents"],
+            s(&v, "diagnosis"),
+            s(&v, "note"),
+            s(&v, "patient_name")
+        )?;
+    }
+    if let Reply::Allowed(c) = tour
+        .step(
+            "clerk-ito discloses p-100's claim to the health plan",
+            true,
+            Ask::new(
+                "clerk-ito",
+                "payment",
+                Method::POST,
+                "/admin/patients/p-100/claim",
+            ),
+        )
+        .await?
+    {
         writeln!(
             tour.out,
             "           icd10={} amount={} member={} name={}",
-            c.icd10, c.amount_cents, c.mrn, c.patient_name
+            s(&c, "icd10"),
+            c["amount_cents"],
+            s(&c, "mrn"),
+            s(&c, "patient_name")
         )?;
     }
 
     tour.heading("a patient in the portal")?;
-    if let Some(c) = tour.step(
-        "user-alice reads her own chart",
-        true,
-        chart::read_chart(&alice, &db, "p-100"),
-    )? {
-        writeln!(tour.out, "           name={} ssn={}", c.name, c.ssn)?;
+    if let Reply::Allowed(c) = tour
+        .step(
+            "user-alice reads her own chart",
+            true,
+            Ask::new(
+                "user-alice",
+                "patient_request",
+                get.clone(),
+                "/patient/patients/p-100/chart",
+            ),
+        )
+        .await?
+    {
+        writeln!(
+            tour.out,
+            "           name={} ssn={}",
+            s(&c, "name"),
+            s(&c, "ssn")
+        )?;
     }
     tour.step(
         "user-alice reads p-200's chart (another patient's record)",
         false,
-        chart::read_chart(&alice, &db, "p-200"),
-    )?;
+        Ask::new(
+            "user-alice",
+            "patient_request",
+            get.clone(),
+            "/patient/patients/p-200/chart",
+        ),
+    )
+    .await?;
     tour.step(
         "user-alice deletes her record from the portal",
         false,
-        admin::delete_record(&alice, &db, "p-100"),
-    )?;
+        Ask::new(
+            "user-alice",
+            "patient_request",
+            Method::DELETE,
+            "/patient/patients/p-100",
+        ),
+    )
+    .await?;
 
     tour.heading("denials: role, endpoint, jurisdiction, purpose, record limit")?;
     tour.step(
         "clerk-ito reads a chart (billing is not a provider)",
         false,
-        chart::read_chart(&billing_clerk, &db, "p-200"),
-    )?;
-    let grey_portal = grey.clone().endpoint(Endpoint::Patient);
+        Ask::new(
+            "clerk-ito",
+            "payment",
+            get.clone(),
+            "/provider/patients/p-200/chart",
+        ),
+    )
+    .await?;
     tour.step(
         "dr-grey reads a chart through the patient portal",
         false,
-        chart::read_chart(&grey_portal, &db, "p-200"),
-    )?;
-    let hale_ctx = guardrail
-        .context(hale.clone())
-        .endpoint(Endpoint::Provider)
-        .purpose(Purpose::Treatment);
+        Ask::new(
+            "dr-grey",
+            "treatment",
+            get.clone(),
+            "/patient/patients/p-200/chart",
+        ),
+    )
+    .await?;
     tour.step(
         "dr-hale (licensed in US-TX) reads a chart",
         false,
-        chart::read_chart(&hale_ctx, &db, "p-200"),
-    )?;
-    let grey_marketing = guardrail
-        .context(
-            Principal::new("dr-grey")
-                .role("provider")
-                .jurisdiction("US-CA"),
-        )
-        .endpoint(Endpoint::Provider)
-        .purpose(Purpose::Operations);
+        Ask::new(
+            "dr-hale",
+            "treatment",
+            get.clone(),
+            "/provider/patients/p-200/chart",
+        ),
+    )
+    .await?;
     tour.step(
         "dr-grey reads a chart for operations, not treatment",
         false,
-        chart::read_chart(&grey_marketing, &db, "p-200"),
-    )?;
+        Ask::new(
+            "dr-grey",
+            "operations",
+            get.clone(),
+            "/provider/patients/p-200/chart",
+        ),
+    )
+    .await?;
     let everyone: Vec<String> = (0..5000).map(|i| format!("p-{i}")).collect();
     tour.step(
         "res-kim exports 5,000 records (limit 1,000)",
         false,
-        research::export_cohort(&research_ctx(&guardrail), &db, &everyone),
-    )?;
+        Ask::new(
+            "res-kim",
+            "research",
+            Method::POST,
+            "/system/cohorts/export",
+        )
+        .body(json!({ "patient_ids": everyone })),
+    )
+    .await?;
 
     tour.heading("the database refuses too: PHI read outside any guarded call")?;
-    match forgotten_guard(&db, "p-100") {
+    // A reporting script's own connection to the server's database, with guardrail's
+    // SQLite authorizer installed (`open_service_db`).
+    let policy = guardrail_core::Policy::from_toml_str(crate::POLICY)?;
+    let script_db = crate::open_service_db(&dir.join("clinic.sqlite"), &policy)?;
+    match forgotten_guard(&script_db, "p-100") {
         Ok(_) => {
             return Err(DemoError::Step(
                 "forgotten guard",
@@ -304,85 +446,133 @@ pub fn run(dir: &Path, out: &mut dyn Write) -> Result<Summary, DemoError> {
         }
         Err(e) => writeln!(
             tour.out,
-            "  REFUSED  a handler without #[phi_action] reads p-100's SSN\n           {e}"
+            "  REFUSED  a report script without #[phi_action] reads p-100's SSN\n           {e}"
         )?,
     }
+    drop(script_db);
 
     tour.heading("just-in-time approval for a large export")?;
-    let cohort: Vec<String> = (0..150)
-        .map(|i| if i % 2 == 0 { "p-100" } else { "p-200" }.to_owned())
+    let cohort: Vec<&str> = (0..150)
+        .map(|i| if i % 2 == 0 { "p-100" } else { "p-200" })
         .collect();
-    let first = research::export_cohort(&research_ctx(&guardrail), &db, &cohort);
-    let request_id: Option<ApprovalId> = match &first {
-        Err(AppError::Guard(GuardError::ApprovalRequired { request })) => Some(request.id.clone()),
-        _ => None,
+    let export = |approval: Option<&str>| {
+        let ask = Ask::new(
+            "res-kim",
+            "research",
+            Method::POST,
+            "/system/cohorts/export",
+        )
+        .body(json!({ "patient_ids": cohort }));
+        match approval {
+            Some(id) => ask.header("x-approval-id", id),
+            None => ask,
+        }
     };
-    tour.step("res-kim exports 150 records", false, first)?;
-    let Some(request_id) = request_id else {
-        return Err(DemoError::Step(
-            "approval",
-            "no approval was requested".into(),
-        ));
+    let first = tour
+        .step("res-kim exports 150 records", false, export(None))
+        .await?;
+    let request_id = match &first {
+        Reply::Refused(body) if body["error"] == "approval_required" => {
+            s(body, "approval_id").to_owned()
+        }
+        _ => {
+            return Err(DemoError::Step(
+                "approval",
+                "no approval was requested".into(),
+            ));
+        }
     };
+    writeln!(
+        tour.out,
+        "           approval request {request_id} is pending"
+    )?;
+    // The approvals page mounts on this server later; until then the privacy officer's
+    // decision is made in the server's process, through the same guardrail.
     let officer = Principal::new("po-lee").role("privacy_officer");
-    match guardrail.approve(&officer, &request_id) {
+    match guardrail.approve(&officer, &ApprovalId::new(&request_id)) {
         Ok(_) => writeln!(tour.out, "  GRANTED  po-lee approves {request_id}")?,
         Err(e) => return Err(DemoError::Step("approve", e.to_string())),
     }
-    if let Some(rows) = tour.step(
-        "res-kim retries with the grant",
-        true,
-        research::export_cohort(
-            &research_ctx(&guardrail).approval(request_id.clone()),
-            &db,
-            &cohort,
-        ),
-    )? {
-        if let Some(r) = rows.first() {
+    if let Reply::Allowed(rows) = tour
+        .step(
+            "res-kim retries with the grant",
+            true,
+            export(Some(&request_id)),
+        )
+        .await?
+    {
+        if let Some(r) = rows.as_array().and_then(|rows| rows.first()) {
             writeln!(
                 tour.out,
                 "           {} rows, e.g. mrn={} birth_date={} diagnosis={}",
-                rows.len(),
-                r.mrn,
-                r.birth_date,
-                r.diagnosis
+                rows.as_array().map_or(0, Vec::len),
+                s(r, "mrn"),
+                s(r, "birth_date"),
+                s(r, "diagnosis")
             )?;
         }
     }
     tour.step(
         "res-kim reuses the same grant",
         false,
-        research::export_cohort(&research_ctx(&guardrail).approval(request_id), &db, &cohort),
-    )?;
+        export(Some(&request_id)),
+    )
+    .await?;
 
     tour.heading("break-glass in an emergency")?;
-    let er = guardrail
-        .context(hale)
-        .endpoint(Endpoint::Provider)
-        .break_glass("unconscious patient in the ER, no consent possible");
+    let reason = "unconscious patient in the ER, no consent possible";
     tour.step(
         "dr-hale declares an emergency and reads p-200's chart",
         true,
-        chart::read_chart(&er, &db, "p-200"),
-    )?;
+        Ask::new(
+            "dr-hale",
+            "treatment",
+            get.clone(),
+            "/provider/patients/p-200/chart",
+        )
+        .header("x-break-glass", reason),
+    )
+    .await?;
     tour.step(
         "dr-hale tries to delete under break-glass",
         false,
-        admin::delete_record(&er, &db, "p-200"),
-    )?;
+        Ask::new(
+            "dr-hale",
+            "treatment",
+            Method::DELETE,
+            "/provider/patients/p-200",
+        )
+        .header("x-break-glass", reason),
+    )
+    .await?;
     guardrail.flush_alerts();
-    for a in alerts.alerts() {
+    for a in server.clinic().alerts().alerts() {
         writeln!(tour.out, "  ALERT    [{}] {}", a.kind.as_str(), a.message)?;
     }
 
-    // The trail.
-    file_sink
-        .flush()
+    tour.heading("metrics (GET /metrics, Prometheus text format)")?;
+    let metrics = tour
+        .client
+        .get(format!("{}/metrics", tour.base))
+        .send()
+        .await?
+        .text()
+        .await?;
+    for line in metrics.lines().filter(|l| l.starts_with("guardrail_")) {
+        writeln!(tour.out, "  {line}")?;
+    }
+    Ok((tour, trail_dir))
+}
+
+/// Prints and verifies both trails once the server has stopped.
+fn finish(tour: &mut Tour<'_>, dir: &Path, trail_dir: &Path) -> Result<Summary, DemoError> {
+    let events: Vec<AuditEvent> = FileTrail::open(trail_dir)
+        .and_then(|t| t.events().collect())
         .map_err(|e| DemoError::Audit(e.to_string()))?;
-    let events = crate::trail::read(&trail_dir).map_err(|e| DemoError::Audit(e.to_string()))?;
     tour.heading("the audit trail")?;
     print_trail(tour.out, &events)?;
-    let report = crate::trail::verify(&trail_dir);
+    let report = crate::trail::verify(trail_dir);
+    let db = rusqlite::Connection::open(dir.join("clinic.sqlite"))?;
     let sql_report = guardrail_core::audit::sql::sqlite::verify_sqlite(&db, &AuditTable::default());
     let verified = report.is_ok() && sql_report.is_ok();
     match &report {
@@ -402,21 +592,14 @@ pub fn run(dir: &Path, out: &mut dyn Write) -> Result<Summary, DemoError> {
         "  verify it yourself: cargo run -p guardrail-cli -- audit verify {}",
         trail_dir.display()
     )?;
-
-    if let Some(handle) = metrics {
-        tour.heading("metrics (Prometheus text format)")?;
-        for line in handle
-            .render()
-            .lines()
-            .filter(|l| l.starts_with("guardrail_"))
-        {
-            writeln!(tour.out, "  {line}")?;
-        }
-    }
-
     writeln!(
         tour.out,
-        "\n{} calls allowed, {} refused, {} events in the trail",
+        "  serve it yourself:  cargo run -p clinic-server -- --listen 127.0.0.1:8080 --data {}",
+        dir.display()
+    )?;
+    writeln!(
+        tour.out,
+        "\n{} requests allowed, {} refused, {} events in the trail",
         tour.allowed,
         tour.denied,
         events.len()
@@ -429,7 +612,7 @@ pub fn run(dir: &Path, out: &mut dyn Write) -> Result<Summary, DemoError> {
     })
 }
 
-/// A handler whose author forgot `#[phi_action]`: the service connection's authorizer
+/// A report script whose author forgot `#[phi_action]`: the connection's authorizer
 /// refuses its statement (`access to patients.ssn is prohibited`).
 #[guardrail_core::phi_exempt(
     reason = "the tour's forgotten guard: shows the database refusing an unguarded read"

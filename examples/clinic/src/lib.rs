@@ -1,30 +1,24 @@
-//! An example clinic service guarded by guardrail, on the embedded defaults: a durable file
-//! audit trail and SQLite.
+//! The clinic example: the guided tour of the clinic server, and the SQLite authorizer for
+//! synchronous hosts.
 //!
-//! `cargo run -p clinic` walks through allowed calls, denials, a masked billing view, an
-//! approval, a break-glass emergency, then summarizes and verifies the audit trail and prints
-//! the metrics in Prometheus text format.
+//! `cargo run -p clinic` starts `clinic-server` (axum + sqlx, SQLite, a durable file trail)
+//! on a loopback port and drives it as a real HTTP client: allowed calls, denials, a masked
+//! billing view, a rolled-back change, an approval, a break-glass emergency; then it
+//! summarizes and verifies both audit trails and prints the server's `/metrics`.
+//!
+//! The clinic's actions live in `clinic-server` (`clinic_server::actions`). What stays here
+//! for synchronous hosts is the rusqlite side: the schema and seed of a plain SQLite file,
+//! and [`open_service_db`], a connection with guardrail's SQLite authorizer, which refuses
+//! PHI columns outside guarded calls (the tour shows it refusing a report script).
 
-pub mod actions;
 pub mod demo;
-pub mod metrics;
-pub mod trail;
 
-use guardrail_core::GuardError;
-
-/// The service's error type: what a handler returns.
-#[derive(Debug, thiserror::Error)]
-pub enum AppError {
-    /// The guardrail refused the call.
-    #[error(transparent)]
-    Guard(#[from] GuardError),
-    /// The database failed.
-    #[error("database error: {0}")]
-    Db(#[from] rusqlite::Error),
-    /// No such record.
-    #[error("record not found")]
-    NotFound,
-}
+/// The demo's patients and their seed rows.
+pub use clinic_server::seed::{PATIENTS, PatientSeed};
+/// The clinic's durable trail (the server's: a file sink with signed checkpoints).
+pub use clinic_server::trail;
+/// The demo's audit key.
+pub use clinic_server::trail::{DEMO_KEY, demo_key};
 
 /// Creates the clinic's tables.
 pub fn create_schema(db: &rusqlite::Connection) -> rusqlite::Result<()> {
@@ -36,27 +30,6 @@ pub fn create_schema(db: &rusqlite::Connection) -> rusqlite::Result<()> {
             id INTEGER PRIMARY KEY, patient_id TEXT NOT NULL, icd10 TEXT NOT NULL,
             amount_cents INTEGER NOT NULL, note TEXT NOT NULL);",
     )
-}
-
-/// A patient row for seeding.
-#[derive(Debug, Clone)]
-pub struct PatientSeed<'a> {
-    /// Patient id (the subject of guarded calls).
-    pub id: &'a str,
-    /// Medical record number.
-    pub mrn: &'a str,
-    /// Name.
-    pub name: &'a str,
-    /// SSN.
-    pub ssn: &'a str,
-    /// Date of birth (ISO).
-    pub birth_date: &'a str,
-    /// Diagnosis.
-    pub diagnosis: &'a str,
-    /// Clinical note.
-    pub note: &'a str,
-    /// ICD-10 code of the patient's visit.
-    pub icd10: &'a str,
 }
 
 /// Inserts a patient and one visit (on the seeding connection of [`seed_database`]: the
@@ -114,34 +87,3 @@ pub fn open_service_db(
 
 /// The clinic's policy, as shipped next to the example.
 pub const POLICY: &str = include_str!("../policy.toml");
-
-/// The audit key of the demo. A real service loads its key from a secret store; here it can
-/// be given as 64 hex characters in `GUARDRAIL_AUDIT_KEY`, else a fixed demo key is used so
-/// `guardrail audit disclosures --key-hex env:GUARDRAIL_AUDIT_KEY` (or `--key-file` of a file
-/// holding the demo key's bytes) can be tried on the demo's trail.
-pub fn demo_key() -> guardrail_core::AuditKey {
-    let from_env = std::env::var("GUARDRAIL_AUDIT_KEY")
-        .ok()
-        .and_then(|h| hex_decode(&h))
-        .and_then(|b| guardrail_core::AuditKey::from_bytes(&b).ok());
-    from_env.unwrap_or_else(|| {
-        // 32 fixed bytes: demo only.
-        match guardrail_core::AuditKey::from_bytes(DEMO_KEY) {
-            Ok(k) => k,
-            Err(_) => unreachable!("the demo key is 32 bytes"),
-        }
-    })
-}
-
-/// The demo's fixed key bytes (never use a fixed key in production).
-pub const DEMO_KEY: &[u8; 32] = b"clinic-demo-key-not-for-prod!!!!";
-
-fn hex_decode(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
-}

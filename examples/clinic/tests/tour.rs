@@ -1,4 +1,5 @@
-//! The guided tour runs end to end, its trail verifies, and the trail carries no raw PHI.
+//! The guided tour runs end to end against the clinic server over HTTP, its trails verify,
+//! and the trail carries no raw PHI.
 
 use clinic::demo;
 
@@ -13,6 +14,25 @@ fn the_tour_runs_and_its_trails_verify() {
     assert_eq!(summary.denied, 10, "{text}");
     assert!(summary.events >= 20, "{text}");
     assert!(text.contains("file trail verified"), "{text}");
+    // It went over HTTP: the requests and the server's answers are printed.
+    assert!(
+        text.contains("GET /provider/patients/p-100/chart  ->  200 OK"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "GET /patient/patients/p-200/chart  ->  403 Forbidden denied (reason `not_own_subject`)"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("->  422 Unprocessable Entity constraint"),
+        "{text}"
+    );
+    assert!(
+        text.contains("SQLite trail (outcomes written inside transactions) verified"),
+        "{text}"
+    );
     // Billing sees the code and amount, not the patient's name or the phone in the note.
     assert!(text.contains("icd10=E11.9 amount=18500"), "{text}");
     assert!(!text.contains("(415) 555-0142"), "{text}");

@@ -35,7 +35,7 @@ use std::time::Duration;
 use crate::chain::{Chain, Digest};
 use crate::checkpoint::CheckpointOptions;
 use crate::error::AuditError;
-use crate::event::{AuditEvent, EventKind, Record, Timestamp};
+use crate::event::{AuditEvent, EncodedRecord, EventKind, Record, Timestamp};
 use crate::io::{StdStorage, Storage};
 use crate::sink::{AuditSink, Receipt};
 
@@ -46,6 +46,8 @@ pub use manifest::{
     CHECKPOINT_FILE, MANIFEST_FILE, MANIFEST_VERSION, MAX_MANIFEST_BYTES, Manifest, ManifestEntry,
     ManifestError,
 };
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) use reader::Filter;
 pub use reader::{FileTrail, TrailEvents};
 
 /// When [`FileSink::append`] returns, and what it promises then.
@@ -150,8 +152,10 @@ pub(crate) struct State {
     pub flush_wanted: bool,
     /// Bumped by every reopen, so a waiter from before learns its event's fate is unknown.
     pub generation: u64,
-    /// The writer is gathering a group and wants to hear about every append.
+    /// The writer is gathering a group and wants to hear once `queued_events` reaches
+    /// `gather_target`.
     pub gathering: bool,
+    pub gather_target: u64,
     pub recovery: Option<Recovery>,
 }
 
@@ -225,6 +229,7 @@ impl State {
             flush_wanted: false,
             generation,
             gathering: false,
+            gather_target: 0,
             recovery: opened.recovery.take(),
         }
     }
@@ -360,7 +365,11 @@ impl FileSink {
     }
 
     /// Seals `record` into the chain and queues its line; returns its seq and generation.
+    ///
+    /// The record is serialized before the lock is taken; under the lock only its position,
+    /// link and hash are computed (SHA-256 of one line).
     fn enqueue(&self, record: Record) -> Result<(u64, u64, MutexGuard<'_, State>), AuditError> {
+        let encoded = EncodedRecord::new(record)?;
         let shared = &*self.shared;
         let mut st = shared.lock();
         loop {
@@ -388,7 +397,7 @@ impl FileSink {
             st.file_no += 1;
             st.file_bytes = 0;
         }
-        let event = AuditEvent::seal(st.chain.next_seq, st.chain.head, record)?;
+        let event = AuditEvent::seal_encoded(st.chain.next_seq, st.chain.head, encoded)?;
         if event.line().len() >= MAX_LINE_BYTES {
             return Err(AuditError::Encode(format!(
                 "the event is {} bytes long; an audit line may hold at most {MAX_LINE_BYTES}",
@@ -396,7 +405,9 @@ impl FileSink {
             )));
         }
         push_event(&mut st, &event);
-        if was_idle || st.gathering {
+        // The writer waits for the first event of a batch, and while gathering for the event
+        // that completes its group: one wake-up per group, not one per append.
+        if was_idle || (st.gathering && st.queued_events >= st.gather_target) {
             shared.work.notify_one();
         }
         let generation = st.generation;

@@ -133,16 +133,17 @@ struct Current {
     events_here: u64,
 }
 
+/// The request/subject/time filters of a trail reader (the SQL table readers use the same).
 #[derive(Clone, Debug, Default)]
-struct Filter {
-    request_id: Option<String>,
-    subject: Option<String>,
-    since: Option<Timestamp>,
-    until: Option<Timestamp>,
+pub(crate) struct Filter {
+    pub(crate) request_id: Option<String>,
+    pub(crate) subject: Option<String>,
+    pub(crate) since: Option<Timestamp>,
+    pub(crate) until: Option<Timestamp>,
 }
 
 impl Filter {
-    fn accepts(&self, e: &AuditEvent) -> bool {
+    pub(crate) fn accepts(&self, e: &AuditEvent) -> bool {
         let r = &e.record;
         self.request_id
             .as_deref()

@@ -223,6 +223,7 @@ fn run(shared: &Shared, mut w: Writer) {
                     && now < gather_until
                 {
                     st.gathering = true;
+                    st.gather_target = gather_target;
                     st = shared
                         .work
                         .wait_timeout(st, gather_until - now)

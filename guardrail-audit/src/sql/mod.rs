@@ -28,7 +28,9 @@
 //! Verification (`sqlite::verify_sqlite`, `postgres::verify_postgres`) reads the rows in
 //! `seq` order through [`crate::Verifier`], checks that the indexed copies agree with the
 //! line (so a query by subject cannot be fooled by an edited column) and that the head row
-//! points at the last event (so a deleted tail is detected).
+//! points at the last event (so a deleted tail is detected). The typed readers
+//! `SqliteEvents` (rusqlite), `SqlxSqliteEvents` and `PgEvents` (sqlx) make the same checks
+//! row by row as they yield events, with the file reader's request/subject/time filters.
 //!
 //! # Signed checkpoints
 //!
@@ -90,8 +92,17 @@ pub(crate) use signed::SignedCheck;
 pub use signed::{SqlCheckpointOptions, TableReport};
 
 #[cfg(feature = "postgres")]
+pub use read::PgEvents;
+#[cfg(feature = "sqlite")]
+pub use read::SqliteEvents;
+#[cfg(feature = "sqlx-sqlite")]
+pub use read::SqlxSqliteEvents;
+
+#[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub mod postgres;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod read;
 mod signed;
 #[cfg(feature = "sqlite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
@@ -109,6 +120,15 @@ pub trait TxAppend {
     /// Links `record` to the chain stored in the transaction's database and inserts it.
     /// The event exists only once the caller commits.
     fn append_in_tx(&mut self, record: Record) -> Result<Receipt, AuditError>;
+
+    /// Checks, before the body of a guarded call runs, what would make the outcome's append
+    /// fail for sure: the audit tables are missing (`ensure_schema` was never called) or the
+    /// connection is not inside a transaction. `#[phi_action(tx = ..)]` calls it once the
+    /// decision allowed the call; an error fails the call closed (`AuditUnavailable`, detail
+    /// `outcome`), the body does not run. The default checks nothing.
+    fn check_ready(&mut self) -> Result<(), AuditError> {
+        Ok(())
+    }
 }
 
 /// The future [`AsyncTxAppend::append_in_tx`] returns.
@@ -122,6 +142,14 @@ pub type AppendFuture<'a> = Pin<Box<dyn Future<Output = Result<Receipt, AuditErr
 pub trait AsyncTxAppend: Send {
     /// Links `record` to the chain stored in the transaction's database and inserts it.
     fn append_in_tx(&mut self, record: Record) -> AppendFuture<'_>;
+
+    /// [`TxAppend::check_ready`] for asynchronous drivers: called before the body (and
+    /// before [`AsyncTxAppend::swap_call_settings`]); an error fails the call closed. The
+    /// default checks nothing; the sqlx SQLite impls prepare the append's statements, so a
+    /// missing audit table is named before the body runs.
+    fn check_ready(&mut self) -> ReadyFuture<'_> {
+        Box::pin(std::future::ready(Ok(())))
+    }
 
     /// Publishes `settings` to the database session for the rest of the transaction and
     /// returns the settings they replace. `#[phi_action(tx = ..)]` calls it after the
@@ -137,6 +165,9 @@ pub trait AsyncTxAppend: Send {
         Box::pin(std::future::ready(Ok(CallSettings::default())))
     }
 }
+
+/// The future [`AsyncTxAppend::check_ready`] returns.
+pub type ReadyFuture<'a> = Pin<Box<dyn Future<Output = Result<(), AuditError>> + Send + 'a>>;
 
 /// What a guarded call publishes to the database session it runs in
 /// ([`AsyncTxAppend::swap_call_settings`]). Empty strings mean "no guarded call".
@@ -158,11 +189,19 @@ impl<T: TxAppend + ?Sized> TxAppend for &mut T {
     fn append_in_tx(&mut self, record: Record) -> Result<Receipt, AuditError> {
         (**self).append_in_tx(record)
     }
+
+    fn check_ready(&mut self) -> Result<(), AuditError> {
+        (**self).check_ready()
+    }
 }
 
 impl<T: AsyncTxAppend + ?Sized> AsyncTxAppend for &mut T {
     fn append_in_tx(&mut self, record: Record) -> AppendFuture<'_> {
         (**self).append_in_tx(record)
+    }
+
+    fn check_ready(&mut self) -> ReadyFuture<'_> {
+        (**self).check_ready()
     }
 
     fn swap_call_settings(&mut self, settings: CallSettings) -> SettingsFuture<'_> {
@@ -538,7 +577,8 @@ pub enum TableVerifyError {
     },
 }
 
-/// Checks one stored row: the verifier link, the seq column, the indexed copies.
+/// Checks one stored row: the verifier link, the seq column, the indexed copies; returns the
+/// event the row holds.
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub(crate) fn check_row(
     table: &AuditTable,
@@ -547,7 +587,7 @@ pub(crate) fn check_row(
     seq_column: i64,
     line: &str,
     stored: &Columns,
-) -> Result<(), TableVerifyError> {
+) -> Result<AuditEvent, TableVerifyError> {
     verifier
         .push_line(position, line.as_bytes())
         .map_err(|source| TableVerifyError::Chain {
@@ -577,5 +617,5 @@ pub(crate) fn check_row(
             column,
         });
     }
-    Ok(())
+    Ok(event)
 }

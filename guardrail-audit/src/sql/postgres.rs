@@ -1,6 +1,16 @@
 //! The PostgreSQL audit table (feature `postgres`, sqlx 0.8): appends inside the caller's
 //! transaction ([`AsyncTxAppend`]), a standalone [`PgSink`], schema creation and verification.
 //!
+//! # Many writers
+//!
+//! The table holds one hash chain per writer (`chains`: a `chain` column, a head row per
+//! chain): [`ChainWriter`] appends to a named chain without waiting for writers of other
+//! chains; everything else here ([`AsyncTxAppend`] on a bare transaction, [`PgSink`],
+//! [`verify_postgres`], [`checkpoint`]) works on the chain `default`, the table's only
+//! chain before chains existed. [`tree_checkpoint`] signs RFC 6962 tree heads over every
+//! chain, [`verify_postgres_trail`] verifies every chain and every tree head, and
+//! [`prove_subject`] builds one patient's inclusion bundle (`tree`).
+//!
 //! # Why `PgSink` owns a thread
 //!
 //! [`AuditSink::append`] is synchronous: the guardrail calls it from sync and async code
@@ -21,17 +31,18 @@ use std::sync::{Arc, LazyLock};
 use std::thread::JoinHandle;
 
 use sqlx::postgres::{PgPool, PgPoolOptions};
-use sqlx::{Connection as _, PgConnection, Postgres, Row as _, Transaction};
+use sqlx::{PgConnection, Postgres, Row as _, Transaction};
 
 use super::{
     AppendFuture, AsyncTxAppend, AuditTable, Columns, InTable, SignedCheck, SqlCheckpointOptions,
     TableReport, TableVerifyError, check_row, signed,
 };
 use super::{CallSettings, SettingsFuture};
-use crate::chain::{Chain, Digest};
+use crate::chain::Chain;
 use crate::checkpoint::{Checkpoint, CheckpointSigner, CheckpointVerifier};
 use crate::error::AuditError;
 use crate::event::Record;
+use crate::merkle::ChainId;
 use crate::sink::{AuditSink, Receipt};
 use crate::verify::{Verifier, VerifyReport};
 
@@ -39,9 +50,18 @@ use crate::verify::{Verifier, VerifyReport};
 /// match.
 pub use sqlx;
 
+mod chains;
 mod settings;
+mod tree;
+
+pub use chains::{ChainWriter, OnChain};
+pub use tree::{
+    ProveError, TrailReport, TrailVerifyError, prove_subject, tree_checkpoint,
+    verify_postgres_trail,
+};
 
 static DEFAULT_TABLE: LazyLock<AuditTable> = LazyLock::new(AuditTable::default);
+static DEFAULT_CHAIN: LazyLock<ChainId> = LazyLock::new(ChainId::default);
 
 fn db(e: sqlx::Error) -> AuditError {
     AuditError::Database(e.to_string())
@@ -54,103 +74,29 @@ pub async fn ensure_schema(pool: &PgPool, table: &AuditTable) -> Result<(), Audi
         "BEGIN;
          SELECT pg_advisory_xact_lock(hashtext('guardrail_audit_schema'));
          {}
+         {}
          COMMIT;",
-        super::schema_ddl(table, super::Dialect::Postgres)
+        super::schema_ddl(table, super::Dialect::Postgres),
+        chains::schema_ddl(table)
     );
     sqlx::raw_sql(&sql).execute(pool).await.map_err(db)?;
     Ok(())
 }
 
-fn head_of(next_seq: i64, head: &str, table: &AuditTable) -> Result<Chain, AuditError> {
-    let next_seq = u64::try_from(next_seq)
-        .map_err(|_| AuditError::Database(format!("`{}.next_seq` is negative", table.head())))?;
-    let head = Digest::from_hex(head)
-        .ok_or_else(|| AuditError::Database(format!("`{}.head` is not a hash", table.head())))?;
-    Ok(Chain { next_seq, head })
-}
-
-/// Reads the chain head row with `FOR UPDATE`: appends and checkpoints of other
+/// Reads the default chain's head row with `FOR UPDATE`: appends and checkpoints of other
 /// transactions wait until this one ends.
 async fn lock_head(conn: &mut PgConnection, table: &AuditTable) -> Result<Chain, AuditError> {
-    let row = sqlx::query(&format!(
-        "SELECT next_seq, head FROM {} WHERE id = 0 FOR UPDATE",
-        table.head()
-    ))
-    .fetch_optional(&mut *conn)
-    .await
-    .map_err(db)?
-    .ok_or_else(|| {
-        AuditError::Database(format!(
-            "audit head table `{}` has no row: call `ensure_schema` first",
-            table.head()
-        ))
-    })?;
-    let next_seq: i64 = row.try_get(0).map_err(db)?;
-    let head: String = row.try_get(1).map_err(db)?;
-    head_of(next_seq, &head, table)
+    chains::lock_head(conn, table, &DEFAULT_CHAIN).await
 }
 
-/// Appends `record` through `conn`, which must be inside a transaction begun with sqlx.
+/// Appends `record` to the default chain through `conn`, which must be inside a
+/// transaction begun with sqlx.
 async fn append(
     conn: &mut PgConnection,
     table: &AuditTable,
     record: Record,
 ) -> Result<Receipt, AuditError> {
-    if !conn.is_in_transaction() {
-        // Outside a transaction the head lock would be released after the SELECT and the
-        // three statements would commit one by one.
-        return Err(AuditError::Database(
-            "the connection is not inside a transaction: begin one (`conn.begin()`) before appending"
-                .into(),
-        ));
-    }
-    let mut chain = lock_head(conn, table).await?;
-    let event = chain.link(record)?;
-    let cols = Columns::of(&event);
-    let seq = i64::try_from(event.seq)
-        .map_err(|_| AuditError::Database("sequence number out of range".into()))?;
-    let next = i64::try_from(chain.next_seq)
-        .map_err(|_| AuditError::Database("sequence number out of range".into()))?;
-    // One statement advances the head and inserts the event: both or neither, so a future
-    // dropped between two statements can never leave an event without its head (or the
-    // reverse) in a transaction the caller still commits.
-    let insert = format!(
-        "WITH advanced AS (
-             UPDATE {head} SET next_seq = $11, head = $3
-             WHERE id = 0 AND next_seq = $1 AND head = $2
-             RETURNING id
-         )
-         INSERT INTO {events} (seq, prev, hash, time_ns, kind, action, action_kind, subject,
-                               request_id, line)
-         SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10 FROM advanced",
-        head = table.head(),
-        events = table.events()
-    );
-    let inserted = sqlx::query(&insert)
-        .bind(seq)
-        .bind(event.prev.to_hex())
-        .bind(event.hash.to_hex())
-        .bind(cols.time_ns)
-        .bind(cols.kind)
-        .bind(cols.action)
-        .bind(cols.action_kind)
-        .bind(cols.subject)
-        .bind(cols.request_id)
-        .bind(event.line())
-        .bind(next)
-        .execute(&mut *conn)
-        .await
-        .map_err(db)?
-        .rows_affected();
-    if inserted != 1 {
-        // The head row is locked by this transaction, so only an edit outside the chain's
-        // rules can get here.
-        return Err(AuditError::Database(format!(
-            "audit head table `{}` changed under its lock",
-            table.head()
-        )));
-    }
-    Ok(Receipt { seq: event.seq })
+    chains::append(conn, table, &DEFAULT_CHAIN, record, None).await
 }
 
 impl AsyncTxAppend for Transaction<'_, Postgres> {
@@ -214,7 +160,8 @@ fn row_columns(row: &sqlx::postgres::PgRow) -> Result<(i64, String, Columns), sq
     ))
 }
 
-/// Verifies the audit table from genesis: the chain, the indexed columns and the head row,
+/// Verifies the default chain of the audit table from genesis (see
+/// [`verify_postgres_trail`] for every chain): the chain, the indexed columns and the head row,
 /// all read in one `REPEATABLE READ` snapshot so concurrent appends do not disturb it.
 ///
 /// This proves the rows present form one unbroken chain ending at the head row, but not that
@@ -285,7 +232,7 @@ async fn verify_inner(
         None => None,
     };
     let page = format!(
-        "SELECT {EVENT_COLUMNS} FROM {} WHERE seq > $1 ORDER BY seq LIMIT $2",
+        "SELECT {EVENT_COLUMNS} FROM {} WHERE chain = 'default' AND seq > $1 ORDER BY seq LIMIT $2",
         table.events()
     );
     let mut verifier = Verifier::new(Chain::new());
@@ -325,7 +272,7 @@ async fn verify_inner(
     .ok_or_else(head_missing)?;
     let next_seq: i64 = row.try_get(0).map_err(|_| head_missing())?;
     let head: String = row.try_get(1).map_err(|_| head_missing())?;
-    let head = head_of(next_seq, &head, table).map_err(|_| head_missing())?;
+    let head = chains::head_of(next_seq, &head, table).map_err(|_| head_missing())?;
     tx.rollback().await.map_err(dberr)?;
     let report = verifier.report();
     let signed = signed.map(|check| check.finish(report)).transpose()?;
@@ -361,7 +308,7 @@ async fn checkpoint_in_tx(
         return Ok(None);
     }
     let page = format!(
-        "SELECT {EVENT_COLUMNS} FROM {} WHERE seq > $1 ORDER BY seq LIMIT $2",
+        "SELECT {EVENT_COLUMNS} FROM {} WHERE chain = 'default' AND seq > $1 ORDER BY seq LIMIT $2",
         table.events()
     );
     let mut after = i64::try_from(start.next_seq)

@@ -73,6 +73,43 @@ fn read_head(conn: &Connection, table: &AuditTable) -> Result<Chain, AuditError>
     Ok(Chain { next_seq, head })
 }
 
+/// The error of an append whose audit tables do not exist.
+fn no_schema(table: &AuditTable, e: &rusqlite::Error) -> AuditError {
+    AuditError::Database(format!(
+        "the audit table `{}` cannot be used ({e}): create it with \
+         `guardrail_audit::sql::sqlite::ensure_schema` at startup",
+        table.events()
+    ))
+}
+
+/// What would make an append through `conn` fail for sure, found before the guarded body
+/// runs: no transaction, or no audit tables. Preparing the append's statements checks the
+/// tables without reading them, so the caller's transaction takes no lock here (a read
+/// would take a shared lock that a later write must upgrade).
+fn check_ready(conn: &Connection, table: &AuditTable) -> Result<(), AuditError> {
+    if conn.is_autocommit() {
+        return Err(AuditError::Database(
+            "the connection is not inside a transaction: begin one before the guarded call".into(),
+        ));
+    }
+    for sql in [
+        format!("SELECT next_seq, head FROM {} WHERE id = 0", table.head()),
+        insert_sql(table),
+    ] {
+        conn.prepare_cached(&sql)
+            .map_err(|e| no_schema(table, &e))?;
+    }
+    Ok(())
+}
+
+fn insert_sql(table: &AuditTable) -> String {
+    format!(
+        "INSERT INTO {} (seq, prev, hash, time_ns, kind, action, action_kind, subject, \
+         request_id, line) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        table.events()
+    )
+}
+
 /// Appends `record` through `conn`, which must be inside a transaction.
 fn append(conn: &Connection, table: &AuditTable, record: Record) -> Result<Receipt, AuditError> {
     if conn.is_autocommit() {
@@ -115,11 +152,7 @@ fn link_and_insert(
     let next_seq = i64::try_from(chain.next_seq)
         .map_err(|_| AuditError::Database("sequence number out of range".into()))?;
     conn.execute(
-        &format!(
-            "INSERT INTO {} (seq, prev, hash, time_ns, kind, action, action_kind, subject, \
-             request_id, line) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-            table.events()
-        ),
+        &insert_sql(table),
         params![
             seq,
             event.prev.to_hex(),
@@ -156,11 +189,17 @@ impl TxAppend for Transaction<'_> {
     fn append_in_tx(&mut self, record: Record) -> Result<Receipt, AuditError> {
         append(self, &DEFAULT_TABLE, record)
     }
+    fn check_ready(&mut self) -> Result<(), AuditError> {
+        check_ready(self, &DEFAULT_TABLE)
+    }
 }
 
 impl TxAppend for Savepoint<'_> {
     fn append_in_tx(&mut self, record: Record) -> Result<Receipt, AuditError> {
         append(self, &DEFAULT_TABLE, record)
+    }
+    fn check_ready(&mut self) -> Result<(), AuditError> {
+        check_ready(self, &DEFAULT_TABLE)
     }
 }
 
@@ -168,11 +207,17 @@ impl TxAppend for InTable<'_, Transaction<'_>> {
     fn append_in_tx(&mut self, record: Record) -> Result<Receipt, AuditError> {
         append(self.conn, self.table, record)
     }
+    fn check_ready(&mut self) -> Result<(), AuditError> {
+        check_ready(self.conn, self.table)
+    }
 }
 
 impl TxAppend for InTable<'_, Savepoint<'_>> {
     fn append_in_tx(&mut self, record: Record) -> Result<Receipt, AuditError> {
         append(self.conn, self.table, record)
+    }
+    fn check_ready(&mut self) -> Result<(), AuditError> {
+        check_ready(self.conn, self.table)
     }
 }
 
@@ -181,6 +226,9 @@ impl TxAppend for InTable<'_, Savepoint<'_>> {
 impl TxAppend for InTable<'_, Connection> {
     fn append_in_tx(&mut self, record: Record) -> Result<Receipt, AuditError> {
         append(self.conn, self.table, record)
+    }
+    fn check_ready(&mut self) -> Result<(), AuditError> {
+        check_ready(self.conn, self.table)
     }
 }
 

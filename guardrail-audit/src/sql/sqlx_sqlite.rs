@@ -63,7 +63,8 @@ use sqlx::sqlite::{
 use sqlx::{Connection as _, Row as _, Sqlite, SqliteConnection, Transaction};
 
 use super::{
-    AppendFuture, AsyncTxAppend, AuditTable, Columns, InTable, TableVerifyError, check_row,
+    AppendFuture, AsyncTxAppend, AuditTable, Columns, InTable, ReadyFuture, TableVerifyError,
+    check_row,
 };
 use crate::chain::{Chain, Digest};
 use crate::error::AuditError;
@@ -98,6 +99,40 @@ fn head_of(next_seq: i64, head: &str, table: &AuditTable) -> Result<Chain, Audit
     let head = Digest::from_hex(head)
         .ok_or_else(|| AuditError::Database(format!("`{}.head` is not a hash", table.head())))?;
     Ok(Chain { next_seq, head })
+}
+
+/// What would make an append through `conn` fail for sure, found before the guarded body
+/// runs: no transaction, or no audit tables. The append's statements are prepared, not run,
+/// so the caller's transaction takes no lock here.
+async fn check_ready(conn: &mut SqliteConnection, table: &AuditTable) -> Result<(), AuditError> {
+    use sqlx::Executor as _;
+    if !conn.is_in_transaction() {
+        return Err(AuditError::Database(
+            "the connection is not inside a transaction: begin one (`pool.begin_with(\"BEGIN \
+             IMMEDIATE\")`) before the guarded call"
+                .into(),
+        ));
+    }
+    for sql in [
+        format!(
+            "UPDATE {} SET next_seq = next_seq WHERE id = 0 RETURNING next_seq, head",
+            table.head()
+        ),
+        format!(
+            "INSERT INTO {} (seq, prev, hash, time_ns, kind, action, action_kind, subject, \
+             request_id, line) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            table.events()
+        ),
+    ] {
+        (&mut *conn).prepare(sql.as_str()).await.map_err(|e| {
+            AuditError::Database(format!(
+                "the audit table `{}` cannot be used ({e}): create it with \
+                 `guardrail_audit::sql::sqlx_sqlite::ensure_schema` at startup",
+                table.events()
+            ))
+        })?;
+    }
+    Ok(())
 }
 
 /// Appends `record` through `conn`, which must be inside a transaction begun with sqlx.
@@ -191,6 +226,9 @@ impl AsyncTxAppend for Transaction<'_, Sqlite> {
     fn append_in_tx(&mut self, record: Record) -> AppendFuture<'_> {
         Box::pin(append(self, &DEFAULT_TABLE, record))
     }
+    fn check_ready(&mut self) -> ReadyFuture<'_> {
+        Box::pin(check_ready(self, &DEFAULT_TABLE))
+    }
 }
 
 /// A connection inside a transaction begun with sqlx (`conn.begin()`); an append on a
@@ -199,17 +237,26 @@ impl AsyncTxAppend for SqliteConnection {
     fn append_in_tx(&mut self, record: Record) -> AppendFuture<'_> {
         Box::pin(append(self, &DEFAULT_TABLE, record))
     }
+    fn check_ready(&mut self) -> ReadyFuture<'_> {
+        Box::pin(check_ready(self, &DEFAULT_TABLE))
+    }
 }
 
 impl AsyncTxAppend for InTable<'_, Transaction<'_, Sqlite>> {
     fn append_in_tx(&mut self, record: Record) -> AppendFuture<'_> {
         Box::pin(append(self.conn, self.table, record))
     }
+    fn check_ready(&mut self) -> ReadyFuture<'_> {
+        Box::pin(check_ready(self.conn, self.table))
+    }
 }
 
 impl AsyncTxAppend for InTable<'_, SqliteConnection> {
     fn append_in_tx(&mut self, record: Record) -> AppendFuture<'_> {
         Box::pin(append(self.conn, self.table, record))
+    }
+    fn check_ready(&mut self) -> ReadyFuture<'_> {
+        Box::pin(check_ready(self.conn, self.table))
     }
 }
 

@@ -1,5 +1,5 @@
 //! Alerts: break-glass, approval requests, denial bursts, export spikes, audit failures,
-//! refused policy reloads.
+//! refused policy reloads, an unreachable policy store, policy drift between replicas.
 //!
 //! Owns `Alert`, the sinks and the bounded dispatcher, and the sliding-window detectors
 //! (`detect`), which return the alert they raise instead of raising it.
@@ -36,6 +36,15 @@ pub enum AlertKind {
     PolicyReloadRefused,
     /// PHI was reached outside a guarded call (or beyond its declared categories).
     UnguardedAccess,
+    /// A replica cannot reach its central policy store; it keeps enforcing its last good
+    /// policy. Raised once per outage.
+    PolicyStoreUnreachable,
+    /// A replica reaches its central policy store again after an outage.
+    PolicyStoreRecovered,
+    /// Live replicas have enforced different policy store versions for longer than allowed.
+    PolicyDrift,
+    /// A VIP patient's record was the subject of a guarded call (allowed or not).
+    VipAccess,
 }
 
 impl AlertKind {
@@ -49,6 +58,10 @@ impl AlertKind {
             AlertKind::AuditSinkFailure => "audit_sink_failure",
             AlertKind::PolicyReloadRefused => "policy_reload_refused",
             AlertKind::UnguardedAccess => "unguarded_access",
+            AlertKind::PolicyStoreUnreachable => "policy_store_unreachable",
+            AlertKind::PolicyStoreRecovered => "policy_store_recovered",
+            AlertKind::PolicyDrift => "policy_drift",
+            AlertKind::VipAccess => "vip_access",
         }
     }
 }

@@ -112,12 +112,11 @@ fn audit_failed(f: AppendFailure) -> ApprovalError {
     ))
 }
 
-/// The checks [`Guardrail::approve`] and [`Guardrail::reject`] make before the store.
-fn check_approver(
+/// `approver` holds one of the policy's approver `roles`: needed to decide a request, and to
+/// see the queue of pending ones ([`Guardrail::pending_approvals`]).
+pub(crate) fn check_approver_role(
     roles: &[Arc<str>],
     approver: &Principal,
-    request: &ApprovalRequest,
-    now: Timestamp,
 ) -> Result<(), ApprovalError> {
     if !roles.iter().any(|r| approver.has_role(r)) {
         let roles = if roles.is_empty() {
@@ -134,6 +133,17 @@ fn check_approver(
             roles,
         });
     }
+    Ok(())
+}
+
+/// The checks [`Guardrail::approve`] and [`Guardrail::reject`] make before the store.
+fn check_approver(
+    roles: &[Arc<str>],
+    approver: &Principal,
+    request: &ApprovalRequest,
+    now: Timestamp,
+) -> Result<(), ApprovalError> {
+    check_approver_role(roles, approver)?;
     if approver.id() == &*request.binding.principal {
         return Err(ApprovalError::SelfApproval(request.id.to_string()));
     }

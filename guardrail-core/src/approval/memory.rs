@@ -88,4 +88,20 @@ impl ApprovalStore for MemoryApprovalStore {
             .filter(|r| r.state == ApprovalState::Pending)
             .count() as u64)
     }
+
+    fn list_pending(
+        &self,
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<ApprovalRequest>, ApprovalError> {
+        let mut pending: Vec<ApprovalRequest> = self
+            .lock()
+            .values()
+            .filter(|r| r.state == ApprovalState::Pending && r.expires_at > now)
+            .cloned()
+            .collect();
+        pending.sort_by(|a, b| (a.requested_at, &a.id).cmp(&(b.requested_at, &b.id)));
+        pending.truncate(limit);
+        Ok(pending)
+    }
 }

@@ -270,4 +270,21 @@ pub trait ApprovalStore: Send + Sync + fmt::Debug {
 
     /// Number of pending requests (for the `approvals pending` gauge).
     fn pending(&self) -> Result<u64, ApprovalError>;
+
+    /// The pending requests that can still be decided at `now` (`expires_at` after it),
+    /// oldest first (ties by id), at most `limit` of them: what an approver's page or the
+    /// `guardrail approvals list` command shows.
+    ///
+    /// The default refuses (a store written before listing existed cannot list), so a caller
+    /// never mistakes an unsupported store for an empty queue.
+    fn list_pending(
+        &self,
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<ApprovalRequest>, ApprovalError> {
+        let _ = (now, limit);
+        Err(ApprovalError::Store(
+            "this approval store cannot list pending requests".to_owned(),
+        ))
+    }
 }

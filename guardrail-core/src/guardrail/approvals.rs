@@ -41,6 +41,36 @@ impl Guardrail {
         crate::approval::flow::settle(self, approver, id, false)
     }
 
+    /// The pending requests `approver` may decide now, oldest first, at most `limit`: what
+    /// an approver's queue shows (each request's binding holds labels and keyed tokens only).
+    ///
+    /// `approver` must hold one of the policy's `[approval] approver_roles`
+    /// ([`ApprovalError::NotApprover`] otherwise), the same role check as
+    /// [`Guardrail::approve`]. Expired requests are left out. A request of `approver`'s own is
+    /// listed too: deciding it is refused by [`Guardrail::approve`] (separation of duties),
+    /// which a page can say next to it. The store must support listing
+    /// ([`ApprovalStore::list_pending`](crate::approval::ApprovalStore::list_pending)).
+    ///
+    /// ```
+    /// # use guardrail_core::prelude::*;
+    /// # fn demo(guardrail: &Guardrail) -> Result<(), guardrail_core::ApprovalError> {
+    /// let officer = Principal::new("po-kim").role("privacy_officer");
+    /// for request in guardrail.pending_approvals(&officer, 100)? {
+    ///     println!("{} {} by {}", request.id, request.action, request.binding.principal);
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn pending_approvals(
+        &self,
+        approver: &Principal,
+        limit: usize,
+    ) -> Result<Vec<ApprovalRequest>, ApprovalError> {
+        let policy = self.policy();
+        crate::approval::flow::check_approver_role(policy.approver_roles(), approver)?;
+        self.approval_store()
+            .list_pending(self.clock().now(), limit)
+    }
+
     /// Reads approval request `id` from the store.
     pub fn approval_request(
         &self,

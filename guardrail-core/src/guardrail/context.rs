@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use crate::approval::ApprovalId;
 use crate::guardrail::Guardrail;
 use crate::model::{AgentId, Endpoint, Principal, Purpose};
+use crate::relation::LookupError;
 
 /// Who is calling, from where, why, carried into every guarded call.
 ///
@@ -75,7 +76,6 @@ fn write_hex(out: &mut [u8], v: u64) -> usize {
 impl Context {
     pub(crate) fn new(guardrail: Guardrail, principal: Principal) -> Context {
         Context {
-            guardrail,
             principal,
             endpoint: None,
             purpose: None,
@@ -85,8 +85,28 @@ impl Context {
             agent: None,
             session: None,
             held: None,
-            cache: Default::default(),
+            cache: crate::policy::ContextCache::with_lookups(guardrail.inner.lookups.fresh()),
+            guardrail,
         }
+    }
+
+    /// Loads what the guardrail's relationship and consent providers know about `subject`
+    /// for this context's principal, so that the guarded calls of this request decide on
+    /// it without asking again. Async hosts (`async_relationships`, `async_consents`) must
+    /// call it before a guarded call whose rules need those answers; otherwise the call
+    /// denies (`not_preloaded`). A provider's error is remembered (the calls deny) and
+    /// returned.
+    ///
+    /// ```
+    /// # use guardrail_core::prelude::*;
+    /// # async fn handler(ctx: &Context) -> Result<(), guardrail_core::relation::LookupError> {
+    /// ctx.preload("p-100").await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn preload(&self, subject: impl fmt::Display) -> Result<(), LookupError> {
+        let subject = subject.to_string();
+        self.cache.lookups.preload(&self.principal, &subject).await
     }
 
     /// Sets the endpoint the call came through.

@@ -29,6 +29,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::error::GuardError;
 use crate::model::Principal;
 use crate::policy::Policy;
+use crate::relation::{AsyncConsents, AsyncRelationships, Consents, Lookups, Relationships};
 
 /// Why a guardrail could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -85,6 +86,8 @@ pub(crate) struct Inner {
     pub(crate) approvals: Arc<dyn ApprovalStore>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) detectors: Detectors,
+    /// The host's relationship and consent providers (every context gets a fresh memo).
+    pub(crate) lookups: Lookups,
 }
 
 impl fmt::Debug for Guardrail {
@@ -116,6 +119,7 @@ pub struct GuardrailBuilder {
     alert_queue: Option<usize>,
     approvals: Option<Arc<dyn ApprovalStore>>,
     clock: Option<Arc<dyn Clock>>,
+    lookups: Lookups,
 }
 
 impl fmt::Debug for GuardrailBuilder {
@@ -180,6 +184,33 @@ impl GuardrailBuilder {
         self
     }
 
+    /// Who has which relation to which patient, and the patients' flags (VIP,
+    /// restrictions): answers `relations = [..]`, `vip`, `restricted` and a personal
+    /// representative's `self_only`. Asked once per request per subject.
+    pub fn relationships(mut self, provider: impl Relationships + 'static) -> Self {
+        self.lookups = self.lookups.relationships(Arc::new(provider));
+        self
+    }
+
+    /// Which consents are on file: answers `consent = [..]`.
+    pub fn consents(mut self, provider: impl Consents + 'static) -> Self {
+        self.lookups = self.lookups.consents(Arc::new(provider));
+        self
+    }
+
+    /// [`relationships`](Self::relationships) for async hosts: answers are loaded with
+    /// [`Context::preload`] before the guarded call.
+    pub fn async_relationships(mut self, provider: impl AsyncRelationships + 'static) -> Self {
+        self.lookups = self.lookups.async_relationships(Arc::new(provider));
+        self
+    }
+
+    /// [`consents`](Self::consents) for async hosts (see [`Context::preload`]).
+    pub fn async_consents(mut self, provider: impl AsyncConsents + 'static) -> Self {
+        self.lookups = self.lookups.async_consents(Arc::new(provider));
+        self
+    }
+
     /// Checks the configuration and starts the alert worker.
     pub fn build(self) -> Result<Guardrail, BuildError> {
         let policy = self.policy.ok_or(BuildError::MissingPolicy)?;
@@ -205,6 +236,7 @@ impl GuardrailBuilder {
                     .approvals
                     .unwrap_or_else(|| Arc::new(MemoryApprovalStore::new())),
                 clock,
+                lookups: self.lookups,
             }),
         };
         // The first guardrail of the process records refusals of the tripwire until the host

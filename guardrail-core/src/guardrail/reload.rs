@@ -84,7 +84,7 @@ impl Guardrail {
     /// # Ok(()) }
     /// ```
     pub fn reload(&self, policy: Policy) -> Result<ReloadReport, ReloadError> {
-        self.reload_inner(Ok(policy), None)
+        self.reload_inner(Ok(policy), Origin::Direct)
     }
 
     /// Reads, parses and validates the policy file at `path`, then reloads it as
@@ -92,13 +92,25 @@ impl Guardrail {
     /// old policy keeps serving.
     pub fn reload_from_path(&self, path: impl AsRef<Path>) -> Result<ReloadReport, ReloadError> {
         let path = path.as_ref();
-        self.reload_inner(Policy::from_path(path), Some(path))
+        self.reload_inner(Policy::from_path(path), Origin::File(path))
+    }
+
+    /// Reloads a policy read from a central store (`policy_store`): the same steps, with the
+    /// store and its version number in the reload event's details.
+    #[cfg(feature = "postgres")]
+    pub(crate) fn reload_from_store(
+        &self,
+        parsed: Result<Policy, PolicyError>,
+        store: &str,
+        version: u64,
+    ) -> Result<ReloadReport, ReloadError> {
+        self.reload_inner(parsed, Origin::Store { store, version })
     }
 
     fn reload_inner(
         &self,
         parsed: Result<Policy, PolicyError>,
-        path: Option<&Path>,
+        origin: Origin<'_>,
     ) -> Result<ReloadReport, ReloadError> {
         let _serial = RELOAD_LOCK.lock().unwrap_or_else(|p| p.into_inner());
         let old = self.policy();
@@ -109,7 +121,7 @@ impl Guardrail {
         let new = match checked {
             Ok(new) => new,
             Err(e) => {
-                self.refused(&old, path, &e);
+                self.refused(&old, origin, &e);
                 return Err(e);
             }
         };
@@ -129,7 +141,7 @@ impl Guardrail {
         record.decision = Some(Arc::from("reloaded"));
         record.policy_version = Some(new.version_arc());
         record.policy_hash = Some(new.hash_arc());
-        record.detail = reload_detail(&old, Some(&new), path);
+        record.detail = reload_detail(&old, Some(&new), origin);
         match self.append(&old, record) {
             Ok(receipt) => report.audit_seq = Some(receipt.seq),
             Err(f) => {
@@ -137,7 +149,7 @@ impl Guardrail {
                     sink: f.sink,
                     detail: f.error.to_string(),
                 };
-                self.refused(&old, path, &e);
+                self.refused(&old, origin, &e);
                 return Err(e);
             }
         }
@@ -147,14 +159,14 @@ impl Guardrail {
     }
 
     /// Counts, records (best effort) and alerts a refused reload.
-    fn refused(&self, old: &Policy, path: Option<&Path>, error: &ReloadError) {
+    fn refused(&self, old: &Policy, origin: Origin<'_>, error: &ReloadError) {
         crate::telemetry::policy_reload("refused");
         let mut record = Record::at(EventKind::PolicyReload, self.clock().now());
         record.decision = Some(Arc::from("refused"));
         record.reason = Some(Arc::from(error.to_string()));
         record.policy_version = Some(old.version_arc());
         record.policy_hash = Some(old.hash_arc());
-        record.detail = reload_detail(old, None, path);
+        record.detail = reload_detail(old, None, origin);
         // The refusal stands whether or not the trail took it (a sink failure alerts itself).
         let _ = self.append(old, record);
         self.raise(Alert::new(
@@ -165,10 +177,22 @@ impl Guardrail {
     }
 }
 
+/// Where a reloaded policy came from, for the reload event's details.
+#[derive(Clone, Copy)]
+enum Origin<'a> {
+    /// A `Policy` handed to [`Guardrail::reload`].
+    Direct,
+    /// A policy file.
+    File(&'a Path),
+    /// A version of a central policy store.
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    Store { store: &'a str, version: u64 },
+}
+
 fn reload_detail(
     old: &Policy,
     new: Option<&Policy>,
-    path: Option<&Path>,
+    origin: Origin<'_>,
 ) -> std::collections::BTreeMap<String, String> {
     let mut d = std::collections::BTreeMap::new();
     d.insert("old_version".into(), old.version().to_owned());
@@ -177,8 +201,15 @@ fn reload_detail(
         d.insert("new_version".into(), new.version().to_owned());
         d.insert("new_sha256".into(), new.sha256().to_owned());
     }
-    if let Some(p) = path {
-        d.insert("path".into(), p.display().to_string());
+    match origin {
+        Origin::Direct => {}
+        Origin::File(p) => {
+            d.insert("path".into(), p.display().to_string());
+        }
+        Origin::Store { store, version } => {
+            d.insert("store".into(), store.to_owned());
+            d.insert("store_version".into(), version.to_string());
+        }
     }
     d
 }

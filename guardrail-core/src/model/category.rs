@@ -1,4 +1,6 @@
-//! PHI categories: the 18 HIPAA Safe Harbor identifiers (§164.514(b)(2)) plus clinical content.
+//! PHI categories: the 18 HIPAA Safe Harbor identifiers (§164.514(b)(2)), clinical content,
+//! and the sensitive segments a consent guards (42 CFR Part 2, psychotherapy notes, HIV
+//! status, reproductive health; see `relation::Consent`).
 
 use std::fmt;
 use std::str::FromStr;
@@ -93,6 +95,15 @@ categories! {
     LabResult = "lab_result",
     /// Free-text clinical notes (masked by scanning for identifiers).
     Note = "note",
+    /// Sensitive segment: substance use disorder treatment records (42 CFR Part 2); revealed
+    /// under a rule with `consent = ["part2"]` only while the patient's consent is on file.
+    SubstanceUse = "substance_use",
+    /// Sensitive segment: psychotherapy notes (§164.508(a)(2)); consent `psychotherapy`.
+    PsychotherapyNote = "psychotherapy_note",
+    /// Sensitive segment: HIV status and test results; consent `hiv`.
+    HivStatus = "hiv_status",
+    /// Sensitive segment: reproductive health care; consent `reproductive`.
+    ReproductiveHealth = "reproductive_health",
 }
 
 impl fmt::Display for Category {
@@ -124,6 +135,23 @@ impl CategorySet {
     /// Union.
     pub const fn union(self, other: CategorySet) -> CategorySet {
         CategorySet(self.0 | other.0)
+    }
+
+    /// The categories of `self` that are not in `other`.
+    ///
+    /// ```
+    /// use guardrail_core::{Category, CategorySet};
+    /// let shown = CategorySet::EMPTY.with(Category::Name).with(Category::SubstanceUse);
+    /// let withheld = CategorySet::EMPTY.with(Category::SubstanceUse);
+    /// assert_eq!(shown.without(withheld).names(), "name");
+    /// ```
+    pub const fn without(self, other: CategorySet) -> CategorySet {
+        CategorySet(self.0 & !other.0)
+    }
+
+    /// The categories in both sets.
+    pub const fn intersection(self, other: CategorySet) -> CategorySet {
+        CategorySet(self.0 & other.0)
     }
 
     /// True if empty.

@@ -2,7 +2,9 @@
 //!
 //! Order: deny rules (any full match denies), then allow rules in file order (the first full
 //! match allows), then the default deny with the reason of the allow rule that got furthest,
-//! then break-glass, which may turn that default deny into a flagged allow.
+//! then break-glass, which may turn that default deny into a flagged allow. A host lookup
+//! that gives no answer (`relations`, `vip`, `restricted`, `consent`, a representative's
+//! `self_only`) denies with `LookupFailed`, which break-glass never opens.
 //!
 //! The result is the [`Verdict`] itself, borrowing from the policy: an allow touches no
 //! reference count and allocates nothing. Each step names *how* it decided ([`Ruling`]);
@@ -12,9 +14,11 @@ use std::fmt;
 use std::sync::atomic::Ordering;
 
 use super::compile::{AllowCandidate, CACHEABLE_ROLES, Plan};
-use super::verdict::{PlanRef, Ruling, Verdict};
+use super::verdict::{Grounds, PlanRef, Ruling, Verdict};
 use super::{Inner, Policy, Request, Rule, RuleApproval};
 use crate::policy::{ApprovalNeed, DenyReason};
+pub(crate) use crate::relation::display_equals;
+use crate::relation::{Consent, ConsentSet, LookupFailure, Relations};
 
 /// Decides `req` with `plan`, the plan of its action under `policy`.
 pub(super) fn evaluate<'p>(
@@ -33,8 +37,11 @@ fn rule<'p>(inner: &'p Inner, plan: &Plan, req: &Request<'_>) -> Ruling<'p> {
         let Some(rule) = inner.rules.get(index as usize) else {
             continue;
         };
-        if deny_rule_holds(rule, req, principal) {
-            return denied_by_rule(rule, req);
+        match deny_rule_holds(rule, req, principal) {
+            Ok(DenyMatch::Miss) => {}
+            Ok(DenyMatch::Hit) => return denied_by_rule(rule, req, None),
+            Ok(DenyMatch::MissingConsent(c)) => return denied_by_rule(rule, req, Some(c)),
+            Err(failure) => return lookup_failed(failure),
         }
     }
 
@@ -44,7 +51,7 @@ fn rule<'p>(inner: &'p Inner, plan: &Plan, req: &Request<'_>) -> Ruling<'p> {
             continue;
         };
         match allow_rule_holds(rule, candidate, plan, req, principal) {
-            Ok(()) => return allowed(inner, rule, req),
+            Ok(grounds) => return allowed(inner, rule, req, grounds),
             Err(failure) => {
                 furthest = Some(match furthest {
                     None => failure,
@@ -53,13 +60,30 @@ fn rule<'p>(inner: &'p Inner, plan: &Plan, req: &Request<'_>) -> Ruling<'p> {
             }
         }
     }
-    match req.break_glass {
-        None => Ruling::Deny {
+    match (furthest, req.break_glass) {
+        // A lookup without an answer is no default denial: break-glass cannot open it.
+        (Some(Failure::Lookup(failure)), _) => lookup_failed(failure),
+        (furthest, None) => Ruling::Deny {
             rule: None,
             reason: furthest.map_or(DenyReason::NoMatchingRule, Failure::reason),
         },
-        Some(why) => break_glass(inner, plan, req, principal, why),
+        (_, Some(why)) => break_glass(inner, plan, req, principal, why),
     }
+}
+
+fn lookup_failed<'p>(failure: LookupFailure) -> Ruling<'p> {
+    Ruling::Deny {
+        rule: None,
+        reason: Failure::Lookup(failure).reason(),
+    }
+}
+
+/// Whether a deny rule holds, and why.
+enum DenyMatch {
+    Miss,
+    Hit,
+    /// The rule's `consent` names a consent that is not on file.
+    MissingConsent(Consent),
 }
 
 /// The principal's role mask under this policy, memoized in the context's cache.
@@ -81,8 +105,54 @@ fn principal_mask(inner: &Inner, req: &Request<'_>) -> u64 {
 }
 
 /// A deny rule holds when every condition it lists holds; a condition on a value the
-/// request lacks counts as holding (fail safe).
-fn deny_rule_holds(rule: &Rule, req: &Request<'_>, principal: u64) -> bool {
+/// request lacks counts as holding (fail safe). The conditions that ask the host come last,
+/// so a rule that misses on the request alone asks nothing.
+fn deny_rule_holds(
+    rule: &Rule,
+    req: &Request<'_>,
+    principal: u64,
+) -> Result<DenyMatch, LookupFailure> {
+    if !deny_rule_holds_on_request(rule, req, principal) {
+        return Ok(DenyMatch::Miss);
+    }
+    if !rule.needs_lookup() {
+        return Ok(DenyMatch::Hit);
+    }
+    // Without a single subject there is no patient to ask about: the conditions hold.
+    let Some(subject) = req.subject else {
+        return Ok(match rule.consent.first() {
+            Some(c) => DenyMatch::MissingConsent(c),
+            None => DenyMatch::Hit,
+        });
+    };
+    let lookups = &req.cache.lookups;
+    if let Some(relations) = &rule.relations {
+        // On a deny rule, `relations = [..]` singles out principals with one of them.
+        if lookups
+            .relation_in(req.principal, subject, relations)?
+            .is_none()
+        {
+            return Ok(DenyMatch::Miss);
+        }
+    }
+    if rule.vip || rule.restricted {
+        let (vip, restricted) = lookups.flags(req.principal, subject)?;
+        if (rule.vip && !vip) || (rule.restricted && !restricted) {
+            return Ok(DenyMatch::Miss);
+        }
+    }
+    if !rule.consent.is_empty() {
+        let given = lookups.consents_of(req.principal, subject)?;
+        return Ok(match rule.consent.without(given).first() {
+            Some(c) => DenyMatch::MissingConsent(c),
+            None => DenyMatch::Miss,
+        });
+    }
+    Ok(DenyMatch::Hit)
+}
+
+/// The deny rule's conditions on the request itself (no lookup).
+fn deny_rule_holds_on_request(rule: &Rule, req: &Request<'_>, principal: u64) -> bool {
     if rule.roles.is_some() && principal & rule.role_mask == 0 {
         return false;
     }
@@ -128,6 +198,8 @@ enum Failure {
     Purpose { missing: bool },
     Subject { missing: bool },
     Count { count: u64, limit: u64 },
+    Relation,
+    Lookup(LookupFailure),
 }
 
 impl Failure {
@@ -140,6 +212,8 @@ impl Failure {
             Failure::Purpose { .. } => 5,
             Failure::Subject { .. } => 6,
             Failure::Count { .. } => 7,
+            Failure::Relation => 8,
+            Failure::Lookup(_) => 9,
         }
     }
 
@@ -170,11 +244,17 @@ impl Failure {
             Failure::Subject { missing: true } => DenyReason::MissingContext { field: "subject" },
             Failure::Subject { missing: false } => DenyReason::NotOwnSubject,
             Failure::Count { count, limit } => DenyReason::CountOverLimit { count, limit },
+            Failure::Relation => DenyReason::NoRelationship,
+            Failure::Lookup(f) => DenyReason::LookupFailed {
+                provider: f.provider.name(),
+                why: f.why,
+            },
         }
     }
 }
 
-/// An allow rule applies when every condition it lists holds for the request.
+/// An allow rule applies when every condition it lists holds for the request; what it rested
+/// on beyond the request (a relation, a representative) is returned.
 #[inline]
 fn allow_rule_holds(
     rule: &Rule,
@@ -182,7 +262,7 @@ fn allow_rule_holds(
     plan: &Plan,
     req: &Request<'_>,
     principal: u64,
-) -> Result<(), Failure> {
+) -> Result<Grounds, Failure> {
     let role_ok = if candidate.any_code_role {
         principal & plan.code_mask != 0 || (plan.code_untabled && holds_untabled_code_role(req))
     } else {
@@ -219,13 +299,16 @@ fn allow_rule_holds(
             Some(_) => {}
         }
     }
+    let mut grounds = Grounds::default();
     if rule.self_only {
         let Some(subject) = req.subject else {
             return Err(Failure::Subject { missing: true });
         };
         match req.principal.get_patient() {
             Some(own) if display_equals(subject, own) => {}
-            _ => return Err(Failure::Subject { missing: false }),
+            _ => {
+                grounds.representative = represents(req, subject)?;
+            }
         }
     }
     if let Some(limit) = rule.max_count {
@@ -234,7 +317,40 @@ fn allow_rule_holds(
             return Err(Failure::Count { count, limit });
         }
     }
-    Ok(())
+    if let Some(relations) = &rule.relations {
+        let Some(subject) = req.subject else {
+            return Err(Failure::Subject { missing: true });
+        };
+        match req
+            .cache
+            .lookups
+            .relation_in(req.principal, subject, relations)
+        {
+            Ok(Some(i)) => grounds.relation = relations.get(i).cloned(),
+            Ok(None) => return Err(Failure::Relation),
+            Err(f) => return Err(Failure::Lookup(f)),
+        }
+    }
+    Ok(grounds)
+}
+
+/// `self_only` for someone else's record: true if the principal is the subject's personal
+/// representative (asked only when a relationship provider is configured).
+#[cold]
+fn represents(req: &Request<'_>, subject: &dyn fmt::Display) -> Result<bool, Failure> {
+    let lookups = &req.cache.lookups;
+    if !lookups.has_relationships() {
+        return Err(Failure::Subject { missing: false });
+    }
+    match lookups.relation_in(
+        req.principal,
+        subject,
+        &[Relations::PERSONAL_REPRESENTATIVE],
+    ) {
+        Ok(Some(_)) => Ok(true),
+        Ok(None) => Err(Failure::Subject { missing: false }),
+        Err(f) => Err(Failure::Lookup(f)),
+    }
 }
 
 /// The code allows a role outside the policy's role table that the principal holds (only
@@ -244,35 +360,36 @@ fn holds_untabled_code_role(req: &Request<'_>) -> bool {
     req.action.roles.iter().any(|r| req.principal.has_role(r))
 }
 
-/// True if `value` formats exactly as `expected`, without allocating.
-pub(crate) fn display_equals(value: &dyn fmt::Display, expected: &str) -> bool {
-    struct Compare<'e> {
-        rest: &'e str,
+fn allowed<'p>(
+    inner: &Inner,
+    rule: &'p Rule,
+    req: &Request<'_>,
+    mut grounds: Grounds,
+) -> Ruling<'p> {
+    if !rule.consent.is_empty() {
+        // Without a single subject no consent can be on file: the segments stay masked.
+        let given = match req.subject {
+            None => ConsentSet::EMPTY,
+            Some(subject) => match req.cache.lookups.consents_of(req.principal, subject) {
+                Ok(given) => given,
+                Err(failure) => return lookup_failed(failure),
+            },
+        };
+        let missing = rule.consent.without(given);
+        grounds.consent_missing = missing;
+        grounds.withheld = missing.categories().intersection(rule.reveal);
     }
-    impl fmt::Write for Compare<'_> {
-        fn write_str(&mut self, s: &str) -> fmt::Result {
-            match self.rest.strip_prefix(s) {
-                Some(rest) => {
-                    self.rest = rest;
-                    Ok(())
-                }
-                // Stops formatting at the first difference.
-                None => Err(fmt::Error),
-            }
-        }
-    }
-    let mut compare = Compare { rest: expected };
-    fmt::write(&mut compare, format_args!("{value}")).is_ok() && compare.rest.is_empty()
-}
-
-fn allowed<'p>(inner: &Inner, rule: &'p Rule, req: &Request<'_>) -> Ruling<'p> {
     let approval = match rule.approval {
         RuleApproval::Never => ApprovalNeed::None,
         RuleApproval::Always => approval_required(inner),
         RuleApproval::Over(over) if req.count.unwrap_or(1) > over => approval_required(inner),
         RuleApproval::Over(_) => ApprovalNeed::None,
     };
-    Ruling::Allow { rule, approval }
+    Ruling::Allow {
+        rule,
+        approval,
+        grounds,
+    }
 }
 
 fn approval_required(inner: &Inner) -> ApprovalNeed {
@@ -284,12 +401,16 @@ fn approval_required(inner: &Inner) -> ApprovalNeed {
     }
 }
 
-fn denied_by_rule<'p>(rule: &'p Rule, req: &Request<'_>) -> Ruling<'p> {
-    let reason = match req.break_glass {
-        None => DenyReason::DeniedByRule {
+fn denied_by_rule<'p>(rule: &'p Rule, req: &Request<'_>, consent: Option<Consent>) -> Ruling<'p> {
+    let reason = match (req.break_glass, consent) {
+        (None, Some(consent)) => DenyReason::ConsentMissing {
+            rule: rule.id.clone(),
+            consent,
+        },
+        (None, None) => DenyReason::DeniedByRule {
             rule: rule.id.clone(),
         },
-        Some(_) => DenyReason::BreakGlassNotPermitted {
+        (Some(_), _) => DenyReason::BreakGlassNotPermitted {
             why: format!(
                 "rule `{}` denies this call and break-glass cannot override a deny rule",
                 rule.id

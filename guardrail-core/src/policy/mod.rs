@@ -31,7 +31,7 @@ mod verdict;
 
 pub(crate) use compile::ActionLabels;
 use verdict::PlanRef;
-pub use verdict::{ApprovalNeed, Decision, DenyReason, Effect, Verdict};
+pub use verdict::{ApprovalNeed, Decision, DenyReason, Effect, Grounds, Verdict};
 
 mod compile;
 mod evaluate;
@@ -53,6 +53,7 @@ use crate::mask::MaskingConfig;
 use crate::model::Category;
 use crate::model::{Endpoint, Principal, Purpose};
 use crate::registry::ActionDescriptor;
+use crate::relation::Lookups;
 
 use compile::{Plan, RoleTable};
 use parse::{ApprovalSection, BreakGlassDef};
@@ -108,8 +109,9 @@ pub struct Request<'a> {
     pub break_glass: Option<&'a str>,
     /// The name of the agent the principal acts through (`None`: a direct call).
     pub agent: Option<&'a str>,
-    /// Per-context cache (role masks per policy generation). It memoizes facts about
-    /// `principal`: give each principal its own cache (a [`crate::Context`] has one).
+    /// Per-context cache (role masks per policy generation, the host's relationship and
+    /// consent answers). It memoizes facts about `principal`: give each principal its own
+    /// cache (a [`crate::Context`] has one).
     pub cache: &'a ContextCache,
 }
 
@@ -128,16 +130,35 @@ impl fmt::Debug for Request<'_> {
 
 /// Per-context memo of what the policy computed about the principal: the principal's role
 /// mask under one policy generation, packed as `(generation << 32) | mask` so that a single
-/// atomic load reads a consistent pair even when contexts are shared across threads.
+/// atomic load reads a consistent pair even when contexts are shared across threads; and
+/// the host's relationship and consent answers for the request ([`Lookups`]).
 #[derive(Debug, Default)]
 pub struct ContextCache {
     roles: AtomicU64,
+    pub(crate) lookups: Lookups,
+}
+
+impl ContextCache {
+    /// A cache whose relationship and consent questions go to `lookups`' providers (a
+    /// `Context` gets one from its guardrail; this is for evaluating a policy by hand).
+    pub fn with_lookups(lookups: Lookups) -> ContextCache {
+        ContextCache {
+            roles: AtomicU64::new(0),
+            lookups,
+        }
+    }
+
+    /// The providers and the answers memoized so far.
+    pub fn lookups(&self) -> &Lookups {
+        &self.lookups
+    }
 }
 
 impl Clone for ContextCache {
     fn clone(&self) -> Self {
         ContextCache {
             roles: AtomicU64::new(self.roles.load(Ordering::Relaxed)),
+            lookups: self.lookups.clone(),
         }
     }
 }

@@ -7,6 +7,7 @@ use super::glob::Glob;
 use crate::model::{ActionKind, CategorySet};
 use crate::policy::Effect;
 use crate::registry::ActionDescriptor;
+use crate::relation::ConsentSet;
 
 /// When an allow rule needs a just-in-time approval.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,6 +41,16 @@ pub struct Rule {
     /// `direct_only = true`: only calls through no agent.
     pub(crate) direct_only: bool,
     pub(crate) max_count: Option<u64>,
+    /// `relations = [..]`: the principal has one of these relations to the subject.
+    pub(crate) relations: Option<Box<[Arc<str>]>>,
+    /// `consent = [..]`: on an allow rule, what each missing consent's categories are
+    /// withheld for; on a deny rule, the consents whose absence denies.
+    pub(crate) consent: ConsentSet,
+    /// `vip = true` (deny rules): the subject is a VIP.
+    pub(crate) vip: bool,
+    /// `restricted = true` (deny rules): the subject's record is restricted from the
+    /// principal or one of its roles.
+    pub(crate) restricted: bool,
     pub(crate) reveal: CategorySet,
     pub(crate) approval: RuleApproval,
     pub(crate) line: usize,
@@ -127,6 +138,31 @@ impl Rule {
             (Some(list), Some(a)) => list.iter().any(|x| &**x == a),
             (Some(_), None) => false,
         }
+    }
+
+    /// The `relations` listed (`None`: no relationship needed).
+    pub fn relations(&self) -> Option<&[Arc<str>]> {
+        self.relations.as_deref()
+    }
+
+    /// The consents listed in `consent` (empty: none).
+    pub fn consents(&self) -> ConsentSet {
+        self.consent
+    }
+
+    /// True if the (deny) rule singles out VIP patients.
+    pub fn vip(&self) -> bool {
+        self.vip
+    }
+
+    /// True if the (deny) rule singles out records restricted from the principal.
+    pub fn restricted(&self) -> bool {
+        self.restricted
+    }
+
+    /// True if deciding the rule needs a relationship or consent lookup.
+    pub(crate) fn needs_lookup(&self) -> bool {
+        self.relations.is_some() || !self.consent.is_empty() || self.vip || self.restricted
     }
 
     /// The categories an allow rule reveals unmasked.

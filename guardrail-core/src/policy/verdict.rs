@@ -6,6 +6,7 @@ use std::sync::Arc;
 use super::Policy;
 use super::compile::{ActionLabels, Plan};
 use crate::model::CategorySet;
+use crate::relation::{Consent, ConsentSet};
 
 /// Allow or deny.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -42,6 +43,25 @@ pub enum DenyReason {
         /// The highest limit any matching rule allows.
         limit: u64,
     },
+    /// The matching rules require a relation (`relations = [..]`) the principal does not
+    /// have to the patient. The one denial besides the default that break-glass can open.
+    NoRelationship,
+    /// A host provider gave no answer a rule needed; failing closed (break-glass cannot
+    /// open it).
+    LookupFailed {
+        /// `relationships`, `patient_flags` or `consents`.
+        provider: &'static str,
+        /// `failed` (the host returned an error), `not_configured` (no provider), or
+        /// `not_preloaded` (an async provider's answer was not loaded before the call).
+        why: &'static str,
+    },
+    /// A deny rule with `consent = [..]` matched: the patient's consent is not on file.
+    ConsentMissing {
+        /// The rule's id.
+        rule: Arc<str>,
+        /// The first consent missing.
+        consent: Consent,
+    },
     /// A `deny` rule matched (deny overrides allow).
     DeniedByRule {
         /// The rule's id.
@@ -58,7 +78,8 @@ pub enum DenyReason {
         why: String,
     },
     /// The context lacks a value a matching rule needs (`endpoint`, `purpose`,
-    /// `jurisdiction`, `subject`, `count`).
+    /// `jurisdiction`, `subject`, `count`). A guarded call refused for it returns
+    /// `GuardError::MissingContext`, not `Denied` (see `GuardError::is_policy_refusal`).
     MissingContext {
         /// What is missing.
         field: &'static str,
@@ -89,6 +110,17 @@ impl fmt::Display for DenyReason {
             DenyReason::CountOverLimit { count, limit } => {
                 write!(f, "{count} records requested, the limit is {limit}")
             }
+            DenyReason::NoRelationship => f.write_str(
+                "the principal has none of the relations to the patient the matching rules require",
+            ),
+            DenyReason::LookupFailed { provider, why } => write!(
+                f,
+                "the `{provider}` lookup gave no answer ({why}); failing closed"
+            ),
+            DenyReason::ConsentMissing { rule, consent } => write!(
+                f,
+                "rule `{rule}` requires the patient's `{consent}` consent, which is not on file"
+            ),
             DenyReason::DeniedByRule { rule } => write!(f, "denied by rule `{rule}`"),
             DenyReason::BreakGlassNotPermitted { why } => {
                 write!(f, "break-glass is not permitted: {why}")
@@ -112,6 +144,9 @@ impl DenyReason {
             DenyReason::AgentNotAllowed => "agent",
             DenyReason::NotOwnSubject => "not_own_subject",
             DenyReason::CountOverLimit { .. } => "count",
+            DenyReason::NoRelationship => "no_relationship",
+            DenyReason::LookupFailed { .. } => "lookup",
+            DenyReason::ConsentMissing { .. } => "consent",
             DenyReason::DeniedByRule { .. } => "deny_rule",
             DenyReason::BreakGlassNotPermitted { .. } => "break_glass",
             DenyReason::ApprovalInvalid { .. } => "approval",
@@ -133,6 +168,26 @@ pub enum ApprovalNeed {
     },
 }
 
+/// What an allow rested on beyond roles and context, as recorded in the decision event: the
+/// relation that satisfied `relations = [..]`, a personal representative acting for the
+/// patient, categories withheld for a missing consent, a VIP record. Names and categories
+/// only, never PHI.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Grounds {
+    /// The relation (of the deciding rule's `relations`) the principal has to the patient.
+    pub relation: Option<Arc<str>>,
+    /// A `self_only` rule held because the principal is the patient's personal
+    /// representative, not the patient.
+    pub representative: bool,
+    /// The consents the deciding rule names that are not on file.
+    pub consent_missing: ConsentSet,
+    /// The categories the rule would reveal that stay masked for want of a consent.
+    pub withheld: CategorySet,
+    /// The patient's record is flagged VIP (set by the guarded call, which alerts).
+    pub vip: bool,
+}
+
 /// The outcome of evaluating the policy for one call.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Decision {
@@ -148,6 +203,8 @@ pub struct Decision {
     pub approval: ApprovalNeed,
     /// The allow came from a break-glass override.
     pub break_glass: bool,
+    /// What the allow rested on (relation, representative, consent).
+    pub grounds: Grounds,
     /// Version string of the policy that decided.
     pub policy_version: Arc<str>,
     /// SHA-256 (hex) of the policy text that decided.
@@ -169,6 +226,7 @@ impl Decision {
             reveal: CategorySet::EMPTY,
             approval: ApprovalNeed::None,
             break_glass: false,
+            grounds: Grounds::default(),
             policy_version,
             policy_hash,
         }
@@ -191,6 +249,8 @@ pub struct Verdict<'p> {
     pub approval: ApprovalNeed,
     /// The allow came from a break-glass override.
     pub break_glass: bool,
+    /// What the allow rested on (relation, representative, consent).
+    pub grounds: Grounds,
     pub(super) policy: &'p Policy,
     pub(super) plan: PlanRef<'p>,
 }
@@ -235,6 +295,7 @@ impl<'p> Verdict<'p> {
             reveal: self.reveal,
             approval: self.approval,
             break_glass: self.break_glass,
+            grounds: self.grounds.clone(),
             policy_version: self.policy_version().clone(),
             policy_hash: self.policy_hash().clone(),
         }
@@ -248,6 +309,7 @@ pub(super) enum Ruling<'p> {
     Allow {
         rule: &'p super::Rule,
         approval: ApprovalNeed,
+        grounds: Grounds,
     },
     /// Break-glass opened a call the rules denied by default.
     BreakGlass { reveal: CategorySet },
@@ -260,18 +322,30 @@ pub(super) enum Ruling<'p> {
 
 impl<'p> Verdict<'p> {
     pub(super) fn from_ruling(policy: &'p Policy, plan: PlanRef<'p>, ruling: Ruling<'p>) -> Self {
-        let (effect, rule, reason, reveal, approval, break_glass) = match ruling {
-            Ruling::Allow { rule, approval } => (
+        let (effect, rule, reason, reveal, approval, break_glass, grounds) = match ruling {
+            Ruling::Allow {
+                rule,
+                approval,
+                grounds,
+            } => (
                 Effect::Allow,
                 Some(&rule.id),
                 None,
-                rule.reveal,
+                // A missing consent withholds what the rule would otherwise reveal.
+                rule.reveal.without(grounds.withheld),
                 approval,
                 false,
+                grounds,
             ),
-            Ruling::BreakGlass { reveal } => {
-                (Effect::Allow, None, None, reveal, ApprovalNeed::None, true)
-            }
+            Ruling::BreakGlass { reveal } => (
+                Effect::Allow,
+                None,
+                None,
+                reveal,
+                ApprovalNeed::None,
+                true,
+                Grounds::default(),
+            ),
             Ruling::Deny { rule, reason } => (
                 Effect::Deny,
                 rule.map(|r| &r.id),
@@ -279,6 +353,7 @@ impl<'p> Verdict<'p> {
                 CategorySet::EMPTY,
                 ApprovalNeed::None,
                 false,
+                Grounds::default(),
             ),
         };
         Verdict {
@@ -288,6 +363,7 @@ impl<'p> Verdict<'p> {
             reveal,
             approval,
             break_glass,
+            grounds,
             policy,
             plan,
         }

@@ -37,7 +37,9 @@ mod tx;
 pub use args::{CountArg, IntoCount, SubjectList, count, subjects};
 pub use call::Call;
 pub use deferred::HeldOutcomes;
-pub use tx::{AsyncTxAppend, Entered, TxAppend, enter_tx_async, finish_tx, finish_tx_async};
+pub use tx::{
+    AsyncTxAppend, Entered, TxAppend, enter_tx, enter_tx_async, finish_tx, finish_tx_async,
+};
 
 use record::CallIdentity;
 
@@ -95,6 +97,8 @@ fn begin_inner(
     let count = checked_count(g, &policy, action, ctx, count, started)?;
     // 2. The policy decides (a panic inside it denies).
     let mut verdict = evaluate(&policy, action, ctx, subject, count);
+    //    A VIP's record is known before anything is recorded (a failed lookup denies).
+    patient_flags(ctx, subject, &mut verdict);
     // 3. Who the call is about, as tokens.
     let identity = CallIdentity::new(verdict.labels().clone(), ctx, g.audit_key(), subject, many);
     // 4. Just-in-time approval: consume a presented grant, or open a request.
@@ -120,6 +124,24 @@ fn begin_inner(
     crate::telemetry::decision(action.name, word, started.elapsed());
     // 6. Detectors and alerts; then refuse, or hand out the call.
     observe(g, &policy, action, &identity, &verdict, count);
+    if verdict.grounds.vip {
+        g.raise(
+            Alert::new(
+                AlertKind::VipAccess,
+                g.clock().now(),
+                format!(
+                    "`{}` by `{}` on a VIP record ({}): review the access",
+                    action.name,
+                    ctx.principal().id(),
+                    word
+                ),
+            )
+            .action(identity.labels.name.clone())
+            .principal(identity.principal.clone())
+            .request(ctx.request_arc().clone())
+            .count(count),
+        );
+    }
     conclude(
         g,
         action,
@@ -193,6 +215,24 @@ fn evaluate<'p>(
             },
         )
     })
+}
+
+/// Step 2b: with a relationship provider, the patient's flags are looked up for every call
+/// on a single subject (memoized per request): a VIP record is marked for the event and the
+/// alert; a lookup without an answer turns an allow into a denial (fails closed).
+fn patient_flags(ctx: &Context, subject: Option<&dyn fmt::Display>, verdict: &mut Verdict<'_>) {
+    let lookups = ctx.cache.lookups();
+    let Some(subject) = subject.filter(|_| lookups.has_relationships()) else {
+        return;
+    };
+    match lookups.flags(ctx.principal(), subject) {
+        Ok((vip, _)) => verdict.grounds.vip = vip,
+        Err(failure) if verdict.is_allowed() => verdict.deny(DenyReason::LookupFailed {
+            provider: failure.provider.name(),
+            why: failure.why,
+        }),
+        Err(_) => {}
+    }
 }
 
 /// What the approval step did.

@@ -160,6 +160,7 @@ pub(super) fn decision(
     if !recorded.is_empty() {
         r.key_fingerprint = Some(g.audit_key().fingerprint_text());
     }
+    grounds(&mut r, &verdict.grounds);
     if verdict.break_glass {
         if let Some(reason) = ctx.get_break_glass() {
             // The declared reason is free text and may carry PHI: it is scanned first.
@@ -168,6 +169,30 @@ pub(super) fn decision(
         }
     }
     r
+}
+
+/// What the decision rested on beyond the request (names and categories, never PHI):
+/// `relation`, `representative`, `consent_missing`, `withheld`, `vip`.
+fn grounds(r: &mut Record, grounds: &crate::policy::Grounds) {
+    if let Some(relation) = &grounds.relation {
+        r.detail.insert("relation".into(), relation.to_string());
+    }
+    if grounds.representative {
+        r.detail.insert(
+            "representative".into(),
+            crate::relation::Relations::PERSONAL_REPRESENTATIVE.into(),
+        );
+    }
+    if !grounds.consent_missing.is_empty() {
+        r.detail
+            .insert("consent_missing".into(), grounds.consent_missing.names());
+    }
+    if !grounds.withheld.is_empty() {
+        r.detail.insert("withheld".into(), grounds.withheld.names());
+    }
+    if grounds.vip {
+        r.detail.insert("vip".into(), "true".into());
+    }
 }
 
 /// The decision event of a call refused before the policy was asked (an unusable count).

@@ -27,6 +27,13 @@
 //!   `Ok` becomes that error (the transaction is aborted then: PostgreSQL refuses every
 //!   further statement until the caller rolls back).
 //!
+//! * Readiness: before the body (and before the session settings), [`enter_tx`] /
+//!   [`enter_tx_async`] ask the transaction whether an append can succeed at all
+//!   ([`TxAppend::check_ready`]): a forgotten `ensure_schema` (no audit tables) or a
+//!   connection outside a transaction fails the call with `AuditUnavailable` (detail
+//!   `outcome`: it could not be recorded; the message names `ensure_schema`), its `error` outcome recorded in the
+//!   guardrail's sinks, instead of running the body and failing only after it.
+//!
 //! The traits and these functions need no database driver, so a host can implement
 //! [`TxAppend`] for its own driver; the `sqlite` and `postgres` features add the
 //! implementations for rusqlite and sqlx.
@@ -66,12 +73,30 @@ fn settings_failed(call: &Call, e: AuditError) -> GuardError {
     }
 }
 
-/// Publishes the allowed call to `tx`'s session before the body runs (asynchronous
-/// drivers). On an error the body must not run: the generated code ends the call with it.
+fn not_ready(call: &Call, e: AuditError) -> GuardError {
+    GuardError::AuditUnavailable {
+        action: call.action.name,
+        sink: TX_SINK.into(),
+        detail: "outcome".into(),
+        source: Arc::new(e),
+    }
+}
+
+/// Checks before the body runs that `tx` can record the outcome (synchronous drivers): see
+/// [`TxAppend::check_ready`]. On an error the body must not run: the generated code ends the
+/// call with it.
+pub fn enter_tx<X: TxAppend + ?Sized>(call: &Call, tx: &mut X) -> Result<(), GuardError> {
+    tx.check_ready().map_err(|e| not_ready(call, e))
+}
+
+/// Checks that `tx` can record the outcome ([`AsyncTxAppend::check_ready`]), then publishes
+/// the allowed call to `tx`'s session, before the body runs (asynchronous drivers). On an
+/// error the body must not run: the generated code ends the call with it.
 pub async fn enter_tx_async<X: AsyncTxAppend + ?Sized>(
     call: &Call,
     tx: &mut X,
 ) -> Result<Entered, GuardError> {
+    tx.check_ready().await.map_err(|e| not_ready(call, e))?;
     match tx.swap_call_settings(settings_of(call)).await {
         Ok(previous) => Ok(Entered(previous)),
         Err(e) => Err(settings_failed(call, e)),

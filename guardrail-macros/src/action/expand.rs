@@ -6,8 +6,9 @@
 //! static ACTION: ActionDescriptor = ..;  inventory::submit!(ACTION)
 //! let call = begin(&ACTION, ctx, subject, count, recorded)?;   // decide + decision event
 //!            (begin_many(&ACTION, ctx, &subjects(..), ..) for `subjects = ..`)
-//! let entered = enter_tx_async(&call, tx).await?;              // async `tx = ..` only:
-//!                                                               // session settings
+//! enter_tx(&call, tx)?;                                         // sync `tx = ..`: tables exist
+//! let entered = enter_tx_async(&call, tx).await?;              // async `tx = ..`: tables
+//!                                                               // exist, session settings
 //! let result: Result<T, E> = <original body, run once>;         // only if allowed
 //! call.finish(result)                                           // outcome event + masking
 //!   (finish_tx / finish_tx_async(call, tx, entered, result) for `tx = ..`)
@@ -172,7 +173,24 @@ pub(crate) fn function(args: &ActionArgs, f: &ItemFn, checked: &Checked<'_>) -> 
     let failed_at_err = at(&failed, err_span);
     let enter = |slot: TokenStream| {
         if !is_async {
-            return quote!();
+            // A sync call first asks the transaction whether the outcome can be recorded at
+            // all (the audit tables exist): a forgotten `ensure_schema` refuses before the body.
+            return quote! {
+                match #p::enter_tx(&#call, #slot) {
+                    ::core::result::Result::Ok(()) => {}
+                    #[allow(clippy::useless_conversion)]
+                    ::core::result::Result::Err(#failed) => {
+                        return #p::Call::finish::<#ok_ty, #err_ty>(
+                            #call,
+                            ::core::result::Result::Err(
+                                <#err_ty as ::core::convert::From<#p::GuardError>>::from(
+                                    #failed_at_err
+                                )
+                            ),
+                        );
+                    }
+                }
+            };
         }
         quote! {
             let #entered = match #p::enter_tx_async(&#call, #slot).await {

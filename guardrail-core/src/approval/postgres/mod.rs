@@ -99,6 +99,11 @@ enum Job {
         reply: Reply<ApprovalRequest>,
     },
     Pending(Reply<u64>),
+    ListPending {
+        now: Timestamp,
+        limit: usize,
+        reply: Reply<Vec<ApprovalRequest>>,
+    },
 }
 
 /// Approval requests in a PostgreSQL table, shared by every replica that points at it.
@@ -312,6 +317,14 @@ impl ApprovalStore for PgApprovalStore {
 
     fn pending(&self) -> Result<u64, ApprovalError> {
         self.call(Job::Pending)
+    }
+
+    fn list_pending(
+        &self,
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<ApprovalRequest>, ApprovalError> {
+        self.call(|reply| Job::ListPending { now, limit, reply })
     }
 }
 

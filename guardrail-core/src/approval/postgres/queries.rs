@@ -1,5 +1,5 @@
 //! The SQL of the PostgreSQL approval store: the statements, and the jobs the store's own
-//! runtime executes with them (insert, get, decide, consume), each one atomic statement.
+//! runtime executes with them (insert, get, list, decide, consume), each one atomic statement.
 
 use std::sync::Arc;
 
@@ -23,6 +23,7 @@ pub(super) struct Sql {
     settle: String,
     consume: String,
     pending: String,
+    list_pending: String,
 }
 
 impl Sql {
@@ -61,6 +62,10 @@ impl Sql {
                  AND scope = $7 RETURNING {COLUMNS}"
             ),
             pending: format!("SELECT count(*) FROM {table} WHERE state = 'pending'"),
+            list_pending: format!(
+                "SELECT {COLUMNS} FROM {table} WHERE state = 'pending' AND expires_at > $1 \
+                 ORDER BY requested_at, id LIMIT $2"
+            ),
         }
     }
 }
@@ -117,7 +122,27 @@ pub(super) async fn run(pool: &PgPool, sql: &Sql, job: Job) {
                 .map(|n| u64::try_from(n).unwrap_or(0));
             let _ = reply.send(r);
         }
+        Job::ListPending { now, limit, reply } => {
+            let _ = reply.send(list_pending(pool, sql, now, limit).await);
+        }
     }
+}
+
+async fn list_pending(
+    pool: &PgPool,
+    sql: &Sql,
+    now: Timestamp,
+    limit: usize,
+) -> Result<Vec<ApprovalRequest>, ApprovalError> {
+    // A limit beyond `i64::MAX` is no limit at all.
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let rows = sqlx::query(&sql.list_pending)
+        .bind(to_db_i64(now.0, "time")?)
+        .bind(limit)
+        .fetch_all(pool)
+        .await
+        .map_err(store_err)?;
+    rows.iter().map(row_to_request).collect()
 }
 
 fn to_db_i64(value: u64, what: &str) -> Result<i64, ApprovalError> {

@@ -9,9 +9,9 @@
 //! `/` or between hex digits, or a `.` after `www`. A byte loop finds the triggers and turns
 //! each into a *window*: the trigger's word, forward to whitespace, and back over up to four
 //! words within [`LOOKBACK`] bytes (room for a cue such as `Fax:` or `MRN #`), but only as
-//! far as a word that may start a match: one holding a cue or month stem, or a short word
-//! (a state) right before the digits; any other built-in match starts in the digits' own
-//! word. Short windows (and the rest of a window after a match) that cannot hold an
+//! far as a word that may start a match: one holding a cue or month stem, or a word ending
+//! in a state code right before the digits; any other built-in match starts in the digits'
+//! own word. Short windows (and the rest of a window after a match) that cannot hold an
 //! identifier (`120/80,`) are not searched at all.
 //! Only the windows are searched; the text between windows is never looked at again.
 //! Look-around (`\b`) still sees the bytes outside a window, so a window search finds exactly
@@ -74,7 +74,7 @@ mod search;
 pub use builder::ScannerBuilder;
 use trigger::Windows;
 #[cfg(test)]
-use trigger::{CLASS, OTHER, may_hold_trigger};
+use trigger::may_hold_trigger;
 
 /// How far before a trigger a match may start (room for the longest cue, e.g.
 /// `Medical record number #: `). Custom patterns whose cue is longer than this are only found

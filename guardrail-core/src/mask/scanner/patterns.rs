@@ -43,6 +43,31 @@ pub(super) fn date_named_pattern() -> String {
 
 pub(super) const STATES: &str = "AL|AK|AZ|AR|CA|CO|CT|DE|DC|FL|GA|HI|ID|IL|IN|IA|KS|KY|LA|ME|MD|MA|MI|MN|MS|MO|MT|NE|NV|NH|NJ|NM|NY|NC|ND|OH|OK|OR|PA|RI|SC|SD|TN|TX|UT|VT|VA|WA|WV|WI|WY|PR|VI|GU|AS|MP";
 
+/// For each capital letter, the bit of every second letter that makes a code in [`STATES`]
+/// (`MA`: bit `A` of entry `M`).
+static STATE_PAIRS: [u32; 26] = {
+    let mut t = [0u32; 26];
+    let b = STATES.as_bytes();
+    let mut i = 0;
+    while i + 1 < b.len() {
+        t[(b[i] - b'A') as usize] |= 1 << (b[i + 1] - b'A');
+        i += 3;
+    }
+    t
+};
+
+/// True if `word` ends in a state code (then perhaps a comma), as the word before the
+/// digits of a `MA 02115` ZIP must.
+pub(super) fn ends_in_state(word: &[u8]) -> bool {
+    let word = word.strip_suffix(b",").unwrap_or(word);
+    let [.., a, b] = word else {
+        return false;
+    };
+    a.is_ascii_uppercase()
+        && b.is_ascii_uppercase()
+        && STATE_PAIRS[usize::from(a - b'A')] & (1 << (b - b'A')) != 0
+}
+
 pub(super) fn zip_state_pattern() -> String {
     format!(r"\b(?:{STATES}),?[ \t]{{1,2}}(?P<id>[0-9]{{5}}(?:-[0-9]{{4}})?)\b")
 }

@@ -1,13 +1,19 @@
 //! The search: windows around triggers, bounded spans per automaton, candidates checked.
 
 use super::*;
+use regex_automata::Anchored;
+use trigger::Hope;
+
+/// The shortest window whose first search is anchored at its start (a shorter one holds
+/// at most a short identifier, and the extra search would cost more than it saves).
+const ANCHORED_MIN_LEN: usize = 8;
 
 impl Inner {
     /// Searches `span` of `text`, appending validated matches: at each step the leftmost
     /// validated candidate of either stream (the earlier pattern at the same start), then
     /// on after its end. `open` is false when the open-ended patterns cannot match here;
     /// `skip` lets a short rest of the span that cannot hold a built-in identifier go
-    /// unsearched ([`trigger::cannot_match`]).
+    /// unsearched by an automaton ([`trigger::hope`]).
     pub(super) fn search(
         &self,
         text: &str,
@@ -21,20 +27,22 @@ impl Inner {
         let mut at = span.start;
         let open_stream = if open { self.open.as_ref() } else { None };
         let mut next = [Lane::new(self.bounded.as_ref()), Lane::new(open_stream)];
+        // A window starts where a match most likely starts (a cue, a date, a phone number):
+        // its first search is anchored there (see `Stream::next`), if it is long enough
+        // for the identifiers that start there.
+        let mut first = end - at >= ANCHORED_MIN_LEN;
         while at < end {
-            if skip
-                && next.iter().all(|l| l.candidate.is_none())
-                && text
-                    .as_bytes()
-                    .get(at..end)
-                    .is_some_and(super::trigger::cannot_match)
-            {
-                break;
-            }
-            for lane in &mut next {
-                lane.refill(self, text, at, end, work);
-            }
+            // Short spans, and what is left of one after a match, that cannot hold a
+            // built-in identifier for an automaton (`120/80,`, the `,` after a date, an
+            // email's word for the bounded one) are not searched by it.
+            let hope = match text.as_bytes().get(at..end) {
+                Some(rest) if skip => super::trigger::hope(rest),
+                _ => Hope::ANY,
+            };
             let [b, o] = &mut next;
+            b.refill(self, text, at, end, hope.bounded, first, work);
+            o.refill(self, text, at, end, hope.open, first, work);
+            first = false;
             let lane = match (&b.candidate, &o.candidate) {
                 (Some(x), Some(y)) if (y.start, y.index) < (x.start, x.index) => o,
                 (Some(_), _) => b,
@@ -117,7 +125,22 @@ impl<'s> Lane<'s> {
     /// Makes `candidate` the stream's first validated candidate starting at or after `at`
     /// (kept if it already is: which match starts where does not depend on where a search
     /// began, so an earlier search's answer stands).
-    fn refill(&mut self, inner: &Inner, text: &str, at: usize, end: usize, work: &mut ScanWork) {
+    /// `hope` false: the stream cannot match in `at..end`, so it is not searched; `first`
+    /// as in [`Stream::next`].
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the search loop's state, passed down one level"
+    )]
+    fn refill(
+        &mut self,
+        inner: &Inner,
+        text: &str,
+        at: usize,
+        end: usize,
+        hope: bool,
+        first: bool,
+        work: &mut ScanWork,
+    ) {
         let Some(stream) = self.stream else {
             return;
         };
@@ -126,7 +149,12 @@ impl<'s> Lane<'s> {
         {
             return;
         }
-        self.candidate = stream.next(inner, text, at, end, work);
+        if !hope {
+            self.candidate = None;
+            self.exhausted_from = Some(at);
+            return;
+        }
+        self.candidate = stream.next(inner, text, at, end, first, work);
         if self.candidate.is_none() {
             self.exhausted_from = Some(at);
         }
@@ -139,20 +167,41 @@ impl Stream {
     /// Each search is given at most `span` bytes, so a rejected candidate (the search then
     /// resumes one byte after its start, since a valid identifier may hide inside) costs at
     /// most `span` bytes however long the window: linear time overall.
+    ///
+    /// `first`: `from` is where a match most likely starts, so the first search is anchored
+    /// there. An anchored search that finds a match needs no second, reverse pass to find
+    /// where the match starts (an unanchored one does); one that finds none has cost one
+    /// search and moves on one character, as a rejected candidate does.
     fn next(
         &self,
         inner: &Inner,
         text: &str,
         from: usize,
         end: usize,
+        first: bool,
         work: &mut ScanWork,
     ) -> Option<Candidate> {
         let mut at = from;
+        let mut anchored = first;
         while at < end {
             let cut = end.min(at.saturating_add(self.span));
             work.searches += 1;
             work.bytes_searched += (cut - at) as u64;
-            let Some(m) = self.regex.search(&Input::new(text).span(at..cut)) else {
+            let mode = if anchored {
+                Anchored::Yes
+            } else {
+                Anchored::No
+            };
+            let found = self
+                .regex
+                .search(&Input::new(text).span(at..cut).anchored(mode));
+            let Some(m) = found else {
+                if anchored {
+                    // Nothing starts at `at`; the leftmost match starts later, if anywhere.
+                    anchored = false;
+                    at = next_char(text, at);
+                    continue;
+                }
                 if cut == end {
                     return None;
                 }
@@ -160,6 +209,7 @@ impl Stream {
                 at = (cut - self.margin).max(at + 1);
                 continue;
             };
+            anchored = false;
             let start = m.start();
             if cut < end && start > at && cut - start < self.margin {
                 // The cut may have shortened this match: search again from its start.

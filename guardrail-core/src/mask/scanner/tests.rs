@@ -101,6 +101,18 @@ fn invalid_candidate_does_not_hide_inner_identifier() {
 }
 
 #[test]
+fn cue_in_the_window_before_is_found() {
+    // `0000` is a trigger whose window ends with the cue `MRN`; the MRN's digits are the
+    // next trigger, whose window looks back into that one and merges with it.
+    assert_eq!(
+        kinds("0000MRN\t000000 seen"),
+        vec![(IdentifierKind::Mrn, "000000".to_owned())]
+    );
+    // The same across a URL's window (`kinds` checks the prefilter against a full search).
+    kinds("SSNhttps://ZIP 00000\t");
+}
+
+#[test]
 fn mask_replaces_findings() {
     let s = Scanner::default();
     assert_eq!(
@@ -112,16 +124,30 @@ fn mask_replaces_findings() {
 
 #[test]
 fn eight_byte_test_never_misses_a_trigger_byte() {
-    for b in 0..=255u8 {
-        for pos in 0..8 {
-            let mut word = [b'a'; 8];
-            word[pos] = b;
-            let expect = CLASS[b as usize] != OTHER;
-            let got = may_hold_trigger(u64::from_le_bytes(word));
-            assert!(got || !expect, "byte {b:#x} at {pos} missed");
-            if b < 0x80 {
-                let exact = expect || b == b'/';
-                assert_eq!(got, exact, "byte {b:#x} at {pos}");
+    for before in [b'a', b'w', b'W', b' '] {
+        for b in 0..=255u8 {
+            for pos in 0..8 {
+                let mut word = [b'a'; 8];
+                word[pos] = b;
+                // The byte before `b`: in the word, or the one before the eight.
+                let outside = if pos == 0 {
+                    before
+                } else {
+                    word[pos - 1] = before;
+                    b'a'
+                };
+                let expect = b.is_ascii_digit()
+                    || b == b':'
+                    || b == b'@'
+                    || (b == b'.' && before.eq_ignore_ascii_case(&b'w'));
+                let got = may_hold_trigger(u64::from_le_bytes(word), outside);
+                assert!(
+                    got || !expect,
+                    "byte {b:#x} at {pos} after {before:#x} missed"
+                );
+                if b < 0x80 {
+                    assert_eq!(got, expect, "byte {b:#x} at {pos} after {before:#x}");
+                }
             }
         }
     }

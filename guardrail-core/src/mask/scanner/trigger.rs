@@ -5,49 +5,43 @@
 use std::ops::Range;
 
 use super::LOOKBACK;
+use super::patterns::ends_in_state;
 
-/// Byte classes of the trigger scan.
-pub(super) const OTHER: u8 = 0;
-const DIGIT: u8 = 1;
-const AT: u8 = 2;
-const COLON: u8 = 3;
-const DOT: u8 = 4;
-
-pub(super) static CLASS: [u8; 256] = {
-    let mut t = [OTHER; 256];
-    let mut b = b'0';
-    while b <= b'9' {
-        t[b as usize] = DIGIT;
-        b += 1;
-    }
-    t[b'@' as usize] = AT;
-    t[b':' as usize] = COLON;
-    t[b'.' as usize] = DOT;
-    t
-};
-
-/// True if any byte of `w` may be a trigger byte (`.`, `/`, a digit, `:` or `@`).
+/// True if any byte of `w` may be a trigger byte (a digit, `:`, `@`, or a `.` after a `w`);
+/// `before` is the byte before the eight.
 #[cfg(test)]
-pub(super) fn may_hold_trigger(w: u64) -> bool {
-    trigger_mask(w) != 0
+pub(super) fn may_hold_trigger(w: u64, before: u8) -> bool {
+    trigger_mask(w, before) != 0
 }
 
-/// The high bit of each byte of `w` (little-endian) that may be a trigger byte (`.`, `/`, a
-/// digit, `:` or `@`): a branch-free test of eight bytes at once. Bytes at or above 0x80 are
-/// tested by their low seven bits, which can only add false alarms (the byte loop then looks
-/// closer), never hide a trigger. The lowest bit set is exact (the borrow of the `@` test
-/// only runs upwards), so the scan may jump straight to it.
-fn trigger_mask(w: u64) -> u64 {
-    const LO: u64 = 0x0101_0101_0101_0101;
-    const HI: u64 = 0x8080_8080_8080_8080;
+const LO: u64 = 0x0101_0101_0101_0101;
+const HI: u64 = 0x8080_8080_8080_8080;
+
+/// The high bit of each zero byte of `y` (whose bytes are at most 0x7F), and perhaps of
+/// bytes above a zero byte (the borrow only runs upwards): never a zero byte missed.
+fn zero_bytes(y: u64) -> u64 {
+    y.wrapping_sub(LO) & !y & HI
+}
+
+/// The high bit of each byte of `w` (eight text bytes, little-endian) that may be a trigger
+/// byte: a digit, a `:`, an `@`, or a `.` right after a `w` or `W` (the end of `www.`);
+/// `before` is the byte before the eight (0 at the start of the text). A branch-free test
+/// of eight bytes at once. Prose is full of `.` (sentences, decimals) and `/` (`mg/dL`),
+/// which start no trigger of their own, so they do not stop the scan. Bytes at or above
+/// 0x80 are tested by their low seven bits and a borrow may mark a byte above a true hit,
+/// which only adds false alarms (the byte loop then looks closer), never hides a trigger.
+fn trigger_mask(w: u64, before: u8) -> u64 {
     let x = w & !HI;
-    // Each byte is at most 0x7F, so adding at most 0x52 never carries into the next byte.
-    let at_least_dot = x.wrapping_add(LO * (0x80 - 0x2E)) & HI;
+    // Each byte is at most 0x7F, so adding at most 0x50 never carries into the next byte.
+    let at_least_zero = x.wrapping_add(LO * (0x80 - 0x30)) & HI;
     let above_colon = x.wrapping_add(LO * (0x80 - 0x3B)) & HI;
-    let in_range = at_least_dot & !above_colon;
-    let y = x ^ (LO * 0x40);
-    let at_sign = y.wrapping_sub(LO) & !y & HI;
-    in_range | at_sign
+    let digit_or_colon = at_least_zero & !above_colon;
+    let at_sign = zero_bytes(x ^ (LO * 0x40));
+    let dot = zero_bytes(x ^ (LO * u64::from(b'.')));
+    // Each byte's predecessor: `w` shifted up one byte, `before` in the lowest.
+    let previous = (x << 8) | u64::from(before & 0x7F);
+    let after_w = zero_bytes((previous | (LO * 0x20)) ^ (LO * u64::from(b'w')));
+    digit_or_colon | at_sign | (dot & after_w)
 }
 
 /// Bytes that may sit between the digits of one identifier (`(617) 555-0142`, `3/14/2024`,
@@ -63,6 +57,10 @@ fn is_digit_separator(b: u8) -> bool {
 const MAX_SEPARATOR_RUN: usize = 3;
 /// A cluster with fewer digits than this cannot be (part of) any built-in identifier.
 const MIN_CLUSTER_DIGITS: usize = 4;
+/// A cluster with a cue-led match holds a run of at least this many digits…
+const MIN_CUE_LED_RUN: usize = 4;
+/// …or at least this many digits in all.
+const MIN_CUE_LED_DIGITS: usize = 9;
 /// Whole words a cue may take before the digits: `Social security no. #:`, `Medical record
 /// number #:` are the longest built-in cues.
 const CUE_WORDS: usize = 4;
@@ -149,25 +147,43 @@ static CUE_PAIRS: [u32; 256] = {
     t
 };
 
-/// The longest slice [`cannot_match`] looks at (a longer one is searched): the test must
+/// The longest slice [`hope`] looks at (a longer one may hold anything): the test must
 /// cost a bounded amount per search it saves, however long a window is.
 pub(super) const SHORT_SLICE: usize = 64;
 
-/// True if `slice` (at most [`SHORT_SLICE`] bytes) can hold no match of a built-in pattern:
-/// fewer than four digits and no `:`, `@` or `www.` (`,` after a date, `) ` after a phone);
-/// or only digits and digit separators with at most five digits in at most two runs
-/// (`120/80,`, `99213`, `2015.`). Every built-in pattern's match holds at least four digits
-/// (IPv4, numeric and named dates, ZIP, MRN, phone, SSN, account) or a `:` (IPv6, URLs with
-/// a scheme), an `@` (email) or `www.` (URL); and each of the first kind needs a letter, a
-/// `#`, three digit runs (dates, IPv4) or at least nine digits.
-pub(super) fn cannot_match(slice: &[u8]) -> bool {
+/// Which automata may find a built-in identifier in a slice.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Hope {
+    /// The bounded automaton (every pattern but email and URL).
+    pub(super) bounded: bool,
+    /// The open-ended one (email, URL).
+    pub(super) open: bool,
+}
+
+impl Hope {
+    /// Anything may match.
+    pub(super) const ANY: Hope = Hope {
+        bounded: true,
+        open: true,
+    };
+}
+
+/// Which automata may match in `slice` (at most [`SHORT_SLICE`] bytes, else [`Hope::ANY`]),
+/// with the built-in patterns. Every bounded pattern's match holds a `:` (IPv6) or at least
+/// four digits (IPv4, numeric and named dates, ZIP, MRN, phone, SSN, account), and each of
+/// the latter also needs a letter, a `#`, three digit runs (dates, IPv4) or at least nine
+/// digits: so not `120/80,`, `99213`, `2015.` (only digits and separators, at most five
+/// digits in at most two runs). An email needs an `@`, a URL a `:` or `www.`.
+pub(super) fn hope(slice: &[u8]) -> Hope {
     if slice.len() > SHORT_SLICE {
-        return false;
+        return Hope::ANY;
     }
     let mut digits = 0;
     let mut runs = 0;
     let mut in_run = false;
     let mut only_numeric = true;
+    let mut colon = false;
+    let mut open = false;
     for (i, &b) in slice.iter().enumerate() {
         if b.is_ascii_digit() {
             digits += 1;
@@ -179,13 +195,17 @@ pub(super) fn cannot_match(slice: &[u8]) -> bool {
         }
         in_run = false;
         match b {
-            b':' | b'@' => return false,
-            b'.' if i >= 3 && slice[i - 3..i].eq_ignore_ascii_case(b"www") => return false,
+            b':' => colon = true,
+            b'@' => open = true,
+            b'.' if i >= 3 && slice[i - 3..i].eq_ignore_ascii_case(b"www") => open = true,
             _ => {}
         }
         only_numeric &= is_digit_separator(b);
     }
-    digits < 4 || (only_numeric && digits <= 5 && runs <= 2)
+    Hope {
+        bounded: colon || (digits >= 4 && !(only_numeric && digits <= 5 && runs <= 2)),
+        open: open || colon,
+    }
 }
 
 /// The windows worth searching, in order, disjoint.
@@ -224,7 +244,8 @@ impl<'a> Windows<'a> {
             while let Some(chunk) = bytes.get(i..i + 8) {
                 let mut word = [0u8; 8];
                 word.copy_from_slice(chunk);
-                let mask = trigger_mask(u64::from_le_bytes(word));
+                let before = i.checked_sub(1).and_then(|p| bytes.get(p)).copied();
+                let mask = trigger_mask(u64::from_le_bytes(word), before.unwrap_or(0));
                 if mask != 0 {
                     // Straight to the first byte that may be a trigger.
                     i += (mask.trailing_zeros() / 8) as usize;
@@ -235,24 +256,27 @@ impl<'a> Windows<'a> {
             let Some(&byte) = bytes.get(i) else {
                 break;
             };
-            let class = CLASS[byte as usize];
-            if class == OTHER {
-                i += 1;
-                continue;
-            }
-            match class {
-                DIGIT => {
+            // Branches rather than a table of byte classes: a digit is by far the most
+            // common trigger byte, and an indirect jump per byte costs more.
+            match byte {
+                b'0'..=b'9' => {
                     let start = i;
                     let mut count = 0;
+                    // The longest run of digits with no separator.
+                    let mut run = 0;
+                    let mut longest_run = 0;
                     let mut last = i;
                     let mut j = i;
                     while j < n {
                         let b = bytes[j];
                         if b.is_ascii_digit() {
                             count += 1;
+                            run += 1;
+                            longest_run = longest_run.max(run);
                             last = j;
                             j += 1;
                         } else if is_digit_separator(b) {
+                            run = 0;
                             let run_start = j;
                             while j < n && is_digit_separator(bytes[j]) {
                                 j += 1;
@@ -269,15 +293,24 @@ impl<'a> Windows<'a> {
                     }
                     self.at = last + 1;
                     if count >= MIN_CLUSTER_DIGITS {
-                        return Some((start..last + 1, CUE_WORDS, false));
+                        // A match that starts before the cluster's word (after a cue, a
+                        // month name or a state) holds a run of at least four digits (the
+                        // year of a named date, an MRN, a ZIP, the last part of an SSN, phone
+                        // or fax number) or, for the cue-led `123 456 789` SSN, nine digits.
+                        // Other clusters (`120/80`, `3/14/24`, `J45.909`) need no look back.
+                        let cue_led = self.any_cue
+                            || longest_run >= MIN_CUE_LED_RUN
+                            || count >= MIN_CUE_LED_DIGITS;
+                        let words = if cue_led { CUE_WORDS } else { 0 };
+                        return Some((start..last + 1, words, false));
                     }
                     i = self.at;
                 }
-                AT => {
+                b'@' => {
                     self.at = i + 1;
                     return Some((i..i + 1, 0, true));
                 }
-                COLON => {
+                b':' => {
                     let next = bytes.get(i + 1).copied().unwrap_or(0);
                     let prev = if i > 0 { bytes[i - 1] } else { 0 };
                     // `::` (compressed IPv6), `:/` (a URL), or a full eight-group IPv6
@@ -294,14 +327,11 @@ impl<'a> Windows<'a> {
                     }
                     i += 1;
                 }
-                _ => {
-                    // DOT: `www.`
-                    if i >= 3 && bytes[i - 3..i].eq_ignore_ascii_case(b"www") {
-                        self.at = i + 1;
-                        return Some((i - 3..i + 1, 0, true));
-                    }
-                    i += 1;
+                b'.' if i >= 3 && bytes[i - 3..i].eq_ignore_ascii_case(b"www") => {
+                    self.at = i + 1;
+                    return Some((i - 3..i + 1, 0, true));
                 }
+                _ => i += 1,
             }
         }
         self.at = n;
@@ -310,9 +340,10 @@ impl<'a> Windows<'a> {
 
     /// Grows a trigger into a window: back over the word it starts in and `words` more words
     /// (room for a cue; at most [`LOOKBACK`] bytes, then to the start of that word), forward
-    /// to whitespace. `floor` is where the previous window ended. The flag is true if the
-    /// bytes added after the trigger hold an `@`, a `:/` or a `www.` (an email or URL may then
-    /// sit in the window without its own trigger having been seen).
+    /// to whitespace. `floor` is where the window not yet returned starts (the bytes before
+    /// it have been searched). The flag is true if the bytes added after the trigger hold
+    /// an `@`, a `:/` or a `www.` (an email or URL may then sit in the window without its
+    /// own trigger having been seen).
     fn widen(&self, trigger: Range<usize>, words: usize, floor: usize) -> (Range<usize>, bool) {
         let bytes = self.bytes;
         let limit = trigger.start.saturating_sub(LOOKBACK).max(floor);
@@ -323,8 +354,8 @@ impl<'a> Windows<'a> {
         }
         // Back over up to `words` more words. With the built-in patterns the window starts
         // at the farthest of them that may start a match: a word holding a cue, the word
-        // before a month name, or the word right before the cluster if it is short (a state,
-        // `MA 02115`); any other match starts in the cluster's own word. Most clusters (doses,
+        // before a month name if it holds a digit (`3rd March 2021`), or the word right before the cluster if it ends in a state
+        // code (`MA 02115`, `MA, 02115`); any other match starts in the cluster's own word. Most clusters (doses,
         // vitals, codes) have no cue before them, and the automaton never sees their prose.
         let mut word_start = start;
         let mut month = false;
@@ -344,8 +375,11 @@ impl<'a> Windows<'a> {
                 start = word_start;
                 continue;
             }
-            let cue = cue_in(&bytes[word_start..word_end]);
-            if cue != Cue::None || month || (i == 0 && word_end - word_start <= 3) {
+            let word = &bytes[word_start..word_end];
+            let cue = cue_in(word);
+            // The word before a month name starts a date only if it holds the day.
+            let day = month && word.iter().any(u8::is_ascii_digit);
+            if cue != Cue::None || day || (i == 0 && ends_in_state(word)) {
                 start = word_start;
             }
             month = cue == Cue::Month;
@@ -384,7 +418,9 @@ impl Iterator for Windows<'_> {
 
     fn next(&mut self) -> Option<Window> {
         loop {
-            let floor = self.pending.as_ref().map_or(0, |w| w.range.end);
+            // The window not yet returned may hold the cue of this trigger's match
+            // (`0000MRN 000000`): look back into it too, and merge.
+            let floor = self.pending.as_ref().map_or(0, |w| w.range.start);
             match self.next_trigger() {
                 Some((trigger, words, trigger_open)) => {
                     let (range, widened_open) = self.widen(trigger, words, floor);

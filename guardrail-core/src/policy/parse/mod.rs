@@ -17,6 +17,7 @@ use crate::mask::{MaskingConfig, Strategy};
 use crate::model::{ActionKind, Endpoint, Purpose};
 use crate::model::{Category, CategorySet};
 use crate::policy::Effect;
+use crate::relation::{Consent, ConsentSet};
 
 mod rule;
 mod sections;

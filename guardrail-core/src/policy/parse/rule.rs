@@ -16,6 +16,10 @@ pub(super) const RULE_KEYS: &[&str] = &[
     "agents",
     "direct_only",
     "max_count",
+    "relations",
+    "consent",
+    "vip",
+    "restricted",
     "reveal",
     "approval",
     "approval_over",
@@ -167,6 +171,28 @@ pub(super) fn parse_rule(
         .get("max_count")
         .map(|v| t.unsigned("max_count", v))
         .transpose()?;
+    let relations: Option<Box<[Arc<str>]>> = t
+        .get("relations")
+        .map(|v| t.names("relations", v, false))
+        .transpose()?
+        .map(|v| v.into_iter().map(|(s, _)| s).collect());
+    let consent = t
+        .get("consent")
+        .map(|v| t.closed_set::<Consent>("consent", v, |c| c as usize))
+        .transpose()?
+        .map_or(ConsentSet::EMPTY, ConsentSet::from_bits);
+    let vip = deny_only_flag(
+        &t,
+        "vip",
+        effect,
+        "`vip` applies to deny rules only; every access to a VIP's record already raises an alert",
+    )?;
+    let restricted = deny_only_flag(
+        &t,
+        "restricted",
+        effect,
+        "`restricted` applies to deny rules only; a restriction can only take access away",
+    )?;
     let reveal = match t.get("reveal") {
         None => CategorySet::EMPTY,
         Some(v) => {
@@ -252,8 +278,26 @@ pub(super) fn parse_rule(
         agents,
         direct_only,
         max_count,
+        relations,
+        consent,
+        vip,
+        restricted,
         reveal,
         approval,
         line,
     })
+}
+
+/// A boolean condition only deny rules may use (`vip`, `restricted`).
+fn deny_only_flag(t: &Table<'_, '_>, key: &str, effect: Effect, why: &str) -> R<bool> {
+    match t.get(key) {
+        None => Ok(false),
+        Some(v) => {
+            let b = t.boolean(key, v)?;
+            if b && effect == Effect::Allow {
+                return Err(t.err(&v.span(), key, why.into()));
+            }
+            Ok(b)
+        }
+    }
 }

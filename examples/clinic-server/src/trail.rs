@@ -4,8 +4,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use guardrail_core::audit::{
-    AuditError, AuditEvent, CheckpointOptions, CheckpointSigner, CheckpointVerifier, Durability,
-    FileSink, FileSinkOptions, Manifest, TrailError, verify_trail,
+    AuditError, CheckpointOptions, CheckpointSigner, CheckpointVerifier, Durability, FileSink,
+    FileSinkOptions, TrailError, verify_trail,
 };
 
 /// The checkpoint signing seed of the demo (a real service keeps it in a secret store).
@@ -25,10 +25,12 @@ pub fn checkpoint_path(dir: &Path) -> PathBuf {
     dir.join(guardrail_core::audit::CHECKPOINT_FILE)
 }
 
-/// Opens the trail in `dir`: every append is on disk before the guarded call proceeds, and a
-/// signed checkpoint is written every 16 events (and on close). The public key is written next
-/// to it as `checkpoint.pub` so the trail can be verified with the CLI.
+/// Opens (or creates, or continues) the trail in `dir`: every append is on disk before the
+/// guarded call proceeds, and a signed checkpoint is written every 16 events (and on
+/// close). The public key is written next to it as `checkpoint.pub` so the trail can be
+/// verified with the CLI.
 pub fn open(dir: &Path) -> Result<Arc<FileSink>, AuditError> {
+    std::fs::create_dir_all(dir)?;
     let mut checkpoint = CheckpointOptions::new(signer());
     checkpoint.every_events = 16;
     let sink = FileSink::open(
@@ -43,25 +45,6 @@ pub fn open(dir: &Path) -> Result<Arc<FileSink>, AuditError> {
     Ok(Arc::new(sink))
 }
 
-/// Reads every event of the trail in `dir`, in order.
-pub fn read(dir: &Path) -> Result<Vec<AuditEvent>, String> {
-    let manifest_path = dir.join(guardrail_core::audit::MANIFEST_FILE);
-    let manifest =
-        std::fs::read(&manifest_path).map_err(|e| format!("{}: {e}", manifest_path.display()))?;
-    let manifest = Manifest::parse(&manifest).map_err(|e| e.to_string())?;
-    let mut events = Vec::new();
-    for path in manifest.paths(dir) {
-        let text =
-            std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-        for (i, line) in text.lines().enumerate() {
-            let event = AuditEvent::parse(line)
-                .map_err(|e| format!("{}:{}: {e}", path.display(), i + 1))?;
-            events.push(event);
-        }
-    }
-    Ok(events)
-}
-
 /// Verifies the trail in `dir` against its checkpoints; returns the number of events.
 pub fn verify(dir: &Path) -> Result<u64, TrailError> {
     let checkpoints = checkpoint_path(dir);
@@ -73,3 +56,21 @@ pub fn verify(dir: &Path) -> Result<u64, TrailError> {
     )
     .map(|r| r.events)
 }
+
+/// The audit key of the demo. A real service loads its key from a secret store; here it can
+/// be given as 64 hex characters in `GUARDRAIL_AUDIT_KEY`, else the fixed [`DEMO_KEY`] is
+/// used, so `guardrail audit disclosures --key-hex env:GUARDRAIL_AUDIT_KEY` can be tried on
+/// the demo's trail.
+pub fn demo_key() -> guardrail_core::AuditKey {
+    let from_env = std::env::var("GUARDRAIL_AUDIT_KEY")
+        .ok()
+        .and_then(|h| hex::decode(h).ok())
+        .and_then(|b| guardrail_core::AuditKey::from_bytes(&b).ok());
+    from_env.unwrap_or_else(|| match guardrail_core::AuditKey::from_bytes(DEMO_KEY) {
+        Ok(k) => k,
+        Err(_) => unreachable!("the demo key is 32 bytes"),
+    })
+}
+
+/// The demo's fixed key bytes (never use a fixed key in production).
+pub const DEMO_KEY: &[u8; 32] = b"clinic-demo-key-not-for-prod!!!!";
