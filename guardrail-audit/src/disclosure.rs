@@ -79,6 +79,9 @@ pub struct Disclosure {
     pub seq: u64,
     /// Who acted (principal id).
     pub principal: Option<Text>,
+    /// The software agent (an AI assistant) the principal acted through, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub via: Option<Text>,
     /// The principal's roles at the time.
     pub roles: Vec<Text>,
     /// Declared purpose of use (`treatment`, `emergency_treatment`, …).
@@ -199,6 +202,7 @@ impl DisclosureAccumulator {
                     time: r.time,
                     seq: event.seq,
                     principal: r.principal.clone(),
+                    via: r.via.clone(),
                     roles: r.roles.to_vec(),
                     purpose: r.purpose.clone(),
                     action: r.action.clone(),
@@ -276,7 +280,10 @@ impl DisclosureReport {
             .map(|d| {
                 [
                     d.time.to_string(),
-                    d.principal.as_deref().map_or_else(dash, str::to_owned),
+                    match (d.principal.as_deref(), d.via.as_deref()) {
+                        (Some(p), Some(via)) => format!("{p} via {via}"),
+                        (p, _) => p.map_or_else(dash, str::to_owned),
+                    },
                     if d.roles.is_empty() {
                         dash()
                     } else {

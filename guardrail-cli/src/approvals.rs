@@ -124,6 +124,7 @@ fn describe(r: &ApprovalRequest) -> String {
     );
     let opt = |v: Option<&str>| v.map_or_else(|| "-".to_owned(), |v| text(v).into_owned());
     out.push_str(&format!("  via agent: {}\n", opt(s.agent.as_deref())));
+    out.push_str(&format!("  session: {}\n", opt(s.session.as_deref())));
     out.push_str(&format!("  purpose: {}\n", opt(s.purpose.as_deref())));
     out.push_str(&format!("  endpoint: {}\n", opt(s.endpoint.as_deref())));
     out.push_str(&format!("  rule: {}\n", opt(s.rule.as_deref())));

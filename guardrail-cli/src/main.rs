@@ -525,6 +525,7 @@ fn escaped(mut report: DisclosureReport) -> DisclosureReport {
     }
     for d in &mut report.rows {
         o(&mut d.principal);
+        o(&mut d.via);
         d.roles.iter_mut().for_each(e);
         o(&mut d.purpose);
         o(&mut d.action);

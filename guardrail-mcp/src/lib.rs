@@ -18,7 +18,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use guardrail_core::mask::scrub_text;
+use guardrail_core::mask::{default_scanner, scrub_text};
 use guardrail_core::registry::{self, ActionDescriptor};
 use guardrail_core::{
     AgentId, Context, Effect, Endpoint, GuardError, Guardrail, HeldOutcomes, Policy, Principal,
@@ -27,7 +27,7 @@ use guardrail_core::{
 use serde_json::{Map, Value};
 
 mod server;
-pub use server::{APPROVAL_ARGUMENT, GuardedServer};
+pub use server::{APPROVAL_ARGUMENT, Authenticate, GuardedServer};
 
 /// A tool's handler: the session's context and the call's arguments, to the JSON of the
 /// (already masked) `Ok` value.
@@ -260,11 +260,13 @@ static SESSIONS: AtomicU64 = AtomicU64::new(0);
 /// One MCP session: a person, an agent, a session id recorded in every event.
 #[derive(Debug, Clone)]
 pub struct Session {
-    guardrail: Guardrail,
     config: SessionConfig,
     agent: AgentId,
     id: Arc<str>,
     tools: Vec<Tool>,
+    /// The context every call starts from (under its own request id): built once, from the
+    /// session alone.
+    base: Context,
 }
 
 impl Session {
@@ -298,12 +300,13 @@ impl Session {
                 .cloned()
                 .collect();
         }
+        let base = base_context(guardrail, &config, &agent, &id);
         Session {
-            guardrail: guardrail.clone(),
             config,
             agent,
             id,
             tools,
+            base,
         }
     }
 
@@ -317,23 +320,9 @@ impl Session {
         &self.tools
     }
 
-    /// The context of one call: everything from the session, nothing from arguments.
-    fn context(&self) -> Context {
-        let mut ctx = self
-            .guardrail
-            .context(self.config.principal.clone())
-            .agent(self.agent.clone())
-            .session(&*self.id);
-        if let Some(e) = self.config.endpoint {
-            ctx = ctx.endpoint(e);
-        }
-        if let Some(p) = self.config.purpose {
-            ctx = ctx.purpose(p);
-        }
-        if let Some(reason) = &self.config.break_glass {
-            ctx = ctx.break_glass(reason);
-        }
-        ctx
+    /// The person the session acts for.
+    pub fn principal(&self) -> &Principal {
+        &self.config.principal
     }
 
     /// The agent the session acts through.
@@ -359,12 +348,14 @@ impl Session {
             .find(|t| &*t.name == name)
             .ok_or_else(|| ToolError::NotOffered(scrub_text(name)))?;
         let held = HeldOutcomes::new();
-        let mut ctx = self.context().hold_outcomes(&held);
+        // Everything from the session, nothing from arguments; a new request id per call.
+        let mut ctx = self.base.next_request().hold_outcomes(&held);
         if let Some(id) = approval {
             ctx = ctx.approval(guardrail_core::approval::ApprovalId::new(id));
         }
         // On an error the holder is dropped: held outcomes are recorded as `undelivered`.
-        let value = scrub_json((tool.handler)(&ctx, arguments)?);
+        let mut value = (tool.handler)(&ctx, arguments)?;
+        scrub_json_in_place(&mut value);
         let text = value.to_string();
         let digest = result_digest(&text);
         held.release(&[(RESULT_DIGEST, digest.clone())])
@@ -375,6 +366,25 @@ impl Session {
             digest,
         })
     }
+}
+
+/// The context every call of a session starts from: the person, the agent, the session id,
+/// and the configured endpoint, purpose and emergency.
+fn base_context(g: &Guardrail, config: &SessionConfig, agent: &AgentId, id: &str) -> Context {
+    let mut ctx = g
+        .context(config.principal.clone())
+        .agent(agent.clone())
+        .session(id);
+    if let Some(e) = config.endpoint {
+        ctx = ctx.endpoint(e);
+    }
+    if let Some(p) = config.purpose {
+        ctx = ctx.purpose(p);
+    }
+    if let Some(reason) = &config.break_glass {
+        ctx = ctx.break_glass(reason);
+    }
+    ctx
 }
 
 /// The `detail` key of an outcome event holding the digest of the delivered result.
@@ -409,18 +419,53 @@ impl Delivered {
     pub fn digest(&self) -> &str {
         &self.digest
     }
+
+    /// The exact text sent to the model, taken out (no copy).
+    pub fn into_text(self) -> String {
+        self.text
+    }
 }
 
 /// Passes every string of `value` (keys and values) through [`scrub_text`].
-pub fn scrub_json(value: Value) -> Value {
+pub fn scrub_json(mut value: Value) -> Value {
+    scrub_json_in_place(&mut value);
+    value
+}
+
+/// [`scrub_json`] in place: every string (keys and values) is scanned; only one holding an
+/// identifier is replaced (by [`scrub_text`]'s masked text), so a clean result is scanned
+/// once and never copied.
+pub fn scrub_json_in_place(value: &mut Value) {
     match value {
-        Value::String(s) => Value::String(scrub_text(&s)),
-        Value::Array(items) => Value::Array(items.into_iter().map(scrub_json).collect()),
-        Value::Object(map) => Value::Object(
-            map.into_iter()
-                .map(|(k, v)| (scrub_text(&k), scrub_json(v)))
-                .collect(),
-        ),
-        other => other,
+        Value::String(s) => {
+            if let Some(masked) = scrubbed(s) {
+                *s = masked;
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(scrub_json_in_place),
+        Value::Object(map) => {
+            if map.keys().any(|k| scrubbed(k).is_some()) {
+                // A key holds an identifier: rebuild the map with scrubbed keys (rare).
+                *map = std::mem::take(map)
+                    .into_iter()
+                    .map(|(k, mut v)| {
+                        scrub_json_in_place(&mut v);
+                        (scrubbed(&k).unwrap_or(k), v)
+                    })
+                    .collect();
+            } else {
+                map.values_mut().for_each(scrub_json_in_place);
+            }
+        }
+        Value::Null | Value::Bool(_) | Value::Number(_) => {}
+    }
+}
+
+/// The masked text of `text` if the scanner finds an identifier in it, `None` if it is clean.
+fn scrubbed(text: &str) -> Option<String> {
+    if default_scanner().find(text).is_empty() {
+        None
+    } else {
+        Some(scrub_text(text))
     }
 }

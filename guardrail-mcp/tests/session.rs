@@ -194,3 +194,50 @@ fn export_waits_for_a_second_person_then_succeeds_once() {
     );
     assert!(s.call("export_cohort", &Map::new(), Some(&id)).is_err());
 }
+
+#[test]
+fn approval_steps_carry_the_session_and_a_grant_is_spent_only_in_its_session() {
+    let (g, sink) = setup();
+    let s = provider(&g, "clinic-assistant");
+    let id = match s.call("export_cohort", &Map::new(), None).unwrap_err() {
+        ToolError::ApprovalRequired { id } => id,
+        other => panic!("expected approval, got {other:?}"),
+    };
+    let officer = Principal::new("po-1").role("privacy_officer");
+    g.approve(&officer, &guardrail_core::approval::ApprovalId::new(&id))
+        .unwrap();
+    // Another session of the same person, through the same agent, cannot spend it.
+    let other = provider(&g, "clinic-assistant");
+    assert_ne!(other.id(), s.id());
+    match other.call("export_cohort", &Map::new(), Some(&id)) {
+        Err(ToolError::Denied(why)) => assert!(why.contains("session"), "{why}"),
+        r => panic!("expected a denial, got {r:?}"),
+    }
+    // The session that asked for it can.
+    assert_eq!(
+        s.call("export_cohort", &Map::new(), Some(&id))
+            .unwrap()
+            .value(),
+        &json!(3)
+    );
+    let events = sink.events();
+    let step = |kind: EventKind| {
+        events
+            .iter()
+            .find(|e| e.record.kind == kind)
+            .map(|e| &e.record)
+            .unwrap()
+    };
+    let granted = step(EventKind::ApprovalGranted);
+    assert_eq!(granted.session.as_deref(), Some(s.id()));
+    assert_eq!(granted.principal.as_deref(), Some("po-1"));
+    assert_eq!(
+        granted.detail.get("bound.session").map(String::as_str),
+        Some(s.id())
+    );
+    let consumed = step(EventKind::ApprovalConsumed);
+    assert_eq!(consumed.session.as_deref(), Some(s.id()));
+    assert_eq!(consumed.principal.as_deref(), Some("dr-grey"));
+    assert_eq!(consumed.via.as_deref(), Some("clinic-assistant/1.0"));
+    assert_eq!(consumed.approval.as_deref(), Some(id.as_str()));
+}

@@ -235,7 +235,13 @@ pub fn catalogue(db: &Db) -> Catalogue {
 /// The session of the demo's clinician: Dr. Grey, a provider, treating patients, through
 /// the clinic's assistant (fixed by configuration, whatever the client calls itself).
 pub fn clinician_session() -> SessionConfig {
-    SessionConfig::new(Principal::new("dr-grey").role("provider"))
+    session_for(Principal::new("dr-grey").role("provider"))
+}
+
+/// The session the server gives an authenticated person: the provider endpoint, treatment,
+/// through the clinic's assistant.
+pub fn session_for(person: Principal) -> SessionConfig {
+    SessionConfig::new(person)
         .endpoint(Endpoint::Provider)
         .purpose(Purpose::Treatment)
         .agent(AgentId::new(AGENT))

@@ -3,8 +3,12 @@
 //! ```text
 //! assistant [demo] [--trail DIR] [--db URL]     the scripted session over streamable HTTP
 //! assistant serve-stdio [--trail DIR] [--db URL]
-//! assistant serve-http [--addr 127.0.0.1:PORT] [--trail DIR] [--db URL]
+//! assistant serve-http --tokens FILE [--addr 127.0.0.1:PORT] [--trail DIR] [--db URL]
 //! ```
+//!
+//! Over HTTP every request must carry `Authorization: Bearer TOKEN`, a token of the
+//! `--tokens` file (`TOKEN PERSON ROLE[,ROLE…]` a line); anything else is refused with 401.
+//! The demo makes a random token for Dr. Grey and gives it to its client.
 //!
 //! `--db URL` keeps approval requests in PostgreSQL, where `guardrail approvals approve`
 //! (another process, another person) grants them; without it they live in memory and the
@@ -16,13 +20,14 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use assistant::serve::Server;
-use assistant::{AGENT, Db, catalogue, clinician_session, guardrail};
+use assistant::serve::{Server, Tokens};
+use assistant::{AGENT, Db, catalogue, clinician_session, guardrail, session_for};
 use guardrail_core::Principal;
 use guardrail_core::approval::{ApprovalId, ApprovalState};
 use rmcp::ServiceExt as _;
 use rmcp::model::{ClientCapabilities, ClientConfig, Implementation};
 use rmcp::transport::StreamableHttpClientTransport;
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 
 #[derive(Debug)]
 struct Options {
@@ -30,11 +35,12 @@ struct Options {
     trail: PathBuf,
     db: Option<String>,
     addr: String,
+    tokens: Option<PathBuf>,
 }
 
 fn usage() -> String {
     "usage: assistant [demo | serve-stdio | serve-http] [--trail DIR] [--db URL] \
-     [--addr 127.0.0.1:PORT]"
+     [--addr 127.0.0.1:PORT] [--tokens FILE]"
         .into()
 }
 
@@ -45,6 +51,7 @@ fn parse_args() -> Result<Options, String> {
         trail: std::env::temp_dir().join(format!("guardrail-assistant-{}", std::process::id())),
         db: None,
         addr: "127.0.0.1:8765".into(),
+        tokens: None,
     };
     let mut first = true;
     while let Some(a) = args.next() {
@@ -56,6 +63,7 @@ fn parse_args() -> Result<Options, String> {
             "--trail" => o.trail = PathBuf::from(value("--trail")?),
             "--db" => o.db = Some(value("--db")?),
             "--addr" => o.addr = value("--addr")?,
+            "--tokens" => o.tokens = Some(PathBuf::from(value("--tokens")?)),
             "demo" | "serve-stdio" | "serve-http" if first => o.command = a,
             "-h" | "--help" => return Err(usage()),
             other => return Err(format!("unknown argument `{other}`; {}", usage())),
@@ -105,6 +113,16 @@ async fn run(o: Options) -> Result<(), String> {
             server.serve_stdio().await.map_err(|e| e.to_string())
         }
         "serve-http" => {
+            let Some(path) = &o.tokens else {
+                return Err(format!(
+                    "`serve-http` needs `--tokens FILE` (who may connect); {}",
+                    usage()
+                ));
+            };
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read the token file `{}`: {e}", path.display()))?;
+            let tokens = Tokens::parse(&text, session_for).map_err(|e| e.to_string())?;
+            let server = server.tokens(tokens);
             let listener = tokio::net::TcpListener::bind(&o.addr)
                 .await
                 .map_err(|e| format!("cannot listen on `{}`: {e}", o.addr))?;
@@ -124,6 +142,10 @@ async fn run(o: Options) -> Result<(), String> {
 }
 
 async fn demo(server: &Server, o: &Options) -> Result<(), String> {
+    let token = random_token()?;
+    let server = &server
+        .clone()
+        .tokens(Tokens::new().token(&token, clinician_session()));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .map_err(|e| format!("cannot listen on loopback: {e}"))?;
@@ -137,7 +159,9 @@ async fn demo(server: &Server, o: &Options) -> Result<(), String> {
         ClientCapabilities::default(),
         Implementation::new(AGENT, env!("CARGO_PKG_VERSION")),
     )
-    .serve(StreamableHttpClientTransport::from_uri(http.url()))
+    .serve(StreamableHttpClientTransport::from_config(
+        StreamableHttpClientTransportConfig::with_uri(http.url()).auth_header(token),
+    ))
     .await
     .map_err(|e| format!("the MCP client could not connect: {e}"))?;
 
@@ -181,4 +205,14 @@ async fn demo(server: &Server, o: &Options) -> Result<(), String> {
         println!("replay: guardrail audit session {id} {}", o.trail.display());
     }
     Ok(())
+}
+
+/// A fresh bearer token for the demo's client (32 random bytes, hex).
+fn random_token() -> Result<String, String> {
+    use std::io::Read as _;
+    let mut bytes = [0u8; 32];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .map_err(|e| format!("cannot make a token: {e}"))?;
+    Ok(hex::encode(bytes))
 }

@@ -233,7 +233,6 @@ async fn the_session_replays_in_order_from_a_verified_trail_with_result_digests(
     let steps = replay["steps"].as_array().unwrap();
     let seen: Vec<(String, String)> = steps
         .iter()
-        .filter(|s| s["event"] != "approval_consumed")
         .map(|s| {
             (
                 s["action"]
@@ -253,15 +252,69 @@ async fn the_session_replays_in_order_from_a_verified_trail_with_result_digests(
         ("add_note", "allow"),
         ("add_note", "outcome:ok"),
         ("export_cohort", "approval_required"),
+        // The approval steps carry the session too: the grant by the privacy officer, then
+        // its consumption by the retried call.
+        ("export_cohort", "approval_granted"),
+        ("export_cohort", "approval_consumed"),
         ("export_cohort", "allow"),
         ("export_cohort", "outcome:ok"),
     ]
     .map(|(a, e)| (a.to_owned(), e.to_owned()));
     assert_eq!(seen, expect);
     for s in steps {
-        assert_eq!(s["principal"], "dr-grey");
-        assert_eq!(s["via"], "clinic-assistant");
+        if s["event"] == "approval_granted" {
+            // The approver acts in person.
+            assert_eq!(s["principal"], "po-1");
+            assert_eq!(s["via"], Value::Null);
+        } else {
+            assert_eq!(s["principal"], "dr-grey");
+            assert_eq!(s["via"], "clinic-assistant");
+        }
     }
+    let approvals: Vec<&str> = steps
+        .iter()
+        .filter_map(|s| s["approval"].as_str())
+        .collect();
+    assert_eq!(approvals.len(), 4, "request, grant, consumption, retry");
+    assert!(approvals.iter().all(|a| *a == approvals[0]));
+
+    // The accounting of disclosures names the person and the agent they acted through.
+    let out = cli(&[
+        "audit",
+        "disclosures",
+        "--patient",
+        "p-1",
+        "--key-hex",
+        assistant::DEMO_AUDIT_KEY_HEX,
+        "--format",
+        "json",
+        trail,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let accounting: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rows = accounting["rows"].as_array().unwrap();
+    // The agent read p-1's chart once.
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0]["action"], "assistant.read_chart");
+    for row in rows {
+        assert_eq!(row["principal"], "dr-grey");
+        assert_eq!(row["via"], "clinic-assistant");
+    }
+    let out = cli(&[
+        "audit",
+        "disclosures",
+        "--patient",
+        "p-1",
+        "--key-hex",
+        assistant::DEMO_AUDIT_KEY_HEX,
+        trail,
+    ]);
+    let table = String::from_utf8(out.stdout).unwrap();
+    assert!(table.contains("dr-grey via clinic-assistant"), "{table}");
     // Each outcome names the digest of exactly the text the model received.
     let digests: Vec<&str> = steps
         .iter()

@@ -74,6 +74,8 @@ fn step_record(
         r.roles = p.roles_arc().clone();
     }
     r.subject = request.binding.subject.clone();
+    // The session the call was asked for in: its replay shows every approval step.
+    r.session = request.binding.scope.session.clone();
     r.count = request.binding.count;
     r.approval = Some(Arc::from(request.id.as_str()));
     r.decision = Some(Arc::from(decision));
@@ -89,6 +91,7 @@ fn step_record(
         ("bound.purpose", scope.purpose.as_deref()),
         ("bound.endpoint", scope.endpoint.as_deref()),
         ("bound.agent", scope.agent.as_deref()),
+        ("bound.session", scope.session.as_deref()),
         ("bound.rule", scope.rule.as_deref()),
         ("bound.reveal", Some(&*scope.reveal)),
         ("bound.arguments", scope.arguments.as_deref()),
@@ -214,5 +217,7 @@ pub(crate) fn record_consumed(
         "consumed",
     );
     r.request_id = Some(ctx.request_arc().clone());
+    // The requester consumes, through the agent that retried (if any).
+    r.via = ctx.get_agent().map(|a| a.label_arc().clone());
     g.append(policy, r).map(|_| ())
 }

@@ -80,6 +80,12 @@ pub struct CallScope {
     /// person asked for cannot be spent by an assistant acting for them, nor the reverse.
     #[serde(default)]
     pub agent: Option<Arc<str>>,
+    /// The session (e.g. an MCP session) the call was asked for in (`None`: none), so a
+    /// grant is spent only in the session that asked for it, and every approval step is
+    /// recorded with that session (its replay shows them). Left out of the JSON when absent,
+    /// so scopes stored before it existed compare equal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<Arc<str>>,
     /// The id of the rule that decided (and so the call's `reveal`).
     pub rule: Option<Arc<str>>,
     /// The categories the call may see unmasked, comma-separated.
@@ -100,6 +106,8 @@ impl CallScope {
             Some("endpoint")
         } else if self.agent != other.agent {
             Some("agent")
+        } else if self.session != other.session {
+            Some("session")
         } else if self.rule != other.rule {
             Some("rule")
         } else if self.reveal != other.reveal {

@@ -141,6 +141,14 @@ impl Context {
         self
     }
 
+    /// The same context under a new request id: how a long-lived session (an MCP session)
+    /// starts each of its calls without rebuilding who, where, why and through which agent.
+    pub fn next_request(&self) -> Context {
+        let mut next = self.clone();
+        next.request_id = new_request_id();
+        next
+    }
+
     /// Names the software agent (an AI assistant's MCP client) the principal acts through.
     ///
     /// Set it from server configuration only, never from request arguments: rules with

@@ -325,6 +325,7 @@ fn binding_for(
             purpose: ctx.get_purpose().map(|p| p.label()),
             endpoint: ctx.get_endpoint().map(|e| e.label()),
             agent: ctx.get_agent().map(|a| a.label_arc().clone()),
+            session: ctx.session_arc().cloned(),
             rule: verdict.rule.cloned(),
             reveal: Arc::from(verdict.reveal.names()),
             arguments,

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::{Arc, OnceLock};
 
-use assistant::serve::{HttpServer, Server};
+use assistant::serve::{HttpServer, Server, Tokens};
 use assistant::{AGENT, Db, catalogue, guardrail};
 use guardrail_core::Guardrail;
 use guardrail_core::audit::{AuditEvent, FileSink};
@@ -17,6 +17,29 @@ use rmcp::ServiceExt as _;
 use rmcp::model::{ClientCapabilities, ClientConfig, Implementation};
 use rmcp::service::{Peer, RunningService};
 use rmcp::transport::StreamableHttpClientTransport;
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+
+/// The bearer token of the harness's person.
+pub const TOKEN: &str = "harness-token-0123456789abcdef";
+
+/// The real rmcp client over streamable HTTP at `url`, sending `token` as its bearer token
+/// (none when `None`), naming itself `name`.
+pub async fn connect(
+    url: &str,
+    token: Option<&str>,
+    name: &str,
+) -> Result<RunningService<RoleClient, ClientConfig>, rmcp::service::ClientInitializeError> {
+    let mut config = StreamableHttpClientTransportConfig::with_uri(url);
+    if let Some(t) = token {
+        config = config.auth_header(t);
+    }
+    ClientConfig::new(
+        ClientCapabilities::default(),
+        Implementation::new(name, "9.9"),
+    )
+    .serve(StreamableHttpClientTransport::from_config(config))
+    .await
+}
 
 pub struct Harness {
     pub dir: tempfile::TempDir,
@@ -33,17 +56,14 @@ impl Harness {
         let trail = dir.path().join("trail");
         let (g, sink) = guardrail(&trail, approvals_url, None).unwrap();
         let db = Db::demo().unwrap();
-        let server = Server::new(g.clone(), catalogue(&db), config);
+        let server = Server::new(g.clone(), catalogue(&db), config.clone())
+            .tokens(Tokens::new().token(TOKEN, config));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let http = server.serve_http(listener).unwrap();
-        let client = ClientConfig::new(
-            ClientCapabilities::default(),
-            // The client calls itself something else: the configured agent id wins.
-            Implementation::new("some-mcp-client", "9.9"),
-        )
-        .serve(StreamableHttpClientTransport::from_uri(http.url()))
-        .await
-        .unwrap();
+        // The client calls itself something else: the configured agent id wins.
+        let client = connect(&http.url(), Some(TOKEN), "some-mcp-client")
+            .await
+            .unwrap();
         Harness {
             dir,
             server,
