@@ -650,6 +650,7 @@ pub fn listing_shows_decidable_requests_oldest_first<B: Backend>(b: &B) {
         purpose: Some(Arc::from("research")),
         endpoint: Some(Arc::from("system")),
         agent: Some(Arc::from("clinic-assistant")),
+        session: None,
         rule: Some(Arc::from("research-export")),
         reveal: Arc::from("diagnosis"),
         arguments: Some(Arc::from("hmac-sha256:ab12")),

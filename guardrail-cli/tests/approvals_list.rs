@@ -55,6 +55,7 @@ fn request(id: &str, principal: &str, ago: u64, ttl: u64) -> ApprovalRequest {
                 purpose: Some(Arc::from("research")),
                 endpoint: Some(Arc::from("system")),
                 agent: None,
+                session: None,
                 rule: Some(Arc::from("research-export")),
                 reveal: Arc::from("diagnosis"),
                 arguments: Some(Arc::from("hmac-sha256:a4f0")),

@@ -70,7 +70,7 @@ fn bound_fields(out: &mut String, request: &ApprovalRequest) {
     } else {
         &s.reveal
     };
-    let rows: [(&str, &str, &str); 13] = [
+    let rows: [(&str, &str, &str); 14] = [
         ("id", "Request", request.id.as_str()),
         ("action", "Action", &*b.action),
         ("principal", "Requested by", &*b.principal),
@@ -79,6 +79,7 @@ fn bound_fields(out: &mut String, request: &ApprovalRequest) {
             "Via agent",
             s.agent.as_deref().unwrap_or("— (in person)"),
         ),
+        ("session", "Agent session", dash(s.session.as_deref())),
         ("purpose", "Purpose of use", dash(s.purpose.as_deref())),
         ("endpoint", "Endpoint", dash(s.endpoint.as_deref())),
         ("rule", "Deciding rule", dash(s.rule.as_deref())),
