@@ -104,23 +104,14 @@ fn run_prove(
     verifier: &CheckpointVerifier,
     subject: &str,
 ) -> Result<(InclusionBundle, u64), Failure> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Failure::Usage(format!("cannot start a runtime: {e}")))?;
-    rt.block_on(async {
-        let pool = sqlx::postgres::PgPoolOptions::new()
-            .max_connections(1)
-            .acquire_timeout(std::time::Duration::from_secs(10))
-            .connect(url)
+    let usage = |e: String| Failure::Usage(format!("the PostgreSQL database: {e}"));
+    crate::sqltrail::on_postgres(url, usage, async |pool| {
+        prove_subject(pool, table, verifier, subject)
             .await
-            .map_err(|e| Failure::Usage(format!("the PostgreSQL database: cannot connect: {e}")))?;
-        let result = prove_subject(&pool, table, verifier, subject).await;
-        pool.close().await;
-        result.map_err(|e| match e {
-            ProveError::Verify(e) => trail_failure(e),
-            other => Failure::Usage(other.to_string()),
-        })
+            .map_err(|e| match e {
+                ProveError::Verify(e) => trail_failure(e),
+                other => Failure::Usage(other.to_string()),
+            })
     })
 }
 

@@ -108,19 +108,8 @@ fn read_table(spec: &Path, table: &AuditTable, id: &str) -> Result<TableRead, Fa
         }
         SqlTrail::Postgres(url) => {
             use guardrail_audit::sql::PgEvents;
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(|e| Failure::Usage(format!("cannot start a runtime: {e}")))?;
-            rt.block_on(async {
-                let pool = sqlx::postgres::PgPoolOptions::new()
-                    .max_connections(1)
-                    .acquire_timeout(std::time::Duration::from_secs(10))
-                    .connect(url)
-                    .await
-                    // sqlx's connect errors do not quote the URL (and so no password).
-                    .map_err(|e| Failure::Usage(format!("cannot connect: {e}")))?;
-                let mut events = PgEvents::new(&pool, table).request_id(id);
+            crate::sqltrail::on_postgres(url, Failure::Usage, async |pool| {
+                let mut events = PgEvents::new(pool, table).request_id(id);
                 let mut out = Vec::new();
                 let mut failed = None;
                 while let Some(e) = events.next().await {
@@ -133,7 +122,6 @@ fn read_table(spec: &Path, table: &AuditTable, id: &str) -> Result<TableRead, Fa
                     }
                 }
                 let verified = events.verified().next_seq;
-                pool.close().await;
                 match failed {
                     Some(f) => Err(f),
                     None => Ok((out, verified)),

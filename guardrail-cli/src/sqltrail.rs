@@ -119,18 +119,10 @@ fn verify_postgres_chains(
     verifier: Option<&CheckpointVerifier>,
 ) -> Result<TrailReport, SqlFailure> {
     use guardrail_audit::sql::postgres::verify_postgres_trail;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| SqlFailure::Open(format!("cannot start a runtime: {e}")))?;
-    rt.block_on(async {
-        let pool = sqlx::postgres::PgPoolOptions::new()
-            .max_connections(1)
-            .acquire_timeout(std::time::Duration::from_secs(10))
-            .connect(url)
-            .await
-            .map_err(|e| SqlFailure::Open(format!("cannot connect: {e}")))?;
-        let result = match verify_postgres_trail(&pool, table, verifier).await {
+    on_postgres(
+        url,
+        SqlFailure::Open,
+        async |pool| match verify_postgres_trail(pool, table, verifier).await {
             Ok(r) => Ok(r),
             Err(
                 e @ TrailVerifyError::TreeHead {
@@ -145,7 +137,7 @@ fn verify_postgres_chains(
                     table.events()
                 ))
                 .bind(marker)
-                .fetch_one(&pool)
+                .fetch_one(pool)
                 .await
                 .map_err(|e| SqlFailure::Open(format!("cannot read the tree heads: {e}")))?;
                 Err(if ours == 0 {
@@ -155,10 +147,8 @@ fn verify_postgres_chains(
                 })
             }
             Err(e) => Err(SqlFailure::Trail(Box::new(e))),
-        };
-        pool.close().await;
-        result
-    })
+        },
+    )
 }
 
 fn report_line(v: &Verified, table: &AuditTable, trail: &SqlTrail) -> String {
@@ -288,26 +278,13 @@ fn verify_postgres(
     signed: Option<&Signed>,
 ) -> Result<Verified, SqlFailure> {
     use guardrail_audit::sql::postgres::{verify_postgres, verify_postgres_signed};
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| SqlFailure::Open(format!("cannot start a runtime: {e}")))?;
-    rt.block_on(async {
-        let pool = sqlx::postgres::PgPoolOptions::new()
-            .max_connections(1)
-            .acquire_timeout(std::time::Duration::from_secs(10))
-            .connect(url)
+    on_postgres(url, SqlFailure::Open, async |pool| match signed {
+        None => verify_postgres(pool, table)
             .await
-            // sqlx's connect errors do not quote the URL (and so no password).
-            .map_err(|e| SqlFailure::Open(format!("cannot connect: {e}")))?;
-        let result = match signed {
-            None => verify_postgres(&pool, table)
-                .await
-                .map(Verified::Unsigned)
-                .map_err(SqlFailure::Verify),
-            Some(s) => match verify_postgres_signed(&pool, table, &s.verifier, s.file.as_deref())
-                .await
-            {
+            .map(Verified::Unsigned)
+            .map_err(SqlFailure::Verify),
+        Some(s) => {
+            match verify_postgres_signed(pool, table, &s.verifier, s.file.as_deref()).await {
                 Ok(r) => Ok(Verified::Signed(r)),
                 Err(e) if is_wrong_key(&e) => {
                     let ours: i64 = sqlx::query_scalar(&format!(
@@ -315,7 +292,7 @@ fn verify_postgres(
                         table.checkpoints()
                     ))
                     .bind(key_marker(&s.verifier))
-                    .fetch_one(&pool)
+                    .fetch_one(pool)
                     .await
                     .map_err(|e| SqlFailure::Open(format!("cannot read the checkpoints: {e}")))?;
                     Err(if ours == 0 {
@@ -325,8 +302,31 @@ fn verify_postgres(
                     })
                 }
                 Err(e) => Err(SqlFailure::Verify(e)),
-            },
-        };
+            }
+        }
+    })
+}
+
+/// Runs `work` on a one-connection pool to `url`, in a runtime of its own, then closes the
+/// pool. `open` turns a failure to start the runtime or to connect into the caller's error
+/// (sqlx's connect errors do not quote the URL, and so no password).
+pub(crate) fn on_postgres<T, E>(
+    url: &str,
+    open: impl Fn(String) -> E,
+    work: impl AsyncFnOnce(&sqlx::PgPool) -> Result<T, E>,
+) -> Result<T, E> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| open(format!("cannot start a runtime: {e}")))?;
+    rt.block_on(async {
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(std::time::Duration::from_secs(10))
+            .connect(url)
+            .await
+            .map_err(|e| open(format!("cannot connect: {e}")))?;
+        let result = work(&pool).await;
         pool.close().await;
         result
     })

@@ -153,12 +153,12 @@ impl Lookups {
         self.edit(|p| p.consents = Some(provider))
     }
 
-    /// Answers relationships for [`Lookups::preload`] (async hosts).
+    /// Answers relationships for [`Context::preload`](crate::Context::preload) (async hosts).
     pub fn async_relationships(self, provider: Arc<dyn AsyncRelationships>) -> Lookups {
         self.edit(|p| p.async_relationships = Some(provider))
     }
 
-    /// Answers consents for [`Lookups::preload`] (async hosts).
+    /// Answers consents for [`Context::preload`](crate::Context::preload) (async hosts).
     pub fn async_consents(self, provider: Arc<dyn AsyncConsents>) -> Lookups {
         self.edit(|p| p.async_consents = Some(provider))
     }
