@@ -141,7 +141,7 @@ impl IntoResponse for ContextRejection {
 /// | guardrail | [`guardrail`] layer (`Extension<Guardrail>`) | 500 `misconfigured` | |
 /// | principal | the host's auth middleware (`Extension<Principal>`) | 401 `unauthenticated` | |
 /// | endpoint | [`endpoint`] layer per router | 500 `misconfigured` | |
-/// | purpose | `x-purpose-of-use` header | no purpose set | 400 `invalid_header` |
+/// | purpose | `x-purpose-of-use` header (once) | no purpose set | 400 `invalid_header` (also when given twice) |
 /// | request id | [`request_id`] middleware, else `x-request-id` | generated | generated |
 /// | approval | `x-approval-id` header | none | 400 `invalid_header` |
 ///
@@ -180,6 +180,17 @@ impl<S: Send + Sync> FromRequestParts<S> for GuardedContext {
             .context(principal.clone())
             .endpoint(endpoint)
             .request_id(request_id);
+        // One purpose per request: a second header would leave which one decided to the
+        // order a proxy kept, so it is refused like an unreadable one.
+        if parts
+            .headers
+            .get_all(PURPOSE_HEADER)
+            .iter()
+            .nth(1)
+            .is_some()
+        {
+            return Err(ContextRejection::InvalidHeader(PURPOSE_HEADER));
+        }
         if let Some(value) = parts.headers.get(PURPOSE_HEADER) {
             let purpose = value
                 .to_str()

@@ -317,6 +317,25 @@ async fn unknown_purpose_answers_400_naming_the_header_not_the_value() {
 }
 
 #[tokio::test]
+async fn two_purpose_headers_answer_400_whatever_their_values() {
+    let app = start().await;
+    for second in ["treatment", "payment"] {
+        let a = app
+            .get(
+                &app.chart_path(),
+                &[GREY, TREAT, ("x-purpose-of-use", second)],
+            )
+            .await;
+        assert_eq!(a.status, StatusCode::BAD_REQUEST, "{}", a.text);
+        assert_eq!(
+            a.json(),
+            serde_json::json!({"error": "invalid_header", "header": "x-purpose-of-use"})
+        );
+    }
+    assert!(app.sink.is_empty());
+}
+
+#[tokio::test]
 async fn missing_purpose_where_the_rule_needs_one_answers_400_missing_context() {
     let app = start().await;
     let a = app.get(&app.chart_path(), &[GREY]).await;
