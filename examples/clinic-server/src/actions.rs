@@ -162,6 +162,61 @@ pub mod billing {
     }
 }
 
+/// The substance use disorder program's billing: a Part 2 record.
+pub mod program {
+    use super::*;
+
+    /// A program visit as billing needs it: the program note is a 42 CFR Part 2 segment,
+    /// shown only with the patient's consent naming the reader.
+    #[derive(Debug, Clone, PartialEq, Serialize, guardrail_core::Phi)]
+    pub struct ProgramVisit {
+        /// ICD-10 code billed.
+        pub icd10: String,
+        /// Amount in cents.
+        pub amount_cents: i64,
+        /// Diagnosis text.
+        #[phi(diagnosis)]
+        pub diagnosis: String,
+        /// The program's note (substance use disorder treatment).
+        #[phi(substance_use)]
+        pub program_note: String,
+    }
+
+    /// Reads a patient's program visit for a claim.
+    #[phi_action(
+        name = "billing.read_program_visit",
+        kind = "read",
+        role = "billing",
+        resource = "visit",
+        subject = patient_id,
+        phi = ["diagnosis", "substance_use"]
+    )]
+    pub async fn read_program_visit(
+        ctx: &Context,
+        db: &Db,
+        patient_id: &str,
+    ) -> Result<ProgramVisit, AppError> {
+        type Row = (String, i64, String, String);
+        let row: Option<Row> = on_either!(db, |pool| {
+            sqlx::query_as(
+                "SELECT v.icd10, v.amount_cents, p.diagnosis, v.program_note
+                 FROM visits v JOIN patients p ON p.id = v.patient_id
+                 WHERE v.patient_id = $1 ORDER BY v.id LIMIT 1",
+            )
+            .bind(patient_id)
+            .fetch_optional(pool)
+            .await
+        })?;
+        let (icd10, amount_cents, diagnosis, program_note) = row.ok_or(AppError::NotFound)?;
+        Ok(ProgramVisit {
+            icd10,
+            amount_cents,
+            diagnosis,
+            program_note,
+        })
+    }
+}
+
 /// Claims: what is disclosed to a health plan for payment.
 pub mod claims {
     use super::*;

@@ -89,6 +89,12 @@ jurisdiction = "US-CA"
 token = "demo-dr-hale"
 principal = "dr-hale"
 roles = ["provider"]
+jurisdiction = "US-CA"
+
+[[token]]
+token = "demo-dr-ruiz"
+principal = "dr-ruiz"
+roles = ["provider"]
 jurisdiction = "US-TX"
 
 [[token]]
@@ -262,7 +268,7 @@ mod tests {
     #[test]
     fn the_demo_tokens_parse_and_authenticate() {
         let t = TokenTable::parse(DEMO_TOKENS, Path::new("demo")).unwrap();
-        assert_eq!(t.len(), 7);
+        assert_eq!(t.len(), 8);
         let alice = t.principal("demo-user-alice").unwrap();
         assert_eq!(alice.id(), "user-alice");
         assert!(t.principal("demo-user-alic").is_none());

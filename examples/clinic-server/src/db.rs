@@ -182,6 +182,27 @@ const MIGRATIONS: &[Migration] = &[
                 patient_id TEXT NOT NULL,
                 detail TEXT NOT NULL CHECK (length(detail) <= 200));",
     },
+    Migration {
+        version: 3,
+        name: "care teams, consents and program notes",
+        // Who treats whom (`relations = [..]` rules ask it through `ClinicDirectory`), the
+        // consents patients gave (`consent = ["part2"]`: `recipient` is a principal id or a
+        // role), and each visit's note of the substance use disorder program (Part 2).
+        sqlite: "CREATE TABLE care_team (
+                clinician TEXT NOT NULL, patient_id TEXT NOT NULL, relation TEXT NOT NULL,
+                PRIMARY KEY (clinician, patient_id, relation));
+             CREATE TABLE consents (
+                patient_id TEXT NOT NULL, consent TEXT NOT NULL, recipient TEXT NOT NULL,
+                PRIMARY KEY (patient_id, consent, recipient));
+             ALTER TABLE visits ADD COLUMN program_note TEXT NOT NULL DEFAULT '';",
+        postgres: "CREATE TABLE care_team (
+                clinician TEXT NOT NULL, patient_id TEXT NOT NULL, relation TEXT NOT NULL,
+                PRIMARY KEY (clinician, patient_id, relation));
+             CREATE TABLE consents (
+                patient_id TEXT NOT NULL, consent TEXT NOT NULL, recipient TEXT NOT NULL,
+                PRIMARY KEY (patient_id, consent, recipient));
+             ALTER TABLE visits ADD COLUMN program_note TEXT NOT NULL DEFAULT '';",
+    },
 ];
 
 /// Why the database could not be prepared.

@@ -5,6 +5,7 @@
 //! | `GET /patients/{id}/chart` | `chart.read` |
 //! | `PUT /patients/{id}/diagnosis` (`{"diagnosis": ".."}`) | `chart.update_diagnosis` (transaction) |
 //! | `GET /patients/{id}/visit` | `billing.read_visit` |
+//! | `GET /patients/{id}/program-visit` | `billing.read_program_visit` (Part 2) |
 //! | `POST /patients/{id}/claim` | `claims.disclose_to_payer` |
 //! | `DELETE /patients/{id}` | `admin.delete_record` (transaction) |
 //! | `POST /cohorts/export` (`{"patient_ids": [..]}`) | `research.export_cohort` |
@@ -33,7 +34,7 @@ use guardrail_axum::GuardedContext;
 use guardrail_core::{Context, Endpoint};
 use serde::Deserialize;
 
-use crate::actions::{admin, billing, chart, claims, research};
+use crate::actions::{admin, billing, chart, claims, program, research};
 use crate::config::TokenTable;
 use crate::db::{ClinicTx, Db};
 use crate::{AppError, error_body};
@@ -102,12 +103,24 @@ impl<S: Send + Sync> FromRequestParts<S> for BreakGlass {
     }
 }
 
-/// The request's guardrail context, with the emergency declared when the header says so.
-fn context(ctx: GuardedContext, emergency: BreakGlass) -> Context {
-    match emergency.0 {
+/// The request's guardrail context, with the emergency declared when the header says so,
+/// and what the clinic's directory knows about the patient the call is about (care team,
+/// consents) loaded into it: the decision reads it from there, synchronously. A guarded
+/// call on one patient needs it (its rules may ask for a relation or a consent, and the
+/// patient's flags are read for every such call); a cohort export on many does not.
+async fn context(ctx: GuardedContext, emergency: BreakGlass, patient: Option<&str>) -> Context {
+    let ctx = match emergency.0 {
         Some(reason) => ctx.0.break_glass(reason),
         None => ctx.0,
+    };
+    if let Some(patient) = patient {
+        // A failed lookup is remembered in the context: the guarded call then denies
+        // (`lookup`) and records the denial, so it is not answered here.
+        if ctx.preload(patient).await.is_err() {
+            tracing::warn!("a directory lookup failed; the guarded call will deny");
+        }
     }
+    ctx
 }
 
 /// The body of `PUT /patients/{id}/diagnosis`.
@@ -135,7 +148,7 @@ async fn read_chart(
     emergency: BreakGlass,
     Path(id): Path<String>,
 ) -> Result<Json<chart::Chart>, AppError> {
-    let ctx = context(ctx, emergency);
+    let ctx = context(ctx, emergency, Some(&id)).await;
     Ok(Json(chart::read_chart(&ctx, &state.db, &id).await?))
 }
 
@@ -146,7 +159,7 @@ async fn update_diagnosis(
     Path(id): Path<String>,
     Json(change): Json<DiagnosisChange>,
 ) -> Result<StatusCode, AppError> {
-    let ctx = context(ctx, emergency);
+    let ctx = context(ctx, emergency, Some(&id)).await;
     let mut tx = state.db.begin().await?;
     // On an error `tx` is dropped here: sqlx rolls it back, and the change goes with it.
     chart::update_diagnosis(&ctx, &mut tx, &id, &change.diagnosis).await?;
@@ -175,7 +188,7 @@ async fn read_visit(
     emergency: BreakGlass,
     Path(id): Path<String>,
 ) -> Result<Json<billing::Visit>, AppError> {
-    let ctx = context(ctx, emergency);
+    let ctx = context(ctx, emergency, Some(&id)).await;
     Ok(Json(billing::read_visit(&ctx, &state.db, &id).await?))
 }
 
@@ -188,7 +201,7 @@ async fn disclose_claim(
     emergency: BreakGlass,
     Path(id): Path<String>,
 ) -> Result<Json<claims::Claim>, AppError> {
-    let ctx = context(ctx, emergency);
+    let ctx = context(ctx, emergency, Some(&id)).await;
     Ok(Json(claims::disclose_to_payer(&ctx, &state.db, &id).await?))
 }
 
@@ -198,7 +211,7 @@ async fn delete_record(
     emergency: BreakGlass,
     Path(id): Path<String>,
 ) -> Result<StatusCode, AppError> {
-    let ctx = context(ctx, emergency);
+    let ctx = context(ctx, emergency, Some(&id)).await;
     let mut tx = state.db.begin().await?;
     admin::delete_record(&ctx, &mut tx, &id).await?;
     commit(tx).await?;
@@ -214,10 +227,33 @@ async fn export_cohort(
     emergency: BreakGlass,
     Json(request): Json<CohortRequest>,
 ) -> Result<Json<Vec<research::CohortRow>>, AppError> {
-    let ctx = context(ctx, emergency);
+    let ctx = context(ctx, emergency, single(&request.patient_ids)).await;
     Ok(Json(
         research::export_cohort(&ctx, &state.db, &request.patient_ids).await?,
     ))
+}
+
+#[guardrail_core::phi_exempt(
+    reason = "HTTP handler: returns the guarded action's value, already masked for the caller"
+)]
+async fn read_program_visit(
+    State(state): State<AppState>,
+    ctx: GuardedContext,
+    emergency: BreakGlass,
+    Path(id): Path<String>,
+) -> Result<Json<program::ProgramVisit>, AppError> {
+    let ctx = context(ctx, emergency, Some(&id)).await;
+    Ok(Json(
+        program::read_program_visit(&ctx, &state.db, &id).await?,
+    ))
+}
+
+/// The one patient of a list of one.
+fn single(ids: &[String]) -> Option<&str> {
+    match ids {
+        [one] => Some(one),
+        _ => None,
+    }
 }
 
 /// The clinic's action routes, for one endpoint.
@@ -226,6 +262,7 @@ pub fn actions_router(endpoint: Endpoint) -> Router<AppState> {
         .route("/patients/{id}/chart", get(read_chart))
         .route("/patients/{id}/diagnosis", put(update_diagnosis))
         .route("/patients/{id}/visit", get(read_visit))
+        .route("/patients/{id}/program-visit", get(read_program_visit))
         .route("/patients/{id}/claim", post(disclose_claim))
         .route("/patients/{id}", delete(delete_record))
         .route("/cohorts/export", post(export_cohort))

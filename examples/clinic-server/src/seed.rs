@@ -21,6 +21,8 @@ pub struct PatientSeed<'a> {
     pub note: &'a str,
     /// ICD-10 code of the patient's visit.
     pub icd10: &'a str,
+    /// The visit's note of the substance use disorder program (42 CFR Part 2).
+    pub program_note: &'a str,
 }
 
 /// The demo's patients. Synthetic: no real person's data.
@@ -34,6 +36,7 @@ pub const PATIENTS: &[PatientSeed<'static>] = &[
         diagnosis: "Type 2 diabetes mellitus",
         note: "Seen 2026-11-20. Call back at (415) 555-0142 re: A1c 7.9%. Metformin 500 mg BID.",
         icd10: "E11.9",
+        program_note: "Alcohol use disorder, in early remission. Weekly program counseling.",
     },
     PatientSeed {
         id: "p-200",
@@ -44,6 +47,7 @@ pub const PATIENTS: &[PatientSeed<'static>] = &[
         diagnosis: "Hypertension",
         note: "BP 152/94. Email bruno.okafor@example.org the home-monitoring sheet.",
         icd10: "I10",
+        program_note: "Opioid treatment program: buprenorphine 8 mg daily, week 12.",
     },
 ];
 
@@ -54,19 +58,7 @@ pub const PATIENTS: &[PatientSeed<'static>] = &[
 )]
 pub async fn seed_if_empty(db: &Db, patients: &[PatientSeed<'_>]) -> Result<usize, sqlx::Error> {
     let mut tx = db.begin().await?;
-    let existing: i64 = match &mut tx {
-        ClinicTx::Sqlite(t) => {
-            sqlx::query_scalar("SELECT count(*) FROM patients")
-                .fetch_one(&mut **t)
-                .await?
-        }
-        ClinicTx::Postgres(t) => {
-            sqlx::query_scalar("SELECT count(*) FROM patients")
-                .fetch_one(&mut **t)
-                .await?
-        }
-    };
-    if existing > 0 {
+    if count(&mut tx, "SELECT count(*) FROM patients").await? > 0 {
         tx.rollback().await?;
         return Ok(0);
     }
@@ -86,12 +78,61 @@ pub async fn seed_if_empty(db: &Db, patients: &[PatientSeed<'_>]) -> Result<usiz
         )
         .await?;
         tx.execute(
-            "INSERT INTO visits (patient_id, icd10, amount_cents, note)
-             VALUES ($1, $2, 18500, $3)",
-            &[p.id, p.icd10, p.note],
+            "INSERT INTO visits (patient_id, icd10, amount_cents, note, program_note)
+             VALUES ($1, $2, 18500, $3, $4)",
+            &[p.id, p.icd10, p.note, p.program_note],
         )
         .await?;
     }
     tx.commit().await?;
     Ok(patients.len())
+}
+
+/// Who treats whom: (clinician, patient, relation). dr-grey is on p-100's care team and
+/// attends p-200; dr-hale, licensed in the same state, treats neither.
+pub const CARE_TEAM: &[(&str, &str, &str)] = &[
+    ("dr-grey", "p-100", "care_team"),
+    ("dr-grey", "p-200", "attending"),
+];
+
+/// Consents on file: (patient, consent, recipient: a principal id or a role). p-200 gave
+/// billing a Part 2 consent; p-100 gave none.
+pub const CONSENTS: &[(&str, &str, &str)] = &[("p-200", "part2", "billing")];
+
+/// Inserts the care team and the consents if `care_team` is empty, in one transaction;
+/// returns how many rows were inserted.
+pub async fn seed_relations_if_empty(
+    db: &Db,
+    care_team: &[(&str, &str, &str)],
+    consents: &[(&str, &str, &str)],
+) -> Result<usize, sqlx::Error> {
+    let mut tx = db.begin().await?;
+    if count(&mut tx, "SELECT count(*) FROM care_team").await? > 0 {
+        tx.rollback().await?;
+        return Ok(0);
+    }
+    for (clinician, patient, relation) in care_team {
+        tx.execute(
+            "INSERT INTO care_team (clinician, patient_id, relation) VALUES ($1, $2, $3)",
+            &[clinician, patient, relation],
+        )
+        .await?;
+    }
+    for (patient, consent, recipient) in consents {
+        tx.execute(
+            "INSERT INTO consents (patient_id, consent, recipient) VALUES ($1, $2, $3)",
+            &[patient, consent, recipient],
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(care_team.len() + consents.len())
+}
+
+/// The count a `SELECT count(*) …` statement returns, inside `tx`.
+async fn count(tx: &mut ClinicTx, sql: &'static str) -> Result<i64, sqlx::Error> {
+    match tx {
+        ClinicTx::Sqlite(t) => sqlx::query_scalar(sql).fetch_one(&mut **t).await,
+        ClinicTx::Postgres(t) => sqlx::query_scalar(sql).fetch_one(&mut **t).await,
+    }
 }

@@ -25,6 +25,7 @@ use tokio::task::JoinHandle;
 
 use crate::config::{DatabaseConfig, ServerConfig, TokenError, TokenTable};
 use crate::db::{Db, MigrateError};
+use crate::directory::ClinicDirectory;
 use crate::routes::{AppState, authenticate, clinic_router};
 use crate::{error_body, seed, trail};
 
@@ -138,6 +139,9 @@ impl Clinic {
         seed::seed_if_empty(&db, seed::PATIENTS)
             .await
             .map_err(db_error)?;
+        seed::seed_relations_if_empty(&db, seed::CARE_TEAM, seed::CONSENTS)
+            .await
+            .map_err(db_error)?;
         let policy = Policy::from_toml_str(crate::POLICY)
             .map_err(|e| ServerError::Guardrail(e.to_string()))?;
         let alerts = MemoryAlertSink::new();
@@ -146,6 +150,8 @@ impl Clinic {
             .audit(file_sink.clone())
             .audit_key(trail::demo_key())
             .alerts(alerts.clone())
+            .async_relationships(ClinicDirectory::new(db.clone()))
+            .async_consents(ClinicDirectory::new(db.clone()))
             .build()
             .map_err(|e| ServerError::Guardrail(e.to_string()))?;
         // The demo serves plain HTTP on loopback, so the page's cookie cannot be `Secure`.
@@ -289,10 +295,37 @@ impl RunningServer {
         Ok(())
     }
 
-    /// Serves until the process receives Ctrl-C, then stops as [`RunningServer::stop`].
+    /// Serves until the process receives Ctrl-C (SIGINT) or, on Unix, SIGTERM (what a
+    /// supervisor or `kill` sends), then stops as [`RunningServer::stop`]: requests in
+    /// flight finish and the trail is closed with a final checkpoint.
     pub async fn run_until_ctrl_c(self) -> Result<(), ServerError> {
-        let _ = tokio::signal::ctrl_c().await;
+        shutdown_signal().await;
         self.stop().await
+    }
+}
+
+/// Resolves on SIGINT, or SIGTERM on Unix. If a handler cannot be installed, waits on the
+/// other one alone.
+async fn shutdown_signal() {
+    let interrupt = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                term.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {}
+        () = terminate => {}
     }
 }
 

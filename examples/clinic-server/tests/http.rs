@@ -25,10 +25,14 @@ const MRN: &str = "MRN 0048213";
 const BIRTH: &str = "1961-07-14";
 const PHONE: &str = "555-0142";
 const DIAGNOSIS: &str = "Type 2 diabetes mellitus";
+/// p-100's program note (Part 2; p-100 gave no consent) and p-200's (consent names billing).
+const PROGRAM_100: &str = "Alcohol use disorder";
+const PROGRAM_200: &str = "buprenorphine 8 mg daily";
 
-const PRINCIPALS: [&str; 7] = [
+const PRINCIPALS: [&str; 8] = [
     "dr-grey",
     "dr-hale",
+    "dr-ruiz",
     "clerk-ito",
     "user-alice",
     "res-kim",
@@ -43,15 +47,17 @@ enum Route {
     Chart,
     Diagnosis,
     Visit,
+    ProgramVisit,
     Claim,
     Delete,
     Export,
 }
 
 impl Route {
-    const ALL: [Route; 6] = [
+    const ALL: [Route; 7] = [
         Route::Chart,
         Route::Visit,
+        Route::ProgramVisit,
         Route::Claim,
         Route::Export,
         // After the reads, which check the seeded diagnosis.
@@ -69,6 +75,7 @@ impl Route {
                 Some(json!({ "diagnosis": "Type 2 diabetes, controlled" })),
             ),
             Route::Visit => (Method::GET, "/patients/p-100/visit", None),
+            Route::ProgramVisit => (Method::GET, "/patients/p-100/program-visit", None),
             Route::Claim => (Method::POST, "/patients/p-100/claim", None),
             Route::Delete => (Method::DELETE, "/patients/p-200", None),
             Route::Export => (
@@ -85,7 +92,7 @@ impl Route {
         match self {
             Route::Chart => &[("dr-grey", "provider"), ("user-alice", "patient")],
             Route::Diagnosis => &[("dr-grey", "provider")],
-            Route::Visit | Route::Claim => &[("clerk-ito", "admin")],
+            Route::Visit | Route::ProgramVisit | Route::Claim => &[("clerk-ito", "admin")],
             Route::Delete => &[("adm-ray", "admin")],
             Route::Export => &[("res-kim", "system")],
         }
@@ -120,6 +127,12 @@ fn assert_masked(route: Route, who: &str, text: &str) {
             shows(NAME, false);
             shows(PHONE, false);
             assert!(text.contains("\"icd10\":\"E11.9\""), "{text}");
+        }
+        // billing-program-visits: the diagnosis; the Part 2 note needs a consent p-100 never
+        // gave.
+        (Route::ProgramVisit, _) => {
+            shows(DIAGNOSIS, true);
+            shows(PROGRAM_100, false);
         }
         // billing-claims: the name, not the record number.
         (Route::Claim, _) => {
@@ -178,7 +191,7 @@ fn every_route_role_and_endpoint_is_decided_by_the_policy() {
                 }
             }
         }
-        assert_eq!(allowed, 7);
+        assert_eq!(allowed, 8);
         assert_eq!(
             h.diagnosis("p-100").await.as_deref(),
             Some("Type 2 diabetes, controlled")
@@ -234,9 +247,16 @@ fn each_denial_answers_403_with_its_reason_code() {
             (
                 "licensed in another state",
                 chart("p-100"),
-                Some("dr-hale"),
+                Some("dr-ruiz"),
                 vec![],
                 "jurisdiction",
+            ),
+            (
+                "not on the patient's care team",
+                chart("p-100"),
+                Some("dr-hale"),
+                vec![],
+                "no_relationship",
             ),
             (
                 "operations is not treatment",
@@ -609,6 +629,187 @@ fn metrics_are_served_as_prometheus_text() {
         assert_eq!(r.status, StatusCode::OK);
         assert!(r.text.contains("guardrail_decisions_total"), "{}", r.text);
         assert!(!r.text.contains("p-100"), "{}", r.text);
+        h.finish().await;
+    });
+}
+
+/// The decision event of the request `rid`.
+fn decision_of(h: &Harness, rid: &str) -> guardrail_core::audit::AuditEvent {
+    h.file_events()
+        .into_iter()
+        .find(|e| {
+            e.record.kind == EventKind::Decision && e.record.request_id.as_deref() == Some(rid)
+        })
+        .unwrap_or_else(|| panic!("no decision for `{rid}`"))
+}
+
+#[test]
+fn care_teams_and_part2_consents_come_from_the_clinics_tables() {
+    on_each_backend("care_teams_and_consents", |backend, url| async move {
+        let h = Harness::start(backend, url.as_deref()).await;
+        // dr-grey treats p-100 (care team) and p-200 (attending): the decision says which.
+        for (patient, relation) in [("p-100", "care_team"), ("p-200", "attending")] {
+            let r = h
+                .send(
+                    Method::GET,
+                    &format!("/provider/patients/{patient}/chart"),
+                    Some("dr-grey"),
+                    &[],
+                    None,
+                )
+                .await;
+            assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+            let d = decision_of(&h, &r.request_id);
+            assert_eq!(
+                d.record.detail.get("relation").map(String::as_str),
+                Some(relation)
+            );
+        }
+        // dr-hale, licensed in the same state, treats neither.
+        let r = h
+            .send(
+                Method::GET,
+                "/provider/patients/p-200/chart",
+                Some("dr-hale"),
+                &[],
+                None,
+            )
+            .await;
+        assert_eq!(
+            r.refusal(),
+            (String::from("denied"), String::from("no_relationship")),
+            "{}",
+            r.text
+        );
+        // A care-team row added while the server runs counts from the next request on.
+        match h.db() {
+            clinic_server::db::Db::Sqlite(p) => sqlx::query(
+                "INSERT INTO care_team (clinician, patient_id, relation) VALUES ('dr-hale', 'p-200', 'care_team')",
+            )
+            .execute(p)
+            .await
+            .map(drop),
+            clinic_server::db::Db::Postgres(p) => sqlx::query(
+                "INSERT INTO care_team (clinician, patient_id, relation) VALUES ('dr-hale', 'p-200', 'care_team')",
+            )
+            .execute(p)
+            .await
+            .map(drop),
+        }
+        .unwrap();
+        let r = h
+            .send(
+                Method::GET,
+                "/provider/patients/p-200/chart",
+                Some("dr-hale"),
+                &[],
+                None,
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+
+        // Part 2: p-100 gave no consent, so billing's view withholds the program note and
+        // the decision says why; p-200's consent names billing.
+        let r = h
+            .send(
+                Method::GET,
+                "/admin/patients/p-100/program-visit",
+                Some("clerk-ito"),
+                &[],
+                None,
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        assert!(!r.text.contains(PROGRAM_100), "{}", r.text);
+        assert!(r.text.contains(DIAGNOSIS), "{}", r.text);
+        let d = decision_of(&h, &r.request_id);
+        assert_eq!(
+            d.record.detail.get("consent_missing").map(String::as_str),
+            Some("part2")
+        );
+        assert_eq!(
+            d.record.detail.get("withheld").map(String::as_str),
+            Some("substance_use")
+        );
+        let r = h
+            .send(
+                Method::GET,
+                "/admin/patients/p-200/program-visit",
+                Some("clerk-ito"),
+                &[],
+                None,
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        assert!(r.text.contains(PROGRAM_200), "{}", r.text);
+        let d = decision_of(&h, &r.request_id);
+        assert_eq!(d.record.detail.get("consent_missing"), None);
+        // No program note reaches the trail.
+        let all: String = h
+            .file_events()
+            .iter()
+            .map(|e| e.line().to_owned())
+            .collect();
+        assert!(!all.contains(PROGRAM_100) && !all.contains(PROGRAM_200));
+        h.finish().await;
+    });
+}
+
+#[test]
+fn a_directory_that_cannot_answer_denies_and_the_denial_is_recorded() {
+    on_each_backend("directory_fails_closed", |backend, url| async move {
+        let h = Harness::start(backend, url.as_deref()).await;
+        match h.db() {
+            clinic_server::db::Db::Sqlite(p) => sqlx::query("DROP TABLE care_team")
+                .execute(p)
+                .await
+                .map(drop),
+            clinic_server::db::Db::Postgres(p) => sqlx::query("DROP TABLE care_team")
+                .execute(p)
+                .await
+                .map(drop),
+        }
+        .unwrap();
+        let r = h
+            .send(
+                Method::GET,
+                "/provider/patients/p-100/chart",
+                Some("dr-grey"),
+                &[],
+                None,
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
+        assert_eq!(
+            r.refusal(),
+            (String::from("denied"), String::from("lookup")),
+            "{}",
+            r.text
+        );
+        assert!(
+            !r.text.contains(SSN) && !r.text.contains("p-100"),
+            "{}",
+            r.text
+        );
+        // Break-glass does not open a lookup that failed.
+        let r = h
+            .send(
+                Method::GET,
+                "/provider/patients/p-100/chart",
+                Some("dr-grey"),
+                &[("x-break-glass", "patient crashing")],
+                None,
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
+        let d = decision_of(&h, &r.request_id);
+        assert_eq!(
+            d.record.reason.as_deref(),
+            Some("the `relationships` lookup gave no answer (failed); failing closed"),
+            "{}",
+            d.line()
+        );
+        assert!(!d.record.break_glass, "{}", d.line());
         h.finish().await;
     });
 }

@@ -183,10 +183,16 @@ pub fn run(dir: &Path, out: &mut dyn Write) -> Result<Summary, DemoError> {
 }
 
 async fn run_over_http(dir: &Path, out: &mut dyn Write) -> Result<Summary, DemoError> {
-    // A fresh database and trail each time; the token file is kept (or written).
+    // A fresh database, trail and demo token file each time (the tour's principals are the
+    // demo tokens'; a file left by an older version could lack one).
     std::fs::create_dir_all(dir)?;
     let _ = std::fs::remove_dir_all(dir.join("audit"));
-    for file in ["clinic.sqlite", "clinic.sqlite-wal", "clinic.sqlite-shm"] {
+    for file in [
+        "clinic.sqlite",
+        "clinic.sqlite-wal",
+        "clinic.sqlite-shm",
+        "tokens.toml",
+    ] {
         let _ = std::fs::remove_file(dir.join(file));
     }
     let server = Clinic::open(ServerConfig::sqlite(dir))
@@ -228,10 +234,10 @@ async fn drive<'o>(
     )?;
     let get = Method::GET;
 
-    tour.heading("a provider treats a patient")?;
+    tour.heading("a provider treats a patient on their care team")?;
     if let Reply::Allowed(c) = tour
         .step(
-            "dr-grey reads p-100's chart for treatment",
+            "dr-grey (on p-100's care team) reads p-100's chart for treatment",
             true,
             Ask::new(
                 "dr-grey",
@@ -281,6 +287,18 @@ async fn drive<'o>(
         s(&rolled_back.body, "error")
     )?;
 
+    tour.step(
+        "dr-hale (licensed in US-CA, not on p-100's care team) reads p-100's chart",
+        false,
+        Ask::new(
+            "dr-hale",
+            "treatment",
+            get.clone(),
+            "/provider/patients/p-100/chart",
+        ),
+    )
+    .await?;
+
     tour.heading("minimum necessary: billing sees codes and amounts, not the note")?;
     if let Reply::Allowed(v) = tour
         .step(
@@ -327,6 +345,39 @@ async fn drive<'o>(
             s(&c, "mrn"),
             s(&c, "patient_name")
         )?;
+    }
+
+    tour.heading("42 CFR Part 2: a program note needs the patient's consent")?;
+    for (title, patient) in [
+        (
+            "clerk-ito reads p-100's program visit (no Part 2 consent on file)",
+            "p-100",
+        ),
+        (
+            "clerk-ito reads p-200's program visit (p-200's Part 2 consent names billing)",
+            "p-200",
+        ),
+    ] {
+        if let Reply::Allowed(v) = tour
+            .step(
+                title,
+                true,
+                Ask::new(
+                    "clerk-ito",
+                    "payment",
+                    get.clone(),
+                    format!("/admin/patients/{patient}/program-visit"),
+                ),
+            )
+            .await?
+        {
+            writeln!(
+                tour.out,
+                "           icd10={} program_note={:?}",
+                s(&v, "icd10"),
+                s(&v, "program_note")
+            )?;
+        }
     }
 
     tour.heading("a patient in the portal")?;
@@ -397,10 +448,10 @@ async fn drive<'o>(
     )
     .await?;
     tour.step(
-        "dr-hale (licensed in US-TX) reads a chart",
+        "dr-ruiz (licensed in US-TX) reads a chart",
         false,
         Ask::new(
-            "dr-hale",
+            "dr-ruiz",
             "treatment",
             get.clone(),
             "/provider/patients/p-200/chart",
@@ -522,7 +573,7 @@ async fn drive<'o>(
     tour.heading("break-glass in an emergency")?;
     let reason = "unconscious patient in the ER, no consent possible";
     tour.step(
-        "dr-hale declares an emergency and reads p-200's chart",
+        "dr-hale, not on p-200's care team, declares an emergency and reads p-200's chart",
         true,
         Ask::new(
             "dr-hale",
@@ -654,15 +705,21 @@ fn print_trail(out: &mut dyn Write, events: &[AuditEvent]) -> std::io::Result<()
             .as_deref()
             .or(r.rule.as_deref())
             .unwrap_or_default();
+        // The relationship or consent the decision rested on.
+        let grounds: String = ["relation", "consent_missing"]
+            .iter()
+            .filter_map(|k| r.detail.get(*k).map(|v| format!("  {k}={v}")))
+            .collect();
         writeln!(
             out,
-            "  {:>4}  {:<10} {:<36} {:<11} {:<18} {}{}",
+            "  {:>4}  {:<10} {:<36} {:<11} {:<18} {}{}{}",
             e.seq,
             kind,
             r.action.as_deref().unwrap_or("-"),
             r.principal.as_deref().unwrap_or("-"),
             what,
             why,
+            grounds,
             if r.break_glass { "  [BREAK-GLASS]" } else { "" }
         )?;
     }

@@ -3,7 +3,7 @@
 //!
 //! `cargo run -p clinic` starts `clinic-server` (axum + sqlx, SQLite, a durable file trail)
 //! on a loopback port and drives it as a real HTTP client: allowed calls, denials, a masked
-//! billing view, a rolled-back change, an approval, a break-glass emergency; then it
+//! billing view, care teams and a Part 2 note withheld without consent, a rolled-back change, an approval, a break-glass emergency; then it
 //! summarizes and verifies both audit trails and prints the server's `/metrics`.
 //!
 //! The clinic's actions live in `clinic-server` (`clinic_server::actions`). What stays here
@@ -28,7 +28,8 @@ pub fn create_schema(db: &rusqlite::Connection) -> rusqlite::Result<()> {
             birth_date TEXT NOT NULL, diagnosis TEXT NOT NULL, note TEXT NOT NULL);
          CREATE TABLE IF NOT EXISTS visits (
             id INTEGER PRIMARY KEY, patient_id TEXT NOT NULL, icd10 TEXT NOT NULL,
-            amount_cents INTEGER NOT NULL, note TEXT NOT NULL);",
+            amount_cents INTEGER NOT NULL, note TEXT NOT NULL,
+            program_note TEXT NOT NULL DEFAULT '');",
     )
 }
 
@@ -52,8 +53,9 @@ pub fn seed_patient(db: &rusqlite::Connection, p: &PatientSeed<'_>) -> rusqlite:
         ],
     )?;
     db.execute(
-        "INSERT INTO visits (patient_id, icd10, amount_cents, note) VALUES (?1, ?2, 18500, ?3)",
-        rusqlite::params![p.id, p.icd10, p.note],
+        "INSERT INTO visits (patient_id, icd10, amount_cents, note, program_note)
+         VALUES (?1, ?2, 18500, ?3, ?4)",
+        rusqlite::params![p.id, p.icd10, p.note, p.program_note],
     )?;
     Ok(())
 }

@@ -26,6 +26,7 @@ const DIAGNOSIS: &str = "Canaryitis fulminans";
 const MRN: &str = "MRN 7734412";
 const PHONE: &str = "(503) 555-0199";
 const BIRTH: &str = "1950-03-03";
+const PROGRAM_NOTE: &str = "Canarycaine use disorder, program week 3";
 // Long enough that no hex token can contain one by chance.
 const CANARIES: &[&str] = &[
     PATIENT_ID, NAME, SSN, DIAGNOSIS, MRN, PHONE, "9-9999", "Canary",
@@ -145,8 +146,16 @@ fn canary_values_never_reach_the_trails_error_bodies_or_logs() {
         .await
         .unwrap();
         tx.execute(
-            "INSERT INTO visits (patient_id, icd10, amount_cents, note) VALUES ($1, 'E11.9', 18500, $2)",
-            &[PATIENT_ID, &note],
+            "INSERT INTO visits (patient_id, icd10, amount_cents, note, program_note)
+             VALUES ($1, 'E11.9', 18500, $2, $3)",
+            &[PATIENT_ID, &note, PROGRAM_NOTE],
+        )
+        .await
+        .unwrap();
+        // The provider treats the canary patient; no Part 2 consent is on file.
+        tx.execute(
+            "INSERT INTO care_team (clinician, patient_id, relation) VALUES ('dr-grey', $1, 'care_team')",
+            &[PATIENT_ID],
         )
         .await
         .unwrap();
@@ -171,12 +180,14 @@ fn canary_values_never_reach_the_trails_error_bodies_or_logs() {
         };
         let chart = format!("/patients/{PATIENT_ID}/chart");
         let visit = format!("/patients/{PATIENT_ID}/visit");
+        let program = format!("/patients/{PATIENT_ID}/program-visit");
         let claim = format!("/patients/{PATIENT_ID}/claim");
         let dx = format!("/patients/{PATIENT_ID}/diagnosis");
         let record = format!("/patients/{PATIENT_ID}");
         let calls: Vec<Call<'_>> = vec![
             ("chart", Method::GET, chart.as_str(), None, &["provider", "patient"][..]),
             ("visit", Method::GET, visit.as_str(), None, &["billing"][..]),
+            ("program visit", Method::GET, program.as_str(), None, &["billing"][..]),
             ("claim", Method::POST, claim.as_str(), None, &["billing"][..]),
             ("export", Method::POST, "/cohorts/export", Some(json!({ "patient_ids": [PATIENT_ID] })), &["researcher"][..]),
             ("diagnosis", Method::PUT, dx.as_str(), Some(json!({ "diagnosis": DIAGNOSIS })), &["provider"][..]),
@@ -222,6 +233,10 @@ fn canary_values_never_reach_the_trails_error_bodies_or_logs() {
         for identifier in [SSN, "9-9999", PHONE, MRN] {
             assert!(!scanned.contains(identifier), "`{identifier}` in the scanned note: {scanned}");
         }
+        // billing-program-visits reveals the Part 2 note only with a consent: none is on file.
+        let v = body("program visit by billing");
+        shown("billing's program visit", &v, "diagnosis", DIAGNOSIS, true);
+        shown("billing's program visit", &v, "program_note", PROGRAM_NOTE, false);
         // billing-claims reveals the name only.
         let c = body("claim by billing");
         shown("the claim", &c, "patient_name", NAME, true);

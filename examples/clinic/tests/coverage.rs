@@ -26,12 +26,13 @@ fn the_clinic_is_completely_guarded() {
         (here.to_owned(), 0, &["forgotten_guard", "seed_patient"][..]),
         (
             here.join("../clinic-server"),
-            6,
+            7,
             &[
                 "read_chart",
                 "read_visit",
                 "disclose_claim",
                 "export_cohort",
+                "read_program_visit",
                 "seed_if_empty",
             ][..],
         ),

@@ -46,6 +46,24 @@ fn read_visit(
     Ok((icd10, amount))
 }
 
+/// The synchronous host's care team: dr-grey treats p-7 (`providers-treat` asks).
+struct CareTeam;
+
+impl guardrail_core::relation::Relationships for CareTeam {
+    fn relations(
+        &self,
+        principal: &Principal,
+        subject: &str,
+    ) -> Result<guardrail_core::relation::Relations, guardrail_core::relation::LookupError> {
+        let relations = guardrail_core::relation::Relations::new();
+        Ok(if (principal.id(), subject) == ("dr-grey", "p-7") {
+            relations.with("care_team")
+        } else {
+            relations
+        })
+    }
+}
+
 const PATIENT: PatientSeed<'static> = PatientSeed {
     id: "p-7",
     mrn: "MRN 7777777",
@@ -55,6 +73,7 @@ const PATIENT: PatientSeed<'static> = PatientSeed {
     diagnosis: "Asthma",
     note: "Inhaler twice daily.",
     icd10: "J45.909",
+    program_note: "",
 };
 
 #[test]
@@ -69,6 +88,7 @@ fn an_unguarded_query_on_the_service_connection_is_refused_naming_the_column() {
         .policy(policy)
         .audit(trail.clone())
         .audit_key(clinic::demo_key())
+        .relationships(CareTeam)
         .build()
         .unwrap();
     guardrail.install_tripwire();

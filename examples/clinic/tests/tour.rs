@@ -10,8 +10,8 @@ fn the_tour_runs_and_its_trails_verify() {
     let summary = demo::run(dir.path(), &mut out).unwrap();
     let text = String::from_utf8(out).unwrap();
     assert!(summary.verified, "{text}");
-    assert_eq!(summary.allowed, 7, "{text}");
-    assert_eq!(summary.denied, 10, "{text}");
+    assert_eq!(summary.allowed, 9, "{text}");
+    assert_eq!(summary.denied, 11, "{text}");
     assert!(summary.events >= 20, "{text}");
     assert!(text.contains("file trail verified"), "{text}");
     // It went over HTTP: the requests and the server's answers are printed.
@@ -33,6 +33,19 @@ fn the_tour_runs_and_its_trails_verify() {
         text.contains("SQLite trail (outcomes written inside transactions) verified"),
         "{text}"
     );
+    // Care teams: dr-hale treats neither patient; break-glass opens his emergency read.
+    assert!(
+        text.contains(
+            "GET /provider/patients/p-100/chart  ->  403 Forbidden denied (reason `no_relationship`)"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("relation=care_team"), "{text}");
+    // Part 2: p-100 gave no consent, its program note stays masked; p-200's consent names
+    // billing.
+    assert!(text.contains("consent_missing=part2"), "{text}");
+    assert!(!text.contains("Alcohol use disorder"), "{text}");
+    assert!(text.contains("buprenorphine 8 mg daily"), "{text}");
     // Billing sees the code and amount, not the patient's name or the phone in the note.
     assert!(text.contains("icd10=E11.9 amount=18500"), "{text}");
     assert!(!text.contains("(415) 555-0142"), "{text}");
@@ -52,6 +65,8 @@ fn the_tour_runs_and_its_trails_verify() {
         "Type 2 diabetes",
         "555-0142",
         "MRN 0048213",
+        "Alcohol use disorder",
+        "buprenorphine",
     ] {
         assert!(!trail.contains(raw), "`{raw}` found in the audit trail");
     }

@@ -103,7 +103,7 @@ pub fn token(principal: &str) -> String {
 /// The purpose each demo principal works under.
 pub fn purpose_of(principal: &str) -> &'static str {
     match principal {
-        "dr-grey" | "dr-hale" => "treatment",
+        "dr-grey" | "dr-hale" | "dr-ruiz" => "treatment",
         "user-alice" => "patient_request",
         "clerk-ito" => "payment",
         "res-kim" => "research",
