@@ -29,6 +29,7 @@
 pub mod actions;
 pub mod config;
 pub mod db;
+pub mod replica;
 pub mod routes;
 pub mod seed;
 mod server;
