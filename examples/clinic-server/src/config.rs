@@ -25,6 +25,8 @@ pub struct ServerConfig {
     /// A request still running after this long is cancelled (its future dropped) and
     /// answered 503 `timeout`.
     pub request_timeout: Duration,
+    /// Replica mode under this name (PostgreSQL only; see [`crate::replica`]).
+    pub replica: Option<String>,
 }
 
 /// Which database the clinic's data and transaction-bound outcomes live in.
@@ -51,6 +53,7 @@ impl ServerConfig {
             tokens: None,
             max_connections: 4,
             request_timeout: Duration::from_secs(30),
+            replica: None,
         }
     }
 

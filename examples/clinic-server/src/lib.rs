@@ -33,6 +33,7 @@ pub mod actions;
 pub mod config;
 pub mod db;
 pub mod directory;
+pub mod replica;
 pub mod routes;
 pub mod seed;
 mod server;

@@ -7,20 +7,22 @@ use std::process::ExitCode;
 
 use clinic_server::{Clinic, ServerConfig};
 
-const USAGE: &str = "usage: clinic-server --listen ADDR --data DIR [--tokens FILE]
+const USAGE: &str = "usage: clinic-server --listen ADDR --data DIR [--tokens FILE] [--replica NAME]
   --listen ADDR   address to serve on, e.g. 127.0.0.1:8080 (port 0 picks a free one)
   --data DIR      audit trail, SQLite database and token file (created on first run)
   --tokens FILE   bearer tokens (default DIR/tokens.toml, written with demo tokens)
+  --replica NAME  with DATABASE_URL: share policy, approvals and trail with other replicas
   DATABASE_URL    when set, the clinic's data lives in this PostgreSQL database";
 
 struct Args {
     listen: SocketAddr,
     data: PathBuf,
     tokens: Option<PathBuf>,
+    replica: Option<String>,
 }
 
 fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
-    let (mut listen, mut data, mut tokens) = (None, None, None);
+    let (mut listen, mut data, mut tokens, mut replica) = (None, None, None, None);
     while let Some(flag) = args.next() {
         let mut value = || args.next().ok_or(format!("`{flag}` needs a value"));
         match flag.as_str() {
@@ -32,6 +34,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
             }
             "--data" => data = Some(PathBuf::from(value()?)),
             "--tokens" => tokens = Some(PathBuf::from(value()?)),
+            "--replica" => replica = Some(value()?),
             other => return Err(format!("unknown argument `{other}`")),
         }
     }
@@ -39,6 +42,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
         listen: listen.ok_or("`--listen` is required")?,
         data: data.ok_or("`--data` is required")?,
         tokens,
+        replica,
     })
 }
 
@@ -63,6 +67,7 @@ fn main() -> ExitCode {
         _ => ServerConfig::sqlite(&args.data),
     };
     config.tokens = args.tokens;
+    config.replica = args.replica;
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {

@@ -102,6 +102,8 @@ pub struct Clinic {
     /// The privacy officer's approvals page (guardrail-axum), built once so its CSRF key
     /// lives as long as the server.
     approvals: Router,
+    /// Replica mode's policy subscription and checkpointer (see [`crate::replica`]).
+    replica: Option<Arc<crate::replica::Replica>>,
 }
 
 impl Clinic {
@@ -145,15 +147,23 @@ impl Clinic {
         let policy = Policy::from_toml_str(crate::POLICY)
             .map_err(|e| ServerError::Guardrail(e.to_string()))?;
         let alerts = MemoryAlertSink::new();
-        let guardrail = Guardrail::builder()
+        let shared = crate::replica::open(&config).await?;
+        let builder = Guardrail::builder()
             .policy(policy)
             .audit(file_sink.clone())
             .audit_key(trail::demo_key())
             .alerts(alerts.clone())
             .async_relationships(ClinicDirectory::new(db.clone()))
-            .async_consents(ClinicDirectory::new(db.clone()))
+            .async_consents(ClinicDirectory::new(db.clone()));
+        let guardrail = crate::replica::configure(builder, shared.as_ref())
             .build()
             .map_err(|e| ServerError::Guardrail(e.to_string()))?;
+        let pg = if let Db::Postgres(pool) = &db {
+            Some(pool)
+        } else {
+            None
+        };
+        let replica = crate::replica::follow(shared, &guardrail, pg).await?;
         // The demo serves plain HTTP on loopback, so the page's cookie cannot be `Secure`.
         let approvals = guardrail_axum::ApprovalsPage::new(guardrail.clone())
             .map_err(|e| ServerError::Guardrail(e.to_string()))?
@@ -162,6 +172,7 @@ impl Clinic {
         Ok(Clinic {
             config,
             guardrail,
+            replica,
             approvals,
             file_sink,
             alerts,
@@ -175,6 +186,11 @@ impl Clinic {
     /// The guardrail every request's context comes from (the approver's methods too).
     pub fn guardrail(&self) -> &Guardrail {
         &self.guardrail
+    }
+
+    /// In replica mode, the replica (its name, its policy store version).
+    pub fn replica(&self) -> Option<&crate::replica::Replica> {
+        self.replica.as_deref()
     }
 
     /// The clinic's database.
@@ -289,6 +305,9 @@ impl RunningServer {
             addr: self.addr.to_string(),
             source,
         })?;
+        if let Some(replica) = &self.clinic.replica {
+            replica.stop().await;
+        }
         self.clinic.db().close().await;
         // Writes, fsyncs and checkpoints what was appended; the trail then verifies whole.
         self.clinic.file_sink.close()?;

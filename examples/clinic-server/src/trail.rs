@@ -11,7 +11,7 @@ use guardrail_core::audit::{
 /// The checkpoint signing seed of the demo (a real service keeps it in a secret store).
 const DEMO_CHECKPOINT_SEED: &[u8; 32] = b"clinic-demo-checkpoint-seed!!!!!";
 
-fn signer() -> CheckpointSigner {
+pub(crate) fn signer() -> CheckpointSigner {
     CheckpointSigner::ed25519_from_seed(DEMO_CHECKPOINT_SEED)
 }
 

@@ -415,14 +415,37 @@ impl PgSink {
     pub const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
     /// Connects to `url`, creates the audit tables if needed and starts the sink's thread.
+    /// Appends go to the default chain.
     pub fn connect(url: &str, table: AuditTable) -> Result<PgSink, AuditError> {
+        PgSink::start(url, table, None)
+    }
+
+    /// Like [`PgSink::connect`], but appends go to `chain` (through a [`ChainWriter`]), so
+    /// several sinks (one per replica) append to one table without waiting on each other.
+    /// Such a trail is sealed by [`tree_checkpoint`], not by [`PgSink::with_checkpoints`]
+    /// (which covers the default chain only: an append through a sink with both fails
+    /// closed).
+    pub fn connect_chain(
+        url: &str,
+        table: AuditTable,
+        chain: ChainId,
+    ) -> Result<PgSink, AuditError> {
+        let writer = ChainWriter::new(table.clone(), chain);
+        PgSink::start(url, table, Some(writer))
+    }
+
+    fn start(
+        url: &str,
+        table: AuditTable,
+        writer: Option<ChainWriter>,
+    ) -> Result<PgSink, AuditError> {
         let (ready_tx, ready_rx) = mpsc::sync_channel(1);
         let (jobs_tx, jobs_rx) = mpsc::channel();
         let url = url.to_owned();
         let worker_table = table.clone();
         let worker = std::thread::Builder::new()
             .name("guardrail-pg-sink".into())
-            .spawn(move || run_worker(&url, &worker_table, &jobs_rx, &ready_tx))?;
+            .spawn(move || run_worker(&url, &worker_table, writer, &jobs_rx, &ready_tx))?;
         match ready_rx.recv() {
             Ok(Ok(())) => Ok(PgSink {
                 name: Arc::from("postgres"),
@@ -501,6 +524,7 @@ impl PgSink {
 fn run_worker(
     url: &str,
     table: &AuditTable,
+    writer: Option<ChainWriter>,
     jobs: &mpsc::Receiver<Job>,
     ready: &mpsc::SyncSender<Result<(), AuditError>>,
 ) {
@@ -544,7 +568,18 @@ fn run_worker(
                         .execute(&mut *tx)
                         .await
                         .map_err(db)?;
-                    let receipt = append(&mut tx, table, *record).await?;
+                    let receipt = match &writer {
+                        None => append(&mut tx, table, *record).await?,
+                        Some(_) if checkpoints.is_some() => {
+                            return Err(AuditError::Database(format!(
+                                "audit table `{}`: a sink on a named chain is sealed by tree \
+                                 heads (`tree_checkpoint`), not by checkpoints of the default \
+                                 chain",
+                                table.events()
+                            )));
+                        }
+                        Some(w) => w.on(&mut tx).append_in_tx(*record).await?,
+                    };
                     // The checkpoint commits with the event that made it due, or neither does.
                     let written = match &checkpoints {
                         Some(o) if o.every_events > 0 => {
