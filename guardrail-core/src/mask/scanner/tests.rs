@@ -244,3 +244,23 @@ proptest::proptest! {
         proptest::prop_assert_eq!(next_www(bytes, from), expect);
     }
 }
+
+#[test]
+fn a_cluster_going_on_past_a_window_is_found() {
+    // Found by fuzzing: `6175` opens a window that ends at the space, and the account number
+    // that starts inside it (no trigger of its own) crosses that end.
+    assert_eq!(
+        kinds("6175\0456456550142 7"),
+        vec![(IdentifierKind::Account, "456456550142 7".to_owned())]
+    );
+}
+
+#[test]
+fn a_cue_before_a_double_colon_is_found() {
+    // The `::` is the trigger; the digits share its word, so the cue two words back is only
+    // in the window if the `::` looks back for it.
+    assert_eq!(
+        kinds("Socsecurity no::411167898"),
+        vec![(IdentifierKind::Ssn, "411167898".to_owned())]
+    );
+}

@@ -411,7 +411,9 @@ impl<'a> Windows<'a> {
                             .is_some_and(|rest| rest.contains(&b':'));
                     if next == b':' || next == b'/' || full_ipv6 {
                         self.at = i + 1;
-                        return Some((i..i + 1, 0, next == b'/'));
+                        // A `::` may end a cue (`SSN no::123456789`) whose digits share its
+                        // word and so are no trigger of their own: look back for the cue.
+                        return Some((i..i + 1, CUE_WORDS, next == b'/'));
                     }
                     i += 1;
                 }
@@ -517,6 +519,58 @@ impl<'a> Windows<'a> {
     }
 }
 
+impl Windows<'_> {
+    /// If the end of `window` (at whitespace) splits a digit cluster (a digit before it, then
+    /// at most [`MAX_SEPARATOR_RUN`] separators, the whitespace among them, then a digit),
+    /// where in `window` that cluster starts.
+    fn split_cluster(&self, window: Range<usize>) -> Option<usize> {
+        let bytes = self.bytes;
+        let (floor, end) = (window.start, window.end);
+        let inside = bytes.get(floor..end)?;
+        let back = inside
+            .iter()
+            .rev()
+            .take_while(|&&b| is_digit_separator(b))
+            .count();
+        let ahead = bytes
+            .get(end..)?
+            .iter()
+            .take(MAX_SEPARATOR_RUN + 1)
+            .take_while(|&&b| is_digit_separator(b))
+            .count();
+        if ahead == 0
+            || back + ahead > MAX_SEPARATOR_RUN
+            || !bytes.get(end + ahead).is_some_and(u8::is_ascii_digit)
+        {
+            return None;
+        }
+        // The cluster's last digit before the end, then back over its runs of digits and
+        // of at most `MAX_SEPARATOR_RUN` separators.
+        let mut start = (end - back).checked_sub(1).filter(|&p| p >= floor)?;
+        if !bytes[start].is_ascii_digit() {
+            return None;
+        }
+        loop {
+            while start > floor && bytes[start - 1].is_ascii_digit() {
+                start -= 1;
+            }
+            let mut s = start;
+            while s > floor && start - s <= MAX_SEPARATOR_RUN && is_digit_separator(bytes[s - 1]) {
+                s -= 1;
+            }
+            if s < start
+                && start - s <= MAX_SEPARATOR_RUN
+                && s > floor
+                && bytes[s - 1].is_ascii_digit()
+            {
+                start = s - 1;
+                continue;
+            }
+            return Some(start);
+        }
+    }
+}
+
 /// A span of text worth searching.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(super) struct Window {
@@ -538,13 +592,21 @@ impl Iterator for Windows<'_> {
             let floor = self.pending.as_ref().map_or(0, |w| w.range.start);
             match self.next_trigger() {
                 Some((trigger, words, trigger_open)) => {
+                    let trigger_start = trigger.start;
                     let (range, widened_open) = self.widen(trigger, words, floor);
                     let window = Window {
                         range,
                         open: trigger_open || widened_open,
                     };
-                    // Continue scanning after the window: triggers inside it are covered.
-                    self.at = self.at.max(window.range.end);
+                    // Continue scanning after the window: triggers inside it are covered,
+                    // except a digit cluster that goes on past the window's end (across a
+                    // space or tab): its match may cross the end, so the cluster is walked
+                    // again as a trigger of its own (and its window merged with this one).
+                    let resume = self
+                        .split_cluster(window.range.clone())
+                        .filter(|&r| r > trigger_start)
+                        .unwrap_or(window.range.end);
+                    self.at = self.at.max(resume);
                     match self.pending.take() {
                         Some(p) if window.range.start <= p.range.end => {
                             self.pending = Some(Window {
