@@ -250,7 +250,7 @@ fn a_cluster_going_on_past_a_window_is_found() {
     // Found by fuzzing: `6175` opens a window that ends at the space, and the account number
     // that starts inside it (no trigger of its own) crosses that end.
     assert_eq!(
-        kinds("6175\0456456550142 7"),
+        kinds("6175\x00456456550142 7"),
         vec![(IdentifierKind::Account, "456456550142 7".to_owned())]
     );
 }
