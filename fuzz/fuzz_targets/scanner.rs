@@ -1,6 +1,7 @@
 //! The scanner on arbitrary text: never panics, findings ordered, disjoint and on character
 //! boundaries, masked text re-scans clean, and the work stays linear in the input (the same
-//! invariants as the proptest properties in `tests/scanner.rs`).
+//! invariants as the proptest properties in `tests/scanner.rs`). The prefilter's agreement
+//! with `find_unfiltered` is not asserted here yet: see docs/fuzzing.md (an open case).
 #![no_main]
 
 use guardrail_core::mask::scanner::Scanner;

@@ -73,15 +73,19 @@ pub(super) fn valid_day(month: u32, day: u32) -> bool {
     (1..=max).contains(&day)
 }
 
-/// The numeric parts of a date, in order.
+/// The numeric parts of a date, in order (runs of digits; a run too long for a `u32`
+/// saturates). A byte loop: checks run on every candidate.
 fn parts(s: &str) -> impl Iterator<Item = u32> + '_ {
-    s.split(|c: char| !c.is_ascii_digit())
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            p.bytes().fold(0u32, |n, b| {
-                n.saturating_mul(10).saturating_add(u32::from(b - b'0'))
-            })
-        })
+    let mut bytes = s.bytes().peekable();
+    std::iter::from_fn(move || {
+        while bytes.next_if(|b| !b.is_ascii_digit()).is_some() {}
+        let mut n = None;
+        while let Some(b) = bytes.next_if(u8::is_ascii_digit) {
+            let part: u32 = n.unwrap_or(0);
+            n = Some(part.saturating_mul(10).saturating_add(u32::from(b - b'0')));
+        }
+        n
+    })
 }
 
 pub(super) fn valid_numeric_date(s: &str) -> bool {

@@ -74,7 +74,7 @@ mod search;
 pub use builder::ScannerBuilder;
 use trigger::Windows;
 #[cfg(test)]
-use trigger::may_hold_trigger;
+use trigger::{may_hold_trigger, next_www};
 
 /// How far before a trigger a match may start (room for the longest cue, e.g.
 /// `Medical record number #: `). Custom patterns whose cue is longer than this are only found

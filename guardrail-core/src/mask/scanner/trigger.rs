@@ -7,46 +7,55 @@ use std::ops::Range;
 use super::LOOKBACK;
 use super::patterns::ends_in_state;
 
-/// True if any byte of `w` may be a trigger byte (a digit, `:`, `@`, or a `.` after a `w`);
-/// `before` is the byte before the eight.
+/// True if any byte of `w` may be a trigger byte (a digit, `:` or `@`).
 #[cfg(test)]
-pub(super) fn may_hold_trigger(w: u64, before: u8) -> bool {
-    trigger_mask(w, before) != 0
+pub(super) fn may_hold_trigger(w: u64) -> bool {
+    trigger_mask(w) != 0
 }
 
 const LO: u64 = 0x0101_0101_0101_0101;
 const HI: u64 = 0x8080_8080_8080_8080;
 
-/// The high bit of each zero byte of `y` (whose bytes are at most 0x7F), and perhaps of
-/// bytes above a zero byte (the borrow only runs upwards): never a zero byte missed.
-fn zero_bytes(y: u64) -> u64 {
-    y.wrapping_sub(LO) & !y & HI
-}
-
 /// The high bit of each byte of `w` (eight text bytes, little-endian) that may be a trigger
-/// byte: a digit, a `:`, an `@`, or a `.` right after a `w` or `W` (the end of `www.`);
-/// `before` is the byte before the eight (0 at the start of the text). A branch-free test
-/// of eight bytes at once. Prose is full of `.` (sentences, decimals) and `/` (`mg/dL`),
-/// which start no trigger of their own, so they do not stop the scan. Bytes at or above
-/// 0x80 are tested by their low seven bits and a borrow may mark a byte above a true hit,
-/// which only adds false alarms (the byte loop then looks closer), never hides a trigger.
-fn trigger_mask(w: u64, before: u8) -> u64 {
+/// byte: a digit, a `:` or an `@`. A branch-free test of eight bytes at once. Prose is full
+/// of `.` (sentences, decimals) and `/` (`mg/dL`), which start no trigger of their own, so
+/// they do not stop the scan; the `.` of a `www.` is found apart ([`next_www`]). Bytes at or
+/// above 0x80 are tested by their low seven bits, which only adds false alarms (the byte
+/// loop then looks closer), never hides a trigger.
+fn trigger_mask(w: u64) -> u64 {
     let x = w & !HI;
     // Each byte is at most 0x7F, so adding at most 0x50 never carries into the next byte.
-    let at_least_zero = x.wrapping_add(LO * (0x80 - 0x30)) & HI;
-    let above_colon = x.wrapping_add(LO * (0x80 - 0x3B)) & HI;
-    let digit_or_colon = at_least_zero & !above_colon;
-    let at_sign = zero_bytes(x ^ (LO * 0x40));
-    let dot = zero_bytes(x ^ (LO * u64::from(b'.')));
-    // Each byte's predecessor: `w` shifted up one byte, `before` in the lowest.
-    let previous = (x << 8) | u64::from(before & 0x7F);
-    let after_w = zero_bytes((previous | (LO * 0x20)) ^ (LO * u64::from(b'w')));
-    digit_or_colon | at_sign | (dot & after_w)
+    let at_least_zero = x.wrapping_add(LO * (0x80 - 0x30));
+    let above_colon = x.wrapping_add(LO * (0x80 - 0x3B));
+    // `@` is 0x40: at least 0x40 and not above it.
+    let at_least_at = x.wrapping_add(LO * (0x80 - 0x40));
+    let above_at = x.wrapping_add(LO * (0x80 - 0x41));
+    ((at_least_zero & !above_colon) | (at_least_at & !above_at)) & HI
+}
+
+/// The position of the `.` of the first `www.` (any case) whose `.` is at or after `from`,
+/// or the length of `bytes` if there is none. `memchr2` finds the `w`s.
+pub(super) fn next_www(bytes: &[u8], from: usize) -> usize {
+    let mut at = from.saturating_sub(3);
+    while let Some(found) = bytes
+        .get(at..)
+        .and_then(|rest| memchr::memchr2(b'w', b'W', rest))
+    {
+        let w = at + found;
+        if bytes
+            .get(w..w + 4)
+            .is_some_and(|four| four[3] == b'.' && four[..3].eq_ignore_ascii_case(b"www"))
+        {
+            return w + 3;
+        }
+        at = w + 1;
+    }
+    bytes.len()
 }
 
 /// Bytes that may sit between the digits of one identifier (`(617) 555-0142`, `3/14/2024`,
 /// `March 3, 2024`, `10.0.0.1`).
-fn is_digit_separator(b: u8) -> bool {
+const fn is_digit_separator(b: u8) -> bool {
     matches!(
         b,
         b' ' | b'-' | b'.' | b'/' | b'(' | b')' | b',' | b'+' | b'\t'
@@ -147,6 +156,44 @@ static CUE_PAIRS: [u32; 256] = {
     t
 };
 
+/// [`WORD_CLASS`]: the byte is ASCII whitespace (it ends a word).
+const SPACE_BIT: u32 = 1 << 31;
+/// [`WORD_CLASS`] and [`PAIR_BIT`]: the byte is a digit (always set in [`PAIR_BIT`], so
+/// `WORD_CLASS[b] & PAIR_BIT[next]` keeps it).
+const DIGIT_BIT: u32 = 1 << 30;
+/// The [`PAIR_BIT`] of the end of a word: no stem's second letter.
+const WORD_ENDS: u32 = DIGIT_BIT;
+
+/// For each byte: its [`CUE_PAIRS`] bits (the second letters that make it the start of a
+/// stem), [`SPACE_BIT`], [`DIGIT_BIT`]. One load per byte of a word read backwards.
+static WORD_CLASS: [u32; 256] = {
+    let mut t = [0u32; 256];
+    let mut b = 0;
+    while b < 256 {
+        let byte = b as u8;
+        t[b] = CUE_PAIRS[b];
+        if byte.is_ascii_whitespace() {
+            t[b] |= SPACE_BIT;
+        }
+        if byte.is_ascii_digit() {
+            t[b] |= DIGIT_BIT;
+        }
+        b += 1;
+    }
+    t
+};
+
+/// For each byte: [`pair_bit`] (its bit as the second letter of a stem) and [`DIGIT_BIT`].
+static PAIR_BIT: [u32; 256] = {
+    let mut t = [0u32; 256];
+    let mut b = 0;
+    while b < 256 {
+        t[b] = (pair_bit(b as u8) & !(SPACE_BIT | DIGIT_BIT)) | DIGIT_BIT;
+        b += 1;
+    }
+    t
+};
+
 /// The longest slice [`hope`] looks at (a longer one may hold anything): the test must
 /// cost a bounded amount per search it saves, however long a window is.
 pub(super) const SHORT_SLICE: usize = 64;
@@ -178,35 +225,65 @@ pub(super) fn hope(slice: &[u8]) -> Hope {
     if slice.len() > SHORT_SLICE {
         return Hope::ANY;
     }
-    let mut digits = 0;
-    let mut runs = 0;
-    let mut in_run = false;
-    let mut only_numeric = true;
-    let mut colon = false;
-    let mut open = false;
-    for (i, &b) in slice.iter().enumerate() {
-        if b.is_ascii_digit() {
-            digits += 1;
-            if !in_run {
-                runs += 1;
-            }
-            in_run = true;
-            continue;
-        }
-        in_run = false;
-        match b {
-            b':' => colon = true,
-            b'@' => open = true,
-            b'.' if i >= 3 && slice[i - 3..i].eq_ignore_ascii_case(b"www") => open = true,
-            _ => {}
-        }
-        only_numeric &= is_digit_separator(b);
+    // Branch-free: one table load per byte, the classes seen or-ed together.
+    let mut digits = 0u32;
+    let mut runs = 0u32;
+    let mut previous = 0u8;
+    let mut seen = 0u8;
+    for &b in slice {
+        let class = HOPE_CLASS[usize::from(b)];
+        let digit = class & HOPE_DIGIT;
+        digits += u32::from(digit);
+        runs += u32::from(digit & !previous);
+        previous = digit;
+        seen |= class;
     }
+    let colon = seen & HOPE_COLON != 0;
+    // A `.` after `www` (any case); only looked for when the slice has both.
+    let www = seen & (HOPE_DOT | HOPE_W) == HOPE_DOT | HOPE_W
+        && slice
+            .windows(4)
+            .any(|w| w[3] == b'.' && w[..3].eq_ignore_ascii_case(b"www"));
+    let only_numeric = seen & HOPE_OTHER == 0;
     Hope {
         bounded: colon || (digits >= 4 && !(only_numeric && digits <= 5 && runs <= 2)),
-        open: open || colon,
+        open: seen & HOPE_AT != 0 || www || colon,
     }
 }
+
+/// [`HOPE_CLASS`] bits: a digit (the lowest bit, so it counts), a byte that is neither a
+/// digit nor a digit separator, `:`, `@`, `.`, `w` or `W`.
+const HOPE_DIGIT: u8 = 1;
+const HOPE_OTHER: u8 = 2;
+const HOPE_COLON: u8 = 4;
+const HOPE_AT: u8 = 8;
+const HOPE_DOT: u8 = 16;
+const HOPE_W: u8 = 32;
+
+/// The class bits [`hope`] needs of each byte.
+static HOPE_CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        let byte = b as u8;
+        let mut class = 0;
+        if byte.is_ascii_digit() {
+            class |= HOPE_DIGIT;
+        } else if !is_digit_separator(byte) {
+            class |= HOPE_OTHER;
+        }
+        match byte {
+            b':' => class |= HOPE_COLON,
+            b'@' => class |= HOPE_AT,
+            b'.' => class |= HOPE_DOT,
+            b'w' | b'W' => class |= HOPE_W,
+            _ => {}
+        }
+        t[b] = class;
+        b += 1;
+    }
+    t
+};
 
 /// The windows worth searching, in order, disjoint.
 pub(super) struct Windows<'a> {
@@ -218,6 +295,9 @@ pub(super) struct Windows<'a> {
     /// the farthest word holding a built-in cue: for custom MRN patterns, whose cues the
     /// prefilter does not know.
     any_cue: bool,
+    /// The `.` of the next `www.` at or after the scan position, once looked up
+    /// ([`next_www`]; the length of the text if there is none).
+    www: Option<usize>,
 }
 
 impl<'a> Windows<'a> {
@@ -228,6 +308,7 @@ impl<'a> Windows<'a> {
             at: 0,
             pending: None,
             any_cue,
+            www: None,
         }
     }
 
@@ -241,11 +322,20 @@ impl<'a> Windows<'a> {
         while i < n {
             // The hot loop: most bytes are letters and spaces. Skip eight at a time while
             // none of them can be a trigger.
-            while let Some(chunk) = bytes.get(i..i + 8) {
+            // Never past the next `www.`, whose `.` the eight-byte test does not see.
+            let www = match self.www {
+                Some(www) if www >= i => www,
+                _ => {
+                    let www = next_www(bytes, i);
+                    self.www = Some(www);
+                    www
+                }
+            };
+            let stop = www.min(n);
+            while let Some(chunk) = bytes.get(i..i + 8).filter(|_| i + 8 <= stop) {
                 let mut word = [0u8; 8];
                 word.copy_from_slice(chunk);
-                let before = i.checked_sub(1).and_then(|p| bytes.get(p)).copied();
-                let mask = trigger_mask(u64::from_le_bytes(word), before.unwrap_or(0));
+                let mask = trigger_mask(u64::from_le_bytes(word));
                 if mask != 0 {
                     // Straight to the first byte that may be a trigger.
                     i += (mask.trailing_zeros() / 8) as usize;
@@ -263,34 +353,32 @@ impl<'a> Windows<'a> {
                     let start = i;
                     let mut count = 0;
                     // The longest run of digits with no separator.
-                    let mut run = 0;
                     let mut longest_run = 0;
-                    let mut last = i;
                     let mut j = i;
-                    while j < n {
-                        let b = bytes[j];
-                        if b.is_ascii_digit() {
-                            count += 1;
-                            run += 1;
-                            longest_run = longest_run.max(run);
-                            last = j;
+                    let last = loop {
+                        // One run of digits, then at most `MAX_SEPARATOR_RUN` separators
+                        // that a digit follows; anything else ends the cluster.
+                        let run_start = j;
+                        while bytes.get(j).is_some_and(u8::is_ascii_digit) {
                             j += 1;
-                        } else if is_digit_separator(b) {
-                            run = 0;
-                            let run_start = j;
-                            while j < n && is_digit_separator(bytes[j]) {
-                                j += 1;
-                            }
-                            if j - run_start > MAX_SEPARATOR_RUN
-                                || j >= n
-                                || !bytes[j].is_ascii_digit()
-                            {
-                                break;
-                            }
-                        } else {
-                            break;
                         }
-                    }
+                        let run = j - run_start;
+                        count += run;
+                        longest_run = longest_run.max(run);
+                        let last = j - 1;
+                        let separators = j;
+                        while j - separators <= MAX_SEPARATOR_RUN
+                            && bytes.get(j).is_some_and(|&b| is_digit_separator(b))
+                        {
+                            j += 1;
+                        }
+                        if j == separators
+                            || j - separators > MAX_SEPARATOR_RUN
+                            || !bytes.get(j).is_some_and(u8::is_ascii_digit)
+                        {
+                            break last;
+                        }
+                    };
                     self.at = last + 1;
                     if count >= MIN_CLUSTER_DIGITS {
                         // A match that starts before the cluster's word (after a cue, a
@@ -323,7 +411,9 @@ impl<'a> Windows<'a> {
                             .is_some_and(|rest| rest.contains(&b':'));
                     if next == b':' || next == b'/' || full_ipv6 {
                         self.at = i + 1;
-                        return Some((i..i + 1, 0, next == b'/'));
+                        // A `::` may end a cue (`SSN no::123456789`) whose digits share its
+                        // word and so are no trigger of their own: look back for the cue.
+                        return Some((i..i + 1, CUE_WORDS, next == b'/'));
                     }
                     i += 1;
                 }
@@ -347,11 +437,17 @@ impl<'a> Windows<'a> {
     fn widen(&self, trigger: Range<usize>, words: usize, floor: usize) -> (Range<usize>, bool) {
         let bytes = self.bytes;
         let limit = trigger.start.saturating_sub(LOOKBACK).max(floor);
-        let mut start = trigger.start;
         // The word the trigger starts in.
-        while start > floor && !is_space(bytes[start - 1]) {
-            start -= 1;
-        }
+        let mut start = match bytes.get(floor..trigger.start) {
+            Some(before) => {
+                floor
+                    + before
+                        .iter()
+                        .rposition(|&b| is_space(b))
+                        .map_or(0, |p| p + 1)
+            }
+            None => trigger.start,
+        };
         // Back over up to `words` more words. With the built-in patterns the window starts
         // at the farthest of them that may start a match: a word holding a cue, the word
         // before a month name if it holds a digit (`3rd March 2021`), or the word right before the cluster if it ends in a state
@@ -363,22 +459,43 @@ impl<'a> Windows<'a> {
             if word_start <= limit {
                 break;
             }
-            let mut word_end = word_start;
-            while word_end > limit && is_space(bytes[word_end - 1]) {
-                word_end -= 1;
-            }
+            let word_end = limit
+                + bytes
+                    .get(limit..word_start)
+                    .and_then(|gap| gap.iter().rposition(|&b| !is_space(b)))
+                    .map_or(0, |p| p + 1);
             word_start = word_end;
-            while word_start > floor && !is_space(bytes[word_start - 1]) {
+            // Back over the word, noting on the way whether it may hold a cue stem (a pair
+            // of [`CUE_PAIRS`]) or a digit, so most words are read once.
+            let mut seen = 0;
+            let mut next = WORD_ENDS;
+            for &b in bytes
+                .get(floor..word_start)
+                .unwrap_or_default()
+                .iter()
+                .rev()
+            {
+                let class = WORD_CLASS[usize::from(b)];
+                if class & SPACE_BIT != 0 {
+                    break;
+                }
+                seen |= class & next;
+                next = PAIR_BIT[usize::from(b)];
                 word_start -= 1;
             }
+            let digit = seen & DIGIT_BIT != 0;
             if self.any_cue {
                 start = word_start;
                 continue;
             }
             let word = &bytes[word_start..word_end];
-            let cue = cue_in(word);
+            let cue = if seen & !DIGIT_BIT == 0 {
+                Cue::None
+            } else {
+                cue_in(word)
+            };
             // The word before a month name starts a date only if it holds the day.
-            let day = month && word.iter().any(u8::is_ascii_digit);
+            let day = month && digit;
             if cue != Cue::None || day || (i == 0 && ends_in_state(word)) {
                 start = word_start;
             }
@@ -399,6 +516,58 @@ impl<'a> Windows<'a> {
             end += 1;
         }
         (start..end, open)
+    }
+}
+
+impl Windows<'_> {
+    /// If the end of `window` (at whitespace) splits a digit cluster (a digit before it, then
+    /// at most [`MAX_SEPARATOR_RUN`] separators, the whitespace among them, then a digit),
+    /// where in `window` that cluster starts.
+    fn split_cluster(&self, window: Range<usize>) -> Option<usize> {
+        let bytes = self.bytes;
+        let (floor, end) = (window.start, window.end);
+        let inside = bytes.get(floor..end)?;
+        let back = inside
+            .iter()
+            .rev()
+            .take_while(|&&b| is_digit_separator(b))
+            .count();
+        let ahead = bytes
+            .get(end..)?
+            .iter()
+            .take(MAX_SEPARATOR_RUN + 1)
+            .take_while(|&&b| is_digit_separator(b))
+            .count();
+        if ahead == 0
+            || back + ahead > MAX_SEPARATOR_RUN
+            || !bytes.get(end + ahead).is_some_and(u8::is_ascii_digit)
+        {
+            return None;
+        }
+        // The cluster's last digit before the end, then back over its runs of digits and
+        // of at most `MAX_SEPARATOR_RUN` separators.
+        let mut start = (end - back).checked_sub(1).filter(|&p| p >= floor)?;
+        if !bytes[start].is_ascii_digit() {
+            return None;
+        }
+        loop {
+            while start > floor && bytes[start - 1].is_ascii_digit() {
+                start -= 1;
+            }
+            let mut s = start;
+            while s > floor && start - s <= MAX_SEPARATOR_RUN && is_digit_separator(bytes[s - 1]) {
+                s -= 1;
+            }
+            if s < start
+                && start - s <= MAX_SEPARATOR_RUN
+                && s > floor
+                && bytes[s - 1].is_ascii_digit()
+            {
+                start = s - 1;
+                continue;
+            }
+            return Some(start);
+        }
     }
 }
 
@@ -423,13 +592,21 @@ impl Iterator for Windows<'_> {
             let floor = self.pending.as_ref().map_or(0, |w| w.range.start);
             match self.next_trigger() {
                 Some((trigger, words, trigger_open)) => {
+                    let trigger_start = trigger.start;
                     let (range, widened_open) = self.widen(trigger, words, floor);
                     let window = Window {
                         range,
                         open: trigger_open || widened_open,
                     };
-                    // Continue scanning after the window: triggers inside it are covered.
-                    self.at = self.at.max(window.range.end);
+                    // Continue scanning after the window: triggers inside it are covered,
+                    // except a digit cluster that goes on past the window's end (across a
+                    // space or tab): its match may cross the end, so the cluster is walked
+                    // again as a trigger of its own (and its window merged with this one).
+                    let resume = self
+                        .split_cluster(window.range.clone())
+                        .filter(|&r| r > trigger_start)
+                        .unwrap_or(window.range.end);
+                    self.at = self.at.max(resume);
                     match self.pending.take() {
                         Some(p) if window.range.start <= p.range.end => {
                             self.pending = Some(Window {
