@@ -84,12 +84,16 @@ impl GuardedServer {
     /// The session of this request, opened on first use with the agent the client named at
     /// initialize; an error (PHI-free) if the request is not authenticated as its person.
     fn session(&self, context: &RequestContext<RoleServer>) -> Result<&Session, McpError> {
+        // A fixed identity is borrowed, not copied: a request of a stdio session costs no
+        // allocation here.
+        let authenticated;
         let config = match &self.identity {
-            Identity::Fixed(config) => config.clone(),
+            Identity::Fixed(config) => config,
             Identity::PerRequest(authenticate) => {
-                authenticate(&context.extensions).ok_or_else(|| {
+                authenticated = authenticate(&context.extensions).ok_or_else(|| {
                     McpError::invalid_request("the request is not authenticated", None)
-                })?
+                })?;
+                &authenticated
             }
         };
         let session = self.session.get_or_init(|| {

@@ -153,13 +153,29 @@ pub fn add_note(
     Ok(db.last_insert_rowid())
 }
 
-/// Exports every patient with `diagnosis`: the grant of an approval is bound to the
-/// diagnosis asked for (`record`), so an approved export cannot be spent on another.
+/// The ids of the patients with `diagnosis`: whom an export of that cohort would touch,
+/// looked up first so that the guarded export names every one of them in its events.
+#[phi_exempt(
+    reason = "reads patient ids only, to name the subjects of the guarded export; nothing leaves"
+)]
+pub fn cohort_members(db: &Connection, diagnosis: &str) -> Result<Vec<String>, AppError> {
+    let mut stmt = db.prepare("SELECT id FROM patients WHERE diagnosis = ?1 ORDER BY id")?;
+    let ids = stmt.query_map(params![diagnosis], |r| r.get::<_, String>(0))?;
+    Ok(ids.collect::<Result<_, _>>()?)
+}
+
+/// Exports the patients `patient_ids` of the cohort with `diagnosis` (see
+/// [`cohort_members`]): each is recorded as a keyed token in the call's events, so every
+/// patient's accounting of disclosures lists the export, and an approval grant is bound to
+/// exactly this set and to the diagnosis asked for (`record`), so an approved export cannot
+/// be spent on another. A row outside `patient_ids` is never returned, even if the cohort
+/// changed in between: the export holds no one it did not record.
 #[phi_action(
     name = "assistant.export_cohort",
     kind = "export",
     role = "provider",
     resource = "cohort",
+    subjects = patient_ids,
     record = [diagnosis],
     phi = ["mrn", "birth_date", "diagnosis"]
 )]
@@ -167,18 +183,29 @@ pub fn export_cohort(
     ctx: &Context,
     db: &Connection,
     diagnosis: &str,
+    patient_ids: &[String],
 ) -> Result<Vec<CohortRow>, AppError> {
     let mut stmt = db.prepare(
-        "SELECT mrn, birth_date, diagnosis FROM patients WHERE diagnosis = ?1 ORDER BY id",
+        "SELECT id, mrn, birth_date, diagnosis FROM patients WHERE diagnosis = ?1 ORDER BY id",
     )?;
     let rows = stmt.query_map(params![diagnosis], |r| {
-        Ok(CohortRow {
-            mrn: r.get(0)?,
-            birth_date: r.get(1)?,
-            diagnosis: r.get(2)?,
-        })
+        Ok((
+            r.get::<_, String>(0)?,
+            CohortRow {
+                mrn: r.get(1)?,
+                birth_date: r.get(2)?,
+                diagnosis: r.get(3)?,
+            },
+        ))
     })?;
-    Ok(rows.collect::<Result<_, _>>()?)
+    let mut out = Vec::new();
+    for row in rows {
+        let (id, row) = row?;
+        if patient_ids.contains(&id) {
+            out.push(row);
+        }
+    }
+    Ok(out)
 }
 
 /// Deletes a record: a rule allows it only to a person acting directly, so no agent session

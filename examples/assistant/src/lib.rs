@@ -217,7 +217,10 @@ pub fn catalogue(db: &Db) -> Catalogue {
             "assistant.export_cohort",
             "Export every patient with `diagnosis` (needs a privacy officer's approval).",
             move |ctx, a| {
-                let rows = actions::export_cohort(ctx, &*d4.lock()?, str_arg(a, "diagnosis")?)?;
+                let db = d4.lock()?;
+                let diagnosis = str_arg(a, "diagnosis")?;
+                let members = actions::cohort_members(&db, diagnosis)?;
+                let rows = actions::export_cohort(ctx, &db, diagnosis, &members)?;
                 Ok(json!({ "rows": rows }))
             },
         ))

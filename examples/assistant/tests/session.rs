@@ -96,6 +96,35 @@ async fn the_plan_is_allowed_and_every_result_is_masked() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_export_records_every_patient_of_the_cohort_as_a_keyed_token() {
+    let mut h = Harness::start(clinician_session(), None).await;
+    let mut approve = in_process_approver(h.g.clone());
+    agent::run(h.peer(), "Hale", &mut approve).await.unwrap();
+    h.stop().await;
+    // The hypertension cohort of the demo database, as the keys of the trail name them.
+    let cohort = ["p-1", "p-3", "p-4"];
+    let mut tokens: Vec<String> = cohort.iter().map(|id| h.g.subject_token(id)).collect();
+    tokens.sort();
+    let events = h.events();
+    let exports: Vec<_> = events
+        .iter()
+        .filter(|e| e.record.action.as_deref() == Some("assistant.export_cohort"))
+        .filter(|e| matches!(e.record.kind, EventKind::Decision | EventKind::Outcome))
+        .collect();
+    // The request for approval, the allowed retry and its outcome.
+    assert_eq!(exports.len(), 3, "{exports:?}");
+    for e in exports {
+        let mut seen: Vec<String> = e.record.subjects.iter().map(|t| t.to_string()).collect();
+        seen.sort();
+        assert_eq!(seen, tokens, "{:?} of seq {}", e.record.kind, e.seq);
+        let line = serde_json::to_string(&e.record).unwrap();
+        for id in cohort {
+            assert!(!line.contains(&format!("\"{id}\"")), "raw id in {line}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_denied_call_is_a_phi_free_tool_error_and_recorded_as_denied() {
     // The same person, but the session is for research: the rules allow treatment only.
     let config = clinician_session().purpose(Purpose::Research);
