@@ -11,16 +11,20 @@ const USAGE: &str = "usage: clinic-server --listen ADDR --data DIR [--tokens FIL
   --listen ADDR   address to serve on, e.g. 127.0.0.1:8080 (port 0 picks a free one)
   --data DIR      audit trail, SQLite database and token file (created on first run)
   --tokens FILE   bearer tokens (default DIR/tokens.toml, written with demo tokens)
-  DATABASE_URL    when set, the clinic's data lives in this PostgreSQL database";
+  DATABASE_URL    when set, the clinic's data lives in this PostgreSQL database
+  (built with feature bench-unguarded: --unguarded serves two routes WITHOUT guardrail,
+  for load benchmarks only; see clinic_server::unguarded)";
 
 struct Args {
     listen: SocketAddr,
     data: PathBuf,
     tokens: Option<PathBuf>,
+    /// `--unguarded` (feature `bench-unguarded`): see `clinic_server::unguarded`.
+    unguarded: bool,
 }
 
 fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
-    let (mut listen, mut data, mut tokens) = (None, None, None);
+    let (mut listen, mut data, mut tokens, mut unguarded) = (None, None, None, false);
     while let Some(flag) = args.next() {
         let mut value = || args.next().ok_or(format!("`{flag}` needs a value"));
         match flag.as_str() {
@@ -32,6 +36,8 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
             }
             "--data" => data = Some(PathBuf::from(value()?)),
             "--tokens" => tokens = Some(PathBuf::from(value()?)),
+            #[cfg(feature = "bench-unguarded")]
+            "--unguarded" => unguarded = true,
             other => return Err(format!("unknown argument `{other}`")),
         }
     }
@@ -39,7 +45,29 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
         listen: listen.ok_or("`--listen` is required")?,
         data: data.ok_or("`--data` is required")?,
         tokens,
+        unguarded,
     })
+}
+
+/// Serves `clinic_server::unguarded`'s routes, if this build and the environment allow it.
+async fn serve_unguarded(
+    clinic: Clinic,
+    listen: SocketAddr,
+) -> Result<clinic_server::RunningServer, Box<dyn std::error::Error>> {
+    #[cfg(feature = "bench-unguarded")]
+    {
+        use clinic_server::unguarded::{BenchmarkOnly, router};
+        let proof = BenchmarkOnly::from_env()?;
+        proof.check_listen(listen)?;
+        eprintln!("clinic-server: WARNING: serving WITHOUT guardrail (benchmark mode)");
+        let router = router(proof, &clinic);
+        Ok(clinic.serve_router(listen, router).await?)
+    }
+    #[cfg(not(feature = "bench-unguarded"))]
+    {
+        drop((clinic, listen));
+        Err("this build has no unguarded mode".into())
+    }
 }
 
 fn main() -> ExitCode {
@@ -70,14 +98,19 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let served = runtime.block_on(async {
-        let server = Clinic::open(config).await?.serve(args.listen).await?;
+    let served: Result<(), Box<dyn std::error::Error>> = runtime.block_on(async {
+        let clinic = Clinic::open(config).await?;
+        let server = if args.unguarded {
+            serve_unguarded(clinic, args.listen).await?
+        } else {
+            clinic.serve(args.listen).await?
+        };
         println!(
             "clinic-server listening on {} (trail in {})",
             server.url(),
             server.clinic().audit_dir().display()
         );
-        server.run_until_ctrl_c().await
+        Ok(server.run_until_ctrl_c().await?)
     });
     match served {
         Ok(()) => ExitCode::SUCCESS,
