@@ -24,7 +24,12 @@ struct Args {
 }
 
 fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
-    let (mut listen, mut data, mut tokens, mut unguarded) = (None, None, None, false);
+    let (mut listen, mut data, mut tokens) = (None, None, None);
+    #[allow(
+        unused_mut,
+        reason = "only `--unguarded` sets it, a flag of the bench-unguarded feature"
+    )]
+    let mut unguarded = false;
     while let Some(flag) = args.next() {
         let mut value = || args.next().ok_or(format!("`{flag}` needs a value"));
         match flag.as_str() {

@@ -10,7 +10,6 @@
 
 use clinic_server::unguarded::{BENCHMARK_VALUE, BenchmarkOnly, router};
 use clinic_server::{Clinic, ServerConfig};
-use guardrail_core::AuditSink;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
