@@ -9,6 +9,9 @@
 //!   fsync (reported per append, so the throughput line is durable events/s). Each thread
 //!   has one append in flight, so `writers / fsync latency` bounds these: on a disk whose
 //!   fsync takes 2 ms, 64 writers cannot exceed 32,000 events/s whatever the sink does.
+//! - `audit/append_fsync_64_writers_checkpointed`: the same with a signed checkpoint every 16
+//!   events, as clinic-server's trail: each group then also signs and fsyncs a checkpoint,
+//!   which the appenders do not wait for (they are released once their events are durable).
 //! - `audit/verify_trail` vs `audit/sha256_raw`: verifying a 40,000-event trail from its files
 //!   (read, split, parse the fixed members, hash, link) against SHA-256 alone over the same
 //!   bytes already in memory; both reported in bytes/s.
@@ -27,8 +30,8 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use guardrail_audit::{
-    AuditSink, Durability, EventKind, FileSink, FileSinkOptions, MANIFEST_FILE, Manifest, Record,
-    verify_trail,
+    AuditSink, CheckpointOptions, CheckpointSigner, Durability, EventKind, FileSink,
+    FileSinkOptions, MANIFEST_FILE, Manifest, Record, verify_trail,
 };
 use sha2::{Digest as _, Sha256};
 
@@ -116,6 +119,22 @@ fn appends(c: &mut Criterion) {
             b.iter_custom(|iters| concurrent_appends(&sink, writers, iters))
         });
     }
+
+    let dir = scratch();
+    let mut checkpoint = CheckpointOptions::new(CheckpointSigner::ed25519_from_seed(&[7; 32]));
+    checkpoint.every_events = 16;
+    let sink = FileSink::open(
+        dir.path(),
+        FileSinkOptions {
+            durability: Durability::Fsync,
+            checkpoint: Some(checkpoint),
+            ..Default::default()
+        },
+    )
+    .expect("the sink opens");
+    g.bench_function("append_fsync_64_writers_checkpointed", |b| {
+        b.iter_custom(|iters| concurrent_appends(&sink, 64, iters))
+    });
     g.finish();
 }
 

@@ -38,6 +38,7 @@ pub mod routes;
 pub mod seed;
 mod server;
 pub mod trail;
+pub mod unguarded;
 
 pub use config::{DatabaseConfig, ServerConfig, TokenTable};
 pub use server::{Clinic, RunningServer, ServerError};

@@ -12,17 +12,26 @@ const USAGE: &str = "usage: clinic-server --listen ADDR --data DIR [--tokens FIL
   --data DIR      audit trail, SQLite database and token file (created on first run)
   --tokens FILE   bearer tokens (default DIR/tokens.toml, written with demo tokens)
   --replica NAME  with DATABASE_URL: share policy, approvals and trail with other replicas
-  DATABASE_URL    when set, the clinic's data lives in this PostgreSQL database";
+  DATABASE_URL    when set, the clinic's data lives in this PostgreSQL database
+  (built with feature bench-unguarded: --unguarded serves two routes WITHOUT guardrail,
+  for load benchmarks only; see clinic_server::unguarded)";
 
 struct Args {
     listen: SocketAddr,
     data: PathBuf,
     tokens: Option<PathBuf>,
     replica: Option<String>,
+    /// `--unguarded` (feature `bench-unguarded`): see `clinic_server::unguarded`.
+    unguarded: bool,
 }
 
 fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
     let (mut listen, mut data, mut tokens, mut replica) = (None, None, None, None);
+    #[allow(
+        unused_mut,
+        reason = "only `--unguarded` sets it, a flag of the bench-unguarded feature"
+    )]
+    let mut unguarded = false;
     while let Some(flag) = args.next() {
         let mut value = || args.next().ok_or(format!("`{flag}` needs a value"));
         match flag.as_str() {
@@ -35,6 +44,8 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
             "--data" => data = Some(PathBuf::from(value()?)),
             "--tokens" => tokens = Some(PathBuf::from(value()?)),
             "--replica" => replica = Some(value()?),
+            #[cfg(feature = "bench-unguarded")]
+            "--unguarded" => unguarded = true,
             other => return Err(format!("unknown argument `{other}`")),
         }
     }
@@ -43,7 +54,29 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
         data: data.ok_or("`--data` is required")?,
         tokens,
         replica,
+        unguarded,
     })
+}
+
+/// Serves `clinic_server::unguarded`'s routes, if this build and the environment allow it.
+async fn serve_unguarded(
+    clinic: Clinic,
+    listen: SocketAddr,
+) -> Result<clinic_server::RunningServer, Box<dyn std::error::Error>> {
+    #[cfg(feature = "bench-unguarded")]
+    {
+        use clinic_server::unguarded::{BenchmarkOnly, router};
+        let proof = BenchmarkOnly::from_env()?;
+        proof.check_listen(listen)?;
+        eprintln!("clinic-server: WARNING: serving WITHOUT guardrail (benchmark mode)");
+        let router = router(proof, &clinic);
+        Ok(clinic.serve_router(listen, router).await?)
+    }
+    #[cfg(not(feature = "bench-unguarded"))]
+    {
+        drop((clinic, listen));
+        Err("this build has no unguarded mode".into())
+    }
 }
 
 fn main() -> ExitCode {
@@ -75,14 +108,19 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let served = runtime.block_on(async {
-        let server = Clinic::open(config).await?.serve(args.listen).await?;
+    let served: Result<(), Box<dyn std::error::Error>> = runtime.block_on(async {
+        let clinic = Clinic::open(config).await?;
+        let server = if args.unguarded {
+            serve_unguarded(clinic, args.listen).await?
+        } else {
+            clinic.serve(args.listen).await?
+        };
         println!(
             "clinic-server listening on {} (trail in {})",
             server.url(),
             server.clinic().audit_dir().display()
         );
-        server.run_until_ctrl_c().await
+        Ok(server.run_until_ctrl_c().await?)
     });
     match served {
         Ok(()) => ExitCode::SUCCESS,

@@ -98,7 +98,7 @@ pub struct Clinic {
     guardrail: Guardrail,
     file_sink: Arc<FileSink>,
     alerts: MemoryAlertSink,
-    state: AppState,
+    pub(crate) state: AppState,
     /// The privacy officer's approvals page (guardrail-axum), built once so its CSRF key
     /// lives as long as the server.
     approvals: Router,

@@ -159,6 +159,19 @@ pub(crate) struct State {
     pub recovery: Option<Recovery>,
 }
 
+/// What an appender waiting for its event to be fsynced looks at. It has a lock of its own
+/// so that waking a group's appenders (all at once) does not make them queue on the state
+/// lock that the next group's appends take.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Synced {
+    /// Every event below this sequence number (of `generation`) is fsynced.
+    pub next: u64,
+    /// [`State::generation`] this is about.
+    pub generation: u64,
+    /// The sink is poisoned ([`State::failure`] says why).
+    pub failed: bool,
+}
+
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub name: String,
@@ -167,8 +180,13 @@ pub(crate) struct Shared {
     pub state: Mutex<State>,
     /// Signals the writer: work arrived, flush or close requested.
     pub work: Condvar,
-    /// Signals appenders: a batch became durable (or the sink failed).
+    /// Signals flushes and back-pressured appends: a batch was written or became durable
+    /// (or the sink failed).
     pub done: Condvar,
+    /// How far the trail is durable, for `Fsync` appends waiting on `synced_cv`.
+    pub synced: Mutex<Synced>,
+    /// Signals `Fsync` appenders: `synced` changed.
+    pub synced_cv: Condvar,
 }
 
 impl Shared {
@@ -178,11 +196,28 @@ impl Shared {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    pub(crate) fn lock_synced(&self) -> MutexGuard<'_, Synced> {
+        // Three plain fields, each written whole: nothing to be left half-updated.
+        self.synced.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Tells waiting `Fsync` appenders how far `st`'s trail is durable, and whether it failed.
+    /// Called with the state lock held (the state lock is always taken first).
+    pub(crate) fn publish_synced(&self, st: &State) {
+        *self.lock_synced() = Synced {
+            next: st.durable_next,
+            generation: st.generation,
+            failed: st.failure.is_some(),
+        };
+        self.synced_cv.notify_all();
+    }
+
     pub(crate) fn poison(&self, reason: String) {
         let mut st = self.lock();
         if st.failure.is_none() {
             st.failure = Some(reason);
         }
+        self.publish_synced(&st);
         drop(st);
         self.done.notify_all();
     }
@@ -259,13 +294,21 @@ impl FileSink {
     ) -> Result<FileSink, AuditError> {
         let dir = dir.as_ref().to_owned();
         let mut opened = recover::open_trail(&storage, &dir, &options)?;
+        let state = State::opened(&mut opened, 0);
+        let synced = Synced {
+            next: state.durable_next,
+            generation: state.generation,
+            failed: false,
+        };
         let shared = Arc::new(Shared {
             name: options.name.clone(),
             durability: options.durability,
             rotate_bytes: options.rotate_bytes.max(1),
-            state: Mutex::new(State::opened(&mut opened, 0)),
+            state: Mutex::new(state),
             work: Condvar::new(),
             done: Condvar::new(),
+            synced: Mutex::new(synced),
+            synced_cv: Condvar::new(),
         });
         let handle = writer::spawn(shared.clone(), opened.writer)?;
         Ok(FileSink {
@@ -344,6 +387,7 @@ impl FileSink {
                 let mut st = self.shared.lock();
                 st.closing = false;
                 st.failure = Some(format!("reopen failed: {e}"));
+                self.shared.publish_synced(&st);
                 return Err(e);
             }
         };
@@ -351,6 +395,7 @@ impl FileSink {
             let mut st = self.shared.lock();
             let generation = st.generation + 1;
             *st = State::opened(&mut opened, generation);
+            self.shared.publish_synced(&st);
         }
         self.shared.done.notify_all();
         *handle = Some(writer::spawn(self.shared.clone(), opened.writer)?);
@@ -449,21 +494,34 @@ impl AuditSink for FileSink {
     }
 
     fn append(&self, record: Record) -> Result<Receipt, AuditError> {
-        let (seq, generation, mut st) = self.enqueue(record)?;
+        let (seq, generation, st) = self.enqueue(record)?;
         if self.shared.durability == Durability::Buffered {
             return Ok(Receipt { seq });
         }
+        drop(st);
+        // Wait on the `synced` lock, not the state lock: see `Synced`.
+        let mut synced = self.shared.lock_synced();
         loop {
-            if st.generation != generation {
+            if synced.generation != generation {
                 return Err(self.poisoned("the sink was reopened before the event was synced"));
             }
-            if st.durable_next > seq {
+            if synced.next > seq {
                 return Ok(Receipt { seq });
             }
-            if let Some(reason) = &st.failure {
-                return Err(self.poisoned(reason));
+            if synced.failed {
+                drop(synced);
+                let reason = self.shared.lock().failure.clone();
+                return Err(self.poisoned(
+                    reason
+                        .as_deref()
+                        .unwrap_or("the sink failed before the event was synced"),
+                ));
             }
-            st = self.shared.done.wait(st).unwrap_or_else(|p| p.into_inner());
+            synced = self
+                .shared
+                .synced_cv
+                .wait(synced)
+                .unwrap_or_else(|p| p.into_inner());
         }
     }
 

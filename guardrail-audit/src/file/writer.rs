@@ -16,7 +16,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::manifest::{Manifest, ManifestEntry, file_name};
-use super::{Batch, Durability, Shared};
+use super::{Batch, Durability, Shared, State};
 use crate::chain::Chain;
 use crate::checkpoint::CheckpointSigner;
 use crate::error::AuditError;
@@ -180,6 +180,20 @@ impl Writer {
     }
 }
 
+/// Publishes how far the trail is written and durable (and `result`'s failure) to the
+/// appenders and flushes waiting for it.
+fn publish(shared: &Shared, st: &mut State, w: &Writer, result: &io::Result<()>) {
+    st.written_next = w.written.next_seq;
+    st.durable_next = w.synced.next_seq;
+    if let Err(e) = result {
+        if st.failure.is_none() {
+            st.failure = Some(e.to_string());
+        }
+    }
+    shared.publish_synced(st);
+    shared.done.notify_all();
+}
+
 fn annotate(e: io::Error, what: &str, path: &std::path::Path) -> io::Error {
     io::Error::new(e.kind(), format!("{what} `{}` failed: {e}", path.display()))
 }
@@ -252,26 +266,29 @@ fn run(shared: &Shared, mut w: Writer) {
         drop(st);
 
         let must_sync = fsync_mode || flush || closing || w.sync_due(Instant::now());
-        let result = w
-            .write(&batches, must_sync)
-            .and_then(|()| w.checkpoint(closing));
+        let mut result = w.write(&batches, must_sync);
         drop(batches);
-
+        // The appenders are released before the checkpoint is signed and fsynced: it covers
+        // only events already durable, and its fsync overlaps with their next appends.
+        let checkpointing = (result.is_ok() && w.checkpoint_due(Instant::now())) || closing;
         st = shared.lock();
-        st.written_next = w.written.next_seq;
-        st.durable_next = w.synced.next_seq;
-        if let Err(e) = result {
-            if st.failure.is_none() {
-                st.failure = Some(e.to_string());
-            }
+        publish(shared, &mut st, &w, &result);
+        // Events queued when the `events` appenders were released: those appenders will
+        // likely append again at once, and the next group should hold them too.
+        let queued_at_release = st.queued_events;
+        if checkpointing {
             drop(st);
-            shared.done.notify_all();
+            if result.is_ok() {
+                result = w.checkpoint(closing);
+            }
+            st = shared.lock();
+            publish(shared, &mut st, &w, &result);
+        }
+        if result.is_err() {
             return;
         }
-        shared.done.notify_all();
         if fsync_mode && events > 0 {
-            // The `events` appenders just released will likely append again at once.
-            gather_target = st.queued_events + events;
+            gather_target = queued_at_release + events;
             gather_until = Instant::now() + (w.last_fsync / 2).min(MAX_GATHER);
         }
         if closing && st.queue.is_empty() {

@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# Load test of clinic-server with and without guardrail, on loopback only.
+#
+#   examples/clinic-server/load/run.sh            # 10 s per cell
+#   DURATION=30s examples/clinic-server/load/run.sh
+#   CLINIC_SERVER_BIN=path/to/clinic-server run.sh   # a binary built with `bench-unguarded`
+#
+# Builds clinic-server (release, feature `bench-unguarded`), starts two servers on
+# 127.0.0.1 with fresh data directories under target/load/ (SQLite, the file trail in Fsync
+# mode with its checkpoints, as the server ships): one guarded, one `--unguarded` (the same
+# routes, statements and transactions without guardrail). For each route (a chart read, a
+# diagnosis update) and each number of connections (1, 16, 64) it warms up, then runs `wrk
+# --latency` against each server in turn, and prints a table: req/s, p50, p99 and
+# guarded / unguarded. Needs `wrk` (Debian: `apt-get install wrk`).
+set -euo pipefail
+cd "$(dirname "$0")/../../.."
+
+DURATION=${DURATION:-10s}
+WARMUP=${WARMUP:-2s}
+CONNECTIONS=${CONNECTIONS:-"1 16 64"}
+ROUTES=${ROUTES:-"chart update"}
+OUT=target/load
+
+command -v wrk >/dev/null || { echo "wrk is missing (apt-get install wrk)" >&2; exit 2; }
+if [ -n "${CLINIC_SERVER_BIN:-}" ]; then
+    BIN=$CLINIC_SERVER_BIN
+else
+    cargo build --release -q -p clinic-server --features bench-unguarded
+    BIN=target/release/clinic-server
+fi
+
+rm -rf "$OUT"
+mkdir -p "$OUT"
+PIDS=()
+cleanup() {
+    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+}
+trap cleanup EXIT
+
+# start MODE [FLAGS..]: starts a server, waits for its address, sets URL_<MODE>.
+start() {
+    local mode=$1
+    shift
+    mkdir -p "$OUT/$mode"
+    CLINIC_SERVER_UNGUARDED_BENCHMARK=i-am-benchmarking-synthetic-data \
+        "$BIN" --listen 127.0.0.1:0 --data "$OUT/$mode" "$@" \
+        >"$OUT/$mode.out" 2>"$OUT/$mode.log" &
+    PIDS+=("$!")
+    for _ in $(seq 1 300); do
+        if grep -q "listening on" "$OUT/$mode.out" 2>/dev/null; then
+            printf -v "URL_$mode" '%s' "$(sed -n 's/.*listening on \(http:[^ ]*\).*/\1/p' "$OUT/$mode.out")"
+            return
+        fi
+        sleep 0.1
+    done
+    echo "the $mode server did not start:" >&2
+    cat "$OUT/$mode.log" >&2
+    exit 1
+}
+start guarded
+start unguarded --unguarded
+
+# run MODE ROUTE CONNS DURATION: one wrk run; prints its RESULT line.
+run() {
+    local url_var="URL_$1"
+    local threads=$(($3 < 2 ? $3 : 2))
+    ROUTE=$2 wrk -t "$threads" -c "$3" -d "$4" --latency \
+        -s examples/clinic-server/load/request.lua "${!url_var}" \
+        >"$OUT/wrk-$1-$2-$3.txt"
+    grep '^RESULT' "$OUT/wrk-$1-$2-$3.txt"
+}
+
+ms() { awk -v us="$1" 'BEGIN { printf "%.2f", us / 1000 }'; }
+
+echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+printf '\n| route | conns | unguarded req/s | guarded req/s | guarded / unguarded | unguarded p50 / p99 ms | guarded p50 / p99 ms |\n'
+printf '|---|---:|---:|---:|---:|---:|---:|\n'
+bad=0
+for route in $ROUTES; do
+    for c in $CONNECTIONS; do
+        declare -A rps p50 p99
+        for mode in unguarded guarded; do
+            run "$mode" "$route" "$c" "$WARMUP" >/dev/null
+            read -r _ r a b n status sock < <(run "$mode" "$route" "$c" "$DURATION")
+            if [ "$status" != 0 ] || [ "$sock" != 0 ] || [ "$n" = 0 ]; then
+                echo "$mode $route c=$c: $n requests, $status non-2xx, $sock socket errors" >&2
+                bad=1
+            fi
+            rps[$mode]=$r p50[$mode]=$a p99[$mode]=$b
+        done
+        ratio=$(awk -v g="${rps[guarded]}" -v u="${rps[unguarded]}" 'BEGIN { printf "%.0f%%", 100 * g / u }')
+        printf '| %s | %s | %.0f | %.0f | %s | %s / %s | %s / %s |\n' "$route" "$c" \
+            "${rps[unguarded]}" "${rps[guarded]}" "$ratio" \
+            "$(ms "${p50[unguarded]}")" "$(ms "${p99[unguarded]}")" \
+            "$(ms "${p50[guarded]}")" "$(ms "${p99[guarded]}")"
+    done
+done
+echo
+echo "guarded trail: $(cat "$OUT"/guarded/audit/audit-*.jsonl | wc -l) events; unguarded trail: $(cat "$OUT"/unguarded/audit/audit-*.jsonl 2>/dev/null | wc -l) events"
+echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg); wrk -d $DURATION per cell; raw output in $OUT/"
+exit "$bad"

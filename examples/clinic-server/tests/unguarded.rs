@@ -1,0 +1,153 @@
+//! The benchmark-only unguarded routes (`clinic_server::unguarded`) against the guarded ones
+//! of the same clinic, on loopback: the same chart, the same rows written, the same 401 and
+//! 404, and nothing in the trail.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests fail loudly"
+)]
+
+use clinic_server::unguarded::{BENCHMARK_VALUE, BenchmarkOnly, router};
+use clinic_server::{Clinic, ServerConfig};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+async fn chart(client: &reqwest::Client, base: &str, token: Option<&str>, id: &str) -> Response {
+    let mut req = client
+        .get(format!("{base}/provider/patients/{id}/chart"))
+        .header("x-purpose-of-use", "treatment");
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    Response::of(req.send().await.unwrap()).await
+}
+
+async fn update(client: &reqwest::Client, base: &str, diagnosis: &str) -> StatusCode {
+    client
+        .put(format!("{base}/provider/patients/p-100/diagnosis"))
+        .bearer_auth("demo-dr-grey")
+        .header("x-purpose-of-use", "treatment")
+        .json(&json!({ "diagnosis": diagnosis }))
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+struct Response {
+    status: StatusCode,
+    body: Value,
+}
+
+impl Response {
+    async fn of(r: reqwest::Response) -> Response {
+        let status = r.status();
+        let body = r.json().await.unwrap_or(Value::Null);
+        Response { status, body }
+    }
+}
+
+async fn change_log(clinic: &Clinic) -> Vec<(String, String, String)> {
+    let clinic_server::db::Db::Sqlite(pool) = clinic.db() else {
+        panic!("the test runs on SQLite")
+    };
+    sqlx::query_as("SELECT action, patient_id, detail FROM change_log ORDER BY id")
+        .fetch_all(pool)
+        .await
+        .unwrap()
+}
+
+#[test]
+fn unguarded_routes_answer_and_write_as_the_guarded_ones_without_a_trail() {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(same_answers_and_rows_no_trail());
+}
+
+async fn same_answers_and_rows_no_trail() {
+    let dir = tempfile::tempdir().unwrap();
+    let clinic = Clinic::open(ServerConfig::sqlite(dir.path().join("data")))
+        .await
+        .unwrap();
+    let proof = BenchmarkOnly::from_value(Some(BENCHMARK_VALUE)).unwrap();
+    let unguarded = clinic
+        .clone()
+        .serve_router("127.0.0.1:0".parse().unwrap(), router(proof, &clinic))
+        .await
+        .unwrap();
+    let guarded = clinic
+        .clone()
+        .serve("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let (u, g) = (unguarded.url(), guarded.url());
+    let client = reqwest::Client::new();
+    let token = Some("demo-dr-grey");
+
+    // The same chart (dr-grey's rule reveals everything, so the guarded one is unmasked).
+    let from_guarded = chart(&client, &g, token, "p-100").await;
+    assert_eq!(from_guarded.status, StatusCode::OK);
+    let events_before = clinic.file_sink().head().next_seq;
+    let from_unguarded = chart(&client, &u, token, "p-100").await;
+    assert_eq!(from_unguarded.status, StatusCode::OK);
+    assert_eq!(from_unguarded.body, from_guarded.body);
+    assert_eq!(
+        from_unguarded.body["ssn"], "512-44-8231",
+        "{}",
+        from_unguarded.body
+    );
+
+    // Authentication is the server's, not guardrail's: still required.
+    for bad in [None, Some("no-such-token")] {
+        let r = chart(&client, &u, bad, "p-100").await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{bad:?}");
+    }
+    assert_eq!(
+        chart(&client, &u, token, "p-999").await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        chart(&client, &g, token, "p-999").await.status,
+        StatusCode::NOT_FOUND
+    );
+
+    // The same change and change-log row.
+    assert_eq!(
+        update(&client, &u, "changed unguarded").await,
+        StatusCode::NO_CONTENT
+    );
+    let after = chart(&client, &g, token, "p-100").await;
+    assert_eq!(after.body["diagnosis"], "changed unguarded");
+    assert_eq!(
+        update(&client, &g, "changed guarded").await,
+        StatusCode::NO_CONTENT
+    );
+    let rows = change_log(&clinic).await;
+    let row = |detail: &str| {
+        (
+            "chart.update_diagnosis".to_owned(),
+            "p-100".to_owned(),
+            detail.to_owned(),
+        )
+    };
+    assert_eq!(rows, vec![row("changed unguarded"), row("changed guarded")]);
+
+    // The unguarded requests left nothing in the trail; the guarded ones did.
+    let events = clinic.file_sink().head().next_seq;
+    let guarded_since = 3; // p-999's decision, the second chart read's decision and outcome
+    assert!(
+        events >= events_before + guarded_since,
+        "{events_before} -> {events}"
+    );
+    let before_unguarded = clinic.file_sink().head().next_seq;
+    chart(&client, &u, token, "p-100").await;
+    update(&client, &u, "again").await;
+    assert_eq!(clinic.file_sink().head().next_seq, before_unguarded);
+
+    unguarded.stop().await.unwrap();
+    guarded.stop().await.unwrap();
+}
