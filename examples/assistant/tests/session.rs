@@ -326,9 +326,26 @@ async fn the_session_replays_in_order_from_a_verified_trail_with_result_digests(
     );
     let accounting: Value = serde_json::from_slice(&out.stdout).unwrap();
     let rows = accounting["rows"].as_array().unwrap();
-    // The agent read p-1's chart once.
-    assert_eq!(rows.len(), 1, "{rows:?}");
-    assert_eq!(rows[0]["action"], "assistant.read_chart");
+    // The agent read p-1's chart once, and p-1 is in the exported cohort: the export's
+    // request (approval required) and the approved export name p-1 too.
+    let actions: Vec<(&str, &str)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r["action"].as_str().unwrap_or_default(),
+                r["decision"].as_str().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            ("assistant.read_chart", "allow"),
+            ("assistant.export_cohort", "approval_required"),
+            ("assistant.export_cohort", "allow"),
+        ],
+        "{rows:?}"
+    );
     for row in rows {
         assert_eq!(row["principal"], "dr-grey");
         assert_eq!(row["via"], "clinic-assistant");

@@ -106,6 +106,9 @@ async fn require_principal(req: Request, next: Next) -> Response {
 }
 
 /// `chart.read`'s statement, unguarded and unmasked.
+#[guardrail_core::phi_exempt(
+    reason = "load-benchmark baseline without guardrail: compiled only with the bench-unguarded feature, served only on loopback when CLINIC_SERVER_UNGUARDED_BENCHMARK is set"
+)]
 async fn read_chart(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -140,6 +143,9 @@ fn request_id() -> String {
 
 /// `chart.update_diagnosis`'s statements in one transaction, unguarded; committed on a task
 /// of its own as the guarded handler does.
+#[guardrail_core::phi_exempt(
+    reason = "load-benchmark baseline without guardrail: compiled only with the bench-unguarded feature, served only on loopback when CLINIC_SERVER_UNGUARDED_BENCHMARK is set"
+)]
 async fn update_diagnosis(
     State(state): State<AppState>,
     Path(id): Path<String>,

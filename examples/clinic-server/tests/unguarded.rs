@@ -110,9 +110,11 @@ async fn same_answers_and_rows_no_trail() {
         chart(&client, &u, token, "p-999").await.status,
         StatusCode::NOT_FOUND
     );
+    // Guarded, a patient dr-grey does not treat is refused before any read
+    // (`no_relationship`); unguarded, the read runs and finds nothing.
     assert_eq!(
         chart(&client, &g, token, "p-999").await.status,
-        StatusCode::NOT_FOUND
+        StatusCode::FORBIDDEN
     );
 
     // The same change and change-log row.

@@ -34,6 +34,8 @@ fn the_clinic_is_completely_guarded() {
                 "export_cohort",
                 "read_program_visit",
                 "seed_if_empty",
+                "read_chart",
+                "update_diagnosis",
             ][..],
         ),
     ] {
