@@ -682,21 +682,11 @@ fn care_teams_and_part2_consents_come_from_the_clinics_tables() {
             r.text
         );
         // A care-team row added while the server runs counts from the next request on.
-        match h.db() {
-            clinic_server::db::Db::Sqlite(p) => sqlx::query(
-                "INSERT INTO care_team (clinician, patient_id, relation) VALUES ('dr-hale', 'p-200', 'care_team')",
-            )
-            .execute(p)
-            .await
-            .map(drop),
-            clinic_server::db::Db::Postgres(p) => sqlx::query(
-                "INSERT INTO care_team (clinician, patient_id, relation) VALUES ('dr-hale', 'p-200', 'care_team')",
-            )
-            .execute(p)
-            .await
-            .map(drop),
-        }
-        .unwrap();
+        h.execute(
+            "INSERT INTO care_team (clinician, patient_id, relation)
+             VALUES ('dr-hale', 'p-200', 'care_team')",
+        )
+        .await;
         let r = h
             .send(
                 Method::GET,
@@ -759,17 +749,7 @@ fn care_teams_and_part2_consents_come_from_the_clinics_tables() {
 fn a_directory_that_cannot_answer_denies_and_the_denial_is_recorded() {
     on_each_backend("directory_fails_closed", |backend, url| async move {
         let h = Harness::start(backend, url.as_deref()).await;
-        match h.db() {
-            clinic_server::db::Db::Sqlite(p) => sqlx::query("DROP TABLE care_team")
-                .execute(p)
-                .await
-                .map(drop),
-            clinic_server::db::Db::Postgres(p) => sqlx::query("DROP TABLE care_team")
-                .execute(p)
-                .await
-                .map(drop),
-        }
-        .unwrap();
+        h.execute("DROP TABLE care_team").await;
         let r = h
             .send(
                 Method::GET,

@@ -255,6 +255,15 @@ impl Harness {
     }
 
     /// A patient's diagnosis in the database (`None`: no such patient).
+    /// Runs a statement on the server's database, outside any request (test set-up).
+    pub async fn execute(&self, sql: &str) {
+        match self.db() {
+            Db::Sqlite(p) => sqlx::query(sql).execute(p).await.map(drop),
+            Db::Postgres(p) => sqlx::query(sql).execute(p).await.map(drop),
+        }
+        .unwrap();
+    }
+
     pub async fn diagnosis(&self, patient: &str) -> Option<String> {
         let sql = "SELECT diagnosis FROM patients WHERE id = $1";
         match self.db() {
