@@ -584,3 +584,198 @@ fn denial_messages_carry_no_arguments() {
 }
 
 fn assert_send<T: Send>(_: &T) {}
+
+// ---- async calls await durability instead of blocking their thread ----
+
+/// A sink whose events become durable only when the test opens its gate. Its blocking
+/// `append` refuses: an async guarded call must never use it (it would hold the executor's
+/// thread while the sink writes).
+#[derive(Debug, Clone, Default)]
+struct GatedSink {
+    events: MemorySink,
+    gate: std::sync::Arc<std::sync::Mutex<Gate>>,
+}
+
+#[derive(Debug, Default)]
+struct Gate {
+    /// Events below this seq are durable.
+    durable_next: u64,
+    failed: bool,
+    wakers: Vec<Waker>,
+}
+
+#[derive(Debug)]
+struct GatedEvent {
+    gate: std::sync::Arc<std::sync::Mutex<Gate>>,
+    seq: u64,
+}
+
+impl GatedSink {
+    /// Makes every event up to and including `seq` durable.
+    fn open_through(&self, seq: u64) {
+        let mut g = self.gate.lock().unwrap();
+        g.durable_next = seq + 1;
+        g.wakers.drain(..).for_each(Waker::wake);
+    }
+
+    fn fail(&self) {
+        let mut g = self.gate.lock().unwrap();
+        g.failed = true;
+        g.wakers.drain(..).for_each(Waker::wake);
+    }
+}
+
+impl guardrail_core::audit::Durable for GatedEvent {
+    fn poll_durable(
+        &self,
+        cx: &mut TaskContext<'_>,
+    ) -> std::task::Poll<Result<(), guardrail_core::audit::AuditError>> {
+        let mut g = self.gate.lock().unwrap();
+        if self.seq < g.durable_next {
+            std::task::Poll::Ready(Ok(()))
+        } else if g.failed {
+            std::task::Poll::Ready(Err(guardrail_core::audit::AuditError::Closed(
+                "gated: the disk failed".into(),
+            )))
+        } else {
+            g.wakers.push(cx.waker().clone());
+            std::task::Poll::Pending
+        }
+    }
+
+    fn wait(&self) -> Result<(), guardrail_core::audit::AuditError> {
+        Err(guardrail_core::audit::AuditError::Closed(
+            "gated: a blocking wait was used".into(),
+        ))
+    }
+}
+
+impl AuditSink for GatedSink {
+    fn name(&self) -> &str {
+        "gated"
+    }
+
+    fn append(
+        &self,
+        _: guardrail_core::audit::Record,
+    ) -> Result<guardrail_core::audit::Receipt, guardrail_core::audit::AuditError> {
+        Err(guardrail_core::audit::AuditError::Closed(
+            "gated: a blocking append was used".into(),
+        ))
+    }
+
+    fn submit(
+        &self,
+        record: guardrail_core::audit::Record,
+    ) -> Result<guardrail_core::audit::Submitted, guardrail_core::audit::AuditError> {
+        let receipt = self.events.append(record)?;
+        Ok(guardrail_core::audit::Submitted {
+            receipt,
+            pending: Some(guardrail_core::audit::Pending::new(GatedEvent {
+                gate: self.gate.clone(),
+                seq: receipt.seq,
+            })),
+        })
+    }
+}
+
+fn gated() -> (Guardrail, GatedSink) {
+    let sink = GatedSink::default();
+    let guardrail = Guardrail::builder()
+        .policy(Policy::from_toml_str(POLICY).expect("the test policy loads"))
+        .audit(sink.clone())
+        .audit_key(key())
+        .build()
+        .expect("guardrail builds");
+    (guardrail, sink)
+}
+
+fn gated_provider(g: &Guardrail) -> Context {
+    g.context(
+        Principal::new("dr-grey")
+            .role("provider")
+            .jurisdiction("US-CA"),
+    )
+    .endpoint(Endpoint::Provider)
+    .purpose(Purpose::Treatment)
+}
+
+/// Polls `fut` until it is ready or `n` polls have returned `Pending`.
+fn poll_n<F: Future + Unpin>(fut: &mut F, n: usize) -> std::task::Poll<F::Output> {
+    let mut cx = TaskContext::from_waker(Waker::noop());
+    for _ in 0..n {
+        if let std::task::Poll::Ready(v) = std::pin::Pin::new(&mut *fut).poll(&mut cx) {
+            return std::task::Poll::Ready(v);
+        }
+    }
+    std::task::Poll::Pending
+}
+
+#[test]
+fn async_call_awaits_its_decision_and_outcome_without_blocking_and_runs_only_after_the_decision_is_durable()
+ {
+    let (g, sink) = gated();
+    let runs = AtomicUsize::new(0);
+    let ctx = gated_provider(&g);
+    let mut fut = Box::pin(read_async(&ctx, &runs, "p-100", 7));
+    // The decision is queued, not durable: the call waits, the body has not run.
+    assert!(poll_n(&mut fut, 5).is_pending());
+    assert_eq!(
+        runs.load(Ordering::SeqCst),
+        0,
+        "the body ran before its decision was durable"
+    );
+    assert_eq!(sink.events.events().len(), 1, "the decision is queued");
+    // Durable: the body runs, the outcome is queued, and the value waits for it.
+    sink.open_through(0);
+    assert!(poll_n(&mut fut, 5).is_pending());
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+    let events = sink.events.events();
+    assert_eq!(events.len(), 2);
+    assert_eq!(events[1].record.outcome, Some(Outcome::Ok));
+    sink.open_through(1);
+    match poll_n(&mut fut, 1) {
+        std::task::Poll::Ready(Ok(v)) => assert_eq!(v, "p-100/7"),
+        other => panic!("expected the value once the outcome is durable, got {other:?}"),
+    }
+}
+
+#[test]
+fn async_decision_that_never_becomes_durable_leaves_the_body_unrun() {
+    let (g, sink) = gated();
+    let runs = AtomicUsize::new(0);
+    let ctx = gated_provider(&g);
+    let mut fut = Box::pin(read_async(&ctx, &runs, "p-100", 7));
+    assert!(poll_n(&mut fut, 2).is_pending());
+    sink.fail();
+    let err = match poll_n(&mut fut, 1) {
+        std::task::Poll::Ready(Err(e)) => e.guard(),
+        other => panic!("expected a refusal, got {other:?}"),
+    };
+    assert!(
+        matches!(&err, GuardError::AuditUnavailable { sink, detail, .. } if sink == "gated" && detail == "decision"),
+        "{err:?}"
+    );
+    assert_eq!(runs.load(Ordering::SeqCst), 0);
+}
+
+#[test]
+fn async_outcome_that_never_becomes_durable_turns_the_value_into_a_refusal() {
+    let (g, sink) = gated();
+    let runs = AtomicUsize::new(0);
+    let ctx = gated_provider(&g);
+    let mut fut = Box::pin(read_async(&ctx, &runs, "p-100", 7));
+    assert!(poll_n(&mut fut, 2).is_pending());
+    sink.open_through(0);
+    assert!(poll_n(&mut fut, 5).is_pending());
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+    sink.fail();
+    let err = match poll_n(&mut fut, 1) {
+        std::task::Poll::Ready(Err(e)) => e.guard(),
+        other => panic!("expected a refusal, got {other:?}"),
+    };
+    assert!(
+        matches!(&err, GuardError::AuditUnavailable { detail, .. } if detail == "outcome"),
+        "{err:?}"
+    );
+}

@@ -49,7 +49,7 @@ pub use file::{
 };
 pub use key::{AuditKey, KeyTooShort};
 pub use memory::MemorySink;
-pub use sink::{AuditSink, Receipt};
+pub use sink::{AuditSink, Durable, Pending, Receipt, Submitted};
 pub use trail::{
     FileReport, PROGRESS_EVERY, TrailError, TrailReport, verify_trail, verify_trail_with,
 };

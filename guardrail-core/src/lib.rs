@@ -85,7 +85,8 @@ pub mod __private {
         AsyncTxAppend, Entered, TxAppend, enter_tx, enter_tx_async, finish_tx, finish_tx_async,
     };
     pub use crate::runtime::{
-        Call, CountArg, IntoCount, SubjectList, begin, begin_many, count, subjects,
+        Call, CountArg, IntoCount, SubjectList, begin, begin_async, begin_many, begin_many_async,
+        count, subjects,
     };
     pub use ::core;
     pub use ::guardrail_macros::{__action_kinds, __category_names};

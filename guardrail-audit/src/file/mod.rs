@@ -29,6 +29,7 @@ mod writer;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::task::{Poll, Waker};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -37,7 +38,7 @@ use crate::checkpoint::CheckpointOptions;
 use crate::error::AuditError;
 use crate::event::{AuditEvent, EncodedRecord, EventKind, Record, Timestamp};
 use crate::io::{StdStorage, Storage};
-use crate::sink::{AuditSink, Receipt};
+use crate::sink::{AuditSink, Durable, Pending, Receipt, Submitted};
 
 pub(crate) use lines::LineReader;
 pub use lines::MAX_LINE_BYTES;
@@ -162,7 +163,7 @@ pub(crate) struct State {
 /// What an appender waiting for its event to be fsynced looks at. It has a lock of its own
 /// so that waking a group's appenders (all at once) does not make them queue on the state
 /// lock that the next group's appends take.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug)]
 pub(crate) struct Synced {
     /// Every event below this sequence number (of `generation`) is fsynced.
     pub next: u64,
@@ -170,6 +171,8 @@ pub(crate) struct Synced {
     pub generation: u64,
     /// The sink is poisoned ([`State::failure`] says why).
     pub failed: bool,
+    /// Tasks awaiting a [`Pending`] of this sink, all woken by the next publication.
+    pub wakers: Vec<Waker>,
 }
 
 #[derive(Debug)]
@@ -204,12 +207,17 @@ impl Shared {
     /// Tells waiting `Fsync` appenders how far `st`'s trail is durable, and whether it failed.
     /// Called with the state lock held (the state lock is always taken first).
     pub(crate) fn publish_synced(&self, st: &State) {
-        *self.lock_synced() = Synced {
-            next: st.durable_next,
-            generation: st.generation,
-            failed: st.failure.is_some(),
+        let wakers = {
+            let mut synced = self.lock_synced();
+            synced.next = st.durable_next;
+            synced.generation = st.generation;
+            synced.failed = st.failure.is_some();
+            std::mem::take(&mut synced.wakers)
         };
         self.synced_cv.notify_all();
+        for waker in wakers {
+            waker.wake();
+        }
     }
 
     pub(crate) fn poison(&self, reason: String) {
@@ -299,6 +307,7 @@ impl FileSink {
             next: state.durable_next,
             generation: state.generation,
             failed: false,
+            wakers: Vec::new(),
         };
         let shared = Arc::new(Shared {
             name: options.name.clone(),
@@ -488,41 +497,124 @@ fn push_event(st: &mut State, event: &AuditEvent) {
     batch.end = Chain::after(event);
 }
 
+/// A queued event of a `Fsync` sink, durable once the writer has fsynced past it.
+#[derive(Debug)]
+struct Fsynced {
+    shared: Arc<Shared>,
+    seq: u64,
+    generation: u64,
+}
+
+/// Where a queued event stands.
+enum Fate {
+    Queued,
+    Durable,
+    /// The sink was reopened: whether the event reached the disk is unknown.
+    Reopened,
+    /// The sink failed first (its [`State::failure`] says why).
+    Failed,
+}
+
+impl Fsynced {
+    fn fate(&self, synced: &Synced) -> Fate {
+        if synced.generation != self.generation {
+            Fate::Reopened
+        } else if synced.next > self.seq {
+            Fate::Durable
+        } else if synced.failed {
+            Fate::Failed
+        } else {
+            Fate::Queued
+        }
+    }
+
+    /// The answer for a settled fate. Takes the state lock for a failure's reason: never
+    /// call it holding the `synced` lock (the state lock is always taken first).
+    fn answer(&self, fate: Fate) -> Result<(), AuditError> {
+        let reason = match fate {
+            Fate::Queued | Fate::Durable => return Ok(()),
+            Fate::Reopened => "the sink was reopened before the event was synced".to_owned(),
+            Fate::Failed => self
+                .shared
+                .lock()
+                .failure
+                .clone()
+                .unwrap_or_else(|| "the sink failed before the event was synced".to_owned()),
+        };
+        Err(AuditError::Poisoned {
+            sink: self.shared.name.clone(),
+            reason,
+        })
+    }
+}
+
+impl Durable for Fsynced {
+    fn poll_durable(&self, cx: &mut std::task::Context<'_>) -> Poll<Result<(), AuditError>> {
+        let mut synced = self.shared.lock_synced();
+        match self.fate(&synced) {
+            Fate::Queued => {
+                // Checked and registered under one lock: a publication cannot fall between.
+                if !synced.wakers.iter().any(|w| w.will_wake(cx.waker())) {
+                    synced.wakers.push(cx.waker().clone());
+                }
+                Poll::Pending
+            }
+            fate => {
+                drop(synced);
+                Poll::Ready(self.answer(fate))
+            }
+        }
+    }
+
+    fn wait(&self) -> Result<(), AuditError> {
+        // Wait on the `synced` lock, not the state lock: see `Synced`.
+        let mut synced = self.shared.lock_synced();
+        loop {
+            match self.fate(&synced) {
+                Fate::Queued => {
+                    synced = self
+                        .shared
+                        .synced_cv
+                        .wait(synced)
+                        .unwrap_or_else(|p| p.into_inner());
+                }
+                fate => {
+                    drop(synced);
+                    return self.answer(fate);
+                }
+            }
+        }
+    }
+}
+
 impl AuditSink for FileSink {
     fn name(&self) -> &str {
         &self.shared.name
     }
 
     fn append(&self, record: Record) -> Result<Receipt, AuditError> {
+        let submitted = self.submit(record)?;
+        if let Some(pending) = submitted.pending {
+            pending.wait()?;
+        }
+        Ok(submitted.receipt)
+    }
+
+    fn submit(&self, record: Record) -> Result<Submitted, AuditError> {
         let (seq, generation, st) = self.enqueue(record)?;
-        if self.shared.durability == Durability::Buffered {
-            return Ok(Receipt { seq });
-        }
         drop(st);
-        // Wait on the `synced` lock, not the state lock: see `Synced`.
-        let mut synced = self.shared.lock_synced();
-        loop {
-            if synced.generation != generation {
-                return Err(self.poisoned("the sink was reopened before the event was synced"));
-            }
-            if synced.next > seq {
-                return Ok(Receipt { seq });
-            }
-            if synced.failed {
-                drop(synced);
-                let reason = self.shared.lock().failure.clone();
-                return Err(self.poisoned(
-                    reason
-                        .as_deref()
-                        .unwrap_or("the sink failed before the event was synced"),
-                ));
-            }
-            synced = self
-                .shared
-                .synced_cv
-                .wait(synced)
-                .unwrap_or_else(|p| p.into_inner());
+        let receipt = Receipt { seq };
+        if self.shared.durability == Durability::Buffered {
+            return Ok(Submitted::durable(receipt));
         }
+        Ok(Submitted {
+            receipt,
+            pending: Some(Pending::new(Fsynced {
+                shared: self.shared.clone(),
+                seq,
+                generation,
+            })),
+        })
     }
 
     fn flush(&self) -> Result<(), AuditError> {

@@ -246,7 +246,18 @@ fn an_append_is_acknowledged_once_durable_before_the_checkpoint_is_written() {
         ..Default::default()
     };
     let sink = FileSink::open_with(storage.clone(), dir(), options).unwrap();
+    let base = disk.stats().syncs;
     sink.append(decision(0)).unwrap();
+    // The append returns before its checkpoint is fsynced: wait for that fsync, so the
+    // fault below lands where it is meant to.
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while disk.stats().syncs < base + 2 {
+        assert!(
+            std::time::Instant::now() < until,
+            "the first checkpoint was never fsynced"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
     // The next fsync is the trail's (it succeeds), the one after it the checkpoint's.
     disk.set_faults(Faults {
         sync_at: Some(disk.stats().syncs + 1),
@@ -261,4 +272,68 @@ fn an_append_is_acknowledged_once_durable_before_the_checkpoint_is_written() {
     let report = verify_trail_with(&after, &[dir()], None, &mut |_| {}).unwrap();
     assert!(report.events > r.seq, "{} events", report.events);
     drop(sink);
+}
+
+/// Runs `fut` on a current-thread runtime, failing instead of hanging if a waker is lost.
+fn block_on_one_thread<F: std::future::Future>(fut: F) -> F::Output {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        tokio::time::timeout(std::time::Duration::from_secs(30), fut)
+            .await
+            .expect("a submitted event was never woken")
+    })
+}
+
+#[test]
+fn submitted_events_are_awaited_on_one_thread_and_share_fsyncs() {
+    let (disk, storage) = sim();
+    let sink =
+        Arc::new(FileSink::open_with(storage.clone(), dir(), FileSinkOptions::default()).unwrap());
+    let syncs_before = disk.stats().syncs;
+    // 64 tasks on one thread: each queues its event and awaits it. A blocking wait would
+    // hold the only thread, so the tasks could not even queue their events together.
+    let seqs = block_on_one_thread(async {
+        let tasks: Vec<_> = (0..64)
+            .map(|i| {
+                let sink = sink.clone();
+                tokio::spawn(async move {
+                    let submitted = sink.submit(decision(i)).unwrap();
+                    submitted
+                        .pending
+                        .expect("an fsync sink queues")
+                        .await
+                        .unwrap();
+                    submitted.receipt.seq
+                })
+            })
+            .collect();
+        let mut seqs = Vec::new();
+        for t in tasks {
+            seqs.push(t.await.unwrap());
+        }
+        seqs
+    });
+    seqs.iter().for_each(|s| assert!(*s < 64));
+    let fsyncs = disk.stats().syncs - syncs_before;
+    assert!(fsyncs < 64, "{fsyncs} fsyncs for 64 events awaited at once");
+    sink.close().unwrap();
+    assert_eq!(verify(&*storage).events, 64);
+}
+
+#[test]
+fn an_awaited_event_whose_fsync_fails_is_an_error() {
+    let (disk, storage) = sim();
+    let sink = FileSink::open_with(storage.clone(), dir(), FileSinkOptions::default()).unwrap();
+    sink.append(decision(0)).unwrap();
+    disk.set_faults(Faults {
+        sync_at: Some(disk.stats().syncs),
+        kind: Some(FaultKind::Eio),
+        ..Faults::default()
+    });
+    let submitted = sink.submit(decision(1)).unwrap();
+    let e = block_on_one_thread(submitted.pending.expect("an fsync sink queues")).unwrap_err();
+    assert!(matches!(e, AuditError::Poisoned { .. }), "{e}");
 }

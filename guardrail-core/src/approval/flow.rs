@@ -207,6 +207,7 @@ pub(crate) fn record_consumed(
     policy: &Policy,
     ctx: &Context,
     request: &ApprovalRequest,
+    defer: Option<&mut crate::guardrail::Deferred>,
 ) -> Result<(), AppendFailure> {
     let mut r = step_record(
         g,
@@ -219,5 +220,5 @@ pub(crate) fn record_consumed(
     r.request_id = Some(ctx.request_arc().clone());
     // The requester consumes, through the agent that retried (if any).
     r.via = ctx.get_agent().map(|a| a.label_arc().clone());
-    g.append(policy, r).map(|_| ())
+    g.append_with(policy, r, defer).map(|_| ())
 }

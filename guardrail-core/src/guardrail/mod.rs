@@ -277,6 +277,34 @@ impl AppendFailure {
     }
 }
 
+/// Events queued by [`Guardrail::append_with`] that are not durable yet.
+#[derive(Debug, Default)]
+pub(crate) struct Deferred(Vec<Waiting>);
+
+#[derive(Debug)]
+struct Waiting {
+    sink: String,
+    required: bool,
+    pending: guardrail_audit::Pending,
+}
+
+impl Deferred {
+    /// Waits (without holding a thread) until every queued event is durable. A sink that
+    /// fails first is alerted and counted like a failed append; the first one the policy
+    /// requires is the error.
+    pub(crate) async fn settle(self, g: &Guardrail) -> Result<(), AppendFailure> {
+        let mut failure = None;
+        for w in self.0 {
+            if let Err(e) = w.pending.await {
+                if let Some(f) = g.sink_failed(&w.sink, w.required, e) {
+                    failure.get_or_insert(f);
+                }
+            }
+        }
+        failure.map_or(Ok(()), Err)
+    }
+}
+
 impl Guardrail {
     /// Starts building a guardrail.
     pub fn builder() -> GuardrailBuilder {
@@ -324,6 +352,18 @@ impl Guardrail {
     /// failures raise an alert and are counted. Returns the receipt of the first sink.
     #[inline]
     pub(crate) fn append(&self, policy: &Policy, record: Record) -> Result<Receipt, AppendFailure> {
+        self.append_with(policy, record, None)
+    }
+
+    /// [`Guardrail::append`]; with `defer`, each sink only chains and queues the record
+    /// ([`AuditSink::submit`]) and what is left to wait for goes into `defer`, to be awaited
+    /// with [`Deferred::settle`] before anything relies on the event.
+    pub(crate) fn append_with(
+        &self,
+        policy: &Policy,
+        record: Record,
+        mut defer: Option<&mut Deferred>,
+    ) -> Result<Receipt, AppendFailure> {
         let Some((last, others)) = self.inner.sinks.split_last() else {
             return Err(AppendFailure {
                 sink: "*".into(),
@@ -333,10 +373,18 @@ impl Guardrail {
         let mut first: Option<Receipt> = None;
         let mut failure: Option<AppendFailure> = None;
         for sink in others {
-            self.append_one(policy, &**sink, record.clone(), &mut first, &mut failure);
+            let defer = defer.as_deref_mut();
+            self.append_one(
+                policy,
+                &**sink,
+                record.clone(),
+                defer,
+                &mut first,
+                &mut failure,
+            );
         }
         // The last sink takes the record itself: one sink, no copy.
-        self.append_one(policy, &**last, record, &mut first, &mut failure);
+        self.append_one(policy, &**last, record, defer, &mut first, &mut failure);
         match (failure, first) {
             (Some(f), _) => Err(f),
             (None, Some(r)) => Ok(r),
@@ -354,31 +402,51 @@ impl Guardrail {
         policy: &Policy,
         sink: &dyn AuditSink,
         record: Record,
+        defer: Option<&mut Deferred>,
         first: &mut Option<Receipt>,
         failure: &mut Option<AppendFailure>,
     ) {
         let started = crate::telemetry::Stopwatch::start();
-        let result = sink.append(record);
+        let result = match defer {
+            None => sink.append(record),
+            Some(defer) => sink.submit(record).map(|submitted| {
+                if let Some(pending) = submitted.pending {
+                    defer.0.push(Waiting {
+                        sink: sink.name().to_owned(),
+                        required: policy.sink_required(sink.name()),
+                        pending,
+                    });
+                }
+                submitted.receipt
+            }),
+        };
         crate::telemetry::audit_append(started.elapsed());
         match result {
             Ok(receipt) => {
                 first.get_or_insert(receipt);
             }
             Err(e) => {
-                crate::telemetry::audit_failure(sink.name());
-                self.raise(Alert::new(
-                    AlertKind::AuditSinkFailure,
-                    self.inner.clock.now(),
-                    format!("audit sink `{}` failed: {e}", sink.name()),
-                ));
-                if policy.sink_required(sink.name()) && failure.is_none() {
-                    *failure = Some(AppendFailure {
-                        sink: sink.name().to_owned(),
-                        error: Arc::new(e),
-                    });
+                let required = policy.sink_required(sink.name());
+                if let Some(f) = self.sink_failed(sink.name(), required, e) {
+                    failure.get_or_insert(f);
                 }
             }
         }
+    }
+
+    /// Alerts and counts a sink's failure; the failure to report when the policy requires
+    /// the sink.
+    fn sink_failed(&self, sink: &str, required: bool, e: AuditError) -> Option<AppendFailure> {
+        crate::telemetry::audit_failure(sink);
+        self.raise(Alert::new(
+            AlertKind::AuditSinkFailure,
+            self.inner.clock.now(),
+            format!("audit sink `{sink}` failed: {e}"),
+        ));
+        required.then(|| AppendFailure {
+            sink: sink.to_owned(),
+            error: Arc::new(e),
+        })
     }
 
     /// Makes this guardrail the one whose trail, alerts and metrics record PHI reached

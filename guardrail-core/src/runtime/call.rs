@@ -7,7 +7,7 @@ use guardrail_audit::{AuditError, Outcome, Record};
 
 use super::record::{self, CallIdentity};
 use crate::error::GuardError;
-use crate::guardrail::Guardrail;
+use crate::guardrail::{Deferred, Guardrail};
 use crate::mask::{Masker, Redact};
 use crate::model::CategorySet;
 use crate::policy::Policy;
@@ -81,6 +81,36 @@ impl Call {
         }
         let appended = self.guardrail.append(&self.policy, record).map(|_| ());
         self.done = true;
+        match (result, appended) {
+            (Ok(value), Ok(())) => Ok(self.mask(value)),
+            (Ok(_), Err(f)) => Err(E::from(f.into_guard_error(self.action.name, "outcome"))),
+            (Err(e), _) => Err(e),
+        }
+    }
+
+    /// [`Call::finish`] for an `async fn`: the outcome is queued in the sinks and its
+    /// durability awaited, not waited for on the thread; the value leaves (masked) only once
+    /// the outcome is durable. Dropped before that, the outcome still reaches the trail (it
+    /// is queued) and nothing leaves.
+    pub async fn finish_async<T: Redact, E: From<GuardError>>(
+        mut self,
+        result: Result<T, E>,
+    ) -> Result<T, E> {
+        if self.held.is_some() {
+            // Held outcomes are appended at delivery, not here.
+            return self.finish(result);
+        }
+        let record = self.outcome_record(&result);
+        let mut defer = Deferred::default();
+        let queued = self
+            .guardrail
+            .append_with(&self.policy, record, Some(&mut defer))
+            .map(|_| ());
+        self.done = true;
+        let appended = match queued {
+            Ok(()) => defer.settle(&self.guardrail).await,
+            Err(f) => Err(f),
+        };
         match (result, appended) {
             (Ok(value), Ok(())) => Ok(self.mask(value)),
             (Ok(_), Err(f)) => Err(E::from(f.into_guard_error(self.action.name, "outcome"))),

@@ -17,13 +17,14 @@
 //! Transaction-bound sinks use the seam [`Call::outcome_record`] + [`Call::complete`].
 
 use std::fmt;
+use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
 use crate::alert::{Alert, AlertKind};
 use crate::approval::{ApprovalBinding, ApprovalId, ApprovalRequest, CallScope};
 use crate::error::GuardError;
-use crate::guardrail::{Context, Guardrail};
+use crate::guardrail::{Context, Deferred, Guardrail};
 use crate::policy::{ActionLabels, ApprovalNeed, DenyReason, Effect, Policy, Request, Verdict};
 use crate::registry::ActionDescriptor;
 use crate::telemetry::Stopwatch;
@@ -51,7 +52,61 @@ pub fn begin(
     count: CountArg,
     recorded: &[(&'static str, &dyn fmt::Display)],
 ) -> Result<Call, GuardError> {
-    begin_inner(action, ctx, subject, None, count, recorded)
+    begin_inner(action, ctx, subject, None, count, recorded, None)
+}
+
+/// [`begin`] for an `async fn`: the same steps, but the events are only queued while the
+/// call is decided, and their durability is awaited, not waited for on the thread; the
+/// body may run only once every one of them is durable (a failure is `AuditUnavailable`).
+/// The arguments are used before the returned future first runs, so it holds none of them.
+pub fn begin_async(
+    action: &'static ActionDescriptor,
+    ctx: &Context,
+    subject: Option<&dyn fmt::Display>,
+    count: CountArg,
+    recorded: &[(&'static str, &dyn fmt::Display)],
+) -> impl Future<Output = Result<Call, GuardError>> + Send + use<> {
+    let mut defer = Deferred::default();
+    let begun = begin_inner(
+        action,
+        ctx,
+        subject,
+        None,
+        count,
+        recorded,
+        Some(&mut defer),
+    );
+    settled(action, ctx.guardrail().clone(), begun, defer)
+}
+
+/// [`begin_many`] for an `async fn` (see [`begin_async`]).
+pub fn begin_many_async(
+    action: &'static ActionDescriptor,
+    ctx: &Context,
+    subjects: &SubjectList,
+    count: CountArg,
+    recorded: &[(&'static str, &dyn fmt::Display)],
+) -> impl Future<Output = Result<Call, GuardError>> + Send + use<> {
+    let mut defer = Deferred::default();
+    let begun = begin_many_inner(action, ctx, subjects, count, recorded, Some(&mut defer));
+    settled(action, ctx.guardrail().clone(), begun, defer)
+}
+
+/// `begun` once everything it queued is durable. A call whose decision did not become
+/// durable never runs: its [`Call`] is dropped (recording `cancelled`, if a sink still
+/// can) and the answer is `AuditUnavailable`, whatever the decision was.
+async fn settled(
+    action: &'static ActionDescriptor,
+    g: Guardrail,
+    begun: Result<Call, GuardError>,
+    defer: Deferred,
+) -> Result<Call, GuardError> {
+    match (defer.settle(&g).await, begun) {
+        (Ok(()), begun) => begun,
+        // The decision itself could not be queued: that is the error already.
+        (Err(_), Err(e @ GuardError::AuditUnavailable { .. })) => Err(e),
+        (Err(f), _) => Err(f.into_guard_error(action.name, "decision")),
+    }
 }
 
 /// [`begin`] for a bulk call over several patients (`subjects = ..`): every subject is
@@ -66,6 +121,17 @@ pub fn begin_many(
     count: CountArg,
     recorded: &[(&'static str, &dyn fmt::Display)],
 ) -> Result<Call, GuardError> {
+    begin_many_inner(action, ctx, subjects, count, recorded, None)
+}
+
+fn begin_many_inner(
+    action: &'static ActionDescriptor,
+    ctx: &Context,
+    subjects: &SubjectList,
+    count: CountArg,
+    recorded: &[(&'static str, &dyn fmt::Display)],
+    defer: Option<&mut Deferred>,
+) -> Result<Call, GuardError> {
     let ids = &subjects.0;
     // The count covers at least every patient touched: a smaller declared count would let
     // a bulk call slip under a record limit or an approval threshold.
@@ -77,11 +143,12 @@ pub fn begin_many(
     };
     let single = ids.first().filter(|first| ids.iter().all(|s| s == *first));
     let single: Option<&dyn fmt::Display> = single.map(|s| s as &dyn fmt::Display);
-    begin_inner(action, ctx, single, Some(ids), count, recorded)
+    begin_inner(action, ctx, single, Some(ids), count, recorded, defer)
 }
 
 /// The steps of every guarded call, in order. Each step that can refuse returns the
-/// `GuardError`; the decision event is recorded before any `Ok`.
+/// `GuardError`; the decision event is recorded before any `Ok` (with `defer`: queued, and
+/// its durability left in `defer` for the caller to await before the body runs).
 fn begin_inner(
     action: &'static ActionDescriptor,
     ctx: &Context,
@@ -89,12 +156,21 @@ fn begin_inner(
     many: Option<&[String]>,
     count: CountArg,
     recorded: &[(&'static str, &dyn fmt::Display)],
+    mut defer: Option<&mut Deferred>,
 ) -> Result<Call, GuardError> {
     let started = Stopwatch::start();
     let g = ctx.guardrail();
     let policy = g.policy();
     // 1. The count must be usable before anything is decided.
-    let count = checked_count(g, &policy, action, ctx, count, started)?;
+    let count = checked_count(
+        g,
+        &policy,
+        action,
+        ctx,
+        count,
+        started,
+        defer.as_deref_mut(),
+    )?;
     // 2. The policy decides (a panic inside it denies).
     let mut verdict = evaluate(&policy, action, ctx, subject, count);
     //    A VIP's record is known before anything is recorded (a failed lookup denies).
@@ -111,12 +187,13 @@ fn begin_inner(
         &identity,
         count,
         recorded,
+        defer.as_deref_mut(),
     )?;
     // 5. The decision event, before the body can run.
     let record = record::decision(&identity, g, ctx, &verdict, count, approval.id(), recorded);
     let word = record::decision_word(verdict.effect, verdict.approval, verdict.break_glass);
     let receipt = g
-        .append(&policy, record)
+        .append_with(&policy, record, defer)
         .map_err(|f| f.into_guard_error(action.name, "decision"))
         .inspect_err(|_| {
             crate::telemetry::decision(action.name, "audit_unavailable", started.elapsed())
@@ -163,6 +240,7 @@ fn checked_count(
     ctx: &Context,
     count: CountArg,
     started: Stopwatch,
+    defer: Option<&mut Deferred>,
 ) -> Result<Option<u64>, GuardError> {
     match count {
         CountArg::Absent => Ok(None),
@@ -180,7 +258,7 @@ fn checked_count(
                 policy.hash_arc(),
                 &reason,
             );
-            g.append(policy, record)
+            g.append_with(policy, record, defer)
                 .map_err(|f| f.into_guard_error(action.name, "decision"))?;
             crate::telemetry::decision(action.name, "deny", started.elapsed());
             Err(to_guard_error(action, reason))
@@ -267,6 +345,7 @@ fn approval_step(
     identity: &CallIdentity,
     count: Option<u64>,
     recorded: &[(&'static str, &dyn fmt::Display)],
+    defer: Option<&mut Deferred>,
 ) -> Result<ApprovalStep, GuardError> {
     let (Effect::Allow, ApprovalNeed::Required { ttl_secs }) = (verdict.effect, verdict.approval)
     else {
@@ -290,7 +369,7 @@ fn approval_step(
     match store.consume(id, &binding, now) {
         Ok(consumed) => {
             // The consumption is its own audit event, before the call's decision event.
-            crate::approval::flow::record_consumed(g, policy, ctx, &consumed)
+            crate::approval::flow::record_consumed(g, policy, ctx, &consumed, defer)
                 .map_err(|f| f.into_guard_error(action.name, "approval_consumed"))?;
             verdict.approval = ApprovalNeed::None;
         }

@@ -133,16 +133,34 @@ pub(crate) fn function(args: &ActionArgs, f: &ItemFn, checked: &Checked<'_>) -> 
             <#err_ty as ::core::convert::From<#p::GuardError>>::from(#denied_at_err)
         )
     );
+    // An async call awaits the durability of its decision instead of blocking its thread.
+    let is_async = sig.asyncness.is_some();
+    let (begin_one, begin_many) = if is_async {
+        (quote!(begin_async), quote!(begin_many_async))
+    } else {
+        (quote!(begin), quote!(begin_many))
+    };
     // A bulk call collects its subjects first (they are tokenized in `begin_many`).
     let (collect_subjects, begin_call) = match &args.subjects {
         Some(expr) => (
             quote_spanned!(expr.span()=> let #subject_list = #p::subjects(#expr);),
-            quote!(#p::begin_many(&#action, #ctx_expr, &#subject_list, #count, &[#(#recorded),*])),
+            quote!(#p::#begin_many(&#action, #ctx_expr, &#subject_list, #count, &[#(#recorded),*])),
         ),
         None => (
             quote!(),
-            quote!(#p::begin(&#action, #ctx_expr, #subject, #count, &[#(#recorded),*])),
+            quote!(#p::#begin_one(&#action, #ctx_expr, #subject, #count, &[#(#recorded),*])),
         ),
+    };
+    // The async call's arguments (`&dyn Display` temporaries, not `Send`) end with the
+    // statement that starts it, before its first await: the returned future holds none.
+    let begun = local("__guardrail_begun");
+    let begin_call = if is_async {
+        quote! {{
+            let #begun = #begin_call;
+            #begun.await
+        }}
+    } else {
+        begin_call
     };
     let begin = quote! {
         #collect_subjects
@@ -167,7 +185,6 @@ pub(crate) fn function(args: &ActionArgs, f: &ItemFn, checked: &Checked<'_>) -> 
     // An async call first publishes itself to the transaction's session (PostgreSQL
     // row-level security reads it); if that fails the body never runs and the call ends
     // with the error, its outcome recorded in the guardrail's sinks.
-    let is_async = sig.asyncness.is_some();
     let entered = local("__guardrail_entered");
     let failed = local("__guardrail_settings_failed");
     let failed_at_err = at(&failed, err_span);
@@ -272,8 +289,11 @@ pub(crate) fn function(args: &ActionArgs, f: &ItemFn, checked: &Checked<'_>) -> 
     // ---- the outcome ----
     let (call_at_ok, result_at_ok) = (at(&call, ok_span), at(&result, ok_span));
     let finish = match (checked.tx, is_async) {
-        (None, _) => quote_spanned!(ok_span=>
+        (None, false) => quote_spanned!(ok_span=>
             #p::Call::finish::<#ok_ty, #err_ty>(#call_at_ok, #result_at_ok)
+        ),
+        (None, true) => quote_spanned!(ok_span=>
+            #p::Call::finish_async::<#ok_ty, #err_ty>(#call_at_ok, #result_at_ok).await
         ),
         (Some(_), false) => {
             quote_spanned!(ok_span=> #p::finish_tx(#call, #tx_outer, #result))
