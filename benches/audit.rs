@@ -12,6 +12,9 @@
 //! - `audit/append_fsync_64_writers_checkpointed`: the same with a signed checkpoint every 16
 //!   events, as clinic-server's trail: each group then also signs and fsyncs a checkpoint,
 //!   which the appenders do not wait for (they are released once their events are durable).
+//! - `audit/append_fsync_64_tasks`, `audit/append_fsync_512_tasks`: the writers are tokio
+//!   tasks on a 2-worker runtime, each looping `submit` + awaiting its `Pending`, as an async
+//!   service's guarded calls do: no thread is held while an event waits for its fsync.
 //! - `audit/verify_trail` vs `audit/sha256_raw`: verifying a 40,000-event trail from its files
 //!   (read, split, parse the fixed members, hash, link) against SHA-256 alone over the same
 //!   bytes already in memory; both reported in bytes/s.
@@ -94,6 +97,29 @@ fn concurrent_appends(sink: &FileSink, writers: u64, iters: u64) -> Duration {
     .elapsed()
 }
 
+/// `iters` events submitted and awaited by `tasks` tasks at once; the time until all are durable.
+async fn concurrent_submits(sink: &Arc<FileSink>, tasks: u64, iters: u64) -> Duration {
+    let start = Instant::now();
+    let handles: Vec<_> = (0..tasks)
+        .map(|t| {
+            let n = iters / tasks + u64::from(t < iters % tasks);
+            let sink = sink.clone();
+            tokio::spawn(async move {
+                for _ in 0..n {
+                    let submitted = sink.submit(record()).expect("submit");
+                    if let Some(pending) = submitted.pending {
+                        pending.await.expect("durable");
+                    }
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.await.expect("the task ends");
+    }
+    start.elapsed()
+}
+
 fn appends(c: &mut Criterion) {
     let mut g = c.benchmark_group("audit");
     g.throughput(Throughput::Elements(1));
@@ -119,6 +145,21 @@ fn appends(c: &mut Criterion) {
             b.iter_custom(|iters| concurrent_appends(&sink, writers, iters))
         });
     }
+
+    // The same, with the writers as tasks on a 2-worker tokio runtime that await their
+    // events' durability (`submit` + `Pending`): how an async service's guarded calls wait.
+    let workers = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .expect("a runtime");
+    for tasks in [64u64, 512] {
+        let dir = scratch();
+        let sink = Arc::new(open(dir.path(), Durability::Fsync));
+        g.bench_function(format!("append_fsync_{tasks}_tasks"), |b| {
+            b.iter_custom(|iters| workers.block_on(concurrent_submits(&sink, tasks, iters)))
+        });
+    }
+    drop(workers);
 
     let dir = scratch();
     let mut checkpoint = CheckpointOptions::new(CheckpointSigner::ed25519_from_seed(&[7; 32]));
