@@ -532,3 +532,211 @@ async fn a_table_from_before_chains_is_migrated() {
     );
     db.close().await;
 }
+
+/// Two writers with the same memory of one chain append in two open transactions: the
+/// second waits at the key `(chain, seq)`; once the first commits it links after the
+/// first's event instead (never the same seq twice), and once the first rolls back it takes
+/// the seq itself (no gap).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_writers_on_one_chain_never_commit_one_seq_twice() {
+    let Some(db) = Db::new("two_writers_on_one_chain_never_commit_one_seq_twice").await else {
+        return;
+    };
+    let a = writer("shared");
+    db.append(&a, record(0, false)).await;
+    let b = a.clone(); // the same memory: both would write seq 1
+    for commit_first in [true, false] {
+        let mut first = db.pool.begin().await.unwrap();
+        let first_seq = a
+            .on(&mut first)
+            .append_in_tx(record(1, false))
+            .await
+            .unwrap()
+            .seq;
+        let pool = db.pool.clone();
+        let b = b.clone();
+        let second = tokio::spawn(async move {
+            let mut tx = pool.begin().await.unwrap();
+            let seq = b
+                .on(&mut tx)
+                .append_in_tx(record(2, false))
+                .await
+                .unwrap()
+                .seq;
+            tx.commit().await.unwrap();
+            seq
+        });
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(
+            !second.is_finished(),
+            "the second writer waits for the first"
+        );
+        if commit_first {
+            first.commit().await.unwrap();
+            assert_eq!(second.await.unwrap(), first_seq + 1);
+        } else {
+            first.rollback().await.unwrap();
+            assert_eq!(second.await.unwrap(), first_seq);
+        }
+    }
+    let report = verify_postgres_trail(&db.pool, &db.table, None)
+        .await
+        .unwrap();
+    assert_eq!(report.events, 4);
+    let seqs: Vec<i64> = sqlx::query_scalar(&format!(
+        "SELECT seq FROM {} WHERE chain = 'shared' ORDER BY seq",
+        db.table.events()
+    ))
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(seqs, [0, 1, 2, 3]);
+    db.close().await;
+}
+
+/// Under `REPEATABLE READ` the second of two appends of one seq cannot see the first's
+/// event, so it fails with a serialization error (closed) instead of linking after it.
+#[tokio::test]
+async fn a_concurrent_append_under_repeatable_read_fails_closed() {
+    let Some(db) = Db::new("a_concurrent_append_under_repeatable_read_fails_closed").await else {
+        return;
+    };
+    let a = writer("rr");
+    db.append(&a, record(0, false)).await;
+    let b = a.clone();
+    let mut late = db.pool.begin().await.unwrap();
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        .execute(&mut *late)
+        .await
+        .unwrap();
+    sqlx::query("SELECT 1").execute(&mut *late).await.unwrap(); // takes the snapshot
+    assert_eq!(db.append(&a, record(1, false)).await, 1);
+    let err = b
+        .on(&mut late)
+        .append_in_tx(record(2, false))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("could not serialize"), "{err}");
+    drop(late);
+    assert_eq!(db.verify().await.unwrap().events, 2);
+    db.close().await;
+}
+
+/// A named chain's row is a mark its events must reach: a table whose row an earlier
+/// version kept at the chain's end keeps verifying as appends pass it, and a mark the
+/// events do not reach (a cut tail, a row pointing at another hash) is an error.
+#[tokio::test]
+async fn a_named_chain_must_reach_its_mark() {
+    let Some(db) = Db::new("a_named_chain_must_reach_its_mark").await else {
+        return;
+    };
+    let w = writer("m");
+    for i in 0..3 {
+        db.append(&w, record(i, false)).await;
+    }
+    let lines = lines_of(&db, "m").await;
+    let third = guardrail_audit::AuditEvent::parse(&lines[2]).unwrap();
+    let t = db.table.events();
+    // As an earlier version left it: the row at the chain's end.
+    db.exec(&format!(
+        "UPDATE {t}_chains SET next_seq = 3, head = '{}' WHERE chain = 'm'",
+        third.hash
+    ))
+    .await;
+    db.append(&w, record(3, false)).await;
+    tree_checkpoint(&db.pool, &db.table, &signer())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(db.verify().await.unwrap().events, 4);
+    // The mark past the events.
+    db.exec(&format!(
+        "UPDATE {t}_chains SET next_seq = 5, head = '{}' WHERE chain = 'm'",
+        third.hash
+    ))
+    .await;
+    match verify_postgres_trail(&db.pool, &db.table, None)
+        .await
+        .unwrap_err()
+    {
+        TrailVerifyError::Chain {
+            chain,
+            source:
+                TableVerifyError::Head {
+                    head_next_seq,
+                    events_next_seq,
+                    ..
+                },
+        } => assert_eq!(
+            (chain.as_str(), head_next_seq, events_next_seq),
+            ("m", 5, 4)
+        ),
+        other => panic!("expected a head mismatch on `m`, got {other}"),
+    }
+    db.append(&w, record(4, false)).await;
+    let err = tree_checkpoint(&db.pool, &db.table, &signer())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("refusing"), "{err}");
+    // The mark at an event of another hash.
+    db.exec(&format!(
+        "UPDATE {t}_chains SET next_seq = 2, head = '{}' WHERE chain = 'm'",
+        third.hash
+    ))
+    .await;
+    assert!(matches!(
+        verify_postgres_trail(&db.pool, &db.table, None).await,
+        Err(TrailVerifyError::Chain {
+            source: TableVerifyError::Head { .. },
+            ..
+        })
+    ));
+    db.close().await;
+}
+
+/// `ensure_schema` creates no index but the key on a PostgreSQL table (each one costs every
+/// append); `ensure_query_indexes` adds the four for queries by subject, time, action and
+/// request, and the table keeps taking appends and verifying.
+#[tokio::test]
+async fn query_indexes_are_opt_in() {
+    let Some(db) = Db::new("query_indexes_are_opt_in").await else {
+        return;
+    };
+    let indexes = || async {
+        let mut names: Vec<String> = sqlx::query_scalar(
+            "SELECT indexname::text FROM pg_indexes WHERE schemaname = current_schema()
+             AND tablename = $1",
+        )
+        .bind(db.table.events())
+        .fetch_all(&db.pool)
+        .await
+        .unwrap();
+        names.sort();
+        names
+    };
+    let t = db.table.events();
+    assert_eq!(indexes().await, [format!("{t}_chain_seq")]);
+    guardrail_audit::sql::postgres::ensure_query_indexes(&db.pool, &db.table)
+        .await
+        .unwrap();
+    ensure_schema(&db.pool, &db.table).await.unwrap();
+    assert_eq!(
+        indexes().await,
+        [
+            format!("{t}_action"),
+            format!("{t}_chain_seq"),
+            format!("{t}_request"),
+            format!("{t}_subject_time"),
+            format!("{t}_time"),
+        ]
+    );
+    db.append(&writer("i"), record(0, true)).await;
+    assert_eq!(
+        verify_postgres_trail(&db.pool, &db.table, None)
+            .await
+            .unwrap()
+            .events,
+        1
+    );
+    db.close().await;
+}

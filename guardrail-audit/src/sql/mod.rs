@@ -8,8 +8,12 @@
 //!
 //! * `t`: one row per event. `seq` (primary key), `prev`, `hash` (64 hex characters each),
 //!   `line` (the exact event line, the bytes the hash covers), and copies of a few fields
-//!   for queries, each indexed: `time_ns` (nanoseconds since the Unix epoch), `kind`,
-//!   `action`, `action_kind`, `subject` (the keyed token), `request_id`.
+//!   for queries: `time_ns` (nanoseconds since the Unix epoch), `kind`, `action`,
+//!   `action_kind`, `subject` (the keyed token), `request_id`. On SQLite `(subject,
+//!   time_ns)`, `time_ns`, `action` and `request_id` are indexed; on PostgreSQL those
+//!   indexes are opt-in (`postgres::ensure_query_indexes`), since each costs every append
+//!   and nothing in this crate reads through them (PostgreSQL's key is `(chain, seq)`, see
+//!   `postgres`).
 //! * `t_head`: exactly one row (`id = 0`) holding the chain head: `next_seq` and `head`
 //!   (the hash of the last event, or 64 zeros).
 //! * `t_checkpoint`: signed checkpoints, one row per checkpoint: `seq` (primary key, the
@@ -339,10 +343,7 @@ pub(crate) fn schema_ddl(table: &AuditTable, dialect: Dialect) -> String {
              request_id TEXT,
              line TEXT NOT NULL
          );
-         CREATE INDEX IF NOT EXISTS {t}_subject_time ON {t} (subject, time_ns);
-         CREATE INDEX IF NOT EXISTS {t}_time ON {t} (time_ns);
-         CREATE INDEX IF NOT EXISTS {t}_action ON {t} (action);
-         CREATE INDEX IF NOT EXISTS {t}_request ON {t} (request_id);
+         {indexes}
          CREATE TABLE IF NOT EXISTS {h} (
              id INTEGER PRIMARY KEY CHECK (id = 0),
              next_seq {int64} NOT NULL,
@@ -354,6 +355,28 @@ pub(crate) fn schema_ddl(table: &AuditTable, dialect: Dialect) -> String {
              line TEXT NOT NULL
          );",
         genesis = crate::GENESIS.to_hex(),
+        indexes = match dialect {
+            #[cfg(feature = "sqlite")]
+            Dialect::Sqlite => query_index_ddl(table),
+            // Opt-in on PostgreSQL (`postgres::ensure_query_indexes`): every index costs
+            // every append, and the library's own readers scan by `(chain, seq)`.
+            #[cfg(feature = "postgres")]
+            Dialect::Postgres => String::new(),
+        },
+    )
+}
+
+/// The indexes on the queryable copies (`subject, time_ns`, `time_ns`, `action`,
+/// `request_id`), for queries by patient, time, action or request. Verification, the
+/// readers and the PostgreSQL prover never use them.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) fn query_index_ddl(table: &AuditTable) -> String {
+    let t = table.events();
+    format!(
+        "CREATE INDEX IF NOT EXISTS {t}_subject_time ON {t} (subject, time_ns);
+         CREATE INDEX IF NOT EXISTS {t}_time ON {t} (time_ns);
+         CREATE INDEX IF NOT EXISTS {t}_action ON {t} (action);
+         CREATE INDEX IF NOT EXISTS {t}_request ON {t} (request_id);"
     )
 }
 

@@ -3,9 +3,10 @@
 //!
 //! # Many writers
 //!
-//! The table holds one hash chain per writer (`chains`: a `chain` column, a head row per
-//! chain): [`ChainWriter`] appends to a named chain without waiting for writers of other
-//! chains; everything else here ([`AsyncTxAppend`] on a bare transaction, [`PgSink`],
+//! The table holds one hash chain per writer (`chains`: a `chain` column, a row per named
+//! chain registering it): [`ChainWriter`] appends to a named chain in one `INSERT` that
+//! checks the event's predecessor by the key `(chain, seq)`, without a head row to update
+//! and without waiting for writers of other chains; everything else here ([`AsyncTxAppend`] on a bare transaction, [`PgSink`],
 //! [`verify_postgres`], [`checkpoint`]) works on the chain `default`, the table's only
 //! chain before chains existed. [`tree_checkpoint`] signs RFC 6962 tree heads over every
 //! chain, [`verify_postgres_trail`] verifies every chain and every tree head, and
@@ -67,8 +68,10 @@ fn db(e: sqlx::Error) -> AuditError {
     AuditError::Database(e.to_string())
 }
 
-/// Creates the events table, its indexes and the head row if they do not exist. Safe to run
-/// concurrently (it takes a transaction-scoped advisory lock).
+/// Creates the events table (keyed by `(chain, seq)`), the head rows and the tree head
+/// table if they do not exist, migrating a table from before chains in place. Safe to run
+/// concurrently (it takes a transaction-scoped advisory lock). The indexes for queries by
+/// subject, time, action or request are [`ensure_query_indexes`]'s.
 pub async fn ensure_schema(pool: &PgPool, table: &AuditTable) -> Result<(), AuditError> {
     let sql = format!(
         "BEGIN;
@@ -83,10 +86,24 @@ pub async fn ensure_schema(pool: &PgPool, table: &AuditTable) -> Result<(), Audi
     Ok(())
 }
 
+/// Creates the indexes on the event table's queryable copies if they do not exist: by
+/// `(subject, time_ns)`, `time_ns`, `action` and `request_id`. [`ensure_schema`] does not
+/// create them (tables it created before this version have them, and keeps them): each
+/// index is one more write per append, and verification, the readers and
+/// [`prove_subject`] do not use them. Call it when you query the table by those columns
+/// (on a large table, `CREATE INDEX CONCURRENTLY` by hand avoids blocking appends).
+pub async fn ensure_query_indexes(pool: &PgPool, table: &AuditTable) -> Result<(), AuditError> {
+    sqlx::raw_sql(&super::query_index_ddl(table))
+        .execute(pool)
+        .await
+        .map_err(db)?;
+    Ok(())
+}
+
 /// Reads the default chain's head row with `FOR UPDATE`: appends and checkpoints of other
 /// transactions wait until this one ends.
 async fn lock_head(conn: &mut PgConnection, table: &AuditTable) -> Result<Chain, AuditError> {
-    chains::lock_head(conn, table, &DEFAULT_CHAIN).await
+    chains::lock_head(conn, table).await
 }
 
 /// Appends `record` to the default chain through `conn`, which must be inside a

@@ -2,17 +2,39 @@
 //!
 //! Every event row carries its `chain` (a [`ChainId`]; `default` for writers that name
 //! none, so tables written before chains existed keep their meaning) and the primary key is
-//! `(chain, seq)`. Each chain has its own head row: the default chain keeps `t_head`
-//! (`id = 0`), every other chain a row of `t_chains` (`chain`, `next_seq`, `head`), created
-//! by its first append. An append locks only its own chain's head row, so writers on
-//! different chains never wait on each other; writers on one chain serialize exactly as the
-//! single chain always did (the second waits for the first to commit or roll back).
+//! `(chain, seq)`.
 //!
-//! A [`ChainWriter`] also remembers the head it last wrote: its next append is then one
-//! statement that advances the head *only if* it is still the remembered one and inserts
-//! the event, and falls back to reading the head `FOR UPDATE` when it is not (a rolled-back
-//! transaction, another writer on the chain). The condition is checked under the head row's
-//! lock, so a stale memory can cost a round trip, never a broken chain.
+//! # The default chain
+//!
+//! The default chain keeps its head row `t_head` (`id = 0`), advanced by every append in
+//! the same statement that inserts the event, under the row's lock: writers on it serialize
+//! exactly as the single chain always did (the second waits for the first to commit or roll
+//! back), and its head row is always the chain's exact end.
+//!
+//! # Named chains
+//!
+//! Every other chain has a row of `t_chains` (`chain`, `next_seq`, `head`), created by its
+//! first append: it registers the chain (a verifier treats events of an unregistered chain
+//! as an error) and holds a *mark* the chain's events must reach (genesis for chains
+//! created by this version; tables written before kept their exact end there). Appends do
+//! not touch it: an append is one `INSERT` of the event whose predecessor is checked in the
+//! same statement, by the primary key:
+//!
+//! * the row is inserted only if event `seq - 1` of the chain is visible to the transaction
+//!   (committed, or written earlier in it) with hash `prev` (seq 0 needs none), so the
+//!   committed events of a chain always form a linked prefix: a rolled-back append leaves
+//!   no gap, since nothing can link after an event that does not exist;
+//! * `(chain, seq)` is unique: of two transactions appending the same seq, the second waits
+//!   at the key until the first ends (`ON CONFLICT DO NOTHING`); if the first committed,
+//!   nothing is inserted and the append re-reads the chain's last event and links after
+//!   it. Two writers never both commit one seq. Under `REPEATABLE READ` or `SERIALIZABLE`
+//!   the second fails with a serialization error instead (it cannot see the first's row).
+//!
+//! A [`ChainWriter`] remembers the head it last wrote, so its next append is that one
+//! statement; without a memory (its first append) or when the memory is stale (a
+//! rolled-back transaction, another writer on the chain), it registers the chain if needed
+//! and reads the chain's last event, then links after it. Writers on different chains never
+//! wait on each other, and a stale memory costs round trips, never a broken chain.
 
 use std::sync::{Arc, Mutex};
 
@@ -77,45 +99,23 @@ pub(crate) fn head_of(next_seq: i64, head: &str, table: &AuditTable) -> Result<C
     Ok(Chain { next_seq, head })
 }
 
-/// Reads `chain`'s head row with `FOR UPDATE` (creating a named chain's row on first use):
-/// appends and checkpoints of other transactions on this chain wait until this one ends.
+/// Reads the default chain's head row with `FOR UPDATE`: appends and checkpoints of other
+/// transactions on the default chain wait until this one ends.
 pub(crate) async fn lock_head(
     conn: &mut PgConnection,
     table: &AuditTable,
-    chain: &ChainId,
 ) -> Result<Chain, AuditError> {
-    let row = if chain.is_default() {
-        sqlx::query(&format!(
-            "SELECT next_seq, head FROM {} WHERE id = 0 FOR UPDATE",
-            table.head()
-        ))
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(db)?
-    } else {
-        let c = chains_table(table);
-        // Creating the row first and locking it after: a concurrent first append waits for
-        // this insert's transaction, then finds the row.
-        sqlx::query(&format!(
-            "INSERT INTO {c} (chain, next_seq, head) VALUES ($1, 0, $2)
-             ON CONFLICT (chain) DO NOTHING"
-        ))
-        .bind(chain.as_str())
-        .bind(crate::GENESIS.to_hex())
-        .execute(&mut *conn)
-        .await
-        .map_err(db)?;
-        sqlx::query(&format!(
-            "SELECT next_seq, head FROM {c} WHERE chain = $1 FOR UPDATE"
-        ))
-        .bind(chain.as_str())
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(db)?
-    };
-    let row = row.ok_or_else(|| {
+    let row = sqlx::query(&format!(
+        "SELECT next_seq, head FROM {} WHERE id = 0 FOR UPDATE",
+        table.head()
+    ))
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(db)?
+    .ok_or_else(|| {
         AuditError::Database(format!(
-            "audit head of chain `{chain}` in `{}` has no row: call `ensure_schema` first",
+            "audit head of chain `{}` in `{}` has no row: call `ensure_schema` first",
+            ChainId::DEFAULT,
             table.events()
         ))
     })?;
@@ -124,44 +124,96 @@ pub(crate) async fn lock_head(
     head_of(next_seq, &head, table)
 }
 
-/// Links `record` after `chain` and runs the one statement that advances the head row
-/// (only if it still holds `chain`) and inserts the event. `Ok(None)` when the head row
-/// held something else (nothing was written).
-async fn try_insert(
+/// Whether a chain whose events, as read, end at `end` agrees with its head row `row`. The
+/// default chain's row is its exact end. A named chain's row is a mark its events must
+/// reach (see the module docs): at least `row.next_seq` events, the one at
+/// `row.next_seq - 1` hashing to `row.head` (`at_mark`: that event's hash as read, `None`
+/// if it was not read).
+pub(crate) fn agrees_with_head_row(
+    chain: &ChainId,
+    end: Chain,
+    row: Chain,
+    at_mark: Option<Digest>,
+) -> bool {
+    if chain.is_default() {
+        return end == row;
+    }
+    if row.next_seq == 0 {
+        return row.head == crate::GENESIS;
+    }
+    row.next_seq <= end.next_seq && at_mark == Some(row.head)
+}
+
+/// Registers the named chain `chain` (its row of `t_chains`, created by the first append
+/// and committed with it) and reads its last event visible to the transaction: the head
+/// the next append links after. One statement.
+async fn chain_end(
     conn: &mut PgConnection,
     table: &AuditTable,
-    id: &ChainId,
+    chain: &ChainId,
+) -> Result<Chain, AuditError> {
+    // A data-modifying CTE runs whether or not it is referenced; a concurrent first
+    // append's insert of the same row makes this one wait for that transaction.
+    let row = sqlx::query(&format!(
+        "WITH registered AS (
+             INSERT INTO {c} (chain, next_seq, head) VALUES ($1, 0, $2)
+             ON CONFLICT (chain) DO NOTHING
+         )
+         SELECT seq, hash FROM {events} WHERE chain = $1 ORDER BY seq DESC LIMIT 1",
+        c = chains_table(table),
+        events = table.events()
+    ))
+    .bind(chain.as_str())
+    .bind(crate::GENESIS.to_hex())
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(db)?;
+    let Some(row) = row else {
+        return Ok(Chain::new());
+    };
+    let seq: i64 = row.try_get(0).map_err(db)?;
+    let hash: String = row.try_get(1).map_err(db)?;
+    let next_seq = seq
+        .checked_add(1)
+        .and_then(|n| u64::try_from(n).ok())
+        .ok_or_else(|| AuditError::Database(format!("`{}.seq` is out of range", table.events())))?;
+    let head = Digest::from_hex(&hash)
+        .ok_or_else(|| AuditError::Database(format!("`{}.hash` is not a hash", table.events())))?;
+    Ok(Chain { next_seq, head })
+}
+
+/// What an insert attempt did: the receipt and the head after the event, or the record
+/// back when nothing was inserted (so a retry need not clone it).
+type Inserted = Result<(Receipt, Chain), Record>;
+
+/// Links `record` after `chain` and runs the one statement that advances the default
+/// chain's head row (only if it still holds `chain`) and inserts the event. The record
+/// back when the head row held something else (nothing was written).
+async fn try_insert_default(
+    conn: &mut PgConnection,
+    table: &AuditTable,
     mut chain: Chain,
     record: Record,
-) -> Result<Option<(Receipt, Chain)>, AuditError> {
+) -> Result<Inserted, AuditError> {
     let event = chain.link(record)?;
     let cols = Columns::of(&event);
-    let seq = i64::try_from(event.seq)
-        .map_err(|_| AuditError::Database("sequence number out of range".into()))?;
-    let next = i64::try_from(chain.next_seq)
-        .map_err(|_| AuditError::Database("sequence number out of range".into()))?;
-    let advance = if id.is_default() {
-        format!(
-            "UPDATE {} SET next_seq = $11, head = $3
-             WHERE id = 0 AND next_seq = $1 AND head = $2",
-            table.head()
-        )
-    } else {
-        format!(
-            "UPDATE {} SET next_seq = $11, head = $3
-             WHERE chain = $12 AND next_seq = $1 AND head = $2",
-            chains_table(table)
-        )
-    };
+    let seq = to_i64(event.seq)?;
+    let next = to_i64(chain.next_seq)?;
     // One statement advances the head and inserts the event: both or neither, so a future
     // dropped between two statements can never leave an event without its head (or the
     // reverse) in a transaction the caller still commits.
     let insert = format!(
-        "WITH advanced AS ({advance} RETURNING 1)
+        "WITH advanced AS (
+             UPDATE {head} SET next_seq = $11, head = $3
+             WHERE id = 0 AND next_seq = $1 AND head = $2
+             RETURNING 1
+         )
          INSERT INTO {events} (chain, seq, prev, hash, time_ns, kind, action, action_kind,
                                subject, request_id, line)
-         SELECT $12, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10 FROM advanced",
-        events = table.events()
+         SELECT '{default}', $1, $2, $3, $4, $5, $6, $7, $8, $9, $10 FROM advanced",
+        head = table.head(),
+        events = table.events(),
+        default = ChainId::DEFAULT,
     );
     let inserted = sqlx::query(&insert)
         .bind(seq)
@@ -175,13 +227,71 @@ async fn try_insert(
         .bind(cols.request_id)
         .bind(event.line())
         .bind(next)
+        .execute(&mut *conn)
+        .await
+        .map_err(db)?
+        .rows_affected();
+    Ok(if inserted == 1 {
+        Ok((Receipt { seq: event.seq }, chain))
+    } else {
+        Err(event.record)
+    })
+}
+
+/// Links `record` after `chain` on the named chain `id` and inserts it in one statement,
+/// only if its predecessor (seq − 1 with hash `prev`) is visible to the transaction and
+/// no committed event holds its seq (see the module docs). The record back when nothing
+/// was inserted.
+async fn try_insert_named(
+    conn: &mut PgConnection,
+    table: &AuditTable,
+    id: &ChainId,
+    mut chain: Chain,
+    record: Record,
+) -> Result<Inserted, AuditError> {
+    let event = chain.link(record)?;
+    let cols = Columns::of(&event);
+    let seq = to_i64(event.seq)?;
+    let insert = format!(
+        "INSERT INTO {events} (chain, seq, prev, hash, time_ns, kind, action, action_kind,
+                               subject, request_id, line)
+         SELECT $11, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10
+         WHERE ($1 = 0 AND $2 = '{genesis}')
+            OR EXISTS (SELECT 1 FROM {events} WHERE chain = $11 AND seq = $1 - 1 AND hash = $2)
+         ON CONFLICT (chain, seq) DO NOTHING",
+        events = table.events(),
+        genesis = crate::GENESIS.to_hex(),
+    );
+    let inserted = sqlx::query(&insert)
+        .bind(seq)
+        .bind(event.prev.to_hex())
+        .bind(event.hash.to_hex())
+        .bind(cols.time_ns)
+        .bind(cols.kind)
+        .bind(cols.action)
+        .bind(cols.action_kind)
+        .bind(cols.subject)
+        .bind(cols.request_id)
+        .bind(event.line())
         .bind(id.as_str())
         .execute(&mut *conn)
         .await
         .map_err(db)?
         .rows_affected();
-    Ok((inserted == 1).then_some((Receipt { seq: event.seq }, chain)))
+    Ok(if inserted == 1 {
+        Ok((Receipt { seq: event.seq }, chain))
+    } else {
+        Err(event.record)
+    })
 }
+
+fn to_i64(n: u64) -> Result<i64, AuditError> {
+    i64::try_from(n).map_err(|_| AuditError::Database("sequence number out of range".into()))
+}
+
+/// How many times an append on a named chain links again after the seq it linked to was
+/// taken by another writer's committed event, before it fails closed.
+const RELINK_ATTEMPTS: usize = 16;
 
 /// Appends `record` to `chain` through `conn`, which must be inside a transaction. With
 /// `cache` (a [`ChainWriter`]'s memory of its head) it tries the remembered head first.
@@ -201,26 +311,64 @@ pub(crate) async fn append(
         ));
     }
     let remembered = cache.and_then(|c| c.lock().ok().and_then(|g| *g));
+    if !chain.is_default() {
+        return append_named(conn, table, chain, record, remembered, cache).await;
+    }
+    let mut record = record;
     if let Some(head) = remembered {
-        if let Some((receipt, after)) = try_insert(conn, table, chain, head, record.clone()).await?
-        {
-            remember(cache, after);
-            return Ok(receipt);
+        match try_insert_default(conn, table, head, record).await? {
+            Ok((receipt, after)) => {
+                remember(cache, after);
+                return Ok(receipt);
+            }
+            Err(back) => record = back,
         }
     }
-    let head = lock_head(conn, table, chain).await?;
-    match try_insert(conn, table, chain, head, record).await? {
-        Some((receipt, after)) => {
+    let head = lock_head(conn, table).await?;
+    match try_insert_default(conn, table, head, record).await? {
+        Ok((receipt, after)) => {
             remember(cache, after);
             Ok(receipt)
         }
         // The head row is locked by this transaction, so only an edit outside the chain's
         // rules can get here.
-        None => Err(AuditError::Database(format!(
+        Err(_) => Err(AuditError::Database(format!(
             "audit head of chain `{chain}` in `{}` changed under its lock",
             table.events()
         ))),
     }
+}
+
+/// [`append`] on a named chain: the remembered head first, else (or when it is stale) the
+/// chain's last event, relinking while other writers' events take the seq.
+async fn append_named(
+    conn: &mut PgConnection,
+    table: &AuditTable,
+    chain: &ChainId,
+    mut record: Record,
+    remembered: Option<Chain>,
+    cache: Option<&Mutex<Option<Chain>>>,
+) -> Result<Receipt, AuditError> {
+    // Seq 0 is never taken from memory: the first append of a chain also registers it.
+    let mut head = match remembered {
+        Some(head) if head.next_seq > 0 => head,
+        _ => chain_end(conn, table, chain).await?,
+    };
+    for _ in 0..RELINK_ATTEMPTS {
+        match try_insert_named(conn, table, chain, head, record).await? {
+            Ok((receipt, after)) => {
+                remember(cache, after);
+                return Ok(receipt);
+            }
+            Err(back) => record = back,
+        }
+        head = chain_end(conn, table, chain).await?;
+    }
+    Err(AuditError::Database(format!(
+        "audit chain `{chain}` in `{}`: other writers kept taking the next seq \
+         ({RELINK_ATTEMPTS} attempts): give each concurrent writer its own chain",
+        table.events()
+    )))
 }
 
 fn remember(cache: Option<&Mutex<Option<Chain>>>, head: Chain) {

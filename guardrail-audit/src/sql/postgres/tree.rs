@@ -11,9 +11,10 @@
 //! checkpointer, which runs alone (a session advisory lock) and reads one `REPEATABLE READ`
 //! snapshot: every chain's committed events after those the previous tree head covers are
 //! appended, chain by chain in the byte order of chain ids, each chain's in seq order.
-//! Within a chain the committed events always form a prefix (an append waits for the
-//! previous append of its chain to commit), and the checkpointer checks that they link on
-//! from the chain head the previous tree head signed, up to the chain's head row. Each tree
+//! Within a chain the committed events always form a prefix (an append inserts only after
+//! a predecessor its transaction sees, on the default chain under the head row's lock), and
+//! the checkpointer checks that they link on from the chain head the previous tree head
+//! signed, up to the default chain's head row and past a named chain's mark (`chains`). Each tree
 //! head signs, besides size and root, every chain's count and last hash, so the order is
 //! reproducible by anyone holding the events and the signed heads.
 //!
@@ -144,7 +145,8 @@ fn parse_peaks(size: u64, text: &str) -> Option<CompactRange> {
 ///
 /// Refuses (fails closed, signs nothing) when the newest tree head does not verify with
 /// `signer`'s key, its stored edge does not lead to its signed root, or a chain's new rows
-/// do not link on from the head that tree head signed up to the chain's head row.
+/// do not link on from the head that tree head signed up to the default chain's head row
+/// and past a named chain's mark.
 pub async fn tree_checkpoint(
     pool: &PgPool,
     table: &AuditTable,
@@ -229,19 +231,30 @@ async fn checkpoint_locked(
             next_seq: c.count,
             head: c.head,
         });
-        if head_row.next_seq < start.next_seq {
+        if id.is_default() && head_row.next_seq < start.next_seq {
             return Err(refuse(format!(
                 "chain `{id}`'s head row says {} events, the newest tree head covers {}",
                 head_row.next_seq, start.next_seq
             )));
         }
         let mut new_leaves = Vec::new();
-        let end = read_chain(conn, table, id, start, |_, line, _| {
+        let mark = head_row.next_seq.checked_sub(1);
+        let mut at_mark = None;
+        let end = read_chain(conn, table, id, start, |seq, line, hash| {
+            if Some(seq) == mark {
+                at_mark = Some(hash);
+            }
             new_leaves.push(leaf_hash(&leaf_bytes(id.as_str(), line)));
         })
         .await
         .map_err(|e| refuse(format!("chain `{id}`: {e}")))?;
-        if end != *head_row {
+        if head_row.next_seq == start.next_seq {
+            at_mark = Some(start.head);
+        }
+        // A named chain's mark below what the newest tree head covers was checked when
+        // that head was signed (and is by every verification from genesis).
+        let below_covered = !id.is_default() && head_row.next_seq < start.next_seq;
+        if !below_covered && !chains::agrees_with_head_row(id, end, *head_row, at_mark) {
             return Err(refuse(format!(
                 "chain `{id}`: the rows after the newest tree head end at next seq {}, the head \
                  row says {}",
@@ -537,7 +550,12 @@ async fn verify_snapshot(
             chain: id.clone(),
             source,
         })?;
-        if end != *head_row {
+        let at_mark = head_row
+            .next_seq
+            .checked_sub(1)
+            .and_then(|i| usize::try_from(i).ok())
+            .and_then(|i| rows.hashes.get(i).copied());
+        if !chains::agrees_with_head_row(id, end, *head_row, at_mark) {
             return Err(TrailVerifyError::Chain {
                 chain: id.clone(),
                 source: TableVerifyError::Head {
