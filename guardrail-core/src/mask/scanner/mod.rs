@@ -34,8 +34,9 @@
 //! would cost time quadratic in its length. Instead each search is given at most
 //! `2 × MAX_BOUNDED_LEN` bytes (bounded automaton) or 4 KiB (open-ended), so a rejected
 //! candidate costs a bounded amount of work whatever the input: the scanner is linear in the
-//! length of the text. A match found near the end of a cut span is searched again from its
-//! start, so the cut never shortens a bounded match; an open-ended match longer than 4 KiB
+//! length of the text. A match found near the end of a cut span sends the search back to
+//! `MAX_BOUNDED_LEN` bytes before the cut, so the cut never shortens a bounded match nor
+//! hides one that starts before it; an open-ended match longer than 4 KiB
 //! is masked on to the next whitespace. `tests/scanner.rs` bounds the bytes searched per
 //! input byte ([`Scanner::find_with_work`]) on adversarial and random text.
 //!
@@ -256,7 +257,8 @@ struct Stream {
     /// The most bytes one search is given.
     span: usize,
     /// A match found starting closer than this to the end of a cut span is searched again
-    /// from its start (the cut may have shortened it or hidden a preferred alternative).
+    /// from this far before the cut (the cut may have shortened it, hidden a preferred
+    /// alternative, or hidden a match that starts before it and ends past the cut).
     margin: usize,
 }
 

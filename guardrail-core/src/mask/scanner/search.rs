@@ -211,9 +211,14 @@ impl Stream {
             };
             anchored = false;
             let start = m.start();
-            if cut < end && start > at && cut - start < self.margin {
-                // The cut may have shortened this match: search again from its start.
-                at = start;
+            if cut < end && cut - start < self.margin {
+                // The cut may have shortened this match, or hidden one that starts before
+                // it but only matches with bytes past the cut (`456-000-12-3456-001-12`, an
+                // account number, cut after `-00` leaves `000-12-3456` leftmost): search
+                // again from `cut - margin`, where every match fits in the new span.
+                // `margin` is under half the span, so this moves on, as a search that
+                // finds nothing does.
+                at = cut - self.margin;
                 continue;
             }
             let index = *self.ids.get(m.pattern().as_usize())?;
