@@ -73,6 +73,7 @@ mod builder;
 mod search;
 
 pub use builder::ScannerBuilder;
+use search::Hints;
 use trigger::Windows;
 #[cfg(test)]
 use trigger::{may_hold_trigger, next_www};
@@ -389,10 +390,22 @@ impl Scanner {
                     // a built-in identifier (`120/80,`, the `,` after a date) are not searched
                     // (custom MRN patterns may match anything).
                     let skip = !inner.custom_mrn;
-                    inner.search(text, window.range, open, skip, &mut out, work);
+                    let hints = Hints {
+                        open,
+                        skip,
+                        sure: window.sure,
+                    };
+                    inner.search(text, window.range, hints, &mut out, work);
                 }
             }
-            Some(inner) => inner.search(text, 0..text.len(), true, false, &mut out, work),
+            Some(inner) => {
+                let hints = Hints {
+                    open: true,
+                    skip: false,
+                    sure: false,
+                };
+                inner.search(text, 0..text.len(), hints, &mut out, work)
+            }
             None => unscanned(text, &mut out),
         }
         out
