@@ -287,3 +287,13 @@ fn the_fuzzed_long_span_disagreement_is_gone() {
     let s = Scanner::default();
     assert_eq!(s.find(text), s.find_unfiltered(text));
 }
+
+#[test]
+fn a_day_before_a_month_in_the_digits_word_is_found() {
+    // Found by fuzzing: the month name shares its word with the year (`Mar-2024`), so the
+    // look-back for the day started a word too late.
+    assert_eq!(
+        kinds("seen 1 03 Mar-2024-1"),
+        vec![(IdentifierKind::Date, "03 Mar-2024".to_owned())]
+    );
+}

@@ -462,7 +462,13 @@ impl<'a> Windows<'a> {
         // code (`MA 02115`, `MA, 02115`); any other match starts in the cluster's own word. Most clusters (doses,
         // vitals, codes) have no cue before them, and the automaton never sees their prose.
         let mut word_start = start;
-        let mut month = false;
+        // A month name in the trigger's own word, before its digits (`03 Mar-2024`): the
+        // word before it may hold the day.
+        let mut month = words > 0
+            && !self.any_cue
+            && bytes
+                .get(start..trigger.start)
+                .is_some_and(|own| cue_in(own) == Cue::Month);
         for i in 0..words {
             if word_start <= limit {
                 break;
