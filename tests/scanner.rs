@@ -401,6 +401,30 @@ fn assert_linear(name: &str, make: impl Fn(usize) -> String) {
     }
 }
 
+/// The prefilter's path (trigger loop, windows, skipped spans) and the search of the whole
+/// text in 256-byte spans find the same on the adversarial families, at lengths that put
+/// span ends at every offset of a unit, and with the units spread over words.
+#[test]
+fn prefilter_agrees_with_a_full_search_on_adversarial_text() {
+    let scanner = Scanner::default();
+    for unit in ADVERSARIAL {
+        for len in [200, 255, 256, 257, 300, 700, 1500, 4100] {
+            let text = repeated(unit, len);
+            assert_eq!(
+                scanner.find(&text),
+                scanner.find_unfiltered(&text),
+                "{unit:?} repeated to {len} bytes"
+            );
+            let spaced = repeated(&format!("{unit} "), len);
+            assert_eq!(
+                scanner.find(&spaced),
+                scanner.find_unfiltered(&spaced),
+                "{unit:?} and a space repeated to {len} bytes"
+            );
+        }
+    }
+}
+
 #[test]
 fn work_per_byte_is_bounded_on_adversarial_text() {
     for unit in ADVERSARIAL {

@@ -34,8 +34,9 @@
 //! would cost time quadratic in its length. Instead each search is given at most
 //! `2 × MAX_BOUNDED_LEN` bytes (bounded automaton) or 4 KiB (open-ended), so a rejected
 //! candidate costs a bounded amount of work whatever the input: the scanner is linear in the
-//! length of the text. A match found near the end of a cut span is searched again from its
-//! start, so the cut never shortens a bounded match; an open-ended match longer than 4 KiB
+//! length of the text. A match found near the end of a cut span sends the search back to
+//! `MAX_BOUNDED_LEN` bytes before the cut, so the cut never shortens a bounded match nor
+//! hides one that starts before it; an open-ended match longer than 4 KiB
 //! is masked on to the next whitespace. `tests/scanner.rs` bounds the bytes searched per
 //! input byte ([`Scanner::find_with_work`]) on adversarial and random text.
 //!
@@ -72,6 +73,7 @@ mod builder;
 mod search;
 
 pub use builder::ScannerBuilder;
+use search::Hints;
 use trigger::Windows;
 #[cfg(test)]
 use trigger::{may_hold_trigger, next_www};
@@ -256,7 +258,8 @@ struct Stream {
     /// The most bytes one search is given.
     span: usize,
     /// A match found starting closer than this to the end of a cut span is searched again
-    /// from its start (the cut may have shortened it or hidden a preferred alternative).
+    /// from this far before the cut (the cut may have shortened it, hidden a preferred
+    /// alternative, or hidden a match that starts before it and ends past the cut).
     margin: usize,
 }
 
@@ -387,10 +390,22 @@ impl Scanner {
                     // a built-in identifier (`120/80,`, the `,` after a date) are not searched
                     // (custom MRN patterns may match anything).
                     let skip = !inner.custom_mrn;
-                    inner.search(text, window.range, open, skip, &mut out, work);
+                    let hints = Hints {
+                        open,
+                        skip,
+                        sure: window.sure,
+                    };
+                    inner.search(text, window.range, hints, &mut out, work);
                 }
             }
-            Some(inner) => inner.search(text, 0..text.len(), true, false, &mut out, work),
+            Some(inner) => {
+                let hints = Hints {
+                    open: true,
+                    skip: false,
+                    sure: false,
+                };
+                inner.search(text, 0..text.len(), hints, &mut out, work)
+            }
             None => unscanned(text, &mut out),
         }
         out

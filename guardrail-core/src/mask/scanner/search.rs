@@ -7,22 +7,22 @@ use trigger::Hope;
 /// The shortest window whose first search is anchored at its start (a shorter one holds
 /// at most a short identifier, and the extra search would cost more than it saves).
 const ANCHORED_MIN_LEN: usize = 8;
+/// The findings a scan makes room for at its first.
+const FIRST_CAPACITY: usize = 16;
 
 impl Inner {
     /// Searches `span` of `text`, appending validated matches: at each step the leftmost
     /// validated candidate of either stream (the earlier pattern at the same start), then
-    /// on after its end. `open` is false when the open-ended patterns cannot match here;
-    /// `skip` lets a short rest of the span that cannot hold a built-in identifier go
-    /// unsearched by an automaton ([`trigger::hope`]).
+    /// on after its end. See [`Hints`] for what the caller knows of the span.
     pub(super) fn search(
         &self,
         text: &str,
         span: Range<usize>,
-        open: bool,
-        skip: bool,
+        hints: Hints,
         out: &mut Vec<ScanMatch>,
         work: &mut ScanWork,
     ) {
+        let Hints { open, skip, sure } = hints;
         let end = span.end;
         let mut at = span.start;
         let open_stream = if open { self.open.as_ref() } else { None };
@@ -35,7 +35,10 @@ impl Inner {
             // Short spans, and what is left of one after a match, that cannot hold a
             // built-in identifier for an automaton (`120/80,`, the `,` after a date, an
             // email's word for the bounded one) are not searched by it.
+            // The first test is not needed when the window's digit cluster alone passes it
+            // and the open-ended automaton is off anyway.
             let hope = match text.as_bytes().get(at..end) {
+                Some(_) if first && sure && !open => Hope::ANY,
                 Some(rest) if skip => super::trigger::hope(rest),
                 _ => Hope::ANY,
             };
@@ -53,6 +56,11 @@ impl Inner {
                 break;
             };
             at = c.end.max(c.start + 1);
+            if out.capacity() == 0 {
+                // Room for the identifiers of a typical note at the first one: one
+                // allocation rather than three growths (and none for text without any).
+                out.reserve(FIRST_CAPACITY);
+            }
             out.push(c.found);
         }
     }
@@ -103,6 +111,19 @@ impl Inner {
             range: id,
         })
     }
+}
+
+/// What the caller of [`Inner::search`] knows of a span.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Hints {
+    /// False when the open-ended patterns cannot match in the span.
+    pub(super) open: bool,
+    /// A short rest of the span that cannot hold a built-in identifier may go unsearched by
+    /// an automaton ([`trigger::hope`]).
+    pub(super) skip: bool,
+    /// The span holds a digit cluster that alone makes [`trigger::hope`] true for the
+    /// bounded automaton on it (`trigger::Window::sure`).
+    pub(super) sure: bool,
 }
 
 /// One stream's next validated candidate at or after some position.
@@ -211,9 +232,14 @@ impl Stream {
             };
             anchored = false;
             let start = m.start();
-            if cut < end && start > at && cut - start < self.margin {
-                // The cut may have shortened this match: search again from its start.
-                at = start;
+            if cut < end && cut - start < self.margin {
+                // The cut may have shortened this match, or hidden one that starts before
+                // it but only matches with bytes past the cut (`456-000-12-3456-001-12`, an
+                // account number, cut after `-00` leaves `000-12-3456` leftmost): search
+                // again from `cut - margin`, where every match fits in the new span.
+                // `margin` is under half the span, so this moves on, as a search that
+                // finds nothing does.
+                at = cut - self.margin;
                 continue;
             }
             let index = *self.ids.get(m.pattern().as_usize())?;

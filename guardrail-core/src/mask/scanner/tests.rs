@@ -264,3 +264,36 @@ fn a_cue_before_a_double_colon_is_found() {
         vec![(IdentifierKind::Ssn, "411167898".to_owned())]
     );
 }
+
+#[test]
+fn a_match_cut_by_a_span_end_is_not_skipped() {
+    // The unfiltered search gives the automaton 256 bytes at a time. Here the first span ends
+    // inside the account number `456-000-12-3456-001-12` (Luhn-valid) that starts at byte 240,
+    // so in that span the SSN-shaped `000-12-3456` is the leftmost match; searching again from
+    // its start skipped the account number, and the full search then found the SSN
+    // `001-12-3456` inside it where the prefilter found the account number.
+    let text = format!("{}456-000-12-3456-001-12-3456-M", "~".repeat(240));
+    assert_eq!(
+        kinds(&text),
+        vec![(IdentifierKind::Account, "456-000-12-3456-001-12".to_owned()),]
+    );
+}
+
+#[test]
+fn the_fuzzed_long_span_disagreement_is_gone() {
+    // `fuzz/seeds/scanner/prefilter_disagrees_long_span`: the same cut, found by fuzzing.
+    let seed = include_bytes!("../../../../fuzz/seeds/scanner/prefilter_disagrees_long_span");
+    let text = std::str::from_utf8(seed).expect("the seed is UTF-8");
+    let s = Scanner::default();
+    assert_eq!(s.find(text), s.find_unfiltered(text));
+}
+
+#[test]
+fn a_day_before_a_month_in_the_digits_word_is_found() {
+    // Found by fuzzing: the month name shares its word with the year (`Mar-2024`), so the
+    // look-back for the day started a word too late.
+    assert_eq!(
+        kinds("seen 1 03 Mar-2024-1"),
+        vec![(IdentifierKind::Date, "03 Mar-2024".to_owned())]
+    );
+}

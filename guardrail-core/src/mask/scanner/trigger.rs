@@ -313,9 +313,10 @@ impl<'a> Windows<'a> {
     }
 
     /// The next trigger at or after `self.at`: the byte range that must be covered, how
-    /// many whole words before it a cue may take, and whether it may start an open-ended
-    /// identifier (an email or a URL: an `@`, a `:` or a `www.`).
-    fn next_trigger(&mut self) -> Option<(Range<usize>, usize, bool)> {
+    /// many whole words before it a cue may take, whether it may start an open-ended
+    /// identifier (an email or a URL: an `@`, a `:` or a `www.`), and whether it alone
+    /// makes [`hope`] true for the bounded automaton on any span that holds it.
+    fn next_trigger(&mut self) -> Option<(Range<usize>, usize, bool, bool)> {
         let bytes = self.bytes;
         let n = bytes.len();
         let mut i = self.at;
@@ -352,6 +353,7 @@ impl<'a> Windows<'a> {
                 b'0'..=b'9' => {
                     let start = i;
                     let mut count = 0;
+                    let mut runs = 0;
                     // The longest run of digits with no separator.
                     let mut longest_run = 0;
                     let mut j = i;
@@ -363,6 +365,7 @@ impl<'a> Windows<'a> {
                             j += 1;
                         }
                         let run = j - run_start;
+                        runs += 1;
                         count += run;
                         longest_run = longest_run.max(run);
                         let last = j - 1;
@@ -390,13 +393,18 @@ impl<'a> Windows<'a> {
                             || longest_run >= MIN_CUE_LED_RUN
                             || count >= MIN_CUE_LED_DIGITS;
                         let words = if cue_led { CUE_WORDS } else { 0 };
-                        return Some((start..last + 1, words, false));
+                        // What `hope` requires of a span for the bounded automaton (four
+                        // digits, and more than five or more than two runs if there is
+                        // nothing but digits and separators), met by the cluster alone; a
+                        // span holding it holds at least as many digits and runs.
+                        let sure = count > 5 || runs > 2;
+                        return Some((start..last + 1, words, false, sure));
                     }
                     i = self.at;
                 }
                 b'@' => {
                     self.at = i + 1;
-                    return Some((i..i + 1, 0, true));
+                    return Some((i..i + 1, 0, true, false));
                 }
                 b':' => {
                     let next = bytes.get(i + 1).copied().unwrap_or(0);
@@ -413,13 +421,13 @@ impl<'a> Windows<'a> {
                         self.at = i + 1;
                         // A `::` may end a cue (`SSN no::123456789`) whose digits share its
                         // word and so are no trigger of their own: look back for the cue.
-                        return Some((i..i + 1, CUE_WORDS, next == b'/'));
+                        return Some((i..i + 1, CUE_WORDS, next == b'/', false));
                     }
                     i += 1;
                 }
                 b'.' if i >= 3 && bytes[i - 3..i].eq_ignore_ascii_case(b"www") => {
                     self.at = i + 1;
-                    return Some((i - 3..i + 1, 0, true));
+                    return Some((i - 3..i + 1, 0, true, false));
                 }
                 _ => i += 1,
             }
@@ -454,7 +462,13 @@ impl<'a> Windows<'a> {
         // code (`MA 02115`, `MA, 02115`); any other match starts in the cluster's own word. Most clusters (doses,
         // vitals, codes) have no cue before them, and the automaton never sees their prose.
         let mut word_start = start;
-        let mut month = false;
+        // A month name in the trigger's own word, before its digits (`03 Mar-2024`): the
+        // word before it may hold the day.
+        let mut month = words > 0
+            && !self.any_cue
+            && bytes
+                .get(start..trigger.start)
+                .is_some_and(|own| cue_in(own) == Cue::Month);
         for i in 0..words {
             if word_start <= limit {
                 break;
@@ -580,6 +594,9 @@ pub(super) struct Window {
     /// it, nor any `@`, `:/` or `www.` in the bytes it was widened over): the open-ended
     /// patterns need not run there.
     pub(super) open: bool,
+    /// True if a digit cluster in the window alone makes [`hope`] true for the bounded
+    /// automaton on the whole window (its first search needs no test).
+    pub(super) sure: bool,
 }
 
 impl Iterator for Windows<'_> {
@@ -591,12 +608,13 @@ impl Iterator for Windows<'_> {
             // (`0000MRN 000000`): look back into it too, and merge.
             let floor = self.pending.as_ref().map_or(0, |w| w.range.start);
             match self.next_trigger() {
-                Some((trigger, words, trigger_open)) => {
+                Some((trigger, words, trigger_open, sure)) => {
                     let trigger_start = trigger.start;
                     let (range, widened_open) = self.widen(trigger, words, floor);
                     let window = Window {
                         range,
                         open: trigger_open || widened_open,
+                        sure,
                     };
                     // Continue scanning after the window: triggers inside it are covered,
                     // except a digit cluster that goes on past the window's end (across a
@@ -612,6 +630,7 @@ impl Iterator for Windows<'_> {
                             self.pending = Some(Window {
                                 range: p.range.start..window.range.end.max(p.range.end),
                                 open: p.open || window.open,
+                                sure: p.sure || window.sure,
                             });
                         }
                         Some(p) => {
