@@ -347,6 +347,19 @@ proptest! {
     }
 }
 
+/// The case the trail property found: the only event removed from the first of two files,
+/// the files named one by one (no manifest) and the second one empty. Nothing is left that
+/// shows the gap, so the trail is sound as read (what the model now says).
+#[test]
+fn an_event_removed_before_only_empty_files_named_one_by_one_is_invisible() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let record = Record::at(EventKind::Decision, Timestamp(0));
+    // flags 80: the manifest generated, no checkpoints, edit 2 (remove), files by name.
+    let mut input = vec![80, 11, 0];
+    input.extend_from_slice(format!("{}\n---\n", json_line(&record)).as_bytes());
+    trail::check_in(&input, dir.path());
+}
+
 /// Every edit of the trail model at every event, with and without checkpoints (at the last
 /// event or not), through the manifest and through the file list: the cases a random
 /// sample of flags reaches only now and then (a removed last event under a checkpoint,

@@ -307,6 +307,7 @@ pub fn check_in(data: &[u8], dir: &Path) {
     let mut cut = 0;
     let op = if n == 0 { 0 } else { (flags >> 3) & 7 };
     let mut expect = Expect::Sound(original.clone());
+    let by_files = flags & 64 != 0;
     match op {
         1 => {
             let (f, i) = place(&files, k).expect("a sealed event");
@@ -319,8 +320,10 @@ pub fn check_in(data: &[u8], dir: &Path) {
         2 => {
             let (f, i) = place(&files, k).expect("a sealed event");
             files[f].remove(i);
-            // A later file the manifest lists starts after the removed event: it shows.
-            let later_listed = f + 1 < files.len();
+            // A later file the manifest lists starts after the removed event: it shows when
+            // the manifest is read. Files named one by one have no manifest: then only a
+            // later event shows it (`k + 1 < n`), and a gap followed by empty files does not.
+            let later_listed = !by_files && f + 1 < files.len();
             expect = if k + 1 < n || covered(k) || later_listed {
                 Expect::Refused(k, None)
             } else {
@@ -379,7 +382,6 @@ pub fn check_in(data: &[u8], dir: &Path) {
     fs::write(&cp_path, if with_cps { cp_text.as_bytes() } else { b"" })
         .expect("scratch files are writable");
     let cps = with_cps.then_some((cp_path.as_path(), &fx.verifier));
-    let by_files = flags & 64 != 0;
     let paths: Vec<PathBuf> = if by_files {
         (0..files.len()).map(|i| file_path(&dir, i)).collect()
     } else {
