@@ -14,6 +14,8 @@
     reason = "the tests use the planted-identifier half of the corpus module; the bench only its text"
 )]
 mod corpus;
+#[path = "scan_baseline.rs"]
+mod scan_baseline;
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -95,38 +97,16 @@ fn scan_dense(c: &mut Criterion) {
 /// kinds. The ratio is `scanner` throughput over `regexset_4` throughput.
 fn scan_vs_regexset(c: &mut Criterion) {
     let scanner = Scanner::default();
-    let set = regex::RegexSet::new([
-        r"\b[0-9]{3}-[0-9]{2}-[0-9]{4}\b",
-        r"\b[0-9]{3}[-. ][0-9]{3}[-. ][0-9]{4}\b",
-        r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+\.[A-Za-z.]{2,}",
-        r"(?i:mrn)[: #]{0,3}[0-9]{6,10}\b",
-    ])
-    .expect("the baseline patterns compile");
-    let mut r = corpus::Rng::new(0x5E7);
-    let mut notes = Vec::new();
-    let mut bytes = 0;
-    while bytes < 1 << 20 {
-        let note = corpus::note(&mut r).text;
-        bytes += note.len();
-        notes.push(note);
-    }
+    let set = scan_baseline::regexset_4();
+    let notes = scan_baseline::dense_notes();
+    let bytes: usize = notes.iter().map(String::len).sum();
     let mut group = c.benchmark_group("scan_vs_regexset");
     group.throughput(Throughput::Bytes(bytes as u64));
     group.bench_function("scanner", |b| {
-        b.iter(|| {
-            notes
-                .iter()
-                .map(|n| scanner.find(black_box(n)).len())
-                .sum::<usize>()
-        })
+        b.iter(|| scan_baseline::scan_notes(&scanner, &notes))
     });
     group.bench_function("regexset_4", |b| {
-        b.iter(|| {
-            notes
-                .iter()
-                .map(|n| set.matches(black_box(n)).iter().count())
-                .sum::<usize>()
-        })
+        b.iter(|| scan_baseline::match_notes(&set, &notes))
     });
     group.finish();
 }

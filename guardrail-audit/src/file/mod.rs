@@ -418,6 +418,19 @@ impl FileSink {
         }
     }
 
+    /// Queues `record` (see [`FileSink::enqueue`]): its receipt, and in `Fsync` mode what
+    /// tells when it is durable.
+    fn queue(&self, record: Record) -> Result<(Receipt, Option<Fsynced>), AuditError> {
+        let (seq, generation, st) = self.enqueue(record)?;
+        drop(st);
+        let fsynced = (self.shared.durability == Durability::Fsync).then(|| Fsynced {
+            shared: self.shared.clone(),
+            seq,
+            generation,
+        });
+        Ok((Receipt { seq }, fsynced))
+    }
+
     /// Seals `record` into the chain and queues its line; returns its seq and generation.
     ///
     /// The record is serialized before the lock is taken; under the lock only its position,
@@ -593,27 +606,18 @@ impl AuditSink for FileSink {
     }
 
     fn append(&self, record: Record) -> Result<Receipt, AuditError> {
-        let submitted = self.submit(record)?;
-        if let Some(pending) = submitted.pending {
-            pending.wait()?;
+        let (receipt, fsynced) = self.queue(record)?;
+        if let Some(f) = fsynced {
+            f.wait()?;
         }
-        Ok(submitted.receipt)
+        Ok(receipt)
     }
 
     fn submit(&self, record: Record) -> Result<Submitted, AuditError> {
-        let (seq, generation, st) = self.enqueue(record)?;
-        drop(st);
-        let receipt = Receipt { seq };
-        if self.shared.durability == Durability::Buffered {
-            return Ok(Submitted::durable(receipt));
-        }
+        let (receipt, fsynced) = self.queue(record)?;
         Ok(Submitted {
             receipt,
-            pending: Some(Pending::new(Fsynced {
-                shared: self.shared.clone(),
-                seq,
-                generation,
-            })),
+            pending: fsynced.map(Pending::new),
         })
     }
 

@@ -59,6 +59,15 @@ fn sim() -> (Arc<SimStorage>, Arc<dyn Storage>) {
     (disk, storage)
 }
 
+/// Makes the fsync numbered `at` (counting from the disk's first) fail with EIO.
+fn fail_fsync(disk: &SimStorage, at: u64) {
+    disk.set_faults(Faults {
+        sync_at: Some(at),
+        kind: Some(FaultKind::Eio),
+        ..Faults::default()
+    });
+}
+
 fn dir() -> &'static Path {
     Path::new("/trail")
 }
@@ -149,11 +158,7 @@ fn a_failed_fsync_poisons_until_reopen() {
     let (disk, storage) = sim();
     let sink = FileSink::open_with(storage.clone(), dir(), FileSinkOptions::default()).unwrap();
     sink.append(decision(0)).unwrap();
-    disk.set_faults(Faults {
-        sync_at: Some(disk.stats().syncs),
-        kind: Some(FaultKind::Eio),
-        ..Faults::default()
-    });
+    fail_fsync(&disk, disk.stats().syncs);
     assert!(sink.append(decision(1)).is_err());
     // The next fsync would "succeed"; the sink must not believe it.
     let e = sink.append(decision(2)).unwrap_err();
@@ -259,11 +264,7 @@ fn an_append_is_acknowledged_once_durable_before_the_checkpoint_is_written() {
         std::thread::sleep(std::time::Duration::from_millis(1));
     }
     // The next fsync is the trail's (it succeeds), the one after it the checkpoint's.
-    disk.set_faults(Faults {
-        sync_at: Some(disk.stats().syncs + 1),
-        kind: Some(FaultKind::Eio),
-        ..Faults::default()
-    });
+    fail_fsync(&disk, disk.stats().syncs + 1);
     let r = sink.append(decision(1)).unwrap();
     // The checkpoint's failure poisons the sink as soon as the writer has seen it.
     let e = sink.append(decision(2)).unwrap_err();
@@ -328,11 +329,7 @@ fn an_awaited_event_whose_fsync_fails_is_an_error() {
     let (disk, storage) = sim();
     let sink = FileSink::open_with(storage.clone(), dir(), FileSinkOptions::default()).unwrap();
     sink.append(decision(0)).unwrap();
-    disk.set_faults(Faults {
-        sync_at: Some(disk.stats().syncs),
-        kind: Some(FaultKind::Eio),
-        ..Faults::default()
-    });
+    fail_fsync(&disk, disk.stats().syncs);
     let submitted = sink.submit(decision(1)).unwrap();
     let e = block_on_one_thread(submitted.pending.expect("an fsync sink queues")).unwrap_err();
     assert!(matches!(e, AuditError::Poisoned { .. }), "{e}");

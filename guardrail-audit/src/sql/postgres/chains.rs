@@ -38,12 +38,14 @@
 
 use std::sync::{Arc, Mutex};
 
-use sqlx::{Connection as _, PgConnection, Row as _};
+use sqlx::postgres::PgArguments;
+use sqlx::query::Query;
+use sqlx::{Connection as _, PgConnection, Postgres, Row as _};
 
 use super::{AppendFuture, AsyncTxAppend, AuditTable, CallSettings, Columns, SettingsFuture};
 use crate::chain::{Chain, Digest};
 use crate::error::AuditError;
-use crate::event::Record;
+use crate::event::{AuditEvent, Record};
 use crate::merkle::ChainId;
 use crate::sink::Receipt;
 
@@ -196,8 +198,6 @@ async fn try_insert_default(
     record: Record,
 ) -> Result<Inserted, AuditError> {
     let event = chain.link(record)?;
-    let cols = Columns::of(&event);
-    let seq = to_i64(event.seq)?;
     let next = to_i64(chain.next_seq)?;
     // One statement advances the head and inserts the event: both or neither, so a future
     // dropped between two statements can never leave an event without its head (or the
@@ -215,27 +215,13 @@ async fn try_insert_default(
         events = table.events(),
         default = ChainId::DEFAULT,
     );
-    let inserted = sqlx::query(&insert)
-        .bind(seq)
-        .bind(event.prev.to_hex())
-        .bind(event.hash.to_hex())
-        .bind(cols.time_ns)
-        .bind(cols.kind)
-        .bind(cols.action)
-        .bind(cols.action_kind)
-        .bind(cols.subject)
-        .bind(cols.request_id)
-        .bind(event.line())
+    let inserted = bind_event(&insert, &event)?
         .bind(next)
         .execute(&mut *conn)
         .await
         .map_err(db)?
         .rows_affected();
-    Ok(if inserted == 1 {
-        Ok((Receipt { seq: event.seq }, chain))
-    } else {
-        Err(event.record)
-    })
+    Ok(inserted_or_back(inserted, event, chain))
 }
 
 /// Links `record` after `chain` on the named chain `id` and inserts it in one statement,
@@ -250,8 +236,6 @@ async fn try_insert_named(
     record: Record,
 ) -> Result<Inserted, AuditError> {
     let event = chain.link(record)?;
-    let cols = Columns::of(&event);
-    let seq = to_i64(event.seq)?;
     let insert = format!(
         "INSERT INTO {events} (chain, seq, prev, hash, time_ns, kind, action, action_kind,
                                subject, request_id, line)
@@ -262,8 +246,24 @@ async fn try_insert_named(
         events = table.events(),
         genesis = crate::GENESIS.to_hex(),
     );
-    let inserted = sqlx::query(&insert)
-        .bind(seq)
+    let inserted = bind_event(&insert, &event)?
+        .bind(id.as_str())
+        .execute(&mut *conn)
+        .await
+        .map_err(db)?
+        .rows_affected();
+    Ok(inserted_or_back(inserted, event, chain))
+}
+
+/// `sql` with `event`'s ten columns bound as `$1`..`$10`: seq, prev, hash, time, kind,
+/// action, action kind, subject, request id, line.
+fn bind_event<'q>(
+    sql: &'q str,
+    event: &'q AuditEvent,
+) -> Result<Query<'q, Postgres, PgArguments>, AuditError> {
+    let cols = Columns::of(event);
+    Ok(sqlx::query(sql)
+        .bind(to_i64(event.seq)?)
         .bind(event.prev.to_hex())
         .bind(event.hash.to_hex())
         .bind(cols.time_ns)
@@ -272,17 +272,20 @@ async fn try_insert_named(
         .bind(cols.action_kind)
         .bind(cols.subject)
         .bind(cols.request_id)
-        .bind(event.line())
-        .bind(id.as_str())
-        .execute(&mut *conn)
-        .await
-        .map_err(db)?
-        .rows_affected();
-    Ok(if inserted == 1 {
+        .bind(event.line()))
+}
+
+/// The receipt and the head after `event` when one row was inserted, else the record back.
+#[expect(
+    clippy::result_large_err,
+    reason = "the record goes back by value so that a retry links it again without a clone"
+)]
+fn inserted_or_back(rows: u64, event: AuditEvent, chain: Chain) -> Inserted {
+    if rows == 1 {
         Ok((Receipt { seq: event.seq }, chain))
     } else {
         Err(event.record)
-    })
+    }
 }
 
 fn to_i64(n: u64) -> Result<i64, AuditError> {
