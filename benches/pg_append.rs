@@ -14,7 +14,9 @@
 //! Each writer is a task with its own connection looping `BEGIN; append; COMMIT` for the
 //! measured time; the table is the default audit table in a scratch schema, dropped at the
 //! end. Reported per configuration: committed events/s and the p50/p99 latency of one
-//! transaction (begin to commit acknowledged).
+//! transaction (begin to commit acknowledged); for pgbench the same percentiles, from its
+//! per-transaction log (`-l`), so an append's p99 is read against what the server's own
+//! clients see at the same concurrency.
 //!
 //! Needs `GUARDRAIL_BENCH_DATABASE_URL`, loopback only;
 //! without it the bench says so and does nothing. `GUARDRAIL_BENCH_SECS` sets the seconds
@@ -130,9 +132,17 @@ async fn run(
     })
 }
 
-/// `pgbench -n -c N -j 2 -T secs` of one single-row insert per transaction, autocommit or
-/// inside `BEGIN` .. `COMMIT`; transactions/s.
-fn pgbench(url: &str, schema: &str, clients: usize, secs: u64, in_tx: bool) -> Option<f64> {
+/// What one `pgbench` run measured: committed transactions per second and the p50 / p99
+/// latency of one transaction (from its per-transaction log, `-l`), in ms.
+struct Ceiling {
+    tps: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
+/// `pgbench -n -c N -j 2 -T secs -l` of one single-row insert per transaction, autocommit or
+/// in `BEGIN; … COMMIT;`; `None` when pgbench is missing or fails.
+fn pgbench(url: &str, schema: &str, clients: usize, secs: u64, in_tx: bool) -> Option<Ceiling> {
     let dir = tempfile::tempdir().ok()?;
     let script = dir.path().join("insert.sql");
     let insert = format!("INSERT INTO {schema}.pgbench_rows (v) VALUES (repeat('x', 600));\n");
@@ -143,6 +153,7 @@ fn pgbench(url: &str, schema: &str, clients: usize, secs: u64, in_tx: bool) -> O
     };
     std::fs::write(&script, text).ok()?;
     let out = std::process::Command::new("pgbench")
+        .current_dir(dir.path())
         .args([
             "-n",
             "-c",
@@ -151,6 +162,7 @@ fn pgbench(url: &str, schema: &str, clients: usize, secs: u64, in_tx: bool) -> O
             "2",
             "-T",
             &secs.to_string(),
+            "-l",
             "-f",
         ])
         .arg(&script)
@@ -158,10 +170,42 @@ fn pgbench(url: &str, schema: &str, clients: usize, secs: u64, in_tx: bool) -> O
         .output()
         .ok()?;
     let text = String::from_utf8_lossy(&out.stdout);
-    text.lines()
+    let tps = text
+        .lines()
         .find_map(|l| l.strip_prefix("tps = "))
         .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
+        .and_then(|n| n.parse().ok())?;
+    // One line per transaction in `pgbench_log.PID[.THREAD]`: `client tx latency_us script
+    // epoch_s epoch_us`.
+    let mut latencies_us: Vec<u64> = Vec::new();
+    for entry in std::fs::read_dir(dir.path()).ok()?.flatten() {
+        if !entry
+            .file_name()
+            .to_string_lossy()
+            .starts_with("pgbench_log")
+        {
+            continue;
+        }
+        let log = std::fs::read_to_string(entry.path()).ok()?;
+        latencies_us.extend(
+            log.lines()
+                .filter_map(|l| l.split_whitespace().nth(2)?.parse::<u64>().ok()),
+        );
+    }
+    latencies_us.sort_unstable();
+    let at = |q: f64| {
+        latencies_us
+            .get(
+                ((latencies_us.len() as f64 * q) as usize)
+                    .min(latencies_us.len().saturating_sub(1)),
+            )
+            .map_or(f64::NAN, |us| *us as f64 / 1000.0)
+    };
+    Some(Ceiling {
+        tps,
+        p50_ms: at(0.50),
+        p99_ms: at(0.99),
+    })
 }
 
 fn main() {
@@ -200,7 +244,7 @@ fn main() {
     .execute(&admin))
     .expect("a scratch schema");
     println!(
-        "| writers | pgbench autocommit tx/s | pgbench BEGIN;INSERT;COMMIT tx/s | one chain: events/s (p50 / p99 ms) | chain per writer: events/s (p50 / p99 ms) | per writer / pgbench in a transaction | per writer / pgbench autocommit |"
+        "| writers | pgbench autocommit tx/s (p50 / p99 ms) | pgbench BEGIN;INSERT;COMMIT tx/s (p50 / p99 ms) | one chain: events/s (p50 / p99 ms) | chain per writer: events/s (p50 / p99 ms) | per writer / pgbench in a transaction | per writer / pgbench autocommit |"
     );
     println!("|---:|---:|---:|---:|---:|---:|---:|");
     for &n in &counts {
@@ -258,21 +302,26 @@ fn main() {
             }
             cells.push(format!("{rate:.0} ({:.1} / {:.1})", m.p50_ms, m.p99_ms));
         }
-        let text = |c: Option<f64>| c.map_or_else(|| "-".to_owned(), |c| format!("{c:.0}"));
-        let ratio = |c: Option<f64>| {
-            c.map_or_else(
+        let text = |c: &Option<Ceiling>| {
+            c.as_ref().map_or_else(
                 || "-".to_owned(),
-                |c| format!("{:.0}%", 100.0 * per_writer_rate / c),
+                |c| format!("{:.0} ({:.1} / {:.1})", c.tps, c.p50_ms, c.p99_ms),
+            )
+        };
+        let ratio = |c: &Option<Ceiling>| {
+            c.as_ref().map_or_else(
+                || "-".to_owned(),
+                |c| format!("{:.0}%", 100.0 * per_writer_rate / c.tps),
             )
         };
         println!(
             "| {n} | {} | {} | {} | {} | {} | {} |",
-            text(autocommit),
-            text(ceiling),
+            text(&autocommit),
+            text(&ceiling),
             cells[0],
             cells[1],
-            ratio(ceiling),
-            ratio(autocommit)
+            ratio(&ceiling),
+            ratio(&autocommit)
         );
     }
     let _ = rt.block_on(sqlx::raw_sql(&format!("DROP SCHEMA {schema} CASCADE")).execute(&admin));
