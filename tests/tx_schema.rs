@@ -1,7 +1,10 @@
 //! A `tx = ..` call on a database whose audit tables were never created (`ensure_schema`
 //! forgotten) is refused *before* its body runs, with an error naming `ensure_schema`, for
-//! the rusqlite and the sqlx SQLite paths alike; the decision and an `error` outcome stay in
-//! the guardrail's sinks, and nothing of the body reaches the database.
+//! the rusqlite, the sqlx SQLite and the sqlx PostgreSQL paths alike (PostgreSQL: the
+//! default chain and a named one); the decision and an `error` outcome stay in the
+//! guardrail's sinks, and nothing of the body reaches the database.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use guardrail_tests::AppError;
 
@@ -45,6 +48,21 @@ async fn set_dx_sqlx(
         .await
         .map_err(|e| AppError::Db(e.to_string()))?;
     Ok(done.rows_affected())
+}
+
+/// How many times the PostgreSQL body ran (the refused call must leave it unchanged: its
+/// transaction is aborted afterwards, so the database alone cannot tell).
+static PG_BODY_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+#[phi_action(kind = "update", role = "provider", resource = "patient_record", subject = patient, tx = tx)]
+async fn set_dx_pg(
+    ctx: &Context,
+    tx: &mut (dyn guardrail_audit::sql::AsyncTxAppend + '_),
+    patient: &str,
+) -> Result<u64, AppError> {
+    let _ = patient;
+    PG_BODY_RUNS.fetch_add(1, Ordering::SeqCst);
+    Ok(1)
 }
 
 fn guardrail(sink: &MemorySink) -> Guardrail {
@@ -133,4 +151,79 @@ async fn sqlx_sqlite_without_ensure_schema_is_refused_before_the_body() {
     tx.rollback().await.unwrap();
     assert_refused_before_body(result, &sink);
     pool.close().await;
+}
+
+#[tokio::test]
+async fn sqlx_postgres_without_ensure_schema_is_refused_before_the_body() {
+    use guardrail_audit::merkle::ChainId;
+    use guardrail_audit::sql::postgres::{ChainWriter, sqlx as pgx};
+    use guardrail_audit::sql::{AuditTable, InTable};
+    let Some(url) = guardrail_tests::pg::database_url("tx_schema_postgres") else {
+        return;
+    };
+    let schema = format!("gr_tx_schema_{}", std::process::id());
+    let admin = pgx::PgPool::connect(&url).await.unwrap();
+    pgx::raw_sql(&format!(
+        "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}"
+    ))
+    .execute(&admin)
+    .await
+    .unwrap();
+    let options: pgx::postgres::PgConnectOptions = url.parse().unwrap();
+    let pool = pgx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .connect_with(options.options([("search_path", schema.as_str())]))
+        .await
+        .unwrap();
+    let writer = ChainWriter::new(AuditTable::default(), ChainId::new("replica-1").unwrap());
+    for chain in ["default", "named"] {
+        let sink = MemorySink::new();
+        let g = guardrail(&sink);
+        let ctx = g
+            .context(Principal::new("dr-grey").role("provider"))
+            .purpose(Purpose::Treatment);
+        let runs = PG_BODY_RUNS.load(Ordering::SeqCst);
+        let mut tx = pool.begin().await.unwrap();
+        let result = if chain == "default" {
+            set_dx_pg(&ctx, &mut *tx, "p-1").await
+        } else {
+            set_dx_pg(&ctx, &mut writer.on(&mut tx), "p-1").await
+        };
+        assert_eq!(
+            PG_BODY_RUNS.load(Ordering::SeqCst),
+            runs,
+            "{chain} chain: the body must not run"
+        );
+        tx.rollback().await.unwrap();
+        assert_refused_before_body(result, &sink);
+    }
+    // With the schema the same calls run their bodies (the check refuses only what would fail).
+    guardrail_audit::sql::postgres::ensure_schema(&pool, &AuditTable::default())
+        .await
+        .unwrap();
+    let sink = MemorySink::new();
+    let g = guardrail(&sink);
+    let ctx = g
+        .context(Principal::new("dr-grey").role("provider"))
+        .purpose(Purpose::Treatment);
+    let runs = PG_BODY_RUNS.load(Ordering::SeqCst);
+    let mut tx = pool.begin().await.unwrap();
+    set_dx_pg(
+        &ctx,
+        &mut InTable::new(&AuditTable::default(), &mut *tx),
+        "p-1",
+    )
+    .await
+    .unwrap();
+    set_dx_pg(&ctx, &mut writer.on(&mut tx), "p-1")
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(PG_BODY_RUNS.load(Ordering::SeqCst), runs + 2);
+    pool.close().await;
+    pgx::raw_sql(&format!("DROP SCHEMA {schema} CASCADE"))
+        .execute(&admin)
+        .await
+        .unwrap();
+    admin.close().await;
 }

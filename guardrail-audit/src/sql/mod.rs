@@ -149,7 +149,7 @@ pub trait AsyncTxAppend: Send {
 
     /// [`TxAppend::check_ready`] for asynchronous drivers: called before the body (and
     /// before [`AsyncTxAppend::swap_call_settings`]); an error fails the call closed. The
-    /// default checks nothing; the sqlx SQLite impls prepare the append's statements, so a
+    /// default checks nothing; the sqlx SQLite and PostgreSQL impls prepare the append's statements, so a
     /// missing audit table is named before the body runs.
     fn check_ready(&mut self) -> ReadyFuture<'_> {
         Box::pin(std::future::ready(Ok(())))

@@ -38,7 +38,7 @@ use super::{
     AppendFuture, AsyncTxAppend, AuditTable, Columns, InTable, SignedCheck, SqlCheckpointOptions,
     TableReport, TableVerifyError, check_row, signed,
 };
-use super::{CallSettings, SettingsFuture};
+use super::{CallSettings, ReadyFuture, SettingsFuture};
 use crate::chain::Chain;
 use crate::checkpoint::{Checkpoint, CheckpointSigner, CheckpointVerifier};
 use crate::error::AuditError;
@@ -121,6 +121,10 @@ impl AsyncTxAppend for Transaction<'_, Postgres> {
         Box::pin(append(self, &DEFAULT_TABLE, record))
     }
 
+    fn check_ready(&mut self) -> ReadyFuture<'_> {
+        Box::pin(chains::check_ready(self, &DEFAULT_TABLE, &DEFAULT_CHAIN))
+    }
+
     fn swap_call_settings(&mut self, settings: CallSettings) -> SettingsFuture<'_> {
         Box::pin(settings::swap(self, settings))
     }
@@ -129,6 +133,10 @@ impl AsyncTxAppend for Transaction<'_, Postgres> {
 impl AsyncTxAppend for PgConnection {
     fn append_in_tx(&mut self, record: Record) -> AppendFuture<'_> {
         Box::pin(append(self, &DEFAULT_TABLE, record))
+    }
+
+    fn check_ready(&mut self) -> ReadyFuture<'_> {
+        Box::pin(chains::check_ready(self, &DEFAULT_TABLE, &DEFAULT_CHAIN))
     }
 
     fn swap_call_settings(&mut self, settings: CallSettings) -> SettingsFuture<'_> {
@@ -141,6 +149,10 @@ impl AsyncTxAppend for InTable<'_, Transaction<'_, Postgres>> {
         Box::pin(append(self.conn, self.table, record))
     }
 
+    fn check_ready(&mut self) -> ReadyFuture<'_> {
+        Box::pin(chains::check_ready(self.conn, self.table, &DEFAULT_CHAIN))
+    }
+
     fn swap_call_settings(&mut self, settings: CallSettings) -> SettingsFuture<'_> {
         Box::pin(settings::swap(self.conn, settings))
     }
@@ -149,6 +161,10 @@ impl AsyncTxAppend for InTable<'_, Transaction<'_, Postgres>> {
 impl AsyncTxAppend for InTable<'_, PgConnection> {
     fn append_in_tx(&mut self, record: Record) -> AppendFuture<'_> {
         Box::pin(append(self.conn, self.table, record))
+    }
+
+    fn check_ready(&mut self) -> ReadyFuture<'_> {
+        Box::pin(chains::check_ready(self.conn, self.table, &DEFAULT_CHAIN))
     }
 
     fn swap_call_settings(&mut self, settings: CallSettings) -> SettingsFuture<'_> {

@@ -38,11 +38,13 @@
 
 use std::sync::{Arc, Mutex};
 
-use sqlx::postgres::PgArguments;
+use sqlx::postgres::{PgArguments, PgTypeInfo};
 use sqlx::query::Query;
-use sqlx::{Connection as _, PgConnection, Postgres, Row as _};
+use sqlx::{Connection as _, PgConnection, Postgres, Row as _, Type};
 
-use super::{AppendFuture, AsyncTxAppend, AuditTable, CallSettings, Columns, SettingsFuture};
+use super::{
+    AppendFuture, AsyncTxAppend, AuditTable, CallSettings, Columns, ReadyFuture, SettingsFuture,
+};
 use crate::chain::{Chain, Digest};
 use crate::error::AuditError;
 use crate::event::{AuditEvent, Record};
@@ -156,20 +158,12 @@ async fn chain_end(
 ) -> Result<Chain, AuditError> {
     // A data-modifying CTE runs whether or not it is referenced; a concurrent first
     // append's insert of the same row makes this one wait for that transaction.
-    let row = sqlx::query(&format!(
-        "WITH registered AS (
-             INSERT INTO {c} (chain, next_seq, head) VALUES ($1, 0, $2)
-             ON CONFLICT (chain) DO NOTHING
-         )
-         SELECT seq, hash FROM {events} WHERE chain = $1 ORDER BY seq DESC LIMIT 1",
-        c = chains_table(table),
-        events = table.events()
-    ))
-    .bind(chain.as_str())
-    .bind(crate::GENESIS.to_hex())
-    .fetch_optional(&mut *conn)
-    .await
-    .map_err(db)?;
+    let row = sqlx::query(&chain_end_sql(table))
+        .bind(chain.as_str())
+        .bind(crate::GENESIS.to_hex())
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(db)?;
     let Some(row) = row else {
         return Ok(Chain::new());
     };
@@ -182,6 +176,123 @@ async fn chain_end(
     let head = Digest::from_hex(&hash)
         .ok_or_else(|| AuditError::Database(format!("`{}.hash` is not a hash", table.events())))?;
     Ok(Chain { next_seq, head })
+}
+
+/// The statement that registers a named chain and reads its last event ([`chain_end`]):
+/// `$1` the chain, `$2` the genesis hash.
+fn chain_end_sql(table: &AuditTable) -> String {
+    format!(
+        "WITH registered AS (
+             INSERT INTO {c} (chain, next_seq, head) VALUES ($1, 0, $2)
+             ON CONFLICT (chain) DO NOTHING
+         )
+         SELECT seq, hash FROM {events} WHERE chain = $1 ORDER BY seq DESC LIMIT 1",
+        c = chains_table(table),
+        events = table.events()
+    )
+}
+
+/// The default chain's append ([`try_insert_default`]): the event's ten columns
+/// ([`bind_event`]) and `$11`, the head's next seq after it. One statement advances the
+/// head and inserts the event: both or neither, so a future dropped between two statements
+/// can never leave an event without its head (or the reverse) in a transaction the caller
+/// still commits.
+fn insert_default_sql(table: &AuditTable) -> String {
+    format!(
+        "WITH advanced AS (
+             UPDATE {head} SET next_seq = $11, head = $3
+             WHERE id = 0 AND next_seq = $1 AND head = $2
+             RETURNING 1
+         )
+         INSERT INTO {events} (chain, seq, prev, hash, time_ns, kind, action, action_kind,
+                               subject, request_id, line)
+         SELECT '{default}', $1, $2, $3, $4, $5, $6, $7, $8, $9, $10 FROM advanced",
+        head = table.head(),
+        events = table.events(),
+        default = ChainId::DEFAULT,
+    )
+}
+
+/// A named chain's append ([`try_insert_named`]): the event's ten columns
+/// ([`bind_event`]) and `$11`, the chain.
+fn insert_named_sql(table: &AuditTable) -> String {
+    format!(
+        "INSERT INTO {events} (chain, seq, prev, hash, time_ns, kind, action, action_kind,
+                               subject, request_id, line)
+         SELECT $11, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10
+         WHERE ($1 = 0 AND $2 = '{genesis}')
+            OR EXISTS (SELECT 1 FROM {events} WHERE chain = $11 AND seq = $1 - 1 AND hash = $2)
+         ON CONFLICT (chain, seq) DO NOTHING",
+        events = table.events(),
+        genesis = crate::GENESIS.to_hex(),
+    )
+}
+
+/// The parameter types of an append statement, as [`bind_event`] and the append bind
+/// them (`$11`: the next seq on the default chain, the chain id on a named one), so a
+/// statement prepared by [`check_ready`] is the one sqlx's cache hands the append.
+fn append_param_types(chain: &ChainId) -> [PgTypeInfo; 11] {
+    let int8 = <i64 as Type<Postgres>>::type_info;
+    let text = <String as Type<Postgres>>::type_info;
+    [
+        int8(),
+        text(),
+        text(),
+        int8(),
+        text(),
+        text(),
+        text(),
+        text(),
+        text(),
+        text(),
+        if chain.is_default() { int8() } else { text() },
+    ]
+}
+
+/// What would make an append to `chain` through `conn` fail for sure, found before the
+/// guarded body runs: no transaction, or no audit tables (`ensure_schema` forgotten). The
+/// append's statements are prepared, not run (sqlx keeps them in the connection's
+/// statement cache, so the append that follows sends no second `Parse`): no row is read
+/// or locked. As any failed statement does in PostgreSQL, a failed prepare aborts the
+/// caller's transaction; the call fails closed and the transaction can only roll back.
+pub(crate) async fn check_ready(
+    conn: &mut PgConnection,
+    table: &AuditTable,
+    chain: &ChainId,
+) -> Result<(), AuditError> {
+    use sqlx::Executor as _;
+    if !conn.is_in_transaction() {
+        return Err(AuditError::Database(
+            "the connection is not inside a transaction: begin one (`pool.begin()`) before \
+             the guarded call"
+                .into(),
+        ));
+    }
+    let text = <String as Type<Postgres>>::type_info;
+    let statements = if chain.is_default() {
+        vec![(
+            insert_default_sql(table),
+            append_param_types(chain).to_vec(),
+        )]
+    } else {
+        vec![
+            (chain_end_sql(table), vec![text(), text()]),
+            (insert_named_sql(table), append_param_types(chain).to_vec()),
+        ]
+    };
+    for (sql, types) in &statements {
+        (&mut *conn)
+            .prepare_with(sql.as_str(), types)
+            .await
+            .map_err(|e| {
+                AuditError::Database(format!(
+                    "the audit table `{}` cannot be used ({e}): create it with \
+                     `guardrail_audit::sql::postgres::ensure_schema` at startup",
+                    table.events()
+                ))
+            })?;
+    }
+    Ok(())
 }
 
 /// What an insert attempt did: the receipt and the head after the event, or the record
@@ -199,22 +310,7 @@ async fn try_insert_default(
 ) -> Result<Inserted, AuditError> {
     let event = chain.link(record)?;
     let next = to_i64(chain.next_seq)?;
-    // One statement advances the head and inserts the event: both or neither, so a future
-    // dropped between two statements can never leave an event without its head (or the
-    // reverse) in a transaction the caller still commits.
-    let insert = format!(
-        "WITH advanced AS (
-             UPDATE {head} SET next_seq = $11, head = $3
-             WHERE id = 0 AND next_seq = $1 AND head = $2
-             RETURNING 1
-         )
-         INSERT INTO {events} (chain, seq, prev, hash, time_ns, kind, action, action_kind,
-                               subject, request_id, line)
-         SELECT '{default}', $1, $2, $3, $4, $5, $6, $7, $8, $9, $10 FROM advanced",
-        head = table.head(),
-        events = table.events(),
-        default = ChainId::DEFAULT,
-    );
+    let insert = insert_default_sql(table);
     let inserted = bind_event(&insert, &event)?
         .bind(next)
         .execute(&mut *conn)
@@ -236,16 +332,7 @@ async fn try_insert_named(
     record: Record,
 ) -> Result<Inserted, AuditError> {
     let event = chain.link(record)?;
-    let insert = format!(
-        "INSERT INTO {events} (chain, seq, prev, hash, time_ns, kind, action, action_kind,
-                               subject, request_id, line)
-         SELECT $11, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10
-         WHERE ($1 = 0 AND $2 = '{genesis}')
-            OR EXISTS (SELECT 1 FROM {events} WHERE chain = $11 AND seq = $1 - 1 AND hash = $2)
-         ON CONFLICT (chain, seq) DO NOTHING",
-        events = table.events(),
-        genesis = crate::GENESIS.to_hex(),
-    );
+    let insert = insert_named_sql(table);
     let inserted = bind_event(&insert, &event)?
         .bind(id.as_str())
         .execute(&mut *conn)
@@ -444,6 +531,11 @@ impl AsyncTxAppend for OnChain<'_> {
     fn append_in_tx(&mut self, record: Record) -> AppendFuture<'_> {
         let w = self.writer;
         Box::pin(append(self.conn, &w.table, &w.chain, record, Some(&w.head)))
+    }
+
+    fn check_ready(&mut self) -> ReadyFuture<'_> {
+        let w = self.writer;
+        Box::pin(check_ready(self.conn, &w.table, &w.chain))
     }
 
     fn swap_call_settings(&mut self, settings: CallSettings) -> SettingsFuture<'_> {
