@@ -5,8 +5,14 @@
 //! Statements are written once for both databases: positional parameters `$1`, `$2`, …
 //! (which sqlx's SQLite driver also binds by number) and SQL both dialects share.
 
-use guardrail_core::audit::Record;
-use guardrail_core::audit::sql::{AppendFuture, AsyncTxAppend, CallSettings, SettingsFuture};
+use std::sync::{Arc, Mutex};
+
+use guardrail_core::audit::merkle::ChainId;
+use guardrail_core::audit::sql::postgres::ChainWriter;
+use guardrail_core::audit::sql::{
+    AppendFuture, AsyncTxAppend, AuditTable, CallSettings, ReadyFuture, SettingsFuture,
+};
+use guardrail_core::audit::{AuditError, Record};
 use sqlx::{Postgres, Sqlite, Transaction};
 
 /// The clinic's connection pool.
@@ -14,8 +20,88 @@ use sqlx::{Postgres, Sqlite, Transaction};
 pub enum Db {
     /// SQLite (WAL journal, writes in `BEGIN IMMEDIATE` transactions).
     Sqlite(sqlx::SqlitePool),
-    /// PostgreSQL.
-    Postgres(sqlx::PgPool),
+    /// PostgreSQL; in replica mode with the chains its transactions append their outcomes
+    /// to ([`TxChains`]), otherwise on the audit table's default chain.
+    Postgres(sqlx::PgPool, Option<Arc<TxChains>>),
+}
+
+/// The hash chains a replica's transactions append their outcomes to, one per transaction
+/// in flight: `NAME.tx0`, `NAME.tx1`, … of the database's audit table. A transaction takes
+/// a free chain when it begins and gives it back when it ends, so no two transactions of
+/// the replicas ever append to one chain at once and none waits on another's head (the
+/// default chain's single head row would make every replica's every change queue on it).
+/// There are at most as many chains as transactions were ever in flight at once: the
+/// pool's size.
+#[derive(Debug)]
+pub struct TxChains {
+    prefix: String,
+    free: Mutex<Vec<ChainWriter>>,
+    made: Mutex<usize>,
+}
+
+/// The longest replica name whose transaction chains are valid chain ids (`NAME.txN`).
+pub const MAX_REPLICA_NAME: usize = 50;
+
+impl TxChains {
+    /// The chains of replica `name` (at most [`MAX_REPLICA_NAME`] bytes, a valid chain
+    /// id).
+    pub fn new(name: &str) -> Result<TxChains, String> {
+        if name.len() > MAX_REPLICA_NAME {
+            return Err(format!(
+                "a replica name may have at most {MAX_REPLICA_NAME} bytes"
+            ));
+        }
+        ChainId::new(&format!("{name}.tx0")).map_err(|e| e.to_string())?;
+        Ok(TxChains {
+            prefix: name.to_owned(),
+            free: Mutex::new(Vec::new()),
+            made: Mutex::new(0),
+        })
+    }
+
+    /// A chain no transaction in flight holds: a free one, or a new one.
+    fn take(self: &Arc<Self>) -> Result<TxChain, sqlx::Error> {
+        let free = self.free.lock().map(|mut f| f.pop()).ok().flatten();
+        let writer = match free {
+            Some(w) => w,
+            None => {
+                let mut made = self
+                    .made
+                    .lock()
+                    .map_err(|_| sqlx::Error::Protocol("the chain counter is poisoned".into()))?;
+                let id = ChainId::new(&format!("{}.tx{}", self.prefix, *made))
+                    .map_err(|e| sqlx::Error::Protocol(e.to_string()))?;
+                *made += 1;
+                ChainWriter::new(AuditTable::default(), id)
+            }
+        };
+        Ok(TxChain {
+            writer: Some(writer),
+            home: self.clone(),
+        })
+    }
+}
+
+/// A chain of [`TxChains`] held by one transaction; given back when dropped.
+#[derive(Debug)]
+pub struct TxChain {
+    writer: Option<ChainWriter>,
+    home: Arc<TxChains>,
+}
+
+impl TxChain {
+    /// The chain's id.
+    pub fn id(&self) -> Option<&ChainId> {
+        self.writer.as_ref().map(ChainWriter::chain)
+    }
+}
+
+impl Drop for TxChain {
+    fn drop(&mut self) {
+        if let (Some(w), Ok(mut free)) = (self.writer.take(), self.home.free.lock()) {
+            free.push(w);
+        }
+    }
 }
 
 /// A transaction of the clinic's database. `#[phi_action(tx = tx)]` appends the outcome of
@@ -24,10 +110,43 @@ pub enum Db {
 /// without [`ClinicTx::commit`], it rolls back.
 #[derive(Debug)]
 pub enum ClinicTx {
-    /// A SQLite transaction.
-    Sqlite(Transaction<'static, Sqlite>),
-    /// A PostgreSQL transaction.
-    Postgres(Transaction<'static, Postgres>),
+    /// A SQLite transaction, begun on first use.
+    Sqlite(SqliteTx),
+    /// A PostgreSQL transaction, and in replica mode the chain it appends to (the default
+    /// chain without one).
+    Postgres(Transaction<'static, Postgres>, Option<TxChain>),
+}
+
+/// A SQLite write transaction that runs its `BEGIN IMMEDIATE` when first used, not when
+/// made: SQLite has one writer at a time, and a guarded change first waits for its
+/// decision to be durable in the trail (an fsync), then asks its transaction whether the
+/// outcome can be recorded (`check_ready`, the first use). Begun eagerly, the transaction
+/// would hold the database's write lock through that wait and every other change would
+/// queue behind the fsync; begun lazily, it holds the lock from the check through the
+/// body, the outcome and the commit only. (PostgreSQL locks rows, so its transactions begin
+/// at once.)
+#[derive(Debug)]
+pub struct SqliteTx {
+    pool: sqlx::SqlitePool,
+    tx: Option<Transaction<'static, Sqlite>>,
+}
+
+impl SqliteTx {
+    /// The transaction, begun now if it was not yet.
+    ///
+    /// The begin runs on a task of its own. sqlx's `begin` is not cancel-safe: dropped after
+    /// the database ran `BEGIN` but before sqlx counted it, the connection goes back to the
+    /// pool inside a transaction nobody will end (the cancel test found this at one await
+    /// point). On its own task the begin always completes, and if the request is gone by
+    /// then, the transaction it yields is dropped there, which sqlx rolls back.
+    pub async fn begun(&mut self) -> Result<&mut Transaction<'static, Sqlite>, sqlx::Error> {
+        if self.tx.is_none() {
+            let pool = self.pool.clone();
+            let begun = tokio::spawn(async move { pool.begin_with("BEGIN IMMEDIATE").await });
+            self.tx = Some(begun.await.map_err(|_| sqlx::Error::PoolClosed)??);
+        }
+        self.tx.as_mut().ok_or(sqlx::Error::PoolClosed)
+    }
 }
 
 /// Runs `query` (a `sqlx::query_as` builder expression over `$e`, the executor) on the
@@ -36,37 +155,53 @@ macro_rules! on_either {
     ($db:expr, |$e:ident| $body:expr) => {
         match $db {
             $crate::db::Db::Sqlite($e) => $body,
-            $crate::db::Db::Postgres($e) => $body,
+            $crate::db::Db::Postgres($e, _) => $body,
         }
     };
 }
 pub(crate) use on_either;
 
 impl Db {
-    /// Begins a write transaction (`BEGIN IMMEDIATE` on SQLite, so it never has to upgrade a
-    /// read lock, which could fail with `SQLITE_BUSY` mid-way).
+    /// Begins a write transaction: on SQLite a `BEGIN IMMEDIATE` (so it never has to
+    /// upgrade a read lock, which could fail with `SQLITE_BUSY` mid-way) run when the
+    /// transaction is first used ([`SqliteTx`]); on PostgreSQL at once.
     ///
-    /// The begin runs on a task of its own. sqlx's `begin` is not cancel-safe: dropped after
+    /// A begin runs on a task of its own. sqlx's `begin` is not cancel-safe: dropped after
     /// the database ran `BEGIN` but before sqlx counted it, the connection goes back to the
     /// pool inside a transaction nobody will end (the cancel test found this at one await
     /// point). On its own task the begin always completes, and if the request is gone by
     /// then, the transaction it yields is dropped there, which sqlx rolls back.
     pub async fn begin(&self) -> Result<ClinicTx, sqlx::Error> {
-        let db = self.clone();
-        let begun = tokio::spawn(async move {
-            Ok::<_, sqlx::Error>(match db {
-                Db::Sqlite(pool) => ClinicTx::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?),
-                Db::Postgres(pool) => ClinicTx::Postgres(pool.begin().await?),
-            })
-        });
-        begun.await.map_err(|_| sqlx::Error::PoolClosed)?
+        match self {
+            Db::Sqlite(pool) => Ok(ClinicTx::Sqlite(SqliteTx {
+                pool: pool.clone(),
+                tx: None,
+            })),
+            Db::Postgres(pool, chains) => {
+                let (pool, chains) = (pool.clone(), chains.clone());
+                let begun = tokio::spawn(async move {
+                    let chain = chains.as_ref().map(TxChains::take).transpose()?;
+                    Ok::<_, sqlx::Error>(ClinicTx::Postgres(pool.begin().await?, chain))
+                });
+                begun.await.map_err(|_| sqlx::Error::PoolClosed)?
+            }
+        }
+    }
+
+    /// This database, its PostgreSQL transactions appending their outcomes to `chains`
+    /// (replica mode); SQLite unchanged.
+    pub fn with_tx_chains(self, chains: Arc<TxChains>) -> Db {
+        match self {
+            Db::Postgres(pool, _) => Db::Postgres(pool, Some(chains)),
+            other => other,
+        }
     }
 
     /// Which database this is: `sqlite` or `postgres`.
     pub fn kind(&self) -> &'static str {
         match self {
             Db::Sqlite(_) => "sqlite",
-            Db::Postgres(_) => "postgres",
+            Db::Postgres(..) => "postgres",
         }
     }
 
@@ -80,14 +215,15 @@ impl ClinicTx {
     /// Runs a statement whose parameters are all text, returning the rows it changed.
     pub async fn execute(&mut self, sql: &str, params: &[&str]) -> Result<u64, sqlx::Error> {
         match self {
-            ClinicTx::Sqlite(tx) => {
+            ClinicTx::Sqlite(lazy) => {
+                let tx = lazy.begun().await?;
                 let mut q = sqlx::query(sql);
                 for p in params {
                     q = q.bind(*p);
                 }
                 Ok(q.execute(&mut **tx).await?.rows_affected())
             }
-            ClinicTx::Postgres(tx) => {
+            ClinicTx::Postgres(tx, _) => {
                 let mut q = sqlx::query(sql);
                 for p in params {
                     q = q.bind(*p);
@@ -100,32 +236,73 @@ impl ClinicTx {
     /// Commits the transaction.
     pub async fn commit(self) -> Result<(), sqlx::Error> {
         match self {
-            ClinicTx::Sqlite(tx) => tx.commit().await,
-            ClinicTx::Postgres(tx) => tx.commit().await,
+            // Never used, never begun: nothing to commit.
+            ClinicTx::Sqlite(SqliteTx { tx, .. }) => match tx {
+                Some(tx) => tx.commit().await,
+                None => Ok(()),
+            },
+            ClinicTx::Postgres(tx, _) => tx.commit().await,
         }
     }
 
     /// Rolls the transaction back.
     pub async fn rollback(self) -> Result<(), sqlx::Error> {
         match self {
-            ClinicTx::Sqlite(tx) => tx.rollback().await,
-            ClinicTx::Postgres(tx) => tx.rollback().await,
+            ClinicTx::Sqlite(SqliteTx { tx, .. }) => match tx {
+                Some(tx) => tx.rollback().await,
+                None => Ok(()),
+            },
+            ClinicTx::Postgres(tx, _) => tx.rollback().await,
         }
     }
+}
+
+/// A transaction that could not begin, as the audit append's error.
+fn not_begun(e: sqlx::Error) -> AuditError {
+    AuditError::Database(format!("the transaction could not begin: {e}"))
 }
 
 impl AsyncTxAppend for ClinicTx {
     fn append_in_tx(&mut self, record: Record) -> AppendFuture<'_> {
         match self {
-            ClinicTx::Sqlite(tx) => tx.append_in_tx(record),
-            ClinicTx::Postgres(tx) => tx.append_in_tx(record),
+            ClinicTx::Sqlite(lazy) => Box::pin(async move {
+                lazy.begun()
+                    .await
+                    .map_err(not_begun)?
+                    .append_in_tx(record)
+                    .await
+            }),
+            ClinicTx::Postgres(tx, None) => tx.append_in_tx(record),
+            ClinicTx::Postgres(tx, Some(chain)) => match &chain.writer {
+                Some(writer) => Box::pin(async move { writer.on(tx).append_in_tx(record).await }),
+                None => tx.append_in_tx(record),
+            },
+        }
+    }
+
+    fn check_ready(&mut self) -> ReadyFuture<'_> {
+        match self {
+            ClinicTx::Sqlite(lazy) => {
+                Box::pin(async move { lazy.begun().await.map_err(not_begun)?.check_ready().await })
+            }
+            ClinicTx::Postgres(tx, None) => tx.check_ready(),
+            ClinicTx::Postgres(tx, Some(chain)) => match &chain.writer {
+                Some(writer) => Box::pin(async move { writer.on(tx).check_ready().await }),
+                None => tx.check_ready(),
+            },
         }
     }
 
     fn swap_call_settings(&mut self, settings: CallSettings) -> SettingsFuture<'_> {
         match self {
-            ClinicTx::Sqlite(tx) => tx.swap_call_settings(settings),
-            ClinicTx::Postgres(tx) => tx.swap_call_settings(settings),
+            ClinicTx::Sqlite(lazy) => Box::pin(async move {
+                lazy.begun()
+                    .await
+                    .map_err(not_begun)?
+                    .swap_call_settings(settings)
+                    .await
+            }),
+            ClinicTx::Postgres(tx, _) => tx.swap_call_settings(settings),
         }
     }
 }
@@ -254,8 +431,11 @@ pub async fn migrate(db: &Db) -> Result<Vec<i64>, MigrateError> {
         };
         let mut tx = db.begin().await.map_err(failed)?;
         match &mut tx {
-            ClinicTx::Sqlite(t) => sqlx::raw_sql(m.sqlite).execute(&mut **t).await.map(drop),
-            ClinicTx::Postgres(t) => sqlx::raw_sql(m.postgres).execute(&mut **t).await.map(drop),
+            ClinicTx::Sqlite(t) => match t.begun().await {
+                Ok(t) => sqlx::raw_sql(m.sqlite).execute(&mut **t).await.map(drop),
+                Err(e) => Err(e),
+            },
+            ClinicTx::Postgres(t, _) => sqlx::raw_sql(m.postgres).execute(&mut **t).await.map(drop),
         }
         .map_err(failed)?;
         let version = m.version.to_string();

@@ -13,9 +13,11 @@
 //!   database's `guardrail_audit` table, so replicas never wait on each other's head row.
 //!   Each replica runs a checkpointer that signs RFC 6962 tree heads over every chain every
 //!   [`TREE_EVERY`] with the demo's checkpoint key; `guardrail audit verify postgres://…
-//!   --checkpoint-key KEY` verifies every replica's chain and every tree head. (The `ok`
-//!   outcomes of transactions stay on the table's default chain, in the transaction of
-//!   the change they record.) The sink is named `postgres`: a policy with `[audit] required
+//!   --checkpoint-key KEY` verifies every replica's chain and every tree head. The `ok`
+//!   outcome of a change is appended in the transaction of the change, to a chain the
+//!   transaction holds alone while it runs (`NAME.tx0`, `NAME.tx1`, …: [`TxChains`]), never
+//!   to the table's default chain, whose one head row would make every replica's every
+//!   change wait on it. The sink is named `postgres`: a policy with `[audit] required
 //!   = ["file", "postgres"]` refuses a call the shared trail cannot record.
 
 use std::sync::{Arc, Mutex};
@@ -33,6 +35,7 @@ use guardrail_core::{
 use tokio::task::JoinHandle;
 
 use crate::config::{DatabaseConfig, ServerConfig};
+use crate::db::TxChains;
 use crate::server::ServerError;
 
 /// How often a replica re-checks the policy store when no notification came.
@@ -62,6 +65,14 @@ pub(crate) struct Opened {
     policy: Policy,
     approvals: PgApprovalStore,
     sink: Arc<PgSink>,
+    tx_chains: Arc<TxChains>,
+}
+
+impl Opened {
+    /// The chains this replica's transactions append their outcomes to.
+    pub(crate) fn tx_chains(&self) -> Arc<TxChains> {
+        self.tx_chains.clone()
+    }
 }
 
 /// Opens the shared parts when `config` names a replica (`None` otherwise): the policy
@@ -78,6 +89,7 @@ pub(crate) async fn open(config: &ServerConfig) -> Result<Option<Opened>, Server
         ));
     };
     let chain = ChainId::new(&name).map_err(|e| replica_error("name", e))?;
+    let tx_chains = Arc::new(TxChains::new(&name).map_err(|e| replica_error("name", e))?);
     let url = url_in_schema(url, schema.as_deref());
     let store = PolicyStore::connect(&url, PolicyStoreOptions::new())
         .await
@@ -116,6 +128,7 @@ pub(crate) async fn open(config: &ServerConfig) -> Result<Option<Opened>, Server
         policy,
         approvals,
         sink,
+        tx_chains,
     }))
 }
 

@@ -132,7 +132,11 @@ pub async fn seed_relations_if_empty(
 /// The count a `SELECT count(*) …` statement returns, inside `tx`.
 async fn count(tx: &mut ClinicTx, sql: &'static str) -> Result<i64, sqlx::Error> {
     match tx {
-        ClinicTx::Sqlite(t) => sqlx::query_scalar(sql).fetch_one(&mut **t).await,
-        ClinicTx::Postgres(t) => sqlx::query_scalar(sql).fetch_one(&mut **t).await,
+        ClinicTx::Sqlite(t) => {
+            sqlx::query_scalar(sql)
+                .fetch_one(&mut **t.begun().await?)
+                .await
+        }
+        ClinicTx::Postgres(t, _) => sqlx::query_scalar(sql).fetch_one(&mut **t).await,
     }
 }

@@ -25,7 +25,7 @@ use tokio::task::JoinHandle;
 
 use crate::config::{DatabaseConfig, ServerConfig, TokenError, TokenTable};
 use crate::db::{Db, MigrateError};
-use crate::directory::ClinicDirectory;
+use crate::directory::{ClinicDirectory, LocalDirectory};
 use crate::routes::{AppState, authenticate, clinic_router};
 use crate::{error_body, seed, trail};
 
@@ -133,7 +133,7 @@ impl Clinic {
                 guardrail_core::audit::sql::sqlx_sqlite::ensure_schema(pool, &AuditTable::default())
                     .await?
             }
-            Db::Postgres(pool) => {
+            Db::Postgres(pool, _) => {
                 guardrail_core::audit::sql::postgres::ensure_schema(pool, &AuditTable::default())
                     .await?
             }
@@ -148,17 +148,29 @@ impl Clinic {
             .map_err(|e| ServerError::Guardrail(e.to_string()))?;
         let alerts = MemoryAlertSink::new();
         let shared = crate::replica::open(&config).await?;
+        let db = match &shared {
+            Some(opened) => db.with_tx_chains(opened.tx_chains()),
+            None => db,
+        };
         let builder = Guardrail::builder()
             .policy(policy)
             .audit(file_sink.clone())
             .audit_key(trail::demo_key())
-            .alerts(alerts.clone())
-            .async_relationships(ClinicDirectory::new(db.clone()))
-            .async_consents(ClinicDirectory::new(db.clone()));
+            .alerts(alerts.clone());
+        // On SQLite the directory reads in the calling thread (`directory` module docs).
+        let builder = match &db {
+            Db::Sqlite(_) => {
+                let local = Arc::new(LocalDirectory::new(&config.data_dir.join(SQLITE_FILE)));
+                builder.relationships(local.clone()).consents(local)
+            }
+            Db::Postgres(..) => builder
+                .async_relationships(ClinicDirectory::new(db.clone()))
+                .async_consents(ClinicDirectory::new(db.clone())),
+        };
         let guardrail = crate::replica::configure(builder, shared.as_ref())
             .build()
             .map_err(|e| ServerError::Guardrail(e.to_string()))?;
-        let pg = if let Db::Postgres(pool) = &db {
+        let pg = if let Db::Postgres(pool, _) = &db {
             Some(pool)
         } else {
             None
@@ -368,11 +380,14 @@ fn is_identifier(name: &str) -> bool {
         && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
+/// The SQLite database's file in the data directory.
+const SQLITE_FILE: &str = "clinic.sqlite";
+
 async fn connect(config: &ServerConfig) -> Result<Db, ServerError> {
     match &config.database {
         DatabaseConfig::Sqlite => {
             let options = SqliteConnectOptions::new()
-                .filename(config.data_dir.join("clinic.sqlite"))
+                .filename(config.data_dir.join(SQLITE_FILE))
                 .create_if_missing(true)
                 .journal_mode(SqliteJournalMode::Wal)
                 .busy_timeout(Duration::from_secs(10));
@@ -413,7 +428,7 @@ async fn connect(config: &ServerConfig) -> Result<Db, ServerError> {
                 .connect_with(options)
                 .await
                 .map_err(failed)?;
-            Ok(Db::Postgres(pool))
+            Ok(Db::Postgres(pool, None))
         }
     }
 }

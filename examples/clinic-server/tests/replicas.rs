@@ -45,6 +45,20 @@ async fn start(url: &str, schema: &str, name: &str, dir: &std::path::Path) -> Ru
         .unwrap()
 }
 
+/// `PUT /provider/patients/p-100/diagnosis` as dr-grey (on p-100's care team), on the
+/// server at `base`.
+async fn update(base: String, diagnosis: &str) -> StatusCode {
+    reqwest::Client::new()
+        .put(format!("{base}/provider/patients/p-100/diagnosis"))
+        .bearer_auth("demo-dr-grey")
+        .header("x-purpose-of-use", "treatment")
+        .json(&json!({ "diagnosis": diagnosis }))
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
 /// `POST /system/cohorts/export` of 150 records as the researcher, on `server`.
 async fn export(server: &RunningServer, approval: Option<&str>) -> (StatusCode, Value) {
     let ids: Vec<&str> = (0..150)
@@ -137,6 +151,21 @@ fn two_replicas_share_policy_approvals_and_trail() {
             .await;
         }
 
+        // Changes on both replicas at once: each commits its `ok` outcome on a chain its
+        // transaction holds alone (`NAME.txN`), none on the default chain's one head row.
+        let updates: Vec<_> = (0..8)
+            .map(|i| {
+                let base = if i % 2 == 0 { a.url() } else { b.url() };
+                tokio::spawn(update(
+                    base,
+                    if i % 2 == 0 { "Asthma" } else { "Asthma, mild" },
+                ))
+            })
+            .collect();
+        for u in updates {
+            assert_eq!(u.await.unwrap(), StatusCode::NO_CONTENT);
+        }
+
         // The shared trail: both chains hold decisions, and a tree head covers them.
         let options: sqlx::postgres::PgConnectOptions = url.parse().unwrap();
         let pool = sqlx::postgres::PgPoolOptions::new()
@@ -170,6 +199,29 @@ fn two_replicas_share_policy_approvals_and_trail() {
         .unwrap();
         let chains: Vec<&str> = decisions.iter().map(|(c, _)| c.as_str()).collect();
         assert_eq!(chains, ["clinic-a", "clinic-b"], "{decisions:?}");
+        let outcomes: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT chain, count(*) FROM guardrail_audit WHERE kind = 'outcome' \
+             AND action = 'chart.update_diagnosis' GROUP BY chain ORDER BY chain",
+        )
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+        assert_eq!(
+            outcomes.iter().map(|(_, n)| n).sum::<i64>(),
+            8,
+            "every change's outcome is in the table: {outcomes:?}"
+        );
+        for (chain, _) in &outcomes {
+            assert!(
+                chain.starts_with("clinic-a.tx") || chain.starts_with("clinic-b.tx"),
+                "an outcome on chain {chain}: {outcomes:?}"
+            );
+        }
+        assert!(
+            outcomes.iter().any(|(c, _)| c.starts_with("clinic-a."))
+                && outcomes.iter().any(|(c, _)| c.starts_with("clinic-b.")),
+            "{outcomes:?}"
+        );
         let report = verify_postgres_trail(
             &pool,
             &AuditTable::default(),

@@ -250,7 +250,7 @@ impl Harness {
         let sql = "SELECT request_id, action FROM change_log ORDER BY id";
         match self.db() {
             Db::Sqlite(p) => sqlx::query_as(sql).fetch_all(p).await.unwrap(),
-            Db::Postgres(p) => sqlx::query_as(sql).fetch_all(p).await.unwrap(),
+            Db::Postgres(p, _) => sqlx::query_as(sql).fetch_all(p).await.unwrap(),
         }
     }
 
@@ -259,7 +259,7 @@ impl Harness {
     pub async fn execute(&self, sql: &str) {
         match self.db() {
             Db::Sqlite(p) => sqlx::query(sql).execute(p).await.map(drop),
-            Db::Postgres(p) => sqlx::query(sql).execute(p).await.map(drop),
+            Db::Postgres(p, _) => sqlx::query(sql).execute(p).await.map(drop),
         }
         .unwrap();
     }
@@ -272,7 +272,7 @@ impl Harness {
                 .fetch_optional(p)
                 .await
                 .unwrap(),
-            Db::Postgres(p) => sqlx::query_scalar(sql)
+            Db::Postgres(p, _) => sqlx::query_scalar(sql)
                 .bind(patient)
                 .fetch_optional(p)
                 .await
@@ -370,7 +370,7 @@ impl Harness {
                 .await
                 .unwrap();
             }
-            Db::Postgres(p) => {
+            Db::Postgres(p, _) => {
                 guardrail_core::audit::sql::postgres::verify_postgres(p, &AuditTable::default())
                     .await
                     .unwrap();
