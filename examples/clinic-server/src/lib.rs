@@ -12,8 +12,9 @@
 //! * **Authentication**: demo bearer tokens from a TOML file ([`config::TokenTable`]), each
 //!   mapped to a principal with roles, jurisdiction and (for patients) their own record.
 //! * **Relationships**: who treats whom and which consents are on file come from the
-//!   clinic's `care_team` and `consents` tables ([`directory::ClinicDirectory`]), loaded
-//!   before each guarded call on a patient.
+//!   clinic's `care_team` and `consents` tables ([`directory::ClinicDirectory`] on
+//!   PostgreSQL, [`directory::LocalDirectory`] on SQLite), loaded before each guarded call
+//!   on a patient.
 //! * **Routes**: every clinic action under each endpoint's prefix (`/provider`, `/patient`,
 //!   `/admin`, `/system`, see [`routes`]): the policy, not the router, decides which
 //!   combination is allowed. `/metrics` serves Prometheus text.
