@@ -18,7 +18,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use guardrail_core::mask::{default_scanner, scrub_text};
+use guardrail_core::mask::scrub_text;
 use guardrail_core::registry::{self, ActionDescriptor};
 use guardrail_core::{
     AgentId, Context, Effect, Endpoint, GuardError, Guardrail, HeldOutcomes, Policy, Principal,
@@ -26,7 +26,9 @@ use guardrail_core::{
 };
 use serde_json::{Map, Value};
 
+mod render;
 mod server;
+pub use render::{result_digest, scrub_json, scrub_json_in_place};
 pub use server::{APPROVAL_ARGUMENT, Authenticate, GuardedServer};
 
 /// A tool's handler: the session's context and the call's arguments, to the JSON of the
@@ -356,7 +358,7 @@ impl Session {
         // On an error the holder is dropped: held outcomes are recorded as `undelivered`.
         let mut value = (tool.handler)(&ctx, arguments)?;
         scrub_json_in_place(&mut value);
-        let text = value.to_string();
+        let text = render::render(&value)?;
         let digest = result_digest(&text);
         held.release(&[(RESULT_DIGEST, digest.clone())])
             .map_err(ToolError::from)?;
@@ -390,12 +392,6 @@ fn base_context(g: &Guardrail, config: &SessionConfig, agent: &AgentId, id: &str
 /// The `detail` key of an outcome event holding the digest of the delivered result.
 pub const RESULT_DIGEST: &str = "result_digest";
 
-/// SHA-256 (lowercase hex) of `text`: the digest recorded for a delivered result.
-pub fn result_digest(text: &str) -> String {
-    use sha2::Digest as _;
-    hex::encode(sha2::Sha256::digest(text.as_bytes()))
-}
-
 /// What a tool call delivered to the model.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Delivered {
@@ -423,49 +419,5 @@ impl Delivered {
     /// The exact text sent to the model, taken out (no copy).
     pub fn into_text(self) -> String {
         self.text
-    }
-}
-
-/// Passes every string of `value` (keys and values) through [`scrub_text`].
-pub fn scrub_json(mut value: Value) -> Value {
-    scrub_json_in_place(&mut value);
-    value
-}
-
-/// [`scrub_json`] in place: every string (keys and values) is scanned; only one holding an
-/// identifier is replaced (by [`scrub_text`]'s masked text), so a clean result is scanned
-/// once and never copied.
-pub fn scrub_json_in_place(value: &mut Value) {
-    match value {
-        Value::String(s) => {
-            if let Some(masked) = scrubbed(s) {
-                *s = masked;
-            }
-        }
-        Value::Array(items) => items.iter_mut().for_each(scrub_json_in_place),
-        Value::Object(map) => {
-            if map.keys().any(|k| scrubbed(k).is_some()) {
-                // A key holds an identifier: rebuild the map with scrubbed keys (rare).
-                *map = std::mem::take(map)
-                    .into_iter()
-                    .map(|(k, mut v)| {
-                        scrub_json_in_place(&mut v);
-                        (scrubbed(&k).unwrap_or(k), v)
-                    })
-                    .collect();
-            } else {
-                map.values_mut().for_each(scrub_json_in_place);
-            }
-        }
-        Value::Null | Value::Bool(_) | Value::Number(_) => {}
-    }
-}
-
-/// The masked text of `text` if the scanner finds an identifier in it, `None` if it is clean.
-fn scrubbed(text: &str) -> Option<String> {
-    if default_scanner().find(text).is_empty() {
-        None
-    } else {
-        Some(scrub_text(text))
     }
 }
