@@ -15,10 +15,12 @@
 #![forbid(unsafe_code)]
 
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use guardrail_core::mask::{default_scanner, scrub_text};
+use guardrail_core::mask::scrub_text;
 use guardrail_core::registry::{self, ActionDescriptor};
 use guardrail_core::{
     AgentId, Context, Effect, Endpoint, GuardError, Guardrail, HeldOutcomes, Policy, Principal,
@@ -26,12 +28,30 @@ use guardrail_core::{
 };
 use serde_json::{Map, Value};
 
+mod render;
 mod server;
+pub use render::{result_digest, scrub_json, scrub_json_in_place};
 pub use server::{APPROVAL_ARGUMENT, Authenticate, GuardedServer};
 
 /// A tool's handler: the session's context and the call's arguments, to the JSON of the
 /// (already masked) `Ok` value.
 pub type Handler = dyn Fn(&Context, &Map<String, Value>) -> Result<Value, ToolError> + Send + Sync;
+
+/// The future an async tool's handler returns.
+pub type ToolFuture = Pin<Box<dyn Future<Output = Result<Value, ToolError>> + Send>>;
+
+/// An async tool's handler: its own copy of the session's context and of the call's
+/// arguments, to the future of the JSON of the (already masked) `Ok` value. Its guarded
+/// calls are `async fn` actions, which await the durability of their events instead of
+/// blocking the thread.
+pub type AsyncHandler = dyn Fn(Context, Map<String, Value>) -> ToolFuture + Send + Sync;
+
+/// How a tool runs.
+#[derive(Clone)]
+enum Body {
+    Sync(Arc<Handler>),
+    Async(Arc<AsyncHandler>),
+}
 
 /// One tool: an MCP name wrapping the guarded action it calls.
 #[derive(Clone)]
@@ -39,7 +59,7 @@ pub struct Tool {
     name: Arc<str>,
     action: &'static str,
     description: Arc<str>,
-    handler: Arc<Handler>,
+    body: Body,
 }
 
 impl fmt::Debug for Tool {
@@ -66,7 +86,27 @@ impl Tool {
             name: Arc::from(name.as_ref()),
             action,
             description: Arc::from(description.as_ref()),
-            handler: Arc::new(handler),
+            body: Body::Sync(Arc::new(handler)),
+        }
+    }
+
+    /// A tool `name` calling the guarded `async fn` action named `action` through the async
+    /// `handler`. Only [`Session::call_async`] (what [`GuardedServer`] uses) runs it.
+    pub fn new_async<F>(
+        name: impl AsRef<str>,
+        action: &'static str,
+        description: impl AsRef<str>,
+        handler: impl Fn(Context, Map<String, Value>) -> F + Send + Sync + 'static,
+    ) -> Tool
+    where
+        F: Future<Output = Result<Value, ToolError>> + Send + 'static,
+    {
+        let handler = move |ctx, args| -> ToolFuture { Box::pin(handler(ctx, args)) };
+        Tool {
+            name: Arc::from(name.as_ref()),
+            action,
+            description: Arc::from(description.as_ref()),
+            body: Body::Async(Arc::new(handler)),
         }
     }
 
@@ -335,13 +375,67 @@ impl Session {
     /// The `ok` outcome events of the guarded calls the tool makes are held until the result
     /// is rendered, then appended with `detail.result_digest`: the SHA-256 (hex) of
     /// [`Delivered::text`], exactly what the model receives. If they cannot be recorded the
-    /// result is withheld (fail closed).
+    /// result is withheld (fail closed). Waits on the thread for the trail's durability; an
+    /// async server calls [`Session::call_async`] instead. An async tool
+    /// ([`Tool::new_async`]) is refused here.
     pub fn call(
         &self,
         name: &str,
         arguments: &Map<String, Value>,
         approval: Option<&str>,
     ) -> Result<Delivered, ToolError> {
+        let (tool, held, ctx) = self.start(name, approval)?;
+        let Body::Sync(handler) = &tool.body else {
+            return Err(ToolError::Failed(
+                "this tool is async: it runs only in an async server".into(),
+            ));
+        };
+        // On an error the holder is dropped: held outcomes are recorded as `undelivered`.
+        let (value, text, digest) = deliverable(handler(&ctx, arguments)?)?;
+        held.release(&[(RESULT_DIGEST, digest.clone())])
+            .map_err(ToolError::from)?;
+        Ok(Delivered {
+            value,
+            text,
+            digest,
+        })
+    }
+
+    /// [`Session::call`] for an async server: the held outcome events are queued and their
+    /// durability awaited, never waited for on the thread, and an async tool's guarded
+    /// calls await theirs too. (A sync tool's guarded calls still record their decision
+    /// events on the thread, as sync actions do.) Nothing is delivered before every outcome
+    /// event is durable.
+    pub async fn call_async(
+        &self,
+        name: &str,
+        arguments: &Map<String, Value>,
+        approval: Option<&str>,
+    ) -> Result<Delivered, ToolError> {
+        let (tool, held, ctx) = self.start(name, approval)?;
+        // On an error the holder is dropped: held outcomes are recorded as `undelivered`.
+        let value = match &tool.body {
+            Body::Sync(handler) => handler(&ctx, arguments)?,
+            Body::Async(handler) => handler(ctx, arguments.clone()).await?,
+        };
+        let (value, text, digest) = deliverable(value)?;
+        held.release_async(&[(RESULT_DIGEST, digest.clone())])
+            .await
+            .map_err(ToolError::from)?;
+        Ok(Delivered {
+            value,
+            text,
+            digest,
+        })
+    }
+
+    /// The offered tool `name`, a holder for its outcome events, and its context: the
+    /// session's, under a new request id, holding its `ok` outcomes.
+    fn start(
+        &self,
+        name: &str,
+        approval: Option<&str>,
+    ) -> Result<(&Tool, HeldOutcomes, Context), ToolError> {
         let tool = self
             .tools
             .iter()
@@ -353,19 +447,16 @@ impl Session {
         if let Some(id) = approval {
             ctx = ctx.approval(guardrail_core::approval::ApprovalId::new(id));
         }
-        // On an error the holder is dropped: held outcomes are recorded as `undelivered`.
-        let mut value = (tool.handler)(&ctx, arguments)?;
-        scrub_json_in_place(&mut value);
-        let text = value.to_string();
-        let digest = result_digest(&text);
-        held.release(&[(RESULT_DIGEST, digest.clone())])
-            .map_err(ToolError::from)?;
-        Ok(Delivered {
-            value,
-            text,
-            digest,
-        })
+        Ok((tool, held, ctx))
     }
+}
+
+/// A tool's JSON as delivered: scrubbed, its compact text, and the text's digest.
+fn deliverable(mut value: Value) -> Result<(Value, String, String), ToolError> {
+    scrub_json_in_place(&mut value);
+    let text = render::render(&value)?;
+    let digest = result_digest(&text);
+    Ok((value, text, digest))
 }
 
 /// The context every call of a session starts from: the person, the agent, the session id,
@@ -389,12 +480,6 @@ fn base_context(g: &Guardrail, config: &SessionConfig, agent: &AgentId, id: &str
 
 /// The `detail` key of an outcome event holding the digest of the delivered result.
 pub const RESULT_DIGEST: &str = "result_digest";
-
-/// SHA-256 (lowercase hex) of `text`: the digest recorded for a delivered result.
-pub fn result_digest(text: &str) -> String {
-    use sha2::Digest as _;
-    hex::encode(sha2::Sha256::digest(text.as_bytes()))
-}
 
 /// What a tool call delivered to the model.
 #[derive(Debug, Clone, PartialEq)]
@@ -423,49 +508,5 @@ impl Delivered {
     /// The exact text sent to the model, taken out (no copy).
     pub fn into_text(self) -> String {
         self.text
-    }
-}
-
-/// Passes every string of `value` (keys and values) through [`scrub_text`].
-pub fn scrub_json(mut value: Value) -> Value {
-    scrub_json_in_place(&mut value);
-    value
-}
-
-/// [`scrub_json`] in place: every string (keys and values) is scanned; only one holding an
-/// identifier is replaced (by [`scrub_text`]'s masked text), so a clean result is scanned
-/// once and never copied.
-pub fn scrub_json_in_place(value: &mut Value) {
-    match value {
-        Value::String(s) => {
-            if let Some(masked) = scrubbed(s) {
-                *s = masked;
-            }
-        }
-        Value::Array(items) => items.iter_mut().for_each(scrub_json_in_place),
-        Value::Object(map) => {
-            if map.keys().any(|k| scrubbed(k).is_some()) {
-                // A key holds an identifier: rebuild the map with scrubbed keys (rare).
-                *map = std::mem::take(map)
-                    .into_iter()
-                    .map(|(k, mut v)| {
-                        scrub_json_in_place(&mut v);
-                        (scrubbed(&k).unwrap_or(k), v)
-                    })
-                    .collect();
-            } else {
-                map.values_mut().for_each(scrub_json_in_place);
-            }
-        }
-        Value::Null | Value::Bool(_) | Value::Number(_) => {}
-    }
-}
-
-/// The masked text of `text` if the scanner finds an identifier in it, `None` if it is clean.
-fn scrubbed(text: &str) -> Option<String> {
-    if default_scanner().find(text).is_empty() {
-        None
-    } else {
-        Some(scrub_text(text))
     }
 }

@@ -172,7 +172,11 @@ impl ServerHandler for GuardedServer {
             Some(Value::String(s)) => Some(s),
             _ => None,
         };
-        let result = match session.call(&request.name, &args, approval.as_deref()) {
+        // Awaits the trail's durability instead of blocking the worker on it.
+        let result = match session
+            .call_async(&request.name, &args, approval.as_deref())
+            .await
+        {
             Ok(delivered) => {
                 CallToolResult::success(vec![ContentBlock::text(delivered.into_text())])
             }

@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use guardrail_audit::Record;
 
 use crate::error::GuardError;
-use crate::guardrail::Guardrail;
+use crate::guardrail::{Deferred, Guardrail};
 use crate::policy::Policy;
 
 /// One held outcome event and where it goes.
@@ -133,6 +133,57 @@ impl HeldOutcomes {
             action,
             record,
         });
+    }
+
+    /// [`HeldOutcomes::release`] without holding a thread for durability (how an async tool
+    /// server delivers): every held outcome event is queued in the sinks
+    /// (`AuditSink::submit`) with `detail` added, and the returned future waits until each
+    /// is durable, as an `async fn` action's outcome is awaited
+    /// ([`Call::finish_async`](crate::runtime::Call::finish_async)). Everything is queued
+    /// before the future first runs: it holds no borrow of `detail`, and dropped early it
+    /// still leaves every event in the trail.
+    ///
+    /// # Errors
+    ///
+    /// `AuditUnavailable` for the first event a required sink refused or could not make
+    /// durable: the result must not be delivered. An event after one a sink refused at once
+    /// is still queued (marked `undelivered`).
+    pub fn release_async(
+        &self,
+        detail: &[(&str, String)],
+    ) -> impl std::future::Future<Output = Result<(), GuardError>> + Send + use<> {
+        let held = std::mem::take(&mut *self.inner.lock());
+        let mut first_failure = None;
+        let mut queued = Vec::with_capacity(held.len());
+        for mut h in held {
+            if first_failure.is_some() {
+                h.record
+                    .detail
+                    .insert("result".into(), "undelivered".into());
+            } else {
+                for (k, v) in detail {
+                    h.record.detail.insert((*k).to_owned(), v.clone());
+                }
+            }
+            let mut defer = Deferred::default();
+            match h
+                .guardrail
+                .append_with(&h.policy, h.record, Some(&mut defer))
+            {
+                Ok(_) => queued.push((h.guardrail, h.action, defer)),
+                Err(f) => {
+                    first_failure.get_or_insert(f.into_guard_error(h.action, "outcome"));
+                }
+            }
+        }
+        async move {
+            for (guardrail, action, defer) in queued {
+                if let Err(f) = defer.settle(&guardrail).await {
+                    first_failure.get_or_insert(f.into_guard_error(action, "outcome"));
+                }
+            }
+            first_failure.map_or(Ok(()), Err)
+        }
     }
 
     /// Appends every held outcome event, in the order held, each with `detail` added.
