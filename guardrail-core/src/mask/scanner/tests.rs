@@ -347,3 +347,29 @@ fn a_state_code_must_start_its_word_or_follow_punctuation() {
         ]
     );
 }
+
+#[test]
+fn hope_needs_an_ipv6_colon_or_a_scheme_colon() {
+    use trigger::hope;
+    // The `:` left after a date (`Addendum 03/14/2024: patient called…`) can start neither.
+    assert_eq!(
+        hope(b":"),
+        trigger::Hope {
+            bounded: false,
+            open: false
+        }
+    );
+    assert!(!hope(b"x: y").bounded && !hope(b"x: y").open);
+    // IPv6 groups of hex letters only, and a scheme without digits, still may.
+    assert!(hope(b"dead:beef::").bounded && hope(b"sftp://x").open);
+    assert_eq!(
+        kinds("ip dead:beef:cafe:babe:dead:beef:cafe:babe, at sftp://x.example/a: ok"),
+        vec![
+            (
+                IdentifierKind::Ip,
+                "dead:beef:cafe:babe:dead:beef:cafe:babe".to_owned()
+            ),
+            (IdentifierKind::Url, "sftp://x.example/a".to_owned())
+        ]
+    );
+}

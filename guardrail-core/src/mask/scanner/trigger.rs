@@ -216,11 +216,13 @@ impl Hope {
 }
 
 /// Which automata may match in `slice` (at most [`SHORT_SLICE`] bytes, else [`Hope::ANY`]),
-/// with the built-in patterns. Every bounded pattern's match holds a `:` (IPv6) or at least
-/// four digits (IPv4, numeric and named dates, ZIP, MRN, phone, SSN, account), and each of
-/// the latter also needs a letter, a `#`, three digit runs (dates, IPv4) or at least nine
-/// digits: so not `120/80,`, `99213`, `2015.` (only digits and separators, at most five
-/// digits in at most two runs). An email needs an `@`, a URL a `:` or `www.`.
+/// with the built-in patterns. Every bounded pattern's match holds a `:` right after a hex
+/// digit or another `:` (IPv6, whose match starts with a hex digit) or at least four digits
+/// (IPv4, numeric and named dates, ZIP, MRN, phone, SSN, account), and each of the latter
+/// also needs a letter, a `#`, three digit runs (dates, IPv4) or at least nine digits: so
+/// not `120/80,`, `99213`, `2015.` (only digits and separators, at most five digits in at
+/// most two runs), nor the `:` left after a date (`03/14/2024:`). An email needs an `@`, a
+/// URL a `:/` or `www.`.
 pub(super) fn hope(slice: &[u8]) -> Hope {
     if slice.len() > SHORT_SLICE {
         return Hope::ANY;
@@ -230,6 +232,10 @@ pub(super) fn hope(slice: &[u8]) -> Hope {
     let mut runs = 0u32;
     let mut previous = 0u8;
     let mut seen = 0u8;
+    let mut before = 0u8;
+    // A `:` after a hex digit or a `:` (IPv6), a `/` after a `:` (a URL's scheme).
+    let mut ipv6_colon = false;
+    let mut colon_slash = false;
     for &b in slice {
         let class = HOPE_CLASS[usize::from(b)];
         let digit = class & HOPE_DIGIT;
@@ -237,8 +243,10 @@ pub(super) fn hope(slice: &[u8]) -> Hope {
         runs += u32::from(digit & !previous);
         previous = digit;
         seen |= class;
+        ipv6_colon |= (class & HOPE_COLON != 0) & (before & (HOPE_HEX | HOPE_COLON) != 0);
+        colon_slash |= (class & HOPE_SLASH != 0) & (before & HOPE_COLON != 0);
+        before = class;
     }
-    let colon = seen & HOPE_COLON != 0;
     // A `.` after `www` (any case); only looked for when the slice has both.
     let www = seen & (HOPE_DOT | HOPE_W) == HOPE_DOT | HOPE_W
         && slice
@@ -246,19 +254,21 @@ pub(super) fn hope(slice: &[u8]) -> Hope {
             .any(|w| w[3] == b'.' && w[..3].eq_ignore_ascii_case(b"www"));
     let only_numeric = seen & HOPE_OTHER == 0;
     Hope {
-        bounded: colon || (digits >= 4 && !(only_numeric && digits <= 5 && runs <= 2)),
-        open: seen & HOPE_AT != 0 || www || colon,
+        bounded: ipv6_colon || (digits >= 4 && !(only_numeric && digits <= 5 && runs <= 2)),
+        open: seen & HOPE_AT != 0 || www || colon_slash,
     }
 }
 
 /// [`HOPE_CLASS`] bits: a digit (the lowest bit, so it counts), a byte that is neither a
-/// digit nor a digit separator, `:`, `@`, `.`, `w` or `W`.
+/// digit nor a digit separator, `:`, `@`, `.`, `w` or `W`, a hex digit, `/`.
 const HOPE_DIGIT: u8 = 1;
 const HOPE_OTHER: u8 = 2;
 const HOPE_COLON: u8 = 4;
 const HOPE_AT: u8 = 8;
 const HOPE_DOT: u8 = 16;
 const HOPE_W: u8 = 32;
+const HOPE_HEX: u8 = 64;
+const HOPE_SLASH: u8 = 128;
 
 /// The class bits [`hope`] needs of each byte.
 static HOPE_CLASS: [u8; 256] = {
@@ -267,6 +277,9 @@ static HOPE_CLASS: [u8; 256] = {
     while b < 256 {
         let byte = b as u8;
         let mut class = 0;
+        if byte.is_ascii_hexdigit() {
+            class |= HOPE_HEX;
+        }
         if byte.is_ascii_digit() {
             class |= HOPE_DIGIT;
         } else if !is_digit_separator(byte) {
@@ -277,6 +290,7 @@ static HOPE_CLASS: [u8; 256] = {
             b'@' => class |= HOPE_AT,
             b'.' => class |= HOPE_DOT,
             b'w' | b'W' => class |= HOPE_W,
+            b'/' => class |= HOPE_SLASH,
             _ => {}
         }
         t[b] = class;
