@@ -232,10 +232,6 @@ pub(super) fn hope(slice: &[u8]) -> Hope {
     let mut runs = 0u32;
     let mut previous = 0u8;
     let mut seen = 0u8;
-    let mut before = 0u8;
-    // A `:` after a hex digit or a `:` (IPv6), a `/` after a `:` (a URL's scheme).
-    let mut ipv6_colon = false;
-    let mut colon_slash = false;
     for &b in slice {
         let class = HOPE_CLASS[usize::from(b)];
         let digit = class & HOPE_DIGIT;
@@ -243,10 +239,20 @@ pub(super) fn hope(slice: &[u8]) -> Hope {
         runs += u32::from(digit & !previous);
         previous = digit;
         seen |= class;
-        ipv6_colon |= (class & HOPE_COLON != 0) & (before & (HOPE_HEX | HOPE_COLON) != 0);
-        colon_slash |= (class & HOPE_SLASH != 0) & (before & HOPE_COLON != 0);
-        before = class;
     }
+    // A `:` after a hex digit or a `:` (IPv6), a `:/` (a URL's scheme); only looked for
+    // when the slice has a `:`.
+    let (ipv6_colon, colon_slash) = if seen & HOPE_COLON == 0 {
+        (false, false)
+    } else {
+        slice.windows(2).fold((false, false), |(ipv6, url), pair| {
+            let (before, next) = (HOPE_CLASS[usize::from(pair[0])], pair[1]);
+            (
+                ipv6 || (next == b':' && before & (HOPE_HEX | HOPE_COLON) != 0),
+                url || (before & HOPE_COLON != 0 && next == b'/'),
+            )
+        })
+    };
     // A `.` after `www` (any case); only looked for when the slice has both.
     let www = seen & (HOPE_DOT | HOPE_W) == HOPE_DOT | HOPE_W
         && slice
@@ -260,7 +266,7 @@ pub(super) fn hope(slice: &[u8]) -> Hope {
 }
 
 /// [`HOPE_CLASS`] bits: a digit (the lowest bit, so it counts), a byte that is neither a
-/// digit nor a digit separator, `:`, `@`, `.`, `w` or `W`, a hex digit, `/`.
+/// digit nor a digit separator, `:`, `@`, `.`, `w` or `W`, a hex digit.
 const HOPE_DIGIT: u8 = 1;
 const HOPE_OTHER: u8 = 2;
 const HOPE_COLON: u8 = 4;
@@ -268,7 +274,6 @@ const HOPE_AT: u8 = 8;
 const HOPE_DOT: u8 = 16;
 const HOPE_W: u8 = 32;
 const HOPE_HEX: u8 = 64;
-const HOPE_SLASH: u8 = 128;
 
 /// The class bits [`hope`] needs of each byte.
 static HOPE_CLASS: [u8; 256] = {
@@ -290,7 +295,6 @@ static HOPE_CLASS: [u8; 256] = {
             b'@' => class |= HOPE_AT,
             b'.' => class |= HOPE_DOT,
             b'w' | b'W' => class |= HOPE_W,
-            b'/' => class |= HOPE_SLASH,
             _ => {}
         }
         t[b] = class;
