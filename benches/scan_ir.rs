@@ -4,6 +4,15 @@
 //! `cargo bench -p guardrail-benches --bench scan_ir --no-run`, then
 //! `valgrind --tool=callgrind --toggle-collect='scan_ir::measure_*' <binary> scanner` (or
 //! `regexset`); compare the `Ir` totals. The notes are built outside the collected function.
+//!
+//! An optional second argument repeats the counted pass that many times (default 1), for
+//! `perf stat -e cycles:u` on a loaded machine (user-mode cycles do not count the time other
+//! processes hold the CPU): the cycles of `<binary> scanner 200` minus those of
+//! `<binary> scanner 0`, over 200, are the cycles of one pass.
+//!
+//! `<binary> adversarial ip|phone|ssn <KiB> [passes]` scans one of `scan_adversarial`'s
+//! inputs (`benches/scan.rs`) of that size instead: with `perf stat -e task-clock` and the
+//! smallest of several runs, the CPU time per size on a loaded machine.
 
 #[path = "../tests/corpus/mod.rs"]
 #[expect(
@@ -18,16 +27,26 @@ use std::hint::black_box;
 
 use guardrail_core::mask::scanner::Scanner;
 
-/// The counted pass (a separate symbol from the warm-up one, for `--toggle-collect`).
+/// The counted passes (a separate symbol from the warm-up one, for `--toggle-collect`; a
+/// loop, so the compiler cannot merge the two identical functions into one symbol and count
+/// the warm-up pass too).
 #[inline(never)]
-fn measure_scanner(scanner: &Scanner, notes: &[String]) -> usize {
-    run_scanner(scanner, notes)
+fn measure_scanner(scanner: &Scanner, notes: &[String], passes: usize) -> usize {
+    (0..passes).map(|_| run_scanner(scanner, notes)).sum()
 }
 
-/// The counted pass of the baseline.
+/// The counted passes of the baseline.
 #[inline(never)]
-fn measure_regexset(set: &regex::RegexSet, notes: &[String]) -> usize {
-    run_regexset(set, notes)
+fn measure_regexset(set: &regex::RegexSet, notes: &[String], passes: usize) -> usize {
+    (0..passes).map(|_| run_regexset(set, notes)).sum()
+}
+
+/// The counted passes over one adversarial input.
+#[inline(never)]
+fn measure_adversarial(scanner: &Scanner, text: &str, passes: usize) -> usize {
+    (0..passes)
+        .map(|_| scanner.find(black_box(text)).len())
+        .sum()
 }
 
 #[inline(never)]
@@ -43,18 +62,36 @@ fn run_regexset(set: &regex::RegexSet, notes: &[String]) -> usize {
 fn main() {
     let notes = scan_baseline::dense_notes();
     let which = std::env::args().nth(1).unwrap_or_default();
+    let arg = |n: usize| std::env::args().nth(n);
+    let number =
+        |n: usize, default: usize| arg(n).map_or(default, |a| a.parse().expect("a number"));
     // Warm both up once (lazy DFA caches fill on first use), then the counted pass.
     match which.as_str() {
         "scanner" => {
             let scanner = Scanner::default();
             black_box(run_scanner(&scanner, &notes));
-            println!("{}", measure_scanner(&scanner, &notes));
+            println!("{}", measure_scanner(&scanner, &notes, number(2, 1)));
         }
         "regexset" => {
             let set = scan_baseline::regexset_4();
             black_box(run_regexset(&set, &notes));
-            println!("{}", measure_regexset(&set, &notes));
+            println!("{}", measure_regexset(&set, &notes, number(2, 1)));
         }
-        _ => eprintln!("usage: scan_ir scanner|regexset"),
+        "adversarial" => {
+            let unit = match arg(2).as_deref() {
+                Some("ip") => "999.999.999.999.",
+                Some("phone") => "123-123-1234-",
+                Some("ssn") => "000-12-3456-",
+                _ => panic!("usage: scan_ir adversarial ip|phone|ssn <KiB> [passes]"),
+            };
+            let len = number(3, 64) << 10;
+            let text = unit.repeat(len.div_ceil(unit.len()));
+            let scanner = Scanner::default();
+            black_box(scanner.find(&text).len());
+            println!("{}", measure_adversarial(&scanner, &text, number(4, 1)));
+        }
+        _ => eprintln!(
+            "usage: scan_ir scanner|regexset [passes] | adversarial ip|phone|ssn <KiB> [passes]"
+        ),
     }
 }

@@ -10,10 +10,15 @@
 //! each into a *window*: the trigger's word, forward to whitespace, and back over up to four
 //! words within [`LOOKBACK`] bytes (room for a cue such as `Fax:` or `MRN #`), but only as
 //! far as a word that may start a match: one holding a cue or month stem, or a word ending
-//! in a state code right before the digits; any other built-in match starts in the digits'
-//! own word. Short windows (and the rest of a window after a match) that cannot hold an
-//! identifier (`120/80,`) are not searched at all.
+//! in a state code right before the digits (`MA`, `(MA,`, not the `DC` of `NDC`, which no
+//! `\b` precedes); any other built-in match starts in the digits' own word. Short windows
+//! (and the rest of a window after a match) that cannot hold an identifier (`120/80,`, the
+//! `:` after a date) are not searched at all.
 //! Only the windows are searched; the text between windows is never looked at again.
+//! Each search is first anchored where a match most likely starts: the window's start, or
+//! the first byte after whitespace once a match is behind (no built-in match starts at
+//! whitespace; a unit test checks each pattern's automaton): a match found there needs no
+//! reverse pass to find its start.
 //! Look-around (`\b`) still sees the bytes outside a window, so a window search finds exactly
 //! what a search of the whole text finds; the tests check the two agree on the corpus and on
 //! random text.

@@ -56,16 +56,21 @@ static STATE_PAIRS: [u32; 26] = {
     t
 };
 
-/// True if `word` ends in a state code (then perhaps a comma), as the word before the
-/// digits of a `MA 02115` ZIP must.
+/// True if `word` ends in a state code (then perhaps a comma) that starts at a word
+/// boundary (`\b` in [`zip_state_pattern`]: the word's start or a byte that is not a letter,
+/// digit or `_`), as the word before the digits of a `MA 02115` ZIP must: so `(MA,` but not
+/// `NDC` (whose `DC` follows a letter).
 pub(super) fn ends_in_state(word: &[u8]) -> bool {
     let word = word.strip_suffix(b",").unwrap_or(word);
-    let [.., a, b] = word else {
+    let [before @ .., a, b] = word else {
         return false;
     };
     a.is_ascii_uppercase()
         && b.is_ascii_uppercase()
         && STATE_PAIRS[usize::from(a - b'A')] & (1 << (b - b'A')) != 0
+        && before
+            .last()
+            .is_none_or(|&c| !(c.is_ascii_alphanumeric() || c == b'_'))
 }
 
 pub(super) fn zip_state_pattern() -> String {

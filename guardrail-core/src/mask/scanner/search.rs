@@ -4,8 +4,9 @@ use super::*;
 use regex_automata::Anchored;
 use trigger::Hope;
 
-/// The shortest window whose first search is anchored at its start (a shorter one holds
-/// at most a short identifier, and the extra search would cost more than it saves).
+/// Without the prefilter (custom patterns, or the whole text), the shortest span whose first
+/// search is anchored at its start (a shorter one holds at most a short identifier, and the
+/// extra search would cost more than it saves).
 const ANCHORED_MIN_LEN: usize = 8;
 /// The findings a scan makes room for at its first.
 const FIRST_CAPACITY: usize = 16;
@@ -27,10 +28,11 @@ impl Inner {
         let mut at = span.start;
         let open_stream = if open { self.open.as_ref() } else { None };
         let mut next = [Lane::new(self.bounded.as_ref()), Lane::new(open_stream)];
-        // A window starts where a match most likely starts (a cue, a date, a phone number):
-        // its first search is anchored there (see `Stream::next`), if it is long enough
-        // for the identifiers that start there.
-        let mut first = end - at >= ANCHORED_MIN_LEN;
+        // A window starts where a match most likely starts (a cue, a date, a phone number),
+        // and so does the first word after a match (`03/14/1985    MRN: 1234567`): each
+        // search is first anchored there (see `Stream::next`). Without the prefilter, only
+        // the first search of a span long enough for the identifiers that start there.
+        let mut first = true;
         while at < end {
             // Short spans, and what is left of one after a match, that cannot hold a
             // built-in identifier for an automaton (`120/80,`, the `,` after a date, an
@@ -43,8 +45,15 @@ impl Inner {
                 _ => Hope::ANY,
             };
             let [b, o] = &mut next;
-            b.refill(self, text, at, end, hope.bounded, first, work);
-            o.refill(self, text, at, end, hope.open, first, work);
+            let anchor = if skip {
+                Anchor::AfterSpace
+            } else if first && end - at >= ANCHORED_MIN_LEN {
+                Anchor::At
+            } else {
+                Anchor::No
+            };
+            b.refill(self, text, at, end, hope.bounded, anchor, work);
+            o.refill(self, text, at, end, hope.open, anchor, work);
             first = false;
             let lane = match (&b.candidate, &o.candidate) {
                 (Some(x), Some(y)) if (y.start, y.index) < (x.start, x.index) => o,
@@ -126,6 +135,19 @@ pub(super) struct Hints {
     pub(super) sure: bool,
 }
 
+/// Where a stream's search for its next candidate is first anchored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Anchor {
+    /// Nowhere: unanchored searches only.
+    No,
+    /// At the position the search starts from.
+    At,
+    /// At the first byte from there that is not ASCII whitespace: no built-in pattern's
+    /// match starts at whitespace, so the bytes before it are skipped. Only with the
+    /// built-in patterns (a custom MRN pattern may start anywhere).
+    AfterSpace,
+}
+
 /// One stream's next validated candidate at or after some position.
 pub(super) struct Lane<'s> {
     stream: Option<&'s Stream>,
@@ -146,7 +168,7 @@ impl<'s> Lane<'s> {
     /// Makes `candidate` the stream's first validated candidate starting at or after `at`
     /// (kept if it already is: which match starts where does not depend on where a search
     /// began, so an earlier search's answer stands).
-    /// `hope` false: the stream cannot match in `at..end`, so it is not searched; `first`
+    /// `hope` false: the stream cannot match in `at..end`, so it is not searched; `anchor`
     /// as in [`Stream::next`].
     #[expect(
         clippy::too_many_arguments,
@@ -159,7 +181,7 @@ impl<'s> Lane<'s> {
         at: usize,
         end: usize,
         hope: bool,
-        first: bool,
+        anchor: Anchor,
         work: &mut ScanWork,
     ) {
         let Some(stream) = self.stream else {
@@ -175,7 +197,7 @@ impl<'s> Lane<'s> {
             self.exhausted_from = Some(at);
             return;
         }
-        self.candidate = stream.next(inner, text, at, end, first, work);
+        self.candidate = stream.next(inner, text, at, end, anchor, work);
         if self.candidate.is_none() {
             self.exhausted_from = Some(at);
         }
@@ -189,8 +211,8 @@ impl Stream {
     /// resumes one byte after its start, since a valid identifier may hide inside) costs at
     /// most `span` bytes however long the window: linear time overall.
     ///
-    /// `first`: `from` is where a match most likely starts, so the first search is anchored
-    /// there. An anchored search that finds a match needs no second, reverse pass to find
+    /// `anchor`: where a match most likely starts (`from`, or the first byte after
+    /// whitespace there), so the first search is anchored there. An anchored search that finds a match needs no second, reverse pass to find
     /// where the match starts (an unanchored one does); one that finds none has cost one
     /// search and moves on one character, as a rejected candidate does.
     fn next(
@@ -199,11 +221,18 @@ impl Stream {
         text: &str,
         from: usize,
         end: usize,
-        first: bool,
+        anchor: Anchor,
         work: &mut ScanWork,
     ) -> Option<Candidate> {
         let mut at = from;
-        let mut anchored = first;
+        if anchor == Anchor::AfterSpace {
+            let rest = text.as_bytes().get(from..end).unwrap_or_default();
+            at += rest
+                .iter()
+                .position(|b| !b.is_ascii_whitespace())
+                .unwrap_or(rest.len());
+        }
+        let mut anchored = anchor != Anchor::No;
         while at < end {
             let cut = end.min(at.saturating_add(self.span));
             work.searches += 1;

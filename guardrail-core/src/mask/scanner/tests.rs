@@ -297,3 +297,79 @@ fn a_day_before_a_month_in_the_digits_word_is_found() {
         vec![(IdentifierKind::Date, "03 Mar-2024".to_owned())]
     );
 }
+
+#[test]
+fn no_built_in_match_starts_at_whitespace() {
+    // `Stream::next` skips whitespace before its anchored first search (`Anchor::AfterSpace`):
+    // right only if no built-in pattern can match from an ASCII whitespace byte, whatever
+    // comes before it. Checked on each pattern's lazy DFA, from every kind of look-behind.
+    use regex_automata::Anchored;
+    use regex_automata::hybrid::dfa::DFA;
+    use regex_automata::util::start;
+    let s = Scanner::default();
+    for (kind, source) in s.patterns() {
+        let dfa = DFA::builder()
+            .syntax(builder::syntax_config())
+            .build(source)
+            .expect("compiles");
+        let mut cache = dfa.create_cache();
+        for behind in [None, Some(b'a'), Some(b'-'), Some(b' '), Some(b'\n')] {
+            let config = start::Config::new()
+                .anchored(Anchored::Yes)
+                .look_behind(behind);
+            let at = dfa.start_state(&mut cache, &config).expect("start state");
+            for space in [b' ', b'\t', b'\n', b'\r', 0x0C] {
+                let next = dfa.next_state(&mut cache, at, space).expect("cache");
+                assert!(
+                    next.is_dead(),
+                    "{kind:?} may start at {space:#x} after {behind:?}: {source}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn a_state_code_must_start_its_word_or_follow_punctuation() {
+    // `MA 02115` and `(MA, 02115` may start a ZIP before the digits' word; `NDC 0002-…`
+    // (an NDC code: `DC` after a letter) may not, so its window starts at the digits.
+    use super::patterns::ends_in_state;
+    assert!(ends_in_state(b"MA") && ends_in_state(b"(MA,") && ends_in_state(b"x-DC"));
+    assert!(!ends_in_state(b"NDC") && !ends_in_state(b"_MA") && !ends_in_state(b"2MA,"));
+    let text = b"start NDC 0002-7856-64, lot";
+    let first = Windows::new(text, false).next().expect("a window");
+    assert_eq!(&text[first.range], b"0002-7856-64,");
+    assert_eq!(
+        kinds("Boston (MA, 02115. Kansas City, MO 64105-1234"),
+        vec![
+            (IdentifierKind::Zip, "02115".to_owned()),
+            (IdentifierKind::Zip, "64105-1234".to_owned())
+        ]
+    );
+}
+
+#[test]
+fn hope_needs_an_ipv6_colon_or_a_scheme_colon() {
+    use trigger::hope;
+    // The `:` left after a date (`Addendum 03/14/2024: patient called…`) can start neither.
+    assert_eq!(
+        hope(b":"),
+        trigger::Hope {
+            bounded: false,
+            open: false
+        }
+    );
+    assert!(!hope(b"x: y").bounded && !hope(b"x: y").open);
+    // IPv6 groups of hex letters only, and a scheme without digits, still may.
+    assert!(hope(b"dead:beef::").bounded && hope(b"sftp://x").open);
+    assert_eq!(
+        kinds("ip dead:beef:cafe:babe:dead:beef:cafe:babe, at sftp://x.example/a: ok"),
+        vec![
+            (
+                IdentifierKind::Ip,
+                "dead:beef:cafe:babe:dead:beef:cafe:babe".to_owned()
+            ),
+            (IdentifierKind::Url, "sftp://x.example/a".to_owned())
+        ]
+    );
+}

@@ -216,11 +216,13 @@ impl Hope {
 }
 
 /// Which automata may match in `slice` (at most [`SHORT_SLICE`] bytes, else [`Hope::ANY`]),
-/// with the built-in patterns. Every bounded pattern's match holds a `:` (IPv6) or at least
-/// four digits (IPv4, numeric and named dates, ZIP, MRN, phone, SSN, account), and each of
-/// the latter also needs a letter, a `#`, three digit runs (dates, IPv4) or at least nine
-/// digits: so not `120/80,`, `99213`, `2015.` (only digits and separators, at most five
-/// digits in at most two runs). An email needs an `@`, a URL a `:` or `www.`.
+/// with the built-in patterns. Every bounded pattern's match holds a `:` right after a hex
+/// digit or another `:` (IPv6, whose match starts with a hex digit) or at least four digits
+/// (IPv4, numeric and named dates, ZIP, MRN, phone, SSN, account), and each of the latter
+/// also needs a letter, a `#`, three digit runs (dates, IPv4) or at least nine digits: so
+/// not `120/80,`, `99213`, `2015.` (only digits and separators, at most five digits in at
+/// most two runs), nor the `:` left after a date (`03/14/2024:`). An email needs an `@`, a
+/// URL a `:/` or `www.`.
 pub(super) fn hope(slice: &[u8]) -> Hope {
     if slice.len() > SHORT_SLICE {
         return Hope::ANY;
@@ -238,7 +240,19 @@ pub(super) fn hope(slice: &[u8]) -> Hope {
         previous = digit;
         seen |= class;
     }
-    let colon = seen & HOPE_COLON != 0;
+    // A `:` after a hex digit or a `:` (IPv6), a `:/` (a URL's scheme); only looked for
+    // when the slice has a `:`.
+    let (ipv6_colon, colon_slash) = if seen & HOPE_COLON == 0 {
+        (false, false)
+    } else {
+        slice.windows(2).fold((false, false), |(ipv6, url), pair| {
+            let (before, next) = (HOPE_CLASS[usize::from(pair[0])], pair[1]);
+            (
+                ipv6 || (next == b':' && before & (HOPE_HEX | HOPE_COLON) != 0),
+                url || (before & HOPE_COLON != 0 && next == b'/'),
+            )
+        })
+    };
     // A `.` after `www` (any case); only looked for when the slice has both.
     let www = seen & (HOPE_DOT | HOPE_W) == HOPE_DOT | HOPE_W
         && slice
@@ -246,19 +260,20 @@ pub(super) fn hope(slice: &[u8]) -> Hope {
             .any(|w| w[3] == b'.' && w[..3].eq_ignore_ascii_case(b"www"));
     let only_numeric = seen & HOPE_OTHER == 0;
     Hope {
-        bounded: colon || (digits >= 4 && !(only_numeric && digits <= 5 && runs <= 2)),
-        open: seen & HOPE_AT != 0 || www || colon,
+        bounded: ipv6_colon || (digits >= 4 && !(only_numeric && digits <= 5 && runs <= 2)),
+        open: seen & HOPE_AT != 0 || www || colon_slash,
     }
 }
 
 /// [`HOPE_CLASS`] bits: a digit (the lowest bit, so it counts), a byte that is neither a
-/// digit nor a digit separator, `:`, `@`, `.`, `w` or `W`.
+/// digit nor a digit separator, `:`, `@`, `.`, `w` or `W`, a hex digit.
 const HOPE_DIGIT: u8 = 1;
 const HOPE_OTHER: u8 = 2;
 const HOPE_COLON: u8 = 4;
 const HOPE_AT: u8 = 8;
 const HOPE_DOT: u8 = 16;
 const HOPE_W: u8 = 32;
+const HOPE_HEX: u8 = 64;
 
 /// The class bits [`hope`] needs of each byte.
 static HOPE_CLASS: [u8; 256] = {
@@ -267,6 +282,9 @@ static HOPE_CLASS: [u8; 256] = {
     while b < 256 {
         let byte = b as u8;
         let mut class = 0;
+        if byte.is_ascii_hexdigit() {
+            class |= HOPE_HEX;
+        }
         if byte.is_ascii_digit() {
             class |= HOPE_DIGIT;
         } else if !is_digit_separator(byte) {
