@@ -621,6 +621,9 @@ impl AuditSink for FileSink {
         })
     }
 
+    /// Writes and fsyncs everything appended so far, and the signed checkpoint when one is
+    /// due (`every_events`, `every`), before returning: a flushed trail is durable and
+    /// covered.
     fn flush(&self) -> Result<(), AuditError> {
         let mut st = self.shared.lock();
         let target = st.chain.next_seq;

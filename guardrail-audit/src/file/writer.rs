@@ -269,14 +269,19 @@ fn run(shared: &Shared, mut w: Writer) {
         let mut result = w.write(&batches, must_sync);
         drop(batches);
         // The appenders are released before the checkpoint is signed and fsynced: it covers
-        // only events already durable, and its fsync overlaps with their next appends.
+        // only events already durable, and its fsync overlaps with their next appends. A
+        // flush is answered after its due checkpoint, so a flushed trail is also covered.
         let checkpointing = (result.is_ok() && w.checkpoint_due(Instant::now())) || closing;
+        let checkpoint_first = checkpointing && flush;
+        if checkpoint_first && result.is_ok() {
+            result = w.checkpoint(closing);
+        }
         st = shared.lock();
         publish(shared, &mut st, &w, &result);
         // Events queued when the `events` appenders were released: those appenders will
         // likely append again at once, and the next group should hold them too.
         let queued_at_release = st.queued_events;
-        if checkpointing {
+        if checkpointing && !checkpoint_first {
             drop(st);
             if result.is_ok() {
                 result = w.checkpoint(closing);
