@@ -74,6 +74,12 @@ fn guardrail(sink: &MemorySink) -> Guardrail {
         .unwrap()
 }
 
+/// dr-grey, a provider, for treatment.
+fn provider(g: &Guardrail) -> Context {
+    g.context(Principal::new("dr-grey").role("provider"))
+        .purpose(Purpose::Treatment)
+}
+
 /// The refusal names `ensure_schema` and happened before the body; the sink holds the
 /// decision (allow) and the `error` outcome.
 fn assert_refused_before_body(result: Result<impl std::fmt::Debug, AppError>, sink: &MemorySink) {
@@ -101,9 +107,7 @@ fn rusqlite_without_ensure_schema_is_refused_before_the_body() {
     .unwrap();
     let sink = MemorySink::new();
     let g = guardrail(&sink);
-    let ctx = g
-        .context(Principal::new("dr-grey").role("provider"))
-        .purpose(Purpose::Treatment);
+    let ctx = provider(&g);
     let mut tx = conn.transaction().unwrap();
     let result = set_dx(&ctx, &mut tx, "p-1");
     // Before the body: the update never ran, even inside the transaction.
@@ -138,9 +142,7 @@ async fn sqlx_sqlite_without_ensure_schema_is_refused_before_the_body() {
     .unwrap();
     let sink = MemorySink::new();
     let g = guardrail(&sink);
-    let ctx = g
-        .context(Principal::new("dr-grey").role("provider"))
-        .purpose(Purpose::Treatment);
+    let ctx = provider(&g);
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.unwrap();
     let result = set_dx_sqlx(&ctx, &mut tx, "p-1").await;
     let dx: String = sqlx::query_scalar("SELECT dx FROM charts WHERE patient = 'p-1'")
@@ -179,9 +181,7 @@ async fn sqlx_postgres_without_ensure_schema_is_refused_before_the_body() {
     for chain in ["default", "named"] {
         let sink = MemorySink::new();
         let g = guardrail(&sink);
-        let ctx = g
-            .context(Principal::new("dr-grey").role("provider"))
-            .purpose(Purpose::Treatment);
+        let ctx = provider(&g);
         let runs = PG_BODY_RUNS.load(Ordering::SeqCst);
         let mut tx = pool.begin().await.unwrap();
         let result = if chain == "default" {
@@ -203,9 +203,7 @@ async fn sqlx_postgres_without_ensure_schema_is_refused_before_the_body() {
         .unwrap();
     let sink = MemorySink::new();
     let g = guardrail(&sink);
-    let ctx = g
-        .context(Principal::new("dr-grey").role("provider"))
-        .purpose(Purpose::Treatment);
+    let ctx = provider(&g);
     let runs = PG_BODY_RUNS.load(Ordering::SeqCst);
     let mut tx = pool.begin().await.unwrap();
     set_dx_pg(

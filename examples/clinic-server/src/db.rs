@@ -5,6 +5,7 @@
 //! Statements are written once for both databases: positional parameters `$1`, `$2`, …
 //! (which sqlx's SQLite driver also binds by number) and SQL both dialects share.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use guardrail_core::audit::merkle::ChainId;
@@ -36,7 +37,7 @@ pub enum Db {
 pub struct TxChains {
     prefix: String,
     free: Mutex<Vec<ChainWriter>>,
-    made: Mutex<usize>,
+    made: AtomicUsize,
 }
 
 /// The longest replica name whose transaction chains are valid chain ids (`NAME.txN`).
@@ -55,7 +56,7 @@ impl TxChains {
         Ok(TxChains {
             prefix: name.to_owned(),
             free: Mutex::new(Vec::new()),
-            made: Mutex::new(0),
+            made: AtomicUsize::new(0),
         })
     }
 
@@ -65,18 +66,14 @@ impl TxChains {
         let writer = match free {
             Some(w) => w,
             None => {
-                let mut made = self
-                    .made
-                    .lock()
-                    .map_err(|_| sqlx::Error::Protocol("the chain counter is poisoned".into()))?;
-                let id = ChainId::new(&format!("{}.tx{}", self.prefix, *made))
+                let n = self.made.fetch_add(1, Ordering::Relaxed);
+                let id = ChainId::new(&format!("{}.tx{n}", self.prefix))
                     .map_err(|e| sqlx::Error::Protocol(e.to_string()))?;
-                *made += 1;
                 ChainWriter::new(AuditTable::default(), id)
             }
         };
         Ok(TxChain {
-            writer: Some(writer),
+            writer,
             home: self.clone(),
         })
     }
@@ -85,21 +82,15 @@ impl TxChains {
 /// A chain of [`TxChains`] held by one transaction; given back when dropped.
 #[derive(Debug)]
 pub struct TxChain {
-    writer: Option<ChainWriter>,
+    writer: ChainWriter,
     home: Arc<TxChains>,
-}
-
-impl TxChain {
-    /// The chain's id.
-    pub fn id(&self) -> Option<&ChainId> {
-        self.writer.as_ref().map(ChainWriter::chain)
-    }
 }
 
 impl Drop for TxChain {
     fn drop(&mut self) {
-        if let (Some(w), Ok(mut free)) = (self.writer.take(), self.home.free.lock()) {
-            free.push(w);
+        // A clone shares the writer's memory of its head: the next holder links after it.
+        if let Ok(mut free) = self.home.free.lock() {
+            free.push(self.writer.clone());
         }
     }
 }
@@ -273,10 +264,10 @@ impl AsyncTxAppend for ClinicTx {
                     .await
             }),
             ClinicTx::Postgres(tx, None) => tx.append_in_tx(record),
-            ClinicTx::Postgres(tx, Some(chain)) => match &chain.writer {
-                Some(writer) => Box::pin(async move { writer.on(tx).append_in_tx(record).await }),
-                None => tx.append_in_tx(record),
-            },
+            ClinicTx::Postgres(tx, Some(chain)) => {
+                let writer = &chain.writer;
+                Box::pin(async move { writer.on(tx).append_in_tx(record).await })
+            }
         }
     }
 
@@ -286,10 +277,10 @@ impl AsyncTxAppend for ClinicTx {
                 Box::pin(async move { lazy.begun().await.map_err(not_begun)?.check_ready().await })
             }
             ClinicTx::Postgres(tx, None) => tx.check_ready(),
-            ClinicTx::Postgres(tx, Some(chain)) => match &chain.writer {
-                Some(writer) => Box::pin(async move { writer.on(tx).check_ready().await }),
-                None => tx.check_ready(),
-            },
+            ClinicTx::Postgres(tx, Some(chain)) => {
+                let writer = &chain.writer;
+                Box::pin(async move { writer.on(tx).check_ready().await })
+            }
         }
     }
 

@@ -152,30 +152,15 @@ impl HeldOutcomes {
         &self,
         detail: &[(&str, String)],
     ) -> impl std::future::Future<Output = Result<(), GuardError>> + Send + use<> {
-        let held = std::mem::take(&mut *self.inner.lock());
-        let mut first_failure = None;
-        let mut queued = Vec::with_capacity(held.len());
-        for mut h in held {
-            if first_failure.is_some() {
-                h.record
-                    .detail
-                    .insert("result".into(), "undelivered".into());
-            } else {
-                for (k, v) in detail {
-                    h.record.detail.insert((*k).to_owned(), v.clone());
-                }
-            }
+        let mut queued = Vec::new();
+        let mut first_failure = self.append_held(detail, |h| {
             let mut defer = Deferred::default();
-            match h
-                .guardrail
+            h.guardrail
                 .append_with(&h.policy, h.record, Some(&mut defer))
-            {
-                Ok(_) => queued.push((h.guardrail, h.action, defer)),
-                Err(f) => {
-                    first_failure.get_or_insert(f.into_guard_error(h.action, "outcome"));
-                }
-            }
-        }
+                .map_err(|f| f.into_guard_error(h.action, "outcome"))?;
+            queued.push((h.guardrail, h.action, defer));
+            Ok(())
+        });
         async move {
             for (guardrail, action, defer) in queued {
                 if let Err(f) = defer.settle(&guardrail).await {
@@ -193,6 +178,22 @@ impl HeldOutcomes {
     /// `AuditUnavailable` for the first event a required sink refused: the result must not
     /// be delivered. The events after it are still appended (marked `undelivered`).
     pub fn release(&self, detail: &[(&str, String)]) -> Result<(), GuardError> {
+        self.append_held(detail, |h| {
+            h.guardrail
+                .append(&h.policy, h.record)
+                .map(drop)
+                .map_err(|f| f.into_guard_error(h.action, "outcome"))
+        })
+        .map_or(Ok(()), Err)
+    }
+
+    /// Takes every held event and hands each to `append` in the order held, with `detail`
+    /// added, or once an append has failed marked `undelivered`; the first failure.
+    fn append_held(
+        &self,
+        detail: &[(&str, String)],
+        mut append: impl FnMut(Held) -> Result<(), GuardError>,
+    ) -> Option<GuardError> {
         let held = std::mem::take(&mut *self.inner.lock());
         let mut first_failure = None;
         for mut h in held {
@@ -205,12 +206,10 @@ impl HeldOutcomes {
                     h.record.detail.insert((*k).to_owned(), v.clone());
                 }
             }
-            if let Err(f) = h.guardrail.append(&h.policy, h.record) {
-                if first_failure.is_none() {
-                    first_failure = Some(f.into_guard_error(h.action, "outcome"));
-                }
+            if let Err(e) = append(h) {
+                first_failure.get_or_insert(e);
             }
         }
-        first_failure.map_or(Ok(()), Err)
+        first_failure
     }
 }
