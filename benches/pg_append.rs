@@ -11,8 +11,8 @@
 //!   can commit of that shape; the autocommit figure is printed too, as the server's
 //!   absolute ceiling for one row per commit.
 //!
-//! Each writer is a task with its own connection looping `BEGIN; append; COMMIT` for the
-//! measured time; the table is the default audit table in a scratch schema, dropped at the
+//! Each writer is a task holding its own connection (taken from the pool once) and looping
+//! `BEGIN; append; COMMIT` for the measured time; the table is the default audit table in a scratch schema, dropped at the
 //! end. Reported per configuration: committed events/s and the p50/p99 latency of one
 //! transaction (begin to commit acknowledged); for pgbench the same percentiles, from its
 //! per-transaction log (`-l`), so an append's p99 is read against what the server's own
@@ -21,7 +21,12 @@
 //! Needs `GUARDRAIL_BENCH_DATABASE_URL`, loopback only;
 //! without it the bench says so and does nothing. `GUARDRAIL_BENCH_SECS` sets the seconds
 //! per configuration (default 10), `GUARDRAIL_BENCH_WRITERS` the writer counts (default
-//! `1,8,32`).
+//! `1,8,32`), `GUARDRAIL_BENCH_ROUNDS` how many times the whole table is measured (default
+//! 1). The server's own ceilings drift from minute to minute with its disk (pgbench's
+//! in-transaction ceiling at 32 clients moved from 6,500 to 8,100 tx/s between runs of the
+//! same day), so with several rounds each round's ratios are computed from the ceilings
+//! measured in that round, seconds before, and the median and range of the rounds' ratios
+//! follow the table.
 //!
 //! Run: `GUARDRAIL_BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/test cargo bench -p guardrail-benches --bench pg_append`
 
@@ -29,6 +34,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use guardrail_audit::merkle::ChainId;
+use guardrail_audit::sql::postgres::sqlx::Connection as _;
 use guardrail_audit::sql::postgres::{ChainWriter, ensure_schema, sqlx, tree_checkpoint};
 use guardrail_audit::sql::{AsyncTxAppend, AuditTable};
 use guardrail_audit::{CheckpointSigner, EventKind, Record};
@@ -97,11 +103,16 @@ async fn run(
                 .map_err(|e| sqlx::Error::Protocol(e.to_string()))?,
         );
         tasks.push(tokio::spawn(async move {
+            // The writer's own connection for the whole run, as each pgbench client has
+            // its own: taking one from the pool per transaction would add the pool's pings
+            // (sqlx pings a connection when it is taken and when it is given back), two
+            // round trips that are the pool's cost, not the append's.
+            let mut conn = pool.acquire().await?;
             let mut lat = Vec::new();
             let mut i = 0u64;
             while Instant::now() < deadline {
                 let t0 = Instant::now();
-                let mut tx = pool.begin().await?;
+                let mut tx = conn.begin().await?;
                 let appended = match mode {
                     Mode::OneChain => tx.append_in_tx(record(i)).await,
                     Mode::ChainPerWriter => writer.on(&mut tx).append_in_tx(record(i)).await,
@@ -243,86 +254,125 @@ fn main() {
     ))
     .execute(&admin))
     .expect("a scratch schema");
+    let rounds: usize = std::env::var("GUARDRAIL_BENCH_ROUNDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .filter(|&r| r > 0)
+        .unwrap_or(1);
+    // Per writer count, each round's chain-per-writer rate over each ceiling.
+    let mut ratios: Vec<(usize, Vec<f64>, Vec<f64>)> = counts
+        .iter()
+        .map(|&n| (n, Vec::new(), Vec::new()))
+        .collect();
     println!(
-        "| writers | pgbench autocommit tx/s (p50 / p99 ms) | pgbench BEGIN;INSERT;COMMIT tx/s (p50 / p99 ms) | one chain: events/s (p50 / p99 ms) | chain per writer: events/s (p50 / p99 ms) | per writer / pgbench in a transaction | per writer / pgbench autocommit |"
+        "| round | writers | pgbench autocommit tx/s (p50 / p99 ms) | pgbench BEGIN;INSERT;COMMIT tx/s (p50 / p99 ms) | one chain: events/s (p50 / p99 ms) | chain per writer: events/s (p50 / p99 ms) | per writer / pgbench in a transaction | per writer / pgbench autocommit |"
     );
-    println!("|---:|---:|---:|---:|---:|---:|---:|");
-    for &n in &counts {
-        let autocommit = pgbench(&url, &schema, n, secs, false);
-        let ceiling = pgbench(&url, &schema, n, secs, true);
-        let mut cells = Vec::new();
-        let mut per_writer_rate = f64::NAN;
-        for mode in [Mode::OneChain, Mode::ChainPerWriter] {
-            // A fresh table per configuration, so every run starts from the same size.
-            rt.block_on(async {
-                sqlx::raw_sql(&format!(
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for round in 1..=rounds {
+        for (&n, (_, in_tx, auto)) in counts.iter().zip(ratios.iter_mut()) {
+            let autocommit = pgbench(&url, &schema, n, secs, false);
+            let ceiling = pgbench(&url, &schema, n, secs, true);
+            let mut cells = Vec::new();
+            let mut per_writer_rate = f64::NAN;
+            for mode in [Mode::OneChain, Mode::ChainPerWriter] {
+                // A fresh table per configuration, so every run starts from the same size.
+                rt.block_on(async {
+                    sqlx::raw_sql(&format!(
                     "DROP TABLE IF EXISTS {schema}.guardrail_audit, {schema}.guardrail_audit_head,
                          {schema}.guardrail_audit_checkpoint, {schema}.guardrail_audit_chains,
                          {schema}.guardrail_audit_tree"
                 ))
-                .execute(&admin)
-                .await
-                .expect("drop");
-                let options: sqlx::postgres::PgConnectOptions = url.parse().expect("url");
-                let pool = sqlx::postgres::PgPoolOptions::new()
-                    .max_connections(1)
-                    .connect_with(options.options([("search_path", schema.as_str())]))
+                    .execute(&admin)
                     .await
-                    .expect("connect");
-                ensure_schema(&pool, &AuditTable::default())
-                    .await
-                    .expect("schema");
-                pool.close().await;
-            });
-            let m = rt
-                .block_on(run(&url, &schema, n, mode, secs))
-                .expect("the run");
-            let rate = m.events as f64 / m.secs;
-            if mode == Mode::ChainPerWriter {
-                per_writer_rate = rate;
-                // The tree over what was written, to show the checkpointer's cost per event.
-                let options: sqlx::postgres::PgConnectOptions = url.parse().expect("url");
-                let t0 = Instant::now();
-                let head = rt.block_on(async {
+                    .expect("drop");
+                    let options: sqlx::postgres::PgConnectOptions = url.parse().expect("url");
                     let pool = sqlx::postgres::PgPoolOptions::new()
                         .max_connections(1)
                         .connect_with(options.options([("search_path", schema.as_str())]))
                         .await
                         .expect("connect");
-                    let signer = CheckpointSigner::ed25519_from_seed(&[7; 32]);
-                    tree_checkpoint(&pool, &AuditTable::default(), &signer)
+                    ensure_schema(&pool, &AuditTable::default())
                         .await
-                        .expect("tree head")
+                        .expect("schema");
+                    pool.close().await;
                 });
-                eprintln!(
-                    "pg_append: {n} writers: tree head over {} events signed in {:.0} ms",
-                    head.map_or(0, |h| h.size),
-                    t0.elapsed().as_secs_f64() * 1000.0
-                );
+                let m = rt
+                    .block_on(run(&url, &schema, n, mode, secs))
+                    .expect("the run");
+                let rate = m.events as f64 / m.secs;
+                if mode == Mode::ChainPerWriter {
+                    per_writer_rate = rate;
+                    // The tree over what was written, to show the checkpointer's cost per event.
+                    let options: sqlx::postgres::PgConnectOptions = url.parse().expect("url");
+                    let t0 = Instant::now();
+                    let head = rt.block_on(async {
+                        let pool = sqlx::postgres::PgPoolOptions::new()
+                            .max_connections(1)
+                            .connect_with(options.options([("search_path", schema.as_str())]))
+                            .await
+                            .expect("connect");
+                        let signer = CheckpointSigner::ed25519_from_seed(&[7; 32]);
+                        tree_checkpoint(&pool, &AuditTable::default(), &signer)
+                            .await
+                            .expect("tree head")
+                    });
+                    eprintln!(
+                        "pg_append: {n} writers: tree head over {} events signed in {:.0} ms",
+                        head.map_or(0, |h| h.size),
+                        t0.elapsed().as_secs_f64() * 1000.0
+                    );
+                }
+                cells.push(format!("{rate:.0} ({:.1} / {:.1})", m.p50_ms, m.p99_ms));
             }
-            cells.push(format!("{rate:.0} ({:.1} / {:.1})", m.p50_ms, m.p99_ms));
+            let text = |c: &Option<Ceiling>| {
+                c.as_ref().map_or_else(
+                    || "-".to_owned(),
+                    |c| format!("{:.0} ({:.1} / {:.1})", c.tps, c.p50_ms, c.p99_ms),
+                )
+            };
+            let ratio = |c: &Option<Ceiling>| {
+                c.as_ref().map_or_else(
+                    || "-".to_owned(),
+                    |c| format!("{:.0}%", 100.0 * per_writer_rate / c.tps),
+                )
+            };
+            println!(
+                "| {round} | {n} | {} | {} | {} | {} | {} | {} |",
+                text(&autocommit),
+                text(&ceiling),
+                cells[0],
+                cells[1],
+                ratio(&ceiling),
+                ratio(&autocommit)
+            );
+            if let (Some(c), Some(a)) = (&ceiling, &autocommit) {
+                in_tx.push(per_writer_rate / c.tps);
+                auto.push(per_writer_rate / a.tps);
+            }
         }
-        let text = |c: &Option<Ceiling>| {
-            c.as_ref().map_or_else(
-                || "-".to_owned(),
-                |c| format!("{:.0} ({:.1} / {:.1})", c.tps, c.p50_ms, c.p99_ms),
-            )
-        };
-        let ratio = |c: &Option<Ceiling>| {
-            c.as_ref().map_or_else(
-                || "-".to_owned(),
-                |c| format!("{:.0}%", 100.0 * per_writer_rate / c.tps),
-            )
-        };
+    }
+    if rounds > 1 {
         println!(
-            "| {n} | {} | {} | {} | {} | {} | {} |",
-            text(&autocommit),
-            text(&ceiling),
-            cells[0],
-            cells[1],
-            ratio(&ceiling),
-            ratio(&autocommit)
+            "\n| writers | per writer / pgbench in a transaction: median (min–max) | per writer / pgbench autocommit: median (min–max) | rounds |"
         );
+        println!("|---:|---:|---:|---:|");
+        let spread = |v: &mut Vec<f64>| {
+            v.sort_by(f64::total_cmp);
+            match (v.first(), v.get(v.len() / 2), v.last()) {
+                (Some(lo), Some(mid), Some(hi)) => {
+                    format!("{:.0}% ({:.0}–{:.0}%)", 100.0 * mid, 100.0 * lo, 100.0 * hi)
+                }
+                _ => "-".to_owned(),
+            }
+        };
+        for (n, mut in_tx, mut auto) in ratios {
+            let done = in_tx.len();
+            println!(
+                "| {n} | {} | {} | {done} |",
+                spread(&mut in_tx),
+                spread(&mut auto)
+            );
+        }
     }
     let _ = rt.block_on(sqlx::raw_sql(&format!("DROP SCHEMA {schema} CASCADE")).execute(&admin));
 }
