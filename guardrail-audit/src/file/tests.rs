@@ -188,6 +188,9 @@ fn buffered_flush_makes_events_durable_and_checkpoints_cover_only_synced_events(
         }),
         ..Default::default()
     };
+    // A slow checkpoint write: were `flush` answered before the checkpoint it made due,
+    // the power cut below would always come first.
+    disk.delay_writes_to(CHECKPOINT_FILE, std::time::Duration::from_millis(50));
     let sink = FileSink::open_with(storage.clone(), dir(), options).unwrap();
     for i in 0..10 {
         sink.append(decision(i)).unwrap();

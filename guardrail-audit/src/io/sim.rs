@@ -149,6 +149,8 @@ struct SimState {
     /// After this many mutating operations the simulated process is dead: every later
     /// operation fails and nothing changes.
     crash_after_ops: Option<u64>,
+    /// Appends to files of this name wait this long before they happen.
+    slow_writes: Option<(std::ffi::OsString, std::time::Duration)>,
     stats: SimStats,
 }
 
@@ -203,6 +205,13 @@ impl SimStorage {
     pub fn crash_after(&self, ops: u64) {
         let mut s = self.lock();
         s.crash_after_ops = Some(s.stats.ops + ops);
+    }
+
+    /// From now on every append to a file named `name` (in any directory) waits `delay`
+    /// before it happens, as a slow device would: for tests of what must not be answered
+    /// before such a write (a flush before its checkpoint). Other operations go on meanwhile.
+    pub fn delay_writes_to(&self, name: &str, delay: std::time::Duration) {
+        self.lock().slow_writes = Some((name.into(), delay));
     }
 
     /// Operation counters.
@@ -288,6 +297,7 @@ impl SimStorage {
             faults: Faults::default(),
             fault_fired: false,
             crash_after_ops: None,
+            slow_writes: None,
             stats: SimStats::default(),
         };
         SimStorage {
@@ -367,6 +377,20 @@ struct SimFile {
 
 impl StorageFile for SimFile {
     fn append(&mut self, buf: &[u8]) -> io::Result<()> {
+        let delay = {
+            let s = self.disk.lock();
+            s.slow_writes.as_ref().and_then(|(name, delay)| {
+                s.names
+                    .iter()
+                    .any(|(path, &inode)| {
+                        inode == self.inode && path.file_name() == Some(name.as_os_str())
+                    })
+                    .then_some(*delay)
+            })
+        };
+        if let Some(delay) = delay {
+            std::thread::sleep(delay);
+        }
         let mut s = self.disk.lock();
         s.mutate()?;
         let index = s.stats.writes;
