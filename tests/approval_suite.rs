@@ -50,6 +50,7 @@ macro_rules! approval_suite {
             pending_count_follows_decisions,
             listing_shows_decidable_requests_oldest_first,
             grant_is_bound_to_purpose_endpoint_arguments_rule_and_policy,
+            refused_attempts_are_recorded_and_change_nothing,
         );
     };
     (@cases $backend:expr; $($case:ident),* $(,)?) => {
@@ -216,6 +217,59 @@ pub fn requester_cannot_approve_own_request<B: Backend>(b: &B) {
             .iter()
             .all(|e| e.record.principal.as_deref() == Some("ana"))
     );
+}
+
+/// An attempt a channel refused before the flow (a page's CSRF check) is recorded as a
+/// `refused` step with its fixed reason: bound like the flow's own refusals when the store
+/// knows the request, naming the id alone when it does not. The request stays pending and
+/// can still be decided.
+pub fn refused_attempts_are_recorded_and_change_nothing<B: Backend>(b: &B) {
+    const REASON: &str = "the form check failed";
+    let clock = clock();
+    let r = replica(b.store(), &clock);
+    let req = request(&r, &analyst("ana"), "p-1", 150);
+    let kim = officer("po-kim");
+    r.guardrail
+        .record_refused_attempt(&kim, &req.id, true, REASON)
+        .unwrap();
+    let steps = events_of(&r.trail, &req.id);
+    let refused: Vec<_> = steps
+        .iter()
+        .filter(|e| e.record.kind == EventKind::ApprovalGranted)
+        .collect();
+    assert_eq!(refused.len(), 1, "{steps:?}");
+    let e = &refused[0].record;
+    assert_eq!(e.decision.as_deref(), Some("refused"));
+    assert_eq!(e.principal.as_deref(), Some("po-kim"));
+    assert_eq!(e.reason.as_deref(), Some(REASON));
+    assert_eq!(e.action.as_deref(), Some("reports::export_cohort"));
+    assert_eq!(e.detail.get("requester").map(String::as_str), Some("ana"));
+    assert_eq!(
+        r.guardrail
+            .approval_request(&req.id)
+            .unwrap()
+            .unwrap()
+            .state,
+        ApprovalState::Pending
+    );
+
+    let unknown = ApprovalId::new("no-such-request");
+    r.guardrail
+        .record_refused_attempt(&kim, &unknown, false, REASON)
+        .unwrap();
+    let steps = events_of(&r.trail, &unknown);
+    assert_eq!(steps.len(), 1);
+    let e = &steps[0].record;
+    assert_eq!(
+        (e.kind, e.decision.as_deref(), e.principal.as_deref()),
+        (EventKind::ApprovalRejected, Some("refused"), Some("po-kim"))
+    );
+    assert_eq!(e.reason.as_deref(), Some(REASON));
+    assert!(e.action.is_none() && e.detail.is_empty());
+
+    // The request is still there to be decided.
+    let granted = r.guardrail.approve(&kim, &req.id).unwrap();
+    assert_eq!(granted.state.as_str(), "granted");
 }
 
 pub fn non_approver_cannot_approve_or_reject<B: Backend>(b: &B) {

@@ -110,7 +110,7 @@ async fn officer_approves_in_a_headless_browser_and_the_retry_runs_once() {
         .await;
 
     // A forged submission: the same form without its token (as a page on another site
-    // would send it) is refused, and nothing changes.
+    // would send it) is refused, nothing changes, and the attempt is recorded.
     browser
         .execute(&format!(
             "document.querySelector('#request-{id} form input[name=csrf]').remove();"
@@ -138,11 +138,17 @@ async fn officer_approves_in_a_headless_browser_and_the_retry_runs_once() {
             ),
             (
                 EventKind::ApprovalGranted,
+                "refused".into(),
+                "po-kim".into()
+            ),
+            (
+                EventKind::ApprovalGranted,
                 "granted".into(),
                 "po-kim".into()
             ),
         ],
-        "the page records the same steps as the CLI, the refusal included"
+        "the page records the same steps as the CLI, the refusals (the forged form's too) \
+         included"
     );
     // The queue is empty now.
     browser.click("#back").await;
@@ -223,9 +229,32 @@ async fn a_post_without_the_right_csrf_token_is_refused_and_nothing_changes() {
         }
     }
     assert_eq!(app.state(&id), ApprovalState::Pending);
-    assert!(
-        decided(&app, &id).is_empty(),
-        "a forged POST reaches no step"
+    // Nothing was granted or rejected, and every forged attempt is in the trail: a `refused`
+    // step of the request, in kim's name (the browser it came through), with the fixed
+    // reason and never the forged input.
+    let forged_steps: Vec<_> = [EventKind::ApprovalGranted, EventKind::ApprovalRejected]
+        .into_iter()
+        .flat_map(|k| app.steps(&id, k))
+        .collect();
+    assert_eq!(forged_steps.len(), 12, "one refused step per forged POST");
+    for e in &forged_steps {
+        assert_eq!(e.record.decision.as_deref(), Some("refused"));
+        assert_eq!(e.record.principal.as_deref(), Some("po-kim"));
+        assert_eq!(e.record.approval.as_deref(), Some(id.as_str()));
+        let reason = e.record.reason.as_deref().unwrap_or("");
+        assert!(reason.contains("CSRF check failed"), "{reason}");
+        assert!(
+            !e.line().contains("zz<script>"),
+            "the input is never recorded"
+        );
+    }
+    assert_eq!(
+        forged_steps
+            .iter()
+            .filter(|e| e.record.kind == EventKind::ApprovalGranted)
+            .count(),
+        6,
+        "each verb's attempts under its own step"
     );
     // kim's own pair works.
     let a = app
@@ -240,7 +269,10 @@ async fn a_post_without_the_right_csrf_token_is_refused_and_nothing_changes() {
     assert_eq!(a.status, StatusCode::OK, "{}", a.text);
     assert!(a.text.contains("rejected by po-kim"), "{}", a.text);
     assert_eq!(
-        decided(&app, &id),
+        decided(&app, &id)
+            .into_iter()
+            .filter(|(_, decision, _)| decision != "refused")
+            .collect::<Vec<_>>(),
         vec![(
             EventKind::ApprovalRejected,
             "rejected".into(),

@@ -2,8 +2,9 @@
 //!
 //! A POST is checked in this order, and stops at the first failure with nothing changed:
 //! the approver is authenticated (401), the CSRF cookie and token agree for that approver
-//! (403), the id in the path is usable (400); then the approval flow decides, making its own
-//! checks and recording the step. Store calls are synchronous (the PostgreSQL store waits on
+//! (403, recorded as a `refused` step of the request named, if its id is usable), the id in
+//! the path is usable (400); then the approval flow decides, making its own checks and
+//! recording the step. Store calls are synchronous (the PostgreSQL store waits on
 //! its own thread), so they run on tokio's blocking pool, never on a worker thread.
 
 use std::sync::Arc;
@@ -25,6 +26,10 @@ use super::html;
 /// only to this origin, never framed.
 const CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; \
                    frame-ancestors 'none'; base-uri 'none'";
+
+/// The reason recorded for a decision whose form failed the CSRF check.
+const CSRF_REFUSED: &str =
+    "the form did not come from the approvals page in this browser (CSRF check failed)";
 
 /// What every handler reads from the request besides its own inputs.
 pub(crate) struct PageParts {
@@ -238,6 +243,20 @@ async fn decide(
         .as_deref()
         .is_some_and(|nonce| shared.key.verify(principal.id(), nonce, &token));
     if !csrf_ok {
+        // The attempt is recorded (a forged request in this approver's browser is worth
+        // knowing of), against the request it names when that id is usable; the refusal
+        // stands whether or not the trail took it.
+        if let Ok(Path(raw)) = &id {
+            if crate::is_safe_id(raw) {
+                let (recording, id) = (shared.clone(), ApprovalId::new(raw.clone()));
+                let _ = blocking(move || {
+                    recording
+                        .guardrail
+                        .record_refused_attempt(&principal, &id, grant, CSRF_REFUSED)
+                })
+                .await;
+            }
+        }
         return refusal(
             &base,
             StatusCode::FORBIDDEN,

@@ -64,7 +64,10 @@ pub(crate) struct Shared {
 /// off for plain-HTTP development) and puts in each form a token: the HMAC-SHA256 of the
 /// approver's principal id and that nonce under the page's key. A POST whose cookie is
 /// missing, or whose token is missing or is not the one of the *authenticated* approver and
-/// that cookie, is refused with 403 before anything is read or changed.
+/// that cookie, is refused with 403 before anything is changed. The refused attempt is
+/// recorded all the same, as a `refused` step of the request the path names (when the id
+/// is usable), with a fixed reason: the trail then shows forged requests made in an
+/// approver's browser ([`Guardrail::record_refused_attempt`]).
 ///
 /// **Responses** are HTML with `Cache-Control: no-store`, a content security policy that
 /// allows no script, frame or foreign form target, and for refusals a fixed message per

@@ -200,6 +200,42 @@ pub(crate) fn settle(
     Ok(decided)
 }
 
+/// Records that `approver`'s attempt to grant (`grant`) or reject request `id` was refused
+/// before the flow saw it (see [`Guardrail::record_refused_attempt`]): a `refused` step
+/// with `reason`, bound like the flow's own refusals when the store knows the request, else
+/// naming the id alone.
+pub(crate) fn record_refused_attempt(
+    g: &Guardrail,
+    approver: &Principal,
+    id: &ApprovalId,
+    grant: bool,
+    reason: &'static str,
+) -> Result<(), ApprovalError> {
+    let policy = g.policy();
+    let kind = if grant {
+        EventKind::ApprovalGranted
+    } else {
+        EventKind::ApprovalRejected
+    };
+    let mut r = match g.approval_store().get(id) {
+        Ok(Some(request)) => step_record(g, &policy, kind, &request, Some(approver), "refused"),
+        // An id the store does not know (or cannot read now): the attempt is recorded all
+        // the same, with what the request said.
+        _ => {
+            let mut r = Record::at(kind, g.clock().now());
+            r.principal = Some(approver.id_arc().clone());
+            r.roles = approver.roles_arc().clone();
+            r.approval = Some(Arc::from(id.as_str()));
+            r.decision = Some(Arc::from("refused"));
+            r.policy_version = Some(policy.version_arc());
+            r.policy_hash = Some(policy.hash_arc());
+            r
+        }
+    };
+    r.reason = Some(Arc::from(reason));
+    g.append(&policy, r).map(drop).map_err(audit_failed)
+}
+
 /// Records that the retried call of `ctx` consumed grant `request` (called by the runtime
 /// right after the store's atomic consume, before the call's decision event).
 pub(crate) fn record_consumed(

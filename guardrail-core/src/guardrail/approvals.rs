@@ -41,6 +41,36 @@ impl Guardrail {
         crate::approval::flow::settle(self, approver, id, false)
     }
 
+    /// Records that `approver`'s attempt to grant (`grant`) or reject request `id` was
+    /// refused by the channel it came through, before [`Guardrail::approve`] or
+    /// [`Guardrail::reject`] saw it: a form whose CSRF check failed, say. The step the
+    /// attempt named gets a `refused` event with `reason`, as the flow's own refusals do,
+    /// so the trail shows every refused attempt (a forged request in an approver's browser
+    /// included), not only those the flow refuses. Nothing else changes.
+    ///
+    /// `reason` is recorded as given: a fixed text, never anything the request carried.
+    ///
+    /// ```
+    /// # use guardrail_core::prelude::*;
+    /// # fn demo(guardrail: &Guardrail, request: ApprovalId) -> Result<(), guardrail_core::ApprovalError> {
+    /// let officer = Principal::new("po-kim").role("privacy_officer");
+    /// guardrail.record_refused_attempt(&officer, &request, true, "the form check failed")?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`ApprovalError::Store`] if the trail could not record the event.
+    pub fn record_refused_attempt(
+        &self,
+        approver: &Principal,
+        id: &ApprovalId,
+        grant: bool,
+        reason: &'static str,
+    ) -> Result<(), ApprovalError> {
+        crate::approval::flow::record_refused_attempt(self, approver, id, grant, reason)
+    }
+
     /// The pending requests `approver` may decide now, oldest first, at most `limit`: what
     /// an approver's queue shows (each request's binding holds labels and keyed tokens only).
     ///
