@@ -4,6 +4,7 @@
 #   examples/clinic-server/load/run.sh            # 10 s per cell
 #   DURATION=30s examples/clinic-server/load/run.sh
 #   CLINIC_SERVER_BIN=path/to/clinic-server run.sh   # a binary built with `bench-unguarded`
+#   ROUNDS=5 examples/clinic-server/load/run.sh   # each cell measured 5 times, medians
 #
 # Builds clinic-server (release, feature `bench-unguarded`), starts two servers on
 # 127.0.0.1 with fresh data directories under target/load/ (SQLite, the file trail in Fsync
@@ -11,13 +12,17 @@
 # routes, statements and transactions without guardrail). For each route (a chart read, a
 # diagnosis update) and each number of connections (1, 16, 64) it warms up, then runs `wrk
 # --latency` against each server in turn, and prints a table: req/s, p50, p99 and
-# guarded / unguarded. Needs `wrk` (Debian: `apt-get install wrk`).
+# guarded / unguarded. With ROUNDS > 1 each cell is measured that many times, the two
+# servers taking turns to go first, and the table shows the medians and the range of the
+# rounds' guarded / unguarded ratios: on a shared 2-core machine one 5-second run of either
+# server can be a third off its usual rate. Needs `wrk` (Debian: `apt-get install wrk`).
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 
 DURATION=${DURATION:-10s}
 WARMUP=${WARMUP:-2s}
 CONNECTIONS=${CONNECTIONS:-"1 16 64"}
+ROUNDS=${ROUNDS:-1}
 ROUTES=${ROUTES:-"chart update"}
 OUT=target/load
 
@@ -72,28 +77,49 @@ run() {
 }
 
 ms() { awk -v us="$1" 'BEGIN { printf "%.2f", us / 1000 }'; }
+# median N..: the middle value (the lower of the two middle ones for an even count).
+median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+if [ "$ROUNDS" -gt 1 ]; then
+    echo "medians of $ROUNDS rounds; the ratio's range in parentheses"
+fi
 printf '\n| route | conns | unguarded req/s | guarded req/s | guarded / unguarded | unguarded p50 / p99 ms | guarded p50 / p99 ms |\n'
 printf '|---|---:|---:|---:|---:|---:|---:|\n'
 bad=0
 for route in $ROUTES; do
     for c in $CONNECTIONS; do
         declare -A rps p50 p99
-        for mode in unguarded guarded; do
-            run "$mode" "$route" "$c" "$WARMUP" >/dev/null
-            read -r _ r a b n status sock < <(run "$mode" "$route" "$c" "$DURATION")
-            if [ "$status" != 0 ] || [ "$sock" != 0 ] || [ "$n" = 0 ]; then
-                echo "$mode $route c=$c: $n requests, $status non-2xx, $sock socket errors" >&2
-                bad=1
-            fi
-            rps[$mode]=$r p50[$mode]=$a p99[$mode]=$b
+        for mode in unguarded guarded; do rps[$mode]="" p50[$mode]="" p99[$mode]=""; done
+        ratios=()
+        for round in $(seq 1 "$ROUNDS"); do
+            # The two servers take turns to go first.
+            order="unguarded guarded"
+            [ $((round % 2)) = 0 ] && order="guarded unguarded"
+            declare -A this
+            for mode in $order; do
+                run "$mode" "$route" "$c" "$WARMUP" >/dev/null
+                read -r _ r a b n status sock < <(run "$mode" "$route" "$c" "$DURATION")
+                if [ "$status" != 0 ] || [ "$sock" != 0 ] || [ "$n" = 0 ]; then
+                    echo "$mode $route c=$c: $n requests, $status non-2xx, $sock socket errors" >&2
+                    bad=1
+                fi
+                rps[$mode]+=" $r" p50[$mode]+=" $a" p99[$mode]+=" $b"
+                this[$mode]=$r
+            done
+            ratios+=("$(awk -v g="${this[guarded]}" -v u="${this[unguarded]}" 'BEGIN { printf "%.1f", 100 * g / u }')")
         done
-        ratio=$(awk -v g="${rps[guarded]}" -v u="${rps[unguarded]}" 'BEGIN { printf "%.0f%%", 100 * g / u }')
+        ratio="$(printf '%.0f%%' "$(median "${ratios[@]}")")"
+        if [ "$ROUNDS" -gt 1 ]; then
+            lo=$(printf '%s\n' "${ratios[@]}" | sort -g | head -n1)
+            hi=$(printf '%s\n' "${ratios[@]}" | sort -g | tail -n1)
+            ratio="$ratio ($(printf '%.0f' "$lo")–$(printf '%.0f' "$hi")%)"
+        fi
+        # shellcheck disable=SC2086 # the per-round values are space-separated on purpose
         printf '| %s | %s | %.0f | %.0f | %s | %s / %s | %s / %s |\n' "$route" "$c" \
-            "${rps[unguarded]}" "${rps[guarded]}" "$ratio" \
-            "$(ms "${p50[unguarded]}")" "$(ms "${p99[unguarded]}")" \
-            "$(ms "${p50[guarded]}")" "$(ms "${p99[guarded]}")"
+            "$(median ${rps[unguarded]})" "$(median ${rps[guarded]})" "$ratio" \
+            "$(ms "$(median ${p50[unguarded]})")" "$(ms "$(median ${p99[unguarded]})")" \
+            "$(ms "$(median ${p50[guarded]})")" "$(ms "$(median ${p99[guarded]})")"
     done
 done
 echo
