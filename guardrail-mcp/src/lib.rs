@@ -391,14 +391,10 @@ impl Session {
             ));
         };
         // On an error the holder is dropped: held outcomes are recorded as `undelivered`.
-        let (value, text, digest) = deliverable(handler(&ctx, arguments)?)?;
-        held.release(&[(RESULT_DIGEST, digest.clone())])
+        let delivered = deliverable(handler(&ctx, arguments)?)?;
+        held.release(&[(RESULT_DIGEST, delivered.digest.clone())])
             .map_err(ToolError::from)?;
-        Ok(Delivered {
-            value,
-            text,
-            digest,
-        })
+        Ok(delivered)
     }
 
     /// [`Session::call`] for an async server: the held outcome events are queued and their
@@ -418,15 +414,11 @@ impl Session {
             Body::Sync(handler) => handler(&ctx, arguments)?,
             Body::Async(handler) => handler(ctx, arguments.clone()).await?,
         };
-        let (value, text, digest) = deliverable(value)?;
-        held.release_async(&[(RESULT_DIGEST, digest.clone())])
+        let delivered = deliverable(value)?;
+        held.release_async(&[(RESULT_DIGEST, delivered.digest.clone())])
             .await
             .map_err(ToolError::from)?;
-        Ok(Delivered {
-            value,
-            text,
-            digest,
-        })
+        Ok(delivered)
     }
 
     /// The offered tool `name`, a holder for its outcome events, and its context: the
@@ -452,11 +444,15 @@ impl Session {
 }
 
 /// A tool's JSON as delivered: scrubbed, its compact text, and the text's digest.
-fn deliverable(mut value: Value) -> Result<(Value, String, String), ToolError> {
+fn deliverable(mut value: Value) -> Result<Delivered, ToolError> {
     scrub_json_in_place(&mut value);
     let text = render::render(&value)?;
     let digest = result_digest(&text);
-    Ok((value, text, digest))
+    Ok(Delivered {
+        value,
+        text,
+        digest,
+    })
 }
 
 /// The context every call of a session starts from: the person, the agent, the session id,

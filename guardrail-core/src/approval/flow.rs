@@ -55,6 +55,28 @@ pub(crate) fn new_request(
     }
 }
 
+/// What every approval step's event holds: its kind and time, the request's id, the
+/// decision word, the policy, and the actor (id and roles) if there is one.
+fn step_stamp(
+    g: &Guardrail,
+    policy: &Policy,
+    kind: EventKind,
+    id: &ApprovalId,
+    actor: Option<&Principal>,
+    decision: &str,
+) -> Record {
+    let mut r = Record::at(kind, g.clock().now());
+    if let Some(p) = actor {
+        r.principal = Some(p.id_arc().clone());
+        r.roles = p.roles_arc().clone();
+    }
+    r.approval = Some(Arc::from(id.as_str()));
+    r.decision = Some(Arc::from(decision));
+    r.policy_version = Some(policy.version_arc());
+    r.policy_hash = Some(policy.hash_arc());
+    r
+}
+
 /// The event of one approval step about `request`, acted by `actor`.
 fn step_record(
     g: &Guardrail,
@@ -64,23 +86,15 @@ fn step_record(
     actor: Option<&Principal>,
     decision: &str,
 ) -> Record {
-    let mut r = Record::at(kind, g.clock().now());
+    let mut r = step_stamp(g, policy, kind, &request.id, actor, decision);
     r.action = Some(request.action.clone());
-    r.principal = Some(match actor {
-        Some(p) => p.id_arc().clone(),
-        None => request.binding.principal.clone(),
-    });
-    if let Some(p) = actor {
-        r.roles = p.roles_arc().clone();
+    if actor.is_none() {
+        r.principal = Some(request.binding.principal.clone());
     }
     r.subject = request.binding.subject.clone();
     // The session the call was asked for in: its replay shows every approval step.
     r.session = request.binding.scope.session.clone();
     r.count = request.binding.count;
-    r.approval = Some(Arc::from(request.id.as_str()));
-    r.decision = Some(Arc::from(decision));
-    r.policy_version = Some(policy.version_arc());
-    r.policy_hash = Some(policy.hash_arc());
     r.detail
         .insert("requester".into(), request.binding.principal.to_string());
     r.detail
@@ -221,16 +235,7 @@ pub(crate) fn record_refused_attempt(
         Ok(Some(request)) => step_record(g, &policy, kind, &request, Some(approver), "refused"),
         // An id the store does not know (or cannot read now): the attempt is recorded all
         // the same, with what the request said.
-        _ => {
-            let mut r = Record::at(kind, g.clock().now());
-            r.principal = Some(approver.id_arc().clone());
-            r.roles = approver.roles_arc().clone();
-            r.approval = Some(Arc::from(id.as_str()));
-            r.decision = Some(Arc::from("refused"));
-            r.policy_version = Some(policy.version_arc());
-            r.policy_hash = Some(policy.hash_arc());
-            r
-        }
+        _ => step_stamp(g, &policy, kind, id, Some(approver), "refused"),
     };
     r.reason = Some(Arc::from(reason));
     g.append(&policy, r).map(drop).map_err(audit_failed)
