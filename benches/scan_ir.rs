@@ -10,6 +10,9 @@
 //! processes hold the CPU): the cycles of `<binary> scanner 200` minus those of
 //! `<binary> scanner 0`, over 200, are the cycles of one pass.
 //!
+//! `<binary> work` prints what one pass of the scanner finds in the notes, by kind, and the
+//! work it took ([`Scanner::find_with_work`]): regex searches, bytes searched, validations.
+//!
 //! `<binary> adversarial ip|phone|ssn <KiB> [passes]` scans one of `scan_adversarial`'s
 //! inputs (`benches/scan.rs`) of that size instead: with `perf stat -e task-clock` and the
 //! smallest of several runs, the CPU time per size on a loaded machine.
@@ -72,6 +75,24 @@ fn main() {
             black_box(run_scanner(&scanner, &notes));
             println!("{}", measure_scanner(&scanner, &notes, number(2, 1)));
         }
+        "work" => {
+            // What one pass over the notes finds, by kind, and the work it took.
+            let scanner = Scanner::default();
+            let mut kinds = std::collections::BTreeMap::new();
+            let mut total = guardrail_core::mask::scanner::ScanWork::default();
+            for note in &notes {
+                let (found, work) = scanner.find_with_work(note);
+                for f in found {
+                    *kinds.entry(format!("{:?}", f.kind)).or_insert(0usize) += 1;
+                }
+                total.searches += work.searches;
+                total.bytes_searched += work.bytes_searched;
+                total.validations += work.validations;
+            }
+            let bytes: usize = notes.iter().map(String::len).sum();
+            println!("{} notes, {bytes} bytes; findings {kinds:?}", notes.len());
+            println!("{total:?}");
+        }
         "regexset" => {
             let set = scan_baseline::regexset_4();
             black_box(run_regexset(&set, &notes));
@@ -91,7 +112,7 @@ fn main() {
             println!("{}", measure_adversarial(&scanner, &text, number(4, 1)));
         }
         _ => eprintln!(
-            "usage: scan_ir scanner|regexset [passes] | adversarial ip|phone|ssn <KiB> [passes]"
+            "usage: scan_ir scanner|regexset [passes] | work | adversarial ip|phone|ssn <KiB> [passes]"
         ),
     }
 }

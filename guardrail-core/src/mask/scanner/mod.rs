@@ -395,6 +395,11 @@ impl Scanner {
                     // a built-in identifier (`120/80,`, the `,` after a date) are not searched
                     // (custom MRN patterns may match anything).
                     let skip = !inner.custom_mrn;
+                    if skip && let Some(date) = search::whole_numeric_date(text, &window.range) {
+                        work.validations += 1;
+                        out.push(date);
+                        continue;
+                    }
                     let hints = Hints {
                         open,
                         skip,

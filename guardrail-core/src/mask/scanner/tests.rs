@@ -373,3 +373,86 @@ fn hope_needs_an_ipv6_colon_or_a_scheme_colon() {
         ]
     );
 }
+
+/// Windows that are, or nearly are, a lone numeric date (the shortcut in
+/// `search::whole_numeric_date`): every run length around the date forms, every separator,
+/// the bytes that may follow and precede it. The shortcut must find exactly what a search
+/// of the whole text finds.
+#[test]
+fn a_lone_numeric_date_is_found_as_a_search_finds_it() {
+    let s = Scanner::default();
+    let runs = ["3", "12", "45", "123", "2024"];
+    let lasts = ["5", "24", "123", "2024", "20245"];
+    let separators = ["/", "-", "."];
+    let tails = ["", ",", ".", ":", ")", "a", "0", "-", "T10:30"];
+    let before = ["", "x", "(", "Mar "];
+    let mut dates = 0;
+    for a in runs {
+        for b in runs {
+            for c in lasts {
+                for s1 in separators {
+                    for s2 in separators {
+                        for tail in tails {
+                            for prefix in before {
+                                let text = format!("on {prefix}{a}{s1}{b}{s2}{c}{tail} ok");
+                                let found = s.find(&text);
+                                assert_eq!(found, s.find_unfiltered(&text), "{text:?}");
+                                dates += found
+                                    .iter()
+                                    .filter(|f| f.kind == IdentifierKind::Date)
+                                    .count();
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    // Both readings are exercised: many of these are dates, many are not.
+    assert!(dates > 1_000, "{dates} dates");
+}
+
+#[test]
+fn a_date_shortcut_needs_a_word_boundary_before_it() {
+    // Windows start at a word's start, so this never happens in a scan; the shortcut still
+    // refuses a window that a `\b` could not start.
+    let text = "x12/12/2024 ok";
+    assert_eq!(search::whole_numeric_date(text, &(1..11)), None);
+    assert_eq!(
+        search::whole_numeric_date(" 12/12/2024 ok", &(1..11)).map(|f| f.range),
+        Some(1..11)
+    );
+}
+
+/// Which clusters look back for a cue (`trigger::cue_led_start`): every cue, month name and
+/// state before every shape of first runs, each found as a search of the whole text finds it.
+#[test]
+fn cues_are_found_before_every_shape_of_cluster() {
+    let s = Scanner::default();
+    let digits = |n: usize| "234567890123".get(..n).unwrap_or_default().to_owned();
+    let cues = [
+        "Fax: ", "fax 1-", "SSN ", "ssn: ", "MRN ", "ZIP ", "MA ", "March ", "3 Dec ", "Dec ",
+        "Sep. ", "5th ", "",
+    ];
+    let mut found = 0;
+    for cue in cues {
+        for first in 1..=11 {
+            for second in 0..=5 {
+                for sep in ["-", " ", ", ", "/", "."] {
+                    for third in ["", "-4567", " 4567", ", 2021"] {
+                        let second = if second == 0 {
+                            String::new()
+                        } else {
+                            format!("{sep}{}", digits(second))
+                        };
+                        let text = format!("pt {cue}{}{second}{third} seen", digits(first));
+                        let f = s.find(&text);
+                        assert_eq!(f, s.find_unfiltered(&text), "{text:?}");
+                        found += f.len();
+                    }
+                }
+            }
+        }
+    }
+    assert!(found > 1_000, "{found} findings");
+}

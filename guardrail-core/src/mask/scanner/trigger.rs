@@ -33,24 +33,47 @@ fn trigger_mask(w: u64) -> u64 {
     ((at_least_zero & !above_colon) | (at_least_at & !above_at)) & HI
 }
 
+/// Searchers for `w.` and `W.`, built once (a searcher costs more to build than most notes
+/// take to search).
+static W_DOT: std::sync::LazyLock<[memchr::memmem::Finder<'static>; 2]> =
+    std::sync::LazyLock::new(|| {
+        [
+            memchr::memmem::Finder::new(b"w."),
+            memchr::memmem::Finder::new(b"W."),
+        ]
+    });
+
 /// The position of the `.` of the first `www.` (any case) whose `.` is at or after `from`,
 /// or the length of `bytes` if there is none. `memchr2` finds the `w`s.
 pub(super) fn next_www(bytes: &[u8], from: usize) -> usize {
-    let mut at = from.saturating_sub(3);
-    while let Some(found) = bytes
-        .get(at..)
-        .and_then(|rest| memchr::memchr2(b'w', b'W', rest))
-    {
-        let w = at + found;
-        if bytes
-            .get(w..w + 4)
-            .is_some_and(|four| four[3] == b'.' && four[..3].eq_ignore_ascii_case(b"www"))
-        {
-            return w + 3;
+    // The `.` of a `www.` follows a `w` or a `W`: look for `w.` and `W.` (rare in prose,
+    // where `w` is not), then at the two bytes before. `next` holds the next `w.` and `W.`
+    // at or after `at` (the length of the text if there is none).
+    let find = |finder: &memchr::memmem::Finder<'static>, at: usize| {
+        bytes
+            .get(at..)
+            .and_then(|rest| finder.find(rest))
+            .map_or(bytes.len(), |p| at + p)
+    };
+    let finders: &[memchr::memmem::Finder<'static>; 2] = &W_DOT;
+    // A `.` at or after `from` follows a `w` at or after `from - 1`.
+    let mut at = from.saturating_sub(1);
+    let mut next = [find(&finders[0], at), find(&finders[1], at)];
+    loop {
+        let w = next[0].min(next[1]);
+        if w >= bytes.len() {
+            return bytes.len();
+        }
+        if w >= 2 && bytes[w - 2..w].eq_ignore_ascii_case(b"ww") {
+            return w + 1;
         }
         at = w + 1;
+        for (slot, finder) in next.iter_mut().zip(finders) {
+            if *slot < at {
+                *slot = find(finder, at);
+            }
+        }
     }
-    bytes.len()
 }
 
 /// Bytes that may sit between the digits of one identifier (`(617) 555-0142`, `3/14/2024`,
@@ -70,6 +93,20 @@ const MIN_CLUSTER_DIGITS: usize = 4;
 const MIN_CUE_LED_RUN: usize = 4;
 /// …or at least this many digits in all.
 const MIN_CUE_LED_DIGITS: usize = 9;
+/// True if a cluster whose first two runs of digits are this long (0: no second run) may
+/// hold the digits of a match that starts before it, by the digits each built-in pattern
+/// with a cue, month name or state before its digits may have there:
+/// - a ZIP code (`ZIP`, `MA`): 5 then 4; an MRN: 6 to 10; an SSN after its cue: 9, or 3
+///   then 2 or 3 or 6, or 5 then 4; a fax number: 3 then 3, or 1 then 3;
+/// - a named date: the year (4) after a month name (`Dec 2006`, `5th, 2020`), or the day
+///   then the year (`March 3, 2021`: 1 or 2, then 4).
+///
+/// So a first run of 3 to 10 digits, or a second run of 3 or 4.
+const fn cue_led_start(leading: [usize; 2]) -> bool {
+    let [first, second] = leading;
+    (first >= 3 && first <= 10) || second == 3 || second == 4
+}
+
 /// Whole words a cue may take before the digits: `Social security no. #:`, `Medical record
 /// number #:` are the longest built-in cues.
 const CUE_WORDS: usize = 4;
@@ -372,8 +409,9 @@ impl<'a> Windows<'a> {
                     let start = i;
                     let mut count = 0;
                     let mut runs = 0;
-                    // The longest run of digits with no separator.
+                    // The longest run of digits with no separator, and the first two runs.
                     let mut longest_run = 0;
+                    let mut leading = [0; 2];
                     let mut j = i;
                     let last = loop {
                         // One run of digits, then at most `MAX_SEPARATOR_RUN` separators
@@ -383,6 +421,9 @@ impl<'a> Windows<'a> {
                             j += 1;
                         }
                         let run = j - run_start;
+                        if let Some(slot) = leading.get_mut(runs) {
+                            *slot = run;
+                        }
                         runs += 1;
                         count += run;
                         longest_run = longest_run.max(run);
@@ -406,10 +447,14 @@ impl<'a> Windows<'a> {
                         // month name or a state) holds a run of at least four digits (the
                         // year of a named date, an MRN, a ZIP, the last part of an SSN, phone
                         // or fax number) or, for the cue-led `123 456 789` SSN, nine digits.
-                        // Other clusters (`120/80`, `3/14/24`, `J45.909`) need no look back.
+                        // Other clusters (`120/80`, `J45.909`) need no look back.
+                        // And such a match covers the cluster's first runs (the cluster starts
+                        // here: no digit within three separators before it), which must
+                        // then fit the digits after a cue ([`cue_led_start`]): so a numeric
+                        // date such as `3/14/2024` needs no look back either.
                         let cue_led = self.any_cue
-                            || longest_run >= MIN_CUE_LED_RUN
-                            || count >= MIN_CUE_LED_DIGITS;
+                            || ((longest_run >= MIN_CUE_LED_RUN || count >= MIN_CUE_LED_DIGITS)
+                                && cue_led_start(leading));
                         let words = if cue_led { CUE_WORDS } else { 0 };
                         // What `hope` requires of a span for the bounded automaton (four
                         // digits, and more than five or more than two runs if there is
