@@ -14,7 +14,14 @@
 //! `\b` precedes); any other built-in match starts in the digits' own word. Short windows
 //! (and the rest of a window after a match) that cannot hold an identifier (`120/80,`, the
 //! `:` after a date) are not searched at all.
-//! Only the windows are searched; the text between windows is never looked at again.
+//! Only clusters whose first runs of digits can follow a cue (a first run of 3 to 10 digits, or a
+//! second run of 3 or 4: `555-0142`, `02115`, `March 3, 2021`) look back at all; a date such
+//! as `3/14/2024` cannot end a cue's match, so its window is its own word.
+//! Only the windows are searched; the text between windows is never looked at again. A
+//! window that is one valid numeric date and nothing else (half the identifiers of clinical
+//! notes are dates) is taken as the finding it is without searching it, a shortcut whose
+//! reasoning is in `search::whole_numeric_date` and which unit tests check against the
+//! search over every near-date shape.
 //! Each search is first anchored where a match most likely starts: the window's start, or
 //! the first byte after whitespace once a match is behind (no built-in match starts at
 //! whitespace; a unit test checks each pattern's automaton): a match found there needs no

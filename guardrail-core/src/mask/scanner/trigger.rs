@@ -44,7 +44,7 @@ static W_DOT: std::sync::LazyLock<[memchr::memmem::Finder<'static>; 2]> =
     });
 
 /// The position of the `.` of the first `www.` (any case) whose `.` is at or after `from`,
-/// or the length of `bytes` if there is none. `memchr2` finds the `w`s.
+/// or the length of `bytes` if there is none.
 pub(super) fn next_www(bytes: &[u8], from: usize) -> usize {
     // The `.` of a `www.` follows a `w` or a `W`: look for `w.` and `W.` (rare in prose,
     // where `w` is not), then at the two bytes before. `next` holds the next `w.` and `W.`
