@@ -73,6 +73,12 @@ impl fmt::Debug for Tool {
 
 impl Tool {
     /// A tool `name` calling the guarded action named `action` through `handler`.
+    ///
+    /// The handler runs on the thread that calls the tool: under [`GuardedServer`], a worker
+    /// of the async runtime. Its guarded call waits there for its decision event to be
+    /// durable (with a trail in fsync mode, for a group commit), and any blocking I/O of its
+    /// own (a SQLite query) holds the worker too; with such a trail, or on a runtime with few
+    /// workers, prefer [`Tool::new_async`] and an `async fn` action, which await instead.
     pub fn new(
         name: impl AsRef<str>,
         action: &'static str,
