@@ -337,3 +337,62 @@ fn an_awaited_event_whose_fsync_fails_is_an_error() {
     let e = block_on_one_thread(submitted.pending.expect("an fsync sink queues")).unwrap_err();
     assert!(matches!(e, AuditError::Poisoned { .. }), "{e}");
 }
+
+/// Many threads waiting on `Fsync` appends at once (so they yield before sleeping) each
+/// learn their own event's fate: durable, or the fsync's failure; none hangs, and the count
+/// of waiting threads is back to zero after both.
+#[test]
+fn waiting_threads_that_yield_still_learn_each_fate() {
+    const THREADS: u64 = 16;
+    const EACH: u64 = 25;
+    let (disk, storage) = sim();
+    // Slow fsyncs: the threads wait together, each sees others waiting.
+    disk.delay_writes_to(
+        &manifest::file_name(1),
+        std::time::Duration::from_micros(200),
+    );
+    let sink = FileSink::open_with(storage.clone(), dir(), FileSinkOptions::default()).unwrap();
+    let durable: Vec<u64> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..THREADS)
+            .map(|t| {
+                let sink = &sink;
+                s.spawn(move || {
+                    (0..EACH)
+                        .map(|i| sink.append(decision(t * EACH + i)).unwrap().seq)
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
+    });
+    assert_eq!(durable.len() as u64, THREADS * EACH);
+    assert_eq!(sink.shared.waiting.load(Ordering::Relaxed), 0);
+
+    fail_fsync(&disk, disk.stats().syncs);
+    let failed = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..THREADS)
+            .map(|t| {
+                let sink = &sink;
+                s.spawn(move || sink.append(decision(1_000 + t)).is_err())
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap())
+            .filter(|&failed| failed)
+            .count()
+    });
+    assert_eq!(
+        failed as u64, THREADS,
+        "an event the failed fsync did not cover was acknowledged"
+    );
+    assert_eq!(sink.shared.waiting.load(Ordering::Relaxed), 0);
+    drop(sink);
+    disk.clear_faults();
+    let report = verify(&*storage);
+    let last = durable.iter().max().copied().unwrap();
+    assert!(report.head.next_seq > last, "{report:?}");
+}
