@@ -33,6 +33,9 @@ fn trigger_mask(w: u64) -> u64 {
     ((at_least_zero & !above_colon) | (at_least_at & !above_at)) & HI
 }
 
+/// Below this many bytes from the start, [`next_www`] reads the bytes one by one.
+const SHORT_WWW_SCAN: usize = 64;
+
 /// Searchers for `w.` and `W.`, built once (a searcher costs more to build than most notes
 /// take to search).
 static W_DOT: std::sync::LazyLock<[memchr::memmem::Finder<'static>; 2]> =
@@ -46,6 +49,13 @@ static W_DOT: std::sync::LazyLock<[memchr::memmem::Finder<'static>; 2]> =
 /// The position of the `.` of the first `www.` (any case) whose `.` is at or after `from`,
 /// or the length of `bytes` if there is none.
 pub(super) fn next_www(bytes: &[u8], from: usize) -> usize {
+    if bytes.len().saturating_sub(from) < SHORT_WWW_SCAN {
+        // A short text (a field of a tool's result) is read directly: cheaper than setting
+        // two searchers off.
+        return (from..bytes.len())
+            .find(|&i| i >= 3 && bytes[i] == b'.' && bytes[i - 3..i].eq_ignore_ascii_case(b"www"))
+            .unwrap_or(bytes.len());
+    }
     // The `.` of a `www.` follows a `w` or a `W`: look for `w.` and `W.` (rare in prose,
     // where `w` is not), then at the two bytes before. `next` holds the next `w.` and `W.`
     // at or after `at` (the length of the text if there is none).
