@@ -239,8 +239,7 @@ impl Shared {
 /// waits as well.
 ///
 /// Each durable append of a thread that sleeps costs a wake-up from the writer after the
-/// fsync, and on a virtual machine a wake-up that crosses CPUs is dear (`perf bench sched
-/// pipe` here: 36 µs a round trip across the two CPUs, 4 µs on one). With many appending
+/// fsync, and on a virtual machine a wake-up that crosses CPUs is dear. With many appending
 /// threads, a yield hands the CPU to another appender, whose event joins the group commit
 /// under way, and the thread is usually running again when its fsync is done: no wake-up.
 /// A lone waiter (nothing else to run) sleeps at once rather than spin. Measured in
