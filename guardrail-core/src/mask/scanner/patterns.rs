@@ -68,9 +68,12 @@ pub(super) fn ends_in_state(word: &[u8]) -> bool {
     a.is_ascii_uppercase()
         && b.is_ascii_uppercase()
         && STATE_PAIRS[usize::from(a - b'A')] & (1 << (b - b'A')) != 0
-        && before
-            .last()
-            .is_none_or(|&c| !(c.is_ascii_alphanumeric() || c == b'_'))
+        && before.last().is_none_or(|&c| !is_word_byte(c))
+}
+
+/// A byte `\b` counts as part of a word (ASCII: letters, digits, `_`).
+pub(super) fn is_word_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_'
 }
 
 pub(super) fn zip_state_pattern() -> String {

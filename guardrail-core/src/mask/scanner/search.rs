@@ -142,7 +142,7 @@ pub(super) fn whole_numeric_date(text: &str, window: &Range<usize>) -> Option<Sc
     if !(6..=11).contains(&w.len()) || !w[0].is_ascii_digit() {
         return None;
     }
-    if window.start > 0 && is_word_byte(*bytes.get(window.start - 1)?) {
+    if window.start > 0 && super::patterns::is_word_byte(*bytes.get(window.start - 1)?) {
         return None;
     }
     let run = |from: usize| {
@@ -173,11 +173,6 @@ pub(super) fn whole_numeric_date(text: &str, window: &Range<usize>) -> Option<Sc
         kind: IdentifierKind::Date,
         range,
     })
-}
-
-/// A byte `\b` counts as part of a word (ASCII: letters, digits, `_`).
-fn is_word_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b == b'_'
 }
 
 /// What the caller of [`Inner::search`] knows of a span.

@@ -33,6 +33,11 @@ fn trigger_mask(w: u64) -> u64 {
     ((at_least_zero & !above_colon) | (at_least_at & !above_at)) & HI
 }
 
+/// True if byte `i` of `bytes` is the `.` of a `www.` (any case).
+fn is_www_dot(bytes: &[u8], i: usize) -> bool {
+    i >= 3 && bytes[i] == b'.' && bytes[i - 3..i].eq_ignore_ascii_case(b"www")
+}
+
 /// Below this many bytes from the start, [`next_www`] reads the bytes one by one.
 const SHORT_WWW_SCAN: usize = 64;
 
@@ -53,7 +58,7 @@ pub(super) fn next_www(bytes: &[u8], from: usize) -> usize {
         // A short text (a field of a tool's result) is read directly: cheaper than setting
         // two searchers off.
         return (from..bytes.len())
-            .find(|&i| i >= 3 && bytes[i] == b'.' && bytes[i - 3..i].eq_ignore_ascii_case(b"www"))
+            .find(|&i| is_www_dot(bytes, i))
             .unwrap_or(bytes.len());
     }
     // The `.` of a `www.` follows a `w` or a `W`: look for `w.` and `W.` (rare in prose,
@@ -498,7 +503,7 @@ impl<'a> Windows<'a> {
                     }
                     i += 1;
                 }
-                b'.' if i >= 3 && bytes[i - 3..i].eq_ignore_ascii_case(b"www") => {
+                b'.' if is_www_dot(bytes, i) => {
                     self.at = i + 1;
                     return Some((i - 3..i + 1, 0, true, false));
                 }
@@ -597,7 +602,7 @@ impl<'a> Windows<'a> {
             open |= match b {
                 b'@' => true,
                 b':' => bytes.get(end + 1) == Some(&b'/'),
-                b'.' => end >= 3 && bytes[end - 3..end].eq_ignore_ascii_case(b"www"),
+                b'.' => is_www_dot(bytes, end),
                 _ => false,
             };
             end += 1;
