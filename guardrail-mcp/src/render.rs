@@ -3,11 +3,12 @@
 //!
 //! Every string of a result (map keys included: a `HashMap<String, _>` key can be a name) is
 //! scanned with the default scanner, except a string the scanner cannot find anything in,
-//! known without running it ([`needs_scan`]): ASCII text holding none of the bytes every
-//! built-in identifier pattern needs (a digit, `:`, `@`) and no `www`, or a keyed token the
-//! masking itself wrote (`hmac-sha256:` and 64 lowercase hex digits). Field names, revealed
-//! names and diagnoses are mostly the first kind, tokenized values the second: a typical
-//! masked record then runs the scanner only on its few strings with digits.
+//! known without running it ([`needs_scan`]): ASCII text with none of `:`, `@` and `www` and
+//! too few digits for any built-in pattern (at most four, in at most two runs), or a keyed
+//! token the masking itself wrote (`hmac-sha256:` and 64 lowercase hex digits). Field names,
+//! revealed names, diagnoses and what the other maskings write (`***-**-6789`, a year) are
+//! the first kind, tokenized values the second: a typical masked record then runs the scanner
+//! on none of its strings.
 
 use std::sync::LazyLock;
 
@@ -65,10 +66,13 @@ fn scrubbed(text: &str) -> Option<String> {
 /// False only for text the default scanner cannot find an identifier in, decided without
 /// running it:
 ///
-/// - ASCII text with no digit, no `:`, no `@` and no `www` (any case): every built-in pattern
-///   needs one of them (a number, a URL's `://` or `www.`, an email's `@`, an IPv6 address's
-///   `:`), which is what the scanner's own prefilter looks for. Other text (look-alike digits
-///   are folded to ASCII before the search) is scanned.
+/// - ASCII text ([`too_few_digits`]) with no `:`, no `@`, no `www` (any case), at most four
+///   digits, and those in at most two runs. Every built-in pattern needs one of: an `@` (an
+///   email), a URL's `://` or `www.`, an IPv6 address's `:`, five digits or more (a phone or
+///   fax number has ten, an SSN nine, an MRN six, a ZIP code five, a named date's day and
+///   year five, a card number thirteen) or three runs of digits (a numeric date such as
+///   `1/2/34`, an IPv4 address). Other text (look-alike digits are folded to ASCII before
+///   the search) is scanned.
 /// - A keyed token (`hmac-sha256:` and 64 lowercase hex digits), the output of the
 ///   `tokenize` masking: a keyed one-way hash holds no identifier, and no pattern matches
 ///   one (no separator between its digits, no word boundary inside them).
@@ -77,26 +81,32 @@ fn scrubbed(text: &str) -> Option<String> {
 /// scanner ever find something in such text (a new pattern, or a scanner that failed to
 /// build and reports every text as unscanned), every string is scanned again.
 fn needs_scan(text: &str) -> bool {
-    !(*SHORTCUT_HOLDS && (trigger_free(text) || is_keyed_token(text)))
+    !(*SHORTCUT_HOLDS && (too_few_digits(text) || is_keyed_token(text)))
 }
 
-/// The ASCII bytes that start no trigger: everything but digits, `:` and `@` (and every
-/// byte at or above 0x80, which may be part of a look-alike digit, is not in it either).
-static QUIET: [bool; 256] = {
-    let mut t = [false; 256];
-    let mut b = 0;
-    while b < 0x80 {
-        t[b] = !matches!(b as u8, b'0'..=b'9' | b':' | b'@');
-        b += 1;
+/// ASCII text with no `:`, `@` or `www` (any case), and at most four ASCII digits in at
+/// most two runs (see [`needs_scan`]).
+fn too_few_digits(text: &str) -> bool {
+    let (mut digits, mut runs, mut in_run) = (0u32, 0u32, false);
+    for &b in text.as_bytes() {
+        match b {
+            b'0'..=b'9' => {
+                digits += 1;
+                runs += u32::from(!in_run);
+                in_run = true;
+                if digits > 4 || runs > 2 {
+                    return false;
+                }
+            }
+            // A byte above 0x7f may be part of a look-alike digit or dash.
+            b':' | b'@' | 0x80.. => return false,
+            _ => in_run = false,
+        }
     }
-    t
-};
-
-/// ASCII text with no digit, `:`, `@` or `www` (any case).
-fn trigger_free(text: &str) -> bool {
-    let bytes = text.as_bytes();
-    bytes.iter().all(|&b| QUIET[usize::from(b)])
-        && !bytes.windows(3).any(|w| w.eq_ignore_ascii_case(b"www"))
+    !text
+        .as_bytes()
+        .windows(3)
+        .any(|w| w.eq_ignore_ascii_case(b"www"))
 }
 
 /// `hmac-sha256:` followed by exactly 64 lowercase hex digits.
@@ -111,7 +121,8 @@ fn is_keyed_token(text: &str) -> bool {
 }
 
 /// Texts of both shortcut kinds that a scanner might be expected to trip on if any could:
-/// cue words, month and state names, all-digit and digit-run tokens.
+/// cue words, month and state names, masked values, short digit runs beside cues and
+/// separators, all-digit and digit-run tokens.
 const PROBES: &[&str] = &[
     "",
     "a",
@@ -121,6 +132,29 @@ const PROBES: &[&str] = &[
     "Dec. the first, March, Massachusetts MA, NY, medical record number #:",
     "hypertension, type two diabetes (controlled) - see notes / plan + follow-up",
     "ww.example.com wwW",
+    "***-**-6789",
+    "1961",
+    "p-1",
+    "SSN ***-**-6789",
+    "ssn is 1234",
+    "MRN 1234",
+    "mr# 12",
+    "zip code 0211",
+    "MA 0211",
+    "fax 555-1",
+    "12/34",
+    "1/2/",
+    "1.2",
+    "12 34",
+    "1-2",
+    "Mar 19",
+    "4 March",
+    "March 4, 196",
+    "19 Dec 61",
+    "9th of 196",
+    "ip 1.2.",
+    "card 4111",
+    "(617) 5",
     "hmac-sha256:0000000000000000000000000000000000000000000000000000000000000000",
     "hmac-sha256:4111111111111111aaaa4111111111111111aaaa0123456789012345dec12345",
     "hmac-sha256:123456789012345678901234567890123456789012345678901234567890abcd",
@@ -244,18 +278,29 @@ mod tests {
             "th",
             "-- ",
             "e.g.",
+            "1",
+            "12",
+            "196",
+            "6789",
+            "***-**-",
+            "0",
         ];
         let mut g = Gen(0x9e37_79b9_7f4a_7c15);
-        let mut skipped = 0;
+        let (mut skipped, mut skipped_with_digits) = (0, 0);
         for _ in 0..4000 {
             let n = 1 + g.next() % 8;
             let text: String = (0..n).map(|_| g.pick(WORDS)).collect();
             if !needs_scan(&text) {
                 skipped += 1;
+                skipped_with_digits += usize::from(text.bytes().any(|b| b.is_ascii_digit()));
                 assert!(default_scanner().find(&text).is_empty(), "{text:?}");
             }
         }
         assert!(skipped > 2000, "only {skipped} skipped");
+        assert!(
+            skipped_with_digits > 500,
+            "only {skipped_with_digits} with digits"
+        );
         const HEX: &[&str] = &["0", "1", "2", "4", "5", "9", "a", "c", "d", "e", "f"];
         for _ in 0..2000 {
             let digits: String = (0..64).map(|_| g.pick(HEX)).collect();
@@ -265,11 +310,33 @@ mod tests {
         }
     }
 
+    /// The probes that hold a digit are of the first shortcut kind: they test its claim.
+    #[test]
+    fn the_probes_with_digits_are_short_of_digits() {
+        let with_digits: Vec<_> = PROBES
+            .iter()
+            .filter(|p| {
+                !p.starts_with(AuditKey::TOKEN_PREFIX) && p.contains(|c: char| c.is_ascii_digit())
+            })
+            .collect();
+        assert!(with_digits.len() > 20);
+        for p in with_digits {
+            assert!(too_few_digits(p), "{p}");
+        }
+    }
+
     /// Text that may hold an identifier is scanned, keys and values alike: every byte the
-    /// shortcut looks for, look-alike digits, and anything that is almost a token.
+    /// shortcut looks for, look-alike digits, five digits or three runs of them, and
+    /// anything that is almost a token.
     #[test]
     fn what_may_hold_an_identifier_is_scanned() {
         let risky = [
+            "1/2/34",
+            "ip 1.2.3.4",
+            "March 4, 1961",
+            "4 Mar 1961",
+            "zip code 02115",
+            "MA 02115",
             "SSN 123-45-6789",
             "ada@example.org",
             "ftp://example.org/x",
