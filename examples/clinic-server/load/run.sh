@@ -5,6 +5,7 @@
 #   DURATION=30s examples/clinic-server/load/run.sh
 #   CLINIC_SERVER_BIN=path/to/clinic-server run.sh   # a binary built with `bench-unguarded`
 #   ROUNDS=5 examples/clinic-server/load/run.sh   # each cell measured 5 times, medians
+#   FLOOR=1 examples/clinic-server/load/run.sh    # and a third server: the durable floor
 #
 # Builds clinic-server (release, feature `bench-unguarded`), starts two servers on
 # 127.0.0.1 with fresh data directories under target/load/ (SQLite, the file trail in Fsync
@@ -15,7 +16,11 @@
 # guarded / unguarded. With ROUNDS > 1 each cell is measured that many times, the two
 # servers taking turns to go first, and the table shows the medians and the range of the
 # rounds' guarded / unguarded ratios: on a shared 2-core machine one 5-second run of either
-# server can be a third off its usual rate. Needs `wrk` (Debian: `apt-get install wrk`).
+# server can be a third off its usual rate. With FLOOR=1 a third server runs
+# `--unguarded-floor`: the unguarded routes plus one durable decision-shaped event per request
+# in the same kind of trail (clinic_server::unguarded::Baseline::DurableFloor), the least any
+# guard that records its decision before the body must add; the table then also shows its
+# rate and floor / unguarded. Needs `wrk` (Debian: `apt-get install wrk`).
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 
@@ -65,6 +70,11 @@ start() {
 }
 start guarded
 start unguarded --unguarded
+MODES="unguarded guarded"
+if [ -n "${FLOOR:-}" ]; then
+    start floor --unguarded-floor
+    MODES="unguarded guarded floor"
+fi
 
 # run MODE ROUTE CONNS DURATION: one wrk run; prints its RESULT line.
 run() {
@@ -84,18 +94,36 @@ echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 if [ "$ROUNDS" -gt 1 ]; then
     echo "medians of $ROUNDS rounds; the ratio's range in parentheses"
 fi
-printf '\n| route | conns | unguarded req/s | guarded req/s | guarded / unguarded | unguarded p50 / p99 ms | guarded p50 / p99 ms |\n'
-printf '|---|---:|---:|---:|---:|---:|---:|\n'
+FLOOR_HEAD="" FLOOR_RULE=""
+if [ -n "${FLOOR:-}" ]; then
+    FLOOR_HEAD=" floor req/s | floor / unguarded |" FLOOR_RULE="---:|---:|"
+fi
+printf '\n| route | conns | unguarded req/s | guarded req/s | guarded / unguarded |%s unguarded p50 / p99 ms | guarded p50 / p99 ms |\n' "$FLOOR_HEAD"
+printf '|---|---:|---:|---:|---:|%s---:|---:|\n' "$FLOOR_RULE"
 bad=0
+# ratio_of NAME: the median of the ratios in array NAME (and their range, with ROUNDS > 1).
+ratio_of() {
+    local -n rs=$1
+    local r
+    r="$(printf '%.0f%%' "$(median "${rs[@]}")")"
+    if [ "$ROUNDS" -gt 1 ]; then
+        local lo hi
+        lo=$(printf '%s\n' "${rs[@]}" | sort -g | head -n1)
+        hi=$(printf '%s\n' "${rs[@]}" | sort -g | tail -n1)
+        r="$r ($(printf '%.0f' "$lo")–$(printf '%.0f' "$hi")%)"
+    fi
+    echo "$r"
+}
 for route in $ROUTES; do
     for c in $CONNECTIONS; do
         declare -A rps p50 p99
-        for mode in unguarded guarded; do rps[$mode]="" p50[$mode]="" p99[$mode]=""; done
-        ratios=()
+        for mode in $MODES; do rps[$mode]="" p50[$mode]="" p99[$mode]=""; done
+        guarded_ratios=()
+        floor_ratios=()
         for round in $(seq 1 "$ROUNDS"); do
-            # The two servers take turns to go first.
-            order="unguarded guarded"
-            [ $((round % 2)) = 0 ] && order="guarded unguarded"
+            # The servers take turns to go first.
+            order="$MODES"
+            [ $((round % 2)) = 0 ] && order="$(echo "$MODES" | tr ' ' '\n' | tac | tr '\n' ' ')"
             declare -A this
             for mode in $order; do
                 run "$mode" "$route" "$c" "$WARMUP" >/dev/null
@@ -107,22 +135,29 @@ for route in $ROUTES; do
                 rps[$mode]+=" $r" p50[$mode]+=" $a" p99[$mode]+=" $b"
                 this[$mode]=$r
             done
-            ratios+=("$(awk -v g="${this[guarded]}" -v u="${this[unguarded]}" 'BEGIN { printf "%.1f", 100 * g / u }')")
+            guarded_ratios+=("$(awk -v g="${this[guarded]}" -v u="${this[unguarded]}" 'BEGIN { printf "%.1f", 100 * g / u }')")
+            if [ -n "${FLOOR:-}" ]; then
+                floor_ratios+=("$(awk -v g="${this[floor]}" -v u="${this[unguarded]}" 'BEGIN { printf "%.1f", 100 * g / u }')")
+            fi
         done
-        ratio="$(printf '%.0f%%' "$(median "${ratios[@]}")")"
-        if [ "$ROUNDS" -gt 1 ]; then
-            lo=$(printf '%s\n' "${ratios[@]}" | sort -g | head -n1)
-            hi=$(printf '%s\n' "${ratios[@]}" | sort -g | tail -n1)
-            ratio="$ratio ($(printf '%.0f' "$lo")–$(printf '%.0f' "$hi")%)"
+        floor_cells=""
+        if [ -n "${FLOOR:-}" ]; then
+            # shellcheck disable=SC2086 # the per-round values are space-separated on purpose
+            floor_cells=" $(printf '%.0f' "$(median ${rps[floor]})") | $(ratio_of floor_ratios) |"
         fi
         # shellcheck disable=SC2086 # the per-round values are space-separated on purpose
-        printf '| %s | %s | %.0f | %.0f | %s | %s / %s | %s / %s |\n' "$route" "$c" \
-            "$(median ${rps[unguarded]})" "$(median ${rps[guarded]})" "$ratio" \
+        printf '| %s | %s | %.0f | %.0f | %s |%s %s / %s | %s / %s |\n' "$route" "$c" \
+            "$(median ${rps[unguarded]})" "$(median ${rps[guarded]})" "$(ratio_of guarded_ratios)" \
+            "$floor_cells" \
             "$(ms "$(median ${p50[unguarded]})")" "$(ms "$(median ${p99[unguarded]})")" \
             "$(ms "$(median ${p50[guarded]})")" "$(ms "$(median ${p99[guarded]})")"
     done
 done
 echo
-echo "guarded trail: $(cat "$OUT"/guarded/audit/audit-*.jsonl | wc -l) events; unguarded trail: $(cat "$OUT"/unguarded/audit/audit-*.jsonl 2>/dev/null | wc -l) events"
+trails="guarded trail: $(cat "$OUT"/guarded/audit/audit-*.jsonl | wc -l) events; unguarded trail: $(cat "$OUT"/unguarded/audit/audit-*.jsonl 2>/dev/null | wc -l) events"
+if [ -n "${FLOOR:-}" ]; then
+    trails="$trails; floor trail: $(cat "$OUT"/floor/audit/audit-*.jsonl | wc -l) events"
+fi
+echo "$trails"
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg); wrk -d $DURATION per cell; raw output in $OUT/"
 exit "$bad"

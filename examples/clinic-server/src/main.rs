@@ -14,15 +14,33 @@ const USAGE: &str = "usage: clinic-server --listen ADDR --data DIR [--tokens FIL
   --replica NAME  with DATABASE_URL: share policy, approvals and trail with other replicas
   DATABASE_URL    when set, the clinic's data lives in this PostgreSQL database
   (built with feature bench-unguarded: --unguarded serves two routes WITHOUT guardrail,
-  for load benchmarks only; see clinic_server::unguarded)";
+  --unguarded-floor the same with one durable decision event each, for load benchmarks
+  only; see clinic_server::unguarded)";
+
+/// Which unguarded server to start (`clinic_server::unguarded::Baseline`).
+#[derive(Clone, Copy)]
+#[cfg_attr(
+    not(feature = "bench-unguarded"),
+    allow(
+        dead_code,
+        reason = "only the bench-unguarded feature's flags make one"
+    )
+)]
+enum Unguarded {
+    /// `--unguarded`.
+    Bare,
+    /// `--unguarded-floor`.
+    Floor,
+}
 
 struct Args {
     listen: SocketAddr,
     data: PathBuf,
     tokens: Option<PathBuf>,
     replica: Option<String>,
-    /// `--unguarded` (feature `bench-unguarded`): see `clinic_server::unguarded`.
-    unguarded: bool,
+    /// `--unguarded` or `--unguarded-floor` (feature `bench-unguarded`): see
+    /// `clinic_server::unguarded`.
+    unguarded: Option<Unguarded>,
 }
 
 fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
@@ -31,7 +49,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
         unused_mut,
         reason = "only `--unguarded` sets it, a flag of the bench-unguarded feature"
     )]
-    let mut unguarded = false;
+    let mut unguarded = None;
     while let Some(flag) = args.next() {
         let mut value = || args.next().ok_or(format!("`{flag}` needs a value"));
         match flag.as_str() {
@@ -45,7 +63,9 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
             "--tokens" => tokens = Some(PathBuf::from(value()?)),
             "--replica" => replica = Some(value()?),
             #[cfg(feature = "bench-unguarded")]
-            "--unguarded" => unguarded = true,
+            "--unguarded" => unguarded = Some(Unguarded::Bare),
+            #[cfg(feature = "bench-unguarded")]
+            "--unguarded-floor" => unguarded = Some(Unguarded::Floor),
             other => return Err(format!("unknown argument `{other}`")),
         }
     }
@@ -62,19 +82,24 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
 async fn serve_unguarded(
     clinic: Clinic,
     listen: SocketAddr,
+    which: Unguarded,
 ) -> Result<clinic_server::RunningServer, Box<dyn std::error::Error>> {
     #[cfg(feature = "bench-unguarded")]
     {
-        use clinic_server::unguarded::{BenchmarkOnly, router};
+        use clinic_server::unguarded::{Baseline, BenchmarkOnly, router};
         let proof = BenchmarkOnly::from_env()?;
         proof.check_listen(listen)?;
+        let baseline = match which {
+            Unguarded::Bare => Baseline::Bare,
+            Unguarded::Floor => Baseline::DurableFloor,
+        };
         eprintln!("clinic-server: WARNING: serving WITHOUT guardrail (benchmark mode)");
-        let router = router(proof, &clinic);
+        let router = router(proof, &clinic, baseline);
         Ok(clinic.serve_router(listen, router).await?)
     }
     #[cfg(not(feature = "bench-unguarded"))]
     {
-        drop((clinic, listen));
+        drop((clinic, listen, which));
         Err("this build has no unguarded mode".into())
     }
 }
@@ -110,10 +135,9 @@ fn main() -> ExitCode {
     };
     let served: Result<(), Box<dyn std::error::Error>> = runtime.block_on(async {
         let clinic = Clinic::open(config).await?;
-        let server = if args.unguarded {
-            serve_unguarded(clinic, args.listen).await?
-        } else {
-            clinic.serve(args.listen).await?
+        let server = match args.unguarded {
+            Some(which) => serve_unguarded(clinic, args.listen, which).await?,
+            None => clinic.serve(args.listen).await?,
         };
         println!(
             "clinic-server listening on {} (trail in {})",

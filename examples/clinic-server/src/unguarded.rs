@@ -17,8 +17,18 @@
 //! The statements are copies of the guarded actions' (a guarded action's body is part of its
 //! `#[phi_action]` function); the tests check that both modes answer the same chart and
 //! write the same rows.
+//!
+//! [`Baseline::DurableFloor`] (`--unguarded-floor`) serves the same routes with one thing of
+//! guardrail's: before its statements, each request appends one decision-shaped event (the
+//! principal, the action, the patient's keyed token, `allow`) to the clinic's own file trail
+//! (`Fsync` mode, signed checkpoints, as the guarded server writes it) and waits for it to
+//! be durable. No policy, lookup, masking or outcome: the least any guard that records its
+//! decision durably before the body runs must do. The load test's `FLOOR=1` measures it
+//! beside the two other servers, which says how much of the guarded server's cost that
+//! requirement alone sets on a given machine.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::extract::{Path, Request, State};
@@ -26,8 +36,9 @@ use axum::http::StatusCode;
 use axum::middleware::{Next, from_fn, from_fn_with_state};
 use axum::response::Response;
 use axum::routing::{get, put};
-use axum::{Json, Router};
-use guardrail_core::Principal;
+use axum::{Extension, Json, Router};
+use guardrail_core::audit::{AuditError, AuditKey, AuditSink as _, EventKind, FileSink, Record};
+use guardrail_core::{GuardError, Principal};
 
 use crate::actions::chart::Chart;
 use crate::db::on_either;
@@ -83,15 +94,76 @@ impl BenchmarkOnly {
     }
 }
 
+/// What an unguarded server adds to its statements (see the module documentation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Baseline {
+    /// Nothing: the statements alone.
+    Bare,
+    /// One durable decision-shaped event in the clinic's file trail before the statements.
+    DurableFloor,
+}
+
+/// The trail a [`Baseline::DurableFloor`] request appends to (`None`: [`Baseline::Bare`]).
+#[derive(Debug, Clone)]
+struct Floor(Option<Arc<FileSink>>);
+
+impl Floor {
+    /// Appends the decision-shaped event of `principal` calling `action` on `patient`, and
+    /// waits until it is durable.
+    async fn record(
+        &self,
+        principal: &Principal,
+        action: &'static str,
+        kind: &'static str,
+        patient: &str,
+    ) -> Result<(), AppError> {
+        let Some(sink) = &self.0 else {
+            return Ok(());
+        };
+        let failed = |e: AuditError| {
+            AppError::Guard(GuardError::AuditUnavailable {
+                action,
+                sink: "file".into(),
+                detail: "decision".into(),
+                source: Arc::new(e),
+            })
+        };
+        let key = crate::trail::demo_key();
+        let mut record = Record::new(EventKind::Decision);
+        record.request_id = Some(Arc::from(request_id()));
+        record.action = Some(Arc::from(action));
+        record.action_kind = Some(Arc::from(kind));
+        record.resource = Some(Arc::from("patient_record"));
+        record.principal = Some(Arc::from(principal.id()));
+        record.endpoint = Some(Arc::from("provider"));
+        record.purpose = Some(Arc::from("treatment"));
+        record.subject = Some(Arc::from(key.token(AuditKey::SUBJECT_DOMAIN, patient)));
+        record.decision = Some(Arc::from("allow"));
+        record.rule = Some(Arc::from("floor"));
+        record.key_fingerprint = Some(key.fingerprint_text());
+        let submitted = sink.submit(record).map_err(failed)?;
+        if let Some(pending) = submitted.pending {
+            pending.await.map_err(failed)?;
+        }
+        Ok(())
+    }
+}
+
 /// The unguarded routes (see the module documentation) over `clinic`'s database and tokens, with bearer
-/// authentication; a request without a known token is answered 401.
-pub fn router(_proof: BenchmarkOnly, clinic: &Clinic) -> Router {
+/// authentication; a request without a known token is answered 401. `baseline` says what
+/// each request adds to its statements.
+pub fn router(_proof: BenchmarkOnly, clinic: &Clinic, baseline: Baseline) -> Router {
+    let floor = Floor(match baseline {
+        Baseline::Bare => None,
+        Baseline::DurableFloor => Some(clinic.file_sink().clone()),
+    });
     let state = clinic.state.clone();
     let provider = Router::new()
         .route("/patients/{id}/chart", get(read_chart))
         .route("/patients/{id}/diagnosis", put(update_diagnosis));
     Router::new()
         .nest("/provider", provider)
+        .layer(Extension(floor))
         .layer(from_fn(require_principal))
         .layer(from_fn_with_state(state.clone(), authenticate))
         .with_state(state)
@@ -111,8 +183,11 @@ async fn require_principal(req: Request, next: Next) -> Response {
 )]
 async fn read_chart(
     State(state): State<AppState>,
+    Extension(floor): Extension<Floor>,
+    Extension(principal): Extension<Principal>,
     Path(id): Path<String>,
 ) -> Result<Json<Chart>, AppError> {
+    floor.record(&principal, "chart.read", "read", &id).await?;
     type Row = (String, String, String, String, String, String);
     let row: Option<Row> = on_either!(&state.db, |pool| {
         sqlx::query_as(
@@ -148,9 +223,14 @@ fn request_id() -> String {
 )]
 async fn update_diagnosis(
     State(state): State<AppState>,
+    Extension(floor): Extension<Floor>,
+    Extension(principal): Extension<Principal>,
     Path(id): Path<String>,
     Json(change): Json<DiagnosisChange>,
 ) -> Result<StatusCode, AppError> {
+    floor
+        .record(&principal, "chart.update_diagnosis", "update", &id)
+        .await?;
     let mut tx = state.db.begin().await?;
     let changed = tx
         .execute(

@@ -1,6 +1,7 @@
 //! The benchmark-only unguarded routes (`clinic_server::unguarded`) against the guarded ones
 //! of the same clinic, on loopback: the same chart, the same rows written, the same 401 and
-//! 404, and nothing in the trail.
+//! 404, and nothing in the trail; with the durable floor, one decision-shaped event per
+//! request and still the same answers.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -8,7 +9,7 @@
     reason = "tests fail loudly"
 )]
 
-use clinic_server::unguarded::{BENCHMARK_VALUE, BenchmarkOnly, router};
+use clinic_server::unguarded::{BENCHMARK_VALUE, Baseline, BenchmarkOnly, router};
 use clinic_server::{Clinic, ServerConfig};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -76,7 +77,10 @@ async fn same_answers_and_rows_no_trail() {
     let proof = BenchmarkOnly::from_value(Some(BENCHMARK_VALUE)).unwrap();
     let unguarded = clinic
         .clone()
-        .serve_router("127.0.0.1:0".parse().unwrap(), router(proof, &clinic))
+        .serve_router(
+            "127.0.0.1:0".parse().unwrap(),
+            router(proof, &clinic, Baseline::Bare),
+        )
         .await
         .unwrap();
     let guarded = clinic
@@ -152,4 +156,83 @@ async fn same_answers_and_rows_no_trail() {
 
     unguarded.stop().await.unwrap();
     guarded.stop().await.unwrap();
+}
+
+#[test]
+fn the_floor_records_one_durable_decision_per_request_and_answers_the_same() {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(floor_records_one_decision());
+}
+
+async fn floor_records_one_decision() {
+    let dir = tempfile::tempdir().unwrap();
+    let clinic = Clinic::open(ServerConfig::sqlite(dir.path().join("data")))
+        .await
+        .unwrap();
+    let proof = BenchmarkOnly::from_value(Some(BENCHMARK_VALUE)).unwrap();
+    let serve = |baseline| {
+        clinic.clone().serve_router(
+            "127.0.0.1:0".parse().unwrap(),
+            router(proof, &clinic, baseline),
+        )
+    };
+    let (bare, floor) = (
+        serve(Baseline::Bare).await.unwrap(),
+        serve(Baseline::DurableFloor).await.unwrap(),
+    );
+    let client = reqwest::Client::new();
+    let token = Some("demo-dr-grey");
+
+    let first = clinic.file_sink().head().next_seq;
+    let from_floor = chart(&client, &floor.url(), token, "p-100").await;
+    assert_eq!(from_floor.status, StatusCode::OK);
+    assert_eq!(
+        from_floor.body,
+        chart(&client, &bare.url(), token, "p-100").await.body
+    );
+    assert_eq!(
+        update(&client, &floor.url(), "changed at the floor").await,
+        StatusCode::NO_CONTENT
+    );
+    let rows = change_log(&clinic).await;
+    assert_eq!(rows.last().unwrap().2, "changed at the floor");
+    // Unauthenticated: refused before anything is recorded.
+    assert_eq!(
+        chart(&client, &floor.url(), None, "p-100").await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    // Each answered request was one event, durable before it was answered.
+    assert_eq!(clinic.file_sink().head().next_seq, first + 2);
+
+    // The two events: decisions of dr-grey on p-100's keyed token, no raw id or PHI.
+    let token_of_p100 =
+        clinic_server::trail::demo_key().token(guardrail_core::AuditKey::SUBJECT_DOMAIN, "p-100");
+    let trail = guardrail_core::audit::FileTrail::open(clinic.audit_dir()).unwrap();
+    let events: Vec<_> = trail
+        .events()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.seq >= first)
+        .collect();
+    assert_eq!(events.len(), 2);
+    for (event, action) in events.iter().zip(["chart.read", "chart.update_diagnosis"]) {
+        let r = &event.record;
+        assert_eq!(r.kind, guardrail_core::audit::EventKind::Decision);
+        assert_eq!(r.action.as_deref(), Some(action));
+        assert_eq!(r.principal.as_deref(), Some("dr-grey"));
+        assert_eq!(r.decision.as_deref(), Some("allow"));
+        assert_eq!(r.subject.as_deref(), Some(token_of_p100.as_str()));
+        let line = event.line();
+        for raw in ["p-100", "512-44-8231", "changed at the floor"] {
+            assert!(!line.contains(raw), "{raw} in {line}");
+        }
+    }
+
+    floor.stop().await.unwrap();
+    bare.stop().await.unwrap();
 }
