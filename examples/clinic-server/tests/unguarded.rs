@@ -59,21 +59,28 @@ async fn change_log(clinic: &Clinic) -> Vec<(String, String, String)> {
         .unwrap()
 }
 
-#[test]
-fn unguarded_routes_answer_and_write_as_the_guarded_ones_without_a_trail() {
+/// Runs `test` on a 2-worker runtime (as the server's), with a fresh SQLite clinic.
+fn with_clinic<F: std::future::Future<Output = ()>>(test: impl FnOnce(Clinic) -> F) {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .unwrap()
-        .block_on(same_answers_and_rows_no_trail());
+        .block_on(async {
+            let dir = tempfile::tempdir().unwrap();
+            let clinic = Clinic::open(ServerConfig::sqlite(dir.path().join("data")))
+                .await
+                .unwrap();
+            test(clinic).await;
+        });
 }
 
-async fn same_answers_and_rows_no_trail() {
-    let dir = tempfile::tempdir().unwrap();
-    let clinic = Clinic::open(ServerConfig::sqlite(dir.path().join("data")))
-        .await
-        .unwrap();
+#[test]
+fn unguarded_routes_answer_and_write_as_the_guarded_ones_without_a_trail() {
+    with_clinic(same_answers_and_rows_no_trail);
+}
+
+async fn same_answers_and_rows_no_trail(clinic: Clinic) {
     let proof = BenchmarkOnly::from_value(Some(BENCHMARK_VALUE)).unwrap();
     let unguarded = clinic
         .clone()
@@ -160,19 +167,10 @@ async fn same_answers_and_rows_no_trail() {
 
 #[test]
 fn the_floor_records_one_durable_decision_per_request_and_answers_the_same() {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(floor_records_one_decision());
+    with_clinic(floor_records_one_decision);
 }
 
-async fn floor_records_one_decision() {
-    let dir = tempfile::tempdir().unwrap();
-    let clinic = Clinic::open(ServerConfig::sqlite(dir.path().join("data")))
-        .await
-        .unwrap();
+async fn floor_records_one_decision(clinic: Clinic) {
     let proof = BenchmarkOnly::from_value(Some(BENCHMARK_VALUE)).unwrap();
     let serve = |baseline| {
         clinic.clone().serve_router(
