@@ -102,8 +102,10 @@ fn head_of(next_seq: i64, head: &str, table: &AuditTable) -> Result<Chain, Audit
 }
 
 /// What would make an append through `conn` fail for sure, found before the guarded body
-/// runs: no transaction, or no audit tables. The append's statements are prepared, not run,
-/// so the caller's transaction takes no lock here.
+/// runs: no transaction, or no audit tables. One statement naming every table and column the
+/// append uses is prepared, not run, so the caller's transaction takes no lock here; and it
+/// is one round trip to the connection's worker thread, where one per append statement would
+/// each be another while the caller's transaction holds SQLite's write lock.
 async fn check_ready(conn: &mut SqliteConnection, table: &AuditTable) -> Result<(), AuditError> {
     use sqlx::Executor as _;
     if !conn.is_in_transaction() {
@@ -113,25 +115,20 @@ async fn check_ready(conn: &mut SqliteConnection, table: &AuditTable) -> Result<
                 .into(),
         ));
     }
-    for sql in [
-        format!(
-            "UPDATE {} SET next_seq = next_seq WHERE id = 0 RETURNING next_seq, head",
-            table.head()
-        ),
-        format!(
-            "INSERT INTO {} (seq, prev, hash, time_ns, kind, action, action_kind, subject, \
-             request_id, line) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    let sql = format!(
+        "SELECT h.next_seq, h.head, e.seq, e.prev, e.hash, e.time_ns, e.kind, e.action, \
+         e.action_kind, e.subject, e.request_id, e.line FROM {} AS h, {} AS e \
+         WHERE h.id = 0 AND 0",
+        table.head(),
+        table.events()
+    );
+    (&mut *conn).prepare(sql.as_str()).await.map_err(|e| {
+        AuditError::Database(format!(
+            "the audit table `{}` cannot be used ({e}): create it with \
+             `guardrail_audit::sql::sqlx_sqlite::ensure_schema` at startup",
             table.events()
-        ),
-    ] {
-        (&mut *conn).prepare(sql.as_str()).await.map_err(|e| {
-            AuditError::Database(format!(
-                "the audit table `{}` cannot be used ({e}): create it with \
-                 `guardrail_audit::sql::sqlx_sqlite::ensure_schema` at startup",
-                table.events()
-            ))
-        })?;
-    }
+        ))
+    })?;
     Ok(())
 }
 
