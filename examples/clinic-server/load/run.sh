@@ -6,6 +6,7 @@
 #   CLINIC_SERVER_BIN=path/to/clinic-server run.sh   # a binary built with `bench-unguarded`
 #   ROUNDS=5 examples/clinic-server/load/run.sh   # each cell measured 5 times, medians
 #   FLOOR=1 examples/clinic-server/load/run.sh    # and a third server: the durable floor
+#   LOAD_DATABASE_URL=postgres://postgres@127.0.0.1:5432 run.sh   # PostgreSQL, not SQLite
 #
 # Builds clinic-server (release, feature `bench-unguarded`), starts two servers on
 # 127.0.0.1 with fresh data directories under target/load/ (SQLite, the file trail in Fsync
@@ -20,7 +21,9 @@
 # `--unguarded-floor`: the unguarded routes plus one durable decision-shaped event per request
 # in the same kind of trail (clinic_server::unguarded::Baseline::DurableFloor), the least any
 # guard that records its decision before the body must add; the table then also shows its
-# rate and floor / unguarded. Needs `wrk` (Debian: `apt-get install wrk`).
+# rate and floor / unguarded. With LOAD_DATABASE_URL (a PostgreSQL server URL without a
+# database; loopback only) each server gets a fresh database `clinic_load_<server>` there,
+# dropped and created with `psql`. Needs `wrk` (Debian: `apt-get install wrk`).
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 
@@ -48,12 +51,29 @@ cleanup() {
 }
 trap cleanup EXIT
 
+if [ -n "${LOAD_DATABASE_URL:-}" ]; then
+    case "$LOAD_DATABASE_URL" in
+    postgres://*@127.0.0.1[:/]* | postgres://*@localhost[:/]* | postgres://*@\[::1\][:/]*) ;;
+    *)
+        echo "LOAD_DATABASE_URL must be a loopback postgres:// URL" >&2
+        exit 2
+        ;;
+    esac
+    command -v psql >/dev/null || { echo "psql is missing (apt-get install postgresql-client)" >&2; exit 2; }
+fi
+
 # start MODE [FLAGS..]: starts a server, waits for its address, sets URL_<MODE>.
 start() {
     local mode=$1
     shift
     mkdir -p "$OUT/$mode"
-    CLINIC_SERVER_UNGUARDED_BENCHMARK=i-am-benchmarking-synthetic-data \
+    local db=""
+    if [ -n "${LOAD_DATABASE_URL:-}" ]; then
+        psql -q "${LOAD_DATABASE_URL%/}/postgres" \
+            -c "DROP DATABASE IF EXISTS clinic_load_$mode" -c "CREATE DATABASE clinic_load_$mode"
+        db="${LOAD_DATABASE_URL%/}/clinic_load_$mode"
+    fi
+    DATABASE_URL=$db CLINIC_SERVER_UNGUARDED_BENCHMARK=i-am-benchmarking-synthetic-data \
         "$BIN" --listen 127.0.0.1:0 --data "$OUT/$mode" "$@" \
         >"$OUT/$mode.out" 2>"$OUT/$mode.log" &
     PIDS+=("$!")
