@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use clinic_server::unguarded::Baseline;
 use clinic_server::{Clinic, ServerConfig};
 
 const USAGE: &str = "usage: clinic-server --listen ADDR --data DIR [--tokens FILE] [--replica NAME]
@@ -17,22 +18,6 @@ const USAGE: &str = "usage: clinic-server --listen ADDR --data DIR [--tokens FIL
   --unguarded-floor the same with one durable decision event each, for load benchmarks
   only; see clinic_server::unguarded)";
 
-/// Which unguarded server to start (`clinic_server::unguarded::Baseline`).
-#[derive(Clone, Copy)]
-#[cfg_attr(
-    not(feature = "bench-unguarded"),
-    allow(
-        dead_code,
-        reason = "only the bench-unguarded feature's flags make one"
-    )
-)]
-enum Unguarded {
-    /// `--unguarded`.
-    Bare,
-    /// `--unguarded-floor`.
-    Floor,
-}
-
 struct Args {
     listen: SocketAddr,
     data: PathBuf,
@@ -40,7 +25,7 @@ struct Args {
     replica: Option<String>,
     /// `--unguarded` or `--unguarded-floor` (feature `bench-unguarded`): see
     /// `clinic_server::unguarded`.
-    unguarded: Option<Unguarded>,
+    unguarded: Option<Baseline>,
 }
 
 fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
@@ -63,9 +48,9 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
             "--tokens" => tokens = Some(PathBuf::from(value()?)),
             "--replica" => replica = Some(value()?),
             #[cfg(feature = "bench-unguarded")]
-            "--unguarded" => unguarded = Some(Unguarded::Bare),
+            "--unguarded" => unguarded = Some(Baseline::Bare),
             #[cfg(feature = "bench-unguarded")]
-            "--unguarded-floor" => unguarded = Some(Unguarded::Floor),
+            "--unguarded-floor" => unguarded = Some(Baseline::DurableFloor),
             other => return Err(format!("unknown argument `{other}`")),
         }
     }
@@ -82,24 +67,20 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
 async fn serve_unguarded(
     clinic: Clinic,
     listen: SocketAddr,
-    which: Unguarded,
+    baseline: Baseline,
 ) -> Result<clinic_server::RunningServer, Box<dyn std::error::Error>> {
     #[cfg(feature = "bench-unguarded")]
     {
-        use clinic_server::unguarded::{Baseline, BenchmarkOnly, router};
+        use clinic_server::unguarded::{BenchmarkOnly, router};
         let proof = BenchmarkOnly::from_env()?;
         proof.check_listen(listen)?;
-        let baseline = match which {
-            Unguarded::Bare => Baseline::Bare,
-            Unguarded::Floor => Baseline::DurableFloor,
-        };
         eprintln!("clinic-server: WARNING: serving WITHOUT guardrail (benchmark mode)");
         let router = router(proof, &clinic, baseline);
         Ok(clinic.serve_router(listen, router).await?)
     }
     #[cfg(not(feature = "bench-unguarded"))]
     {
-        drop((clinic, listen, which));
+        drop((clinic, listen, baseline));
         Err("this build has no unguarded mode".into())
     }
 }
@@ -136,7 +117,7 @@ fn main() -> ExitCode {
     let served: Result<(), Box<dyn std::error::Error>> = runtime.block_on(async {
         let clinic = Clinic::open(config).await?;
         let server = match args.unguarded {
-            Some(which) => serve_unguarded(clinic, args.listen, which).await?,
+            Some(baseline) => serve_unguarded(clinic, args.listen, baseline).await?,
             None => clinic.serve(args.listen).await?,
         };
         println!(

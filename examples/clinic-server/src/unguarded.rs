@@ -37,7 +37,9 @@ use axum::middleware::{Next, from_fn, from_fn_with_state};
 use axum::response::Response;
 use axum::routing::{get, put};
 use axum::{Extension, Json, Router};
-use guardrail_core::audit::{AuditError, AuditKey, AuditSink as _, EventKind, FileSink, Record};
+use guardrail_core::audit::{
+    AuditError, AuditKey, AuditSink as _, EventKind, FileSink, Record, Timestamp,
+};
 use guardrail_core::{GuardError, Principal};
 
 use crate::actions::chart::Chart;
@@ -103,11 +105,42 @@ pub enum Baseline {
     DurableFloor,
 }
 
-/// The trail a [`Baseline::DurableFloor`] request appends to (`None`: [`Baseline::Bare`]).
+/// What a [`Baseline::DurableFloor`] request appends, and where (`None`: [`Baseline::Bare`]).
 #[derive(Debug, Clone)]
-struct Floor(Option<Arc<FileSink>>);
+struct Floor(Option<Arc<FloorTrail>>);
+
+/// The clinic's file trail, the key of its subject tokens, and the decision's constant
+/// fields, built once (as the guarded server shares its labels) so a request does only
+/// what a guard must: stamp, tokenize, append, wait.
+#[derive(Debug)]
+struct FloorTrail {
+    sink: Arc<FileSink>,
+    key: AuditKey,
+    template: Record,
+}
 
 impl Floor {
+    fn of(baseline: Baseline, clinic: &Clinic) -> Floor {
+        Floor(match baseline {
+            Baseline::Bare => None,
+            Baseline::DurableFloor => {
+                let key = clinic.guardrail().audit_key().clone();
+                let mut template = Record::new(EventKind::Decision);
+                template.resource = Some(Arc::from("patient_record"));
+                template.endpoint = Some(Arc::from("provider"));
+                template.purpose = Some(Arc::from("treatment"));
+                template.decision = Some(Arc::from("allow"));
+                template.rule = Some(Arc::from("floor"));
+                template.key_fingerprint = Some(key.fingerprint_text());
+                Some(Arc::new(FloorTrail {
+                    sink: clinic.file_sink().clone(),
+                    key,
+                    template,
+                }))
+            }
+        })
+    }
+
     /// Appends the decision-shaped event of `principal` calling `action` on `patient`, and
     /// waits until it is durable.
     async fn record(
@@ -117,7 +150,7 @@ impl Floor {
         kind: &'static str,
         patient: &str,
     ) -> Result<(), AppError> {
-        let Some(sink) = &self.0 else {
+        let Some(trail) = &self.0 else {
             return Ok(());
         };
         let failed = |e: AuditError| {
@@ -128,20 +161,16 @@ impl Floor {
                 source: Arc::new(e),
             })
         };
-        let key = crate::trail::demo_key();
-        let mut record = Record::new(EventKind::Decision);
+        let mut record = trail.template.clone();
+        record.time = Timestamp::now();
         record.request_id = Some(Arc::from(request_id()));
         record.action = Some(Arc::from(action));
         record.action_kind = Some(Arc::from(kind));
-        record.resource = Some(Arc::from("patient_record"));
         record.principal = Some(Arc::from(principal.id()));
-        record.endpoint = Some(Arc::from("provider"));
-        record.purpose = Some(Arc::from("treatment"));
-        record.subject = Some(Arc::from(key.token(AuditKey::SUBJECT_DOMAIN, patient)));
-        record.decision = Some(Arc::from("allow"));
-        record.rule = Some(Arc::from("floor"));
-        record.key_fingerprint = Some(key.fingerprint_text());
-        let submitted = sink.submit(record).map_err(failed)?;
+        record.subject = Some(Arc::from(
+            trail.key.token(AuditKey::SUBJECT_DOMAIN, patient),
+        ));
+        let submitted = trail.sink.submit(record).map_err(failed)?;
         if let Some(pending) = submitted.pending {
             pending.await.map_err(failed)?;
         }
@@ -153,10 +182,7 @@ impl Floor {
 /// authentication; a request without a known token is answered 401. `baseline` says what
 /// each request adds to its statements.
 pub fn router(_proof: BenchmarkOnly, clinic: &Clinic, baseline: Baseline) -> Router {
-    let floor = Floor(match baseline {
-        Baseline::Bare => None,
-        Baseline::DurableFloor => Some(clinic.file_sink().clone()),
-    });
+    let floor = Floor::of(baseline, clinic);
     let state = clinic.state.clone();
     let provider = Router::new()
         .route("/patients/{id}/chart", get(read_chart))
