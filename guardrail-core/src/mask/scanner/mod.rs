@@ -21,7 +21,13 @@
 //! window that is one valid numeric date and nothing else (half the identifiers of clinical
 //! notes are dates) is taken as the finding it is without searching it, a shortcut whose
 //! reasoning is in `search::whole_numeric_date` and which unit tests check against the
-//! search over every near-date shape.
+//! search over every near-date shape. So is a window that is one numeric word of a shape
+//! only one pattern can match (`123-45-6789`, `(617) 555-0142`, `+1 617 555 0142`, 16
+//! digits), or none (`0002-7856-64`, an NDC code): its check alone decides
+//! (`search::lone_numeric_word`).
+//! A span whose digits are too few for any match (fewer than nine, in at most two runs,
+//! none of five and not a run of four beside another: `J45.909`, `SpO2 100%`) is not
+//! searched, whatever letters it holds (`trigger::hope`).
 //! Each search is first anchored where a match most likely starts: the window's start, or
 //! the first byte after whitespace once a match is behind (no built-in match starts at
 //! whitespace; a unit test checks each pattern's automaton): a match found there needs no
@@ -405,6 +411,12 @@ impl Scanner {
                     if skip && let Some(date) = search::whole_numeric_date(text, &window.range) {
                         work.validations += 1;
                         out.push(date);
+                        continue;
+                    }
+                    if skip
+                        && let Some(found) = search::lone_numeric_word(text, &window.range, work)
+                    {
+                        out.extend(found);
                         continue;
                     }
                     let hints = Hints {

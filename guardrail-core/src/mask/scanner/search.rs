@@ -175,6 +175,123 @@ pub(super) fn whole_numeric_date(text: &str, window: &Range<usize>) -> Option<Sc
     })
 }
 
+/// What a window that is one numeric word of a known shape holds, found without the
+/// automaton: `Some(Some(finding))`, `Some(None)` for nothing, `None` for any other window
+/// (search it).
+///
+/// The window (at a word's start, after whitespace or at the text's start) must be digit
+/// runs joined by single separators in one of these shapes, then at most one of `,` `.`
+/// `;` `:` `)`:
+///
+/// | shape | the one pattern that can match in it |
+/// |---|---|
+/// | `123-45-6789`, `123 45 6789` | SSN |
+/// | `617-555-0142` (each separator `-`, `.` or a space), `(617) 555-0142`, `(617)555-0142`, `1-617-555-0142`, `+1 617 555 0142` | phone |
+/// | 13 to 19 digits, `4111 1111 1111 1111`, `4111-1111-1111-1111` | account |
+/// | `0002-7856-64` (an NDC code) | none |
+///
+/// Why only that pattern, and only at the window's start: with no letter, `#`, `@` or
+/// `::` in the window, only the SSN, phone, numeric date, IPv4 and account patterns can
+/// match there, each starting at the start of a run of digits (or at the `+` or `(` of a
+/// phone number). A numeric date needs three runs, the first or last of one or two digits
+/// and the middle one of one or two, or a run of four and then two short ones; IPv4 four
+/// runs joined by dots; an SSN nine digits as 3-2-4; a phone number ten digits as 3-3-4
+/// (after an optional `1` or `+1`); an account 13 to 19. Each shape above fits exactly one
+/// of these at its start and, from any later run, none: so the search's first candidate is
+/// that pattern's match of the whole shape, and if its check fails, the search finds
+/// nothing after it (a phone number's later runs hold the same ten digits, so the same
+/// check fails; the other shapes hold no shorter fit). The tail byte cannot extend any
+/// match, and `\b` holds at both ends. Unit tests check each shape, with digits that pass
+/// and fail the checks, against the search of the whole text.
+pub(super) fn lone_numeric_word(
+    text: &str,
+    window: &Range<usize>,
+    work: &mut ScanWork,
+) -> Option<Option<ScanMatch>> {
+    let bytes = text.as_bytes();
+    let w = bytes.get(window.clone())?;
+    // `123-45-6789` to `4111 1111 1111 1111.`; most windows fail here.
+    if !(11..=20).contains(&w.len()) {
+        return None;
+    }
+    if window.start > 0 && !bytes.get(window.start - 1)?.is_ascii_whitespace() {
+        return None;
+    }
+    let body = match w.split_last()? {
+        (b',' | b'.' | b';' | b':' | b')', body) => body,
+        _ => w,
+    };
+    let (lead, rest) = match body.split_first()? {
+        (b'+', rest) => (Some(b'+'), rest),
+        (b'(', rest) => (Some(b'('), rest),
+        _ => (None, body),
+    };
+    // Up to four runs of digits and the one or two bytes between each two.
+    let mut runs = [0usize; 4];
+    let mut seps = [[0u8; 2]; 3];
+    let mut n = 0;
+    let mut i = 0;
+    loop {
+        let run = rest
+            .get(i..)?
+            .iter()
+            .take_while(|b| b.is_ascii_digit())
+            .count();
+        *runs.get_mut(n)? = run;
+        if run == 0 {
+            return None;
+        }
+        n += 1;
+        i += run;
+        if i == rest.len() {
+            break;
+        }
+        let gap = rest
+            .get(i..)?
+            .iter()
+            .take_while(|b| !b.is_ascii_digit())
+            .count();
+        let sep = seps.get_mut(n - 1)?;
+        match rest.get(i..i + gap)? {
+            [a] => *sep = [*a, 0],
+            [a, b] => *sep = [*a, *b],
+            _ => return None,
+        }
+        i += gap;
+    }
+    let first_is_one = rest.first() == Some(&b'1');
+    let phone_sep = |s: [u8; 2]| matches!(s, [b'-' | b'.' | b' ', 0]);
+    let card_sep = |s: [u8; 2]| matches!(s, [b'-' | b' ', 0]);
+    let [s1, s2, s3] = seps;
+    let kind = match (lead, &runs[..n]) {
+        (None, [3, 2, 4]) if s1 == s2 && matches!(s1, [b'-' | b' ', 0]) => IdentifierKind::Ssn,
+        (None, [3, 3, 4]) if phone_sep(s1) && phone_sep(s2) => IdentifierKind::Phone,
+        (Some(b'('), [3, 3, 4]) if matches!(s1, [b')', 0 | b' ']) && phone_sep(s2) => {
+            IdentifierKind::Phone
+        }
+        (None | Some(b'+'), [1, 3, 3, 4])
+            if first_is_one && phone_sep(s1) && phone_sep(s2) && phone_sep(s3) =>
+        {
+            IdentifierKind::Phone
+        }
+        (None, [13..=19]) => IdentifierKind::Account,
+        (None, [4, 4, 4, 4]) if card_sep(s1) && card_sep(s2) && card_sep(s3) => {
+            IdentifierKind::Account
+        }
+        (None, [4, 4, 2]) if s1 == [b'-', 0] && s2 == [b'-', 0] => return Some(None),
+        _ => return None,
+    };
+    let range = window.start..window.start + body.len();
+    let s = text.get(range.clone())?;
+    work.validations += 1;
+    let valid = match kind {
+        IdentifierKind::Ssn => valid_ssn(s),
+        IdentifierKind::Phone => valid_nanp(s),
+        _ => valid_luhn(s),
+    };
+    Some(valid.then_some(ScanMatch { kind, range }))
+}
+
 /// What the caller of [`Inner::search`] knows of a span.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Hints {

@@ -412,6 +412,131 @@ fn a_lone_numeric_date_is_found_as_a_search_finds_it() {
     assert!(dates > 1_000, "{dates} dates");
 }
 
+/// Windows that are, or nearly are, one numeric word of a shape the shortcut knows
+/// (`search::lone_numeric_word`): SSNs, phone numbers, account numbers and NDC codes, with
+/// digits that pass and fail each check, every tail and what may come before. The shortcut
+/// must find exactly what a search of the whole text finds.
+#[test]
+fn a_lone_numeric_word_is_found_as_a_search_finds_it() {
+    let s = Scanner::default();
+    let ssn_parts = [
+        ("123", "45", "6789"),
+        ("666", "45", "6789"),
+        ("912", "00", "6789"),
+    ];
+    let phone_parts = [
+        ("617", "555", "0142"),
+        ("117", "555", "0142"),
+        ("617", "155", "0142"),
+    ];
+    let mut words = Vec::new();
+    for (a, b, c) in ssn_parts {
+        for sep in ["-", " ", ".", "/", "--", "-."] {
+            words.push(format!("{a}{sep}{b}{sep}{c}"));
+        }
+        words.push(format!("{a}-{b} {c}"));
+        words.push(format!("{a}-{b}-{c}0"));
+        words.push(format!("{a}{b}{c}"));
+    }
+    for (a, b, c) in phone_parts {
+        for (s1, s2) in [
+            ("-", "-"),
+            (".", "."),
+            (" ", " "),
+            ("-", "."),
+            (" ", "-"),
+            ("/", "/"),
+        ] {
+            words.push(format!("{a}{s1}{b}{s2}{c}"));
+            for lead in ["1", "+1", "2", "+2", "11", "(1)"] {
+                for s0 in ["-", " ", ".", ""] {
+                    words.push(format!("{lead}{s0}{a}{s1}{b}{s2}{c}"));
+                }
+            }
+        }
+        for after in [")", ") ", ")-", "))"] {
+            for s2 in ["-", " ", "."] {
+                words.push(format!("({a}{after}{b}{s2}{c}"));
+                words.push(format!("1 ({a}{after}{b}{s2}{c}"));
+                words.push(format!("+1({a}{after}{b}{s2}{c}"));
+            }
+        }
+        words.push(format!("{a}-{b}-{c}5"));
+        words.push(format!("{a}-{b}-{c}-1"));
+    }
+    for card in ["4111111111111111", "4111111111111112", "4222222222222"] {
+        for len in [card.len() - 1, card.len()] {
+            words.push(card[..len].to_owned());
+        }
+        words.push(format!("{card}123"));
+        words.push(format!("{card}12345"));
+    }
+    for card in [
+        "4111 1111 1111 1111",
+        "4111-1111-1111-1111",
+        "4111-1111-1111-1112",
+    ] {
+        words.push(card.to_owned());
+        words.push(card.replace('1', "0"));
+        words.push(card.replacen(' ', "-", 1));
+        words.push(format!("{card}-1"));
+    }
+    for ndc in [
+        "0002-7856-64",
+        "1234-5678-90",
+        "2024-03-14",
+        "2024-1203-14",
+        "12-3456-78",
+    ] {
+        words.push(ndc.to_owned());
+        words.push(ndc.replace('-', "/"));
+    }
+    let tails = ["", ",", ".", ":", ")", ";", "a", "0", "-", ".5", "::"];
+    let before = [
+        "", "x", "(", "1 ", "+1 ", "1-", "ssn ", "Fax: ", "MA ", "4111 ",
+    ];
+    let mut found = 0;
+    let mut shortcut = 0;
+    for word in &words {
+        for tail in tails {
+            for prefix in before {
+                let text = format!("on {prefix}{word}{tail} ok");
+                let f = s.find(&text);
+                assert_eq!(f, s.find_unfiltered(&text), "{text:?}");
+                found += f.len();
+                let at = 3 + prefix.len();
+                let window = at..at + word.len() + tail.len();
+                shortcut += usize::from(
+                    search::lone_numeric_word(&text, &window, &mut ScanWork::default()).is_some(),
+                );
+            }
+        }
+    }
+    // Both readings are exercised: many of these are identifiers, many are not, and the
+    // shortcut took many of them.
+    assert!(found > 2_000, "{found} findings");
+    assert!(shortcut > 1_000, "{shortcut} shortcuts");
+}
+
+#[test]
+fn a_lone_numeric_word_needs_whitespace_before_it() {
+    let mut work = ScanWork::default();
+    assert_eq!(
+        search::lone_numeric_word("x123-45-6789 ok", &(1..12), &mut work),
+        None
+    );
+    assert_eq!(
+        search::lone_numeric_word("(123-45-6789 ok", &(1..12), &mut work),
+        None
+    );
+    assert_eq!(
+        search::lone_numeric_word(" 123-45-6789 ok", &(1..12), &mut work)
+            .map(|f| f.map(|f| f.range)),
+        Some(Some(1..12))
+    );
+    assert_eq!(work.validations, 1);
+}
+
 #[test]
 fn a_date_shortcut_needs_a_word_boundary_before_it() {
     // Windows start at a word's start, so this never happens in a scan; the shortcut still

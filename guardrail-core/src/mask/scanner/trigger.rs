@@ -275,6 +275,13 @@ impl Hope {
 /// not `120/80,`, `99213`, `2015.` (only digits and separators, at most five digits in at
 /// most two runs), nor the `:` left after a date (`03/14/2024:`). An email needs an `@`, a
 /// URL a `:/` or `www.`.
+///
+/// The digits alone also decide: each of those matches holds nine digits (SSN, phone, fax,
+/// account), three runs of digits (numeric dates, IPv4), a run of five or more (ZIP, MRN)
+/// or a run of four and another run (a named date's day and year). A slice with none of
+/// these cannot hold one whatever its letters: not `J45.909`, `M54.50` or `SpO2 100%`.
+/// (A match's runs lie in distinct runs of any slice holding it, so the slice has at least
+/// as many digits and runs, and as long a longest run, as the match.)
 pub(super) fn hope(slice: &[u8]) -> Hope {
     if slice.len() > SHORT_SLICE {
         return Hope::ANY;
@@ -282,6 +289,8 @@ pub(super) fn hope(slice: &[u8]) -> Hope {
     // Branch-free: one table load per byte, the classes seen or-ed together.
     let mut digits = 0u32;
     let mut runs = 0u32;
+    let mut run = 0u32;
+    let mut longest_run = 0u32;
     let mut previous = 0u8;
     let mut seen = 0u8;
     for &b in slice {
@@ -289,6 +298,9 @@ pub(super) fn hope(slice: &[u8]) -> Hope {
         let digit = class & HOPE_DIGIT;
         digits += u32::from(digit);
         runs += u32::from(digit & !previous);
+        // Branch-free: the current run grows by a digit and falls to 0 at anything else.
+        run = (run + 1) * u32::from(digit);
+        longest_run = longest_run.max(run);
         previous = digit;
         seen |= class;
     }
@@ -312,9 +324,26 @@ pub(super) fn hope(slice: &[u8]) -> Hope {
             .any(|w| w[3] == b'.' && w[..3].eq_ignore_ascii_case(b"www"));
     let only_numeric = seen & HOPE_OTHER == 0;
     Hope {
-        bounded: ipv6_colon || (digits >= 4 && !(only_numeric && digits <= 5 && runs <= 2)),
+        bounded: ipv6_colon
+            || (digits >= 4
+                && !(only_numeric && digits <= 5 && runs <= 2)
+                && enough_digits(digits, runs, longest_run)),
         open: seen & HOPE_AT != 0 || www || colon_slash,
     }
+}
+
+/// True if digits counted in a span (`digits` in all, in `runs` runs, the longest
+/// `longest_run` long) are enough for a bounded pattern's match other than IPv6's (see
+/// [`hope`]): nine digits, three runs, a run of five, or a run of four and another run.
+pub(super) fn enough_digits<N: Copy + PartialOrd + From<u8>>(
+    digits: N,
+    runs: N,
+    longest_run: N,
+) -> bool {
+    digits >= N::from(9)
+        || runs >= N::from(3)
+        || longest_run >= N::from(5)
+        || (longest_run >= N::from(4) && runs >= N::from(2))
 }
 
 /// [`HOPE_CLASS`] bits: a digit (the lowest bit, so it counts), a byte that is neither a
@@ -473,9 +502,11 @@ impl<'a> Windows<'a> {
                         let words = if cue_led { CUE_WORDS } else { 0 };
                         // What `hope` requires of a span for the bounded automaton (four
                         // digits, and more than five or more than two runs if there is
-                        // nothing but digits and separators), met by the cluster alone; a
-                        // span holding it holds at least as many digits and runs.
-                        let sure = count > 5 || runs > 2;
+                        // nothing but digits and separators; enough digits for a match),
+                        // met by the cluster alone; a span holding it holds at least as many
+                        // digits and runs, and as long a run.
+                        let sure =
+                            (count > 5 || runs > 2) && enough_digits(count, runs, longest_run);
                         return Some((start..last + 1, words, false, sure));
                     }
                     i = self.at;
