@@ -251,12 +251,12 @@ pub(super) fn lone_numeric_word(
             .iter()
             .take_while(|b| !b.is_ascii_digit())
             .count();
-        let sep = seps.get_mut(n - 1)?;
-        match rest.get(i..i + gap)? {
-            [a] => *sep = [*a, 0],
-            [a, b] => *sep = [*a, *b],
+        // One byte (`[b, 0]`: no shape's separator is a NUL), or the `) ` of `(617) 555`.
+        *seps.get_mut(n - 1)? = match rest.get(i..i + gap)? {
+            [b] => [*b, 0],
+            [b')', b' '] => [b')', b' '],
             _ => return None,
-        }
+        };
         i += gap;
     }
     let first_is_one = rest.first() == Some(&b'1');

@@ -435,6 +435,9 @@ fn a_lone_numeric_word_is_found_as_a_search_finds_it() {
             words.push(format!("{a}{sep}{b}{sep}{c}"));
         }
         words.push(format!("{a}-{b} {c}"));
+        // A NUL after a separator (found by the fuzzer: read as the separator alone).
+        words.push(format!("{a}-{b}-\0{c}"));
+        words.push(format!("{a}\0{b}\0{c}"));
         words.push(format!("{a}-{b}-{c}0"));
         words.push(format!("{a}{b}{c}"));
     }
