@@ -111,6 +111,111 @@ impl ServerHandler for Plain {
     }
 }
 
+/// The least any conforming guard does around the tool, and nothing more: the floor under
+/// the guard's cost. Before the body, one decision event (who, via which agent, in which
+/// session, the patient's keyed token, `allow`) appended to a memory trail; after it, one
+/// outcome event holding the SHA-256 of the text delivered. From [`FloorStep::Masked`], the
+/// chart is also masked as the policy's rule says (its `[masking]` strategies, `name` and
+/// `diagnosis` revealed) before it is rendered; from [`FloorStep::Scrubbed`], the result's
+/// strings are also scanned (`guardrail_mcp::scrub_json_in_place`), as issue 10 requires of
+/// free text. No policy decision, no request ids, no held outcomes: a guard that met issue 10
+/// would do those as well.
+#[derive(Clone)]
+pub struct Floor {
+    pub key: AuditKey,
+    pub sink: MemorySink,
+    /// `principal`, `via`, `session`, `action`, `allow`, shared by every event.
+    pub fields: Arc<[Arc<str>; 5]>,
+    pub masking: Option<Arc<guardrail_core::mask::MaskingConfig>>,
+    pub scrub: bool,
+}
+
+/// How much of a guard's work a [`Floor`] does.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum FloorStep {
+    /// The two events, the keyed subject and the result's digest.
+    Events,
+    /// And masking.
+    Masked,
+    /// And scanning the result's strings.
+    Scrubbed,
+}
+
+impl Floor {
+    pub fn new(sink: MemorySink, step: FloorStep) -> Floor {
+        let config = Policy::from_toml_str(POLICY).unwrap().masking().clone();
+        Floor {
+            key: AuditKey::from_bytes(b"bench-mcp-key-0123456789abcdefgh").unwrap(),
+            sink,
+            fields: Arc::new(
+                [
+                    "dr-grey",
+                    "bench-assistant",
+                    "mcp-floor",
+                    "bench_mcp.read_chart",
+                    "allow",
+                ]
+                .map(Arc::from),
+            ),
+            masking: (step != FloorStep::Events).then(|| Arc::new(config)),
+            scrub: step == FloorStep::Scrubbed,
+        }
+    }
+
+    fn event(&self, kind: guardrail_audit::EventKind) -> guardrail_audit::Record {
+        let [principal, via, session, action, _] = &*self.fields;
+        let mut r = guardrail_audit::Record::at(kind, guardrail_audit::Timestamp::now());
+        r.principal = Some(principal.clone());
+        r.via = Some(via.clone());
+        r.session = Some(session.clone());
+        r.action = Some(action.clone());
+        r
+    }
+}
+
+impl ServerHandler for Floor {
+    fn get_info(&self) -> ServerConfig {
+        Plain.get_info()
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        use guardrail_audit::{AuditSink, EventKind};
+        let args = request.arguments.unwrap_or_default();
+        let id = patient(&args);
+        let mut decision = self.event(EventKind::Decision);
+        decision.subject = Some(self.key.token_display_arc(AuditKey::SUBJECT_DOMAIN, &id));
+        decision.decision = Some(self.fields[4].clone());
+        self.sink
+            .append(decision)
+            .map_err(|_| ErrorData::internal_error("trail", None))?;
+        let mut chart = chart_of(id);
+        if let Some(config) = &self.masking {
+            use guardrail_core::{Category, CategorySet, Masker, Redact};
+            let reveal = CategorySet::EMPTY
+                .with(Category::Name)
+                .with(Category::Diagnosis);
+            chart.redact(&Masker::new(reveal, config, &self.key));
+        }
+        let mut value = json!(chart);
+        if self.scrub {
+            guardrail_mcp::scrub_json_in_place(&mut value);
+        }
+        let text = value.to_string();
+        let mut outcome = self.event(EventKind::Outcome);
+        outcome
+            .detail
+            .insert("result_digest".into(), guardrail_mcp::result_digest(&text));
+        self.sink
+            .append(outcome)
+            .map_err(|_| ErrorData::internal_error("trail", None))?;
+        Ok(CallToolResult::success(vec![ContentBlock::text(text)]).into())
+    }
+}
+
 pub fn setup() -> (Guardrail, MemorySink, Catalogue, SessionConfig) {
     let sink = MemorySink::new();
     let g = Guardrail::builder()

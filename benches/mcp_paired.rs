@@ -12,8 +12,15 @@
 //! pipe and server take turns on one thread: the guard's own work, with nothing hidden
 //! by a second core).
 //!
-//! The memory trail is emptied at the start of each guarded batch, inside its timing (as
-//! in `mcp.rs`).
+//! Three more servers, floors (`fixture::Floor`), are timed in the same rounds: each does
+//! less than any conforming guard must (a decision event with the patient's keyed token
+//! before the body, an outcome event with the result's digest after it; the second also
+//! masks the chart as the rule says; the third also scans the result's strings), so their
+//! shares, `(floor − plain) / floor`, are lower bounds for any guard's on this machine.
+//! Each round times the five batches in an order that turns from round to round.
+//!
+//! The memory trails are emptied at the start of each guarded or floor batch, inside its
+//! timing (as in `mcp.rs`).
 //!
 //! `GUARDRAIL_BENCH_ROUNDS` sets the rounds (default 41), `GUARDRAIL_BENCH_BATCH` the calls
 //! per batch (default 400).
@@ -28,7 +35,7 @@ mod fixture;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use fixture::{Plain, connect, setup, timed};
+use fixture::{Floor, FloorStep, Plain, connect, setup, timed};
 use guardrail_mcp::GuardedServer;
 use rmcp::model::CallToolRequestParams;
 use serde_json::json;
@@ -63,9 +70,9 @@ fn main() {
     let request = CallToolRequestParams::new("read_chart").with_arguments(args);
 
     println!(
-        "\n| runtime | plain µs (median) | guarded µs (median) | guard's share: median (quartiles) | rounds × calls |"
+        "\n| runtime | plain µs | floor µs | + masking µs | + scanning µs | guarded µs | floor's share | + masking | + scanning | guard's share | rounds × calls |"
     );
-    println!("|---|---:|---:|---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for (label, rt) in [
         (
             "2 workers",
@@ -89,6 +96,15 @@ fn main() {
             config.clone(),
         )));
         let plain = rt.block_on(connect(Plain));
+        let floor_sink = guardrail_audit::MemorySink::new();
+        let floor = rt.block_on(connect(Floor::new(floor_sink.clone(), FloorStep::Events)));
+        let masked_sink = guardrail_audit::MemorySink::new();
+        let masked = rt.block_on(connect(Floor::new(masked_sink.clone(), FloorStep::Masked)));
+        let scrubbed_sink = guardrail_audit::MemorySink::new();
+        let scrubbed = rt.block_on(connect(Floor::new(
+            scrubbed_sink.clone(),
+            FloorStep::Scrubbed,
+        )));
         let time_plain = |n: usize| {
             let start = Instant::now();
             for _ in 0..n {
@@ -101,40 +117,73 @@ fn main() {
                 black_box(rt.block_on(guarded.call_tool(request.clone())).unwrap());
             })
         };
-        // Warm-up: caches, allocator, both connections.
-        time_plain(4 * batch);
-        time_guarded(4 * batch);
-
-        let (mut p, mut gd, mut share) = (Vec::new(), Vec::new(), Vec::new());
-        for round in 0..rounds {
-            let (tp, tg) = if round % 2 == 0 {
-                let tp = time_plain(batch);
-                (tp, time_guarded(batch))
-            } else {
-                let tg = time_guarded(batch);
-                (time_plain(batch), tg)
-            };
-            let (up, ug) = (micros(tp, batch), micros(tg, batch));
-            p.push(up);
-            gd.push(ug);
-            share.push((ug - up) / ug);
+        let time_floor = |n: usize| {
+            timed(&floor_sink, n as u64, || {
+                black_box(rt.block_on(floor.call_tool(request.clone())).unwrap());
+            })
+        };
+        let time_masked = |n: usize| {
+            timed(&masked_sink, n as u64, || {
+                black_box(rt.block_on(masked.call_tool(request.clone())).unwrap());
+            })
+        };
+        let time_scrubbed = |n: usize| {
+            timed(&scrubbed_sink, n as u64, || {
+                black_box(rt.block_on(scrubbed.call_tool(request.clone())).unwrap());
+            })
+        };
+        let servers: [&dyn Fn(usize) -> Duration; 5] = [
+            &time_plain,
+            &time_floor,
+            &time_masked,
+            &time_scrubbed,
+            &time_guarded,
+        ];
+        // Warm-up: caches, allocator, every connection.
+        for time in servers {
+            time(4 * batch);
         }
-        let (q1, med, q3) = (
-            quantile(&mut share, 0.25),
-            quantile(&mut share, 0.5),
-            quantile(&mut share, 0.75),
-        );
+
+        // Per server, each round's µs per call; per floor and the guard, each round's share.
+        let mut us: [Vec<f64>; 5] = Default::default();
+        let mut shares: [Vec<f64>; 4] = Default::default();
+        for round in 0..rounds {
+            let mut t = [0.0; 5];
+            for k in 0..5 {
+                let which = (round + k) % 5;
+                t[which] = micros(servers[which](batch), batch);
+            }
+            for (list, v) in us.iter_mut().zip(t) {
+                list.push(v);
+            }
+            for (list, v) in shares.iter_mut().zip(&t[1..]) {
+                list.push((v - t[0]) / v);
+            }
+        }
+        let spread = |v: &mut Vec<f64>| {
+            let (q1, med, q3) = (quantile(v, 0.25), quantile(v, 0.5), quantile(v, 0.75));
+            format!("{:.1}% ({:.1}–{:.1}%)", 100.0 * med, 100.0 * q1, 100.0 * q3)
+        };
+        let [p, f, m, sc, gd] = &mut us;
+        let [fs, ms, ss, gs] = &mut shares;
         println!(
-            "| {label} | {:.1} | {:.1} | {:.1}% ({:.1}–{:.1}%) | {rounds} × {batch} |",
-            quantile(&mut p, 0.5),
-            quantile(&mut gd, 0.5),
-            100.0 * med,
-            100.0 * q1,
-            100.0 * q3,
+            "| {label} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {} | {} | {} | {} | {rounds} × {batch} |",
+            quantile(p, 0.5),
+            quantile(f, 0.5),
+            quantile(m, 0.5),
+            quantile(sc, 0.5),
+            quantile(gd, 0.5),
+            spread(fs),
+            spread(ms),
+            spread(ss),
+            spread(gs),
         );
         rt.block_on(async {
             let _ = guarded.cancel().await;
             let _ = plain.cancel().await;
+            let _ = floor.cancel().await;
+            let _ = masked.cancel().await;
+            let _ = scrubbed.cancel().await;
         });
     }
 }
