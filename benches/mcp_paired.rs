@@ -40,6 +40,12 @@ use guardrail_mcp::GuardedServer;
 use rmcp::model::CallToolRequestParams;
 use serde_json::json;
 
+/// A client connected to a server whose events go to its own memory trail, and that trail.
+type Connected = (
+    guardrail_audit::MemorySink,
+    rmcp::service::RunningService<rmcp::RoleClient, rmcp::model::ClientConfig>,
+);
+
 fn env_or(name: &str, default: usize) -> usize {
     std::env::var(name)
         .ok()
@@ -96,15 +102,15 @@ fn main() {
             config.clone(),
         )));
         let plain = rt.block_on(connect(Plain));
-        let floor_sink = guardrail_audit::MemorySink::new();
-        let floor = rt.block_on(connect(Floor::new(floor_sink.clone(), FloorStep::Events)));
-        let masked_sink = guardrail_audit::MemorySink::new();
-        let masked = rt.block_on(connect(Floor::new(masked_sink.clone(), FloorStep::Masked)));
-        let scrubbed_sink = guardrail_audit::MemorySink::new();
-        let scrubbed = rt.block_on(connect(Floor::new(
-            scrubbed_sink.clone(),
-            FloorStep::Scrubbed,
-        )));
+        let floor_of = |step| -> Connected {
+            let sink = guardrail_audit::MemorySink::new();
+            let client = rt.block_on(connect(Floor::new(sink.clone(), step)));
+            (sink, client)
+        };
+        let guarded = (sink.clone(), guarded);
+        let floor = floor_of(FloorStep::Events);
+        let masked = floor_of(FloorStep::Masked);
+        let scrubbed = floor_of(FloorStep::Scrubbed);
         let time_plain = |n: usize| {
             let start = Instant::now();
             for _ in 0..n {
@@ -112,26 +118,15 @@ fn main() {
             }
             start.elapsed()
         };
-        let time_guarded = |n: usize| {
-            timed(&sink, n as u64, || {
-                black_box(rt.block_on(guarded.call_tool(request.clone())).unwrap());
+        let time_on = |(sink, client): &Connected, n: usize| {
+            timed(sink, n as u64, || {
+                black_box(rt.block_on(client.call_tool(request.clone())).unwrap());
             })
         };
-        let time_floor = |n: usize| {
-            timed(&floor_sink, n as u64, || {
-                black_box(rt.block_on(floor.call_tool(request.clone())).unwrap());
-            })
-        };
-        let time_masked = |n: usize| {
-            timed(&masked_sink, n as u64, || {
-                black_box(rt.block_on(masked.call_tool(request.clone())).unwrap());
-            })
-        };
-        let time_scrubbed = |n: usize| {
-            timed(&scrubbed_sink, n as u64, || {
-                black_box(rt.block_on(scrubbed.call_tool(request.clone())).unwrap());
-            })
-        };
+        let time_floor = |n| time_on(&floor, n);
+        let time_masked = |n| time_on(&masked, n);
+        let time_scrubbed = |n| time_on(&scrubbed, n);
+        let time_guarded = |n| time_on(&guarded, n);
         let servers: [&dyn Fn(usize) -> Duration; 5] = [
             &time_plain,
             &time_floor,
@@ -179,11 +174,10 @@ fn main() {
             spread(gs),
         );
         rt.block_on(async {
-            let _ = guarded.cancel().await;
             let _ = plain.cancel().await;
-            let _ = floor.cancel().await;
-            let _ = masked.cancel().await;
-            let _ = scrubbed.cancel().await;
+            for (_, client) in [guarded, floor, masked, scrubbed] {
+                let _ = client.cancel().await;
+            }
         });
     }
 }
