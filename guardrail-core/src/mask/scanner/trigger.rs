@@ -287,19 +287,19 @@ pub(super) fn hope(slice: &[u8]) -> Hope {
         return Hope::ANY;
     }
     // Branch-free: one table load per byte, the classes seen or-ed together.
-    let mut digits = 0u32;
-    let mut runs = 0u32;
-    let mut run = 0u32;
-    let mut longest_run = 0u32;
+    let mut digits = 0usize;
+    let mut runs = 0usize;
+    let mut run = 0usize;
+    let mut longest_run = 0usize;
     let mut previous = 0u8;
     let mut seen = 0u8;
     for &b in slice {
         let class = HOPE_CLASS[usize::from(b)];
         let digit = class & HOPE_DIGIT;
-        digits += u32::from(digit);
-        runs += u32::from(digit & !previous);
+        digits += usize::from(digit);
+        runs += usize::from(digit & !previous);
         // Branch-free: the current run grows by a digit and falls to 0 at anything else.
-        run = (run + 1) * u32::from(digit);
+        run = (run + 1) * usize::from(digit);
         longest_run = longest_run.max(run);
         previous = digit;
         seen |= class;
@@ -335,15 +335,8 @@ pub(super) fn hope(slice: &[u8]) -> Hope {
 /// True if digits counted in a span (`digits` in all, in `runs` runs, the longest
 /// `longest_run` long) are enough for a bounded pattern's match other than IPv6's (see
 /// [`hope`]): nine digits, three runs, a run of five, or a run of four and another run.
-pub(super) fn enough_digits<N: Copy + PartialOrd + From<u8>>(
-    digits: N,
-    runs: N,
-    longest_run: N,
-) -> bool {
-    digits >= N::from(9)
-        || runs >= N::from(3)
-        || longest_run >= N::from(5)
-        || (longest_run >= N::from(4) && runs >= N::from(2))
+pub(super) fn enough_digits(digits: usize, runs: usize, longest_run: usize) -> bool {
+    digits >= 9 || runs >= 3 || longest_run >= 5 || (longest_run >= 4 && runs >= 2)
 }
 
 /// [`HOPE_CLASS`] bits: a digit (the lowest bit, so it counts), a byte that is neither a
