@@ -126,6 +126,30 @@ const fn cue_led_start(leading: [usize; 2]) -> bool {
 /// number #:` are the longest built-in cues.
 const CUE_WORDS: usize = 4;
 
+/// How far before a trigger a match that reaches it may start.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum LookBack {
+    /// In the trigger's own word.
+    Own,
+    /// Up to [`CUE_WORDS`] words before it (a cue, a month name, a state).
+    Cue,
+    /// A lone run of four digits with the built-in patterns: only a named date's year
+    /// (`3 Dec 2006`, `March 3rd, 2021`), whose month and day take the two words before it;
+    /// and the word right before must be the month or hold the day.
+    Year,
+}
+
+impl LookBack {
+    /// The most whole words to look back over.
+    const fn words(self) -> usize {
+        match self {
+            LookBack::Own => 0,
+            LookBack::Cue => CUE_WORDS,
+            LookBack::Year => 2,
+        }
+    }
+}
+
 fn is_space(b: u8) -> bool {
     b.is_ascii_whitespace()
 }
@@ -405,10 +429,10 @@ impl<'a> Windows<'a> {
     }
 
     /// The next trigger at or after `self.at`: the byte range that must be covered, how
-    /// many whole words before it a cue may take, whether it may start an open-ended
+    /// far before it a match may start, whether it may start an open-ended
     /// identifier (an email or a URL: an `@`, a `:` or a `www.`), and whether it alone
     /// makes [`hope`] true for the bounded automaton on any span that holds it.
-    fn next_trigger(&mut self) -> Option<(Range<usize>, usize, bool, bool)> {
+    fn next_trigger(&mut self) -> Option<(Range<usize>, LookBack, bool, bool)> {
         let bytes = self.bytes;
         let n = bytes.len();
         let mut i = self.at;
@@ -492,7 +516,16 @@ impl<'a> Windows<'a> {
                         let cue_led = self.any_cue
                             || ((longest_run >= MIN_CUE_LED_RUN || count >= MIN_CUE_LED_DIGITS)
                                 && cue_led_start(leading));
-                        let words = if cue_led { CUE_WORDS } else { 0 };
+                        // A lone run of four digits cannot be the digits after a built-in
+                        // cue (a ZIP code has five, an MRN six to ten, an SSN or a fax
+                        // number more), nor a state's ZIP: only a named date's year.
+                        let look_back = if !cue_led {
+                            LookBack::Own
+                        } else if !self.any_cue && runs == 1 && count == 4 {
+                            LookBack::Year
+                        } else {
+                            LookBack::Cue
+                        };
                         // What `hope` requires of a span for the bounded automaton (four
                         // digits, and more than five or more than two runs if there is
                         // nothing but digits and separators; enough digits for a match),
@@ -500,13 +533,13 @@ impl<'a> Windows<'a> {
                         // digits and runs, and as long a run.
                         let sure =
                             (count > 5 || runs > 2) && enough_digits(count, runs, longest_run);
-                        return Some((start..last + 1, words, false, sure));
+                        return Some((start..last + 1, look_back, false, sure));
                     }
                     i = self.at;
                 }
                 b'@' => {
                     self.at = i + 1;
-                    return Some((i..i + 1, 0, true, false));
+                    return Some((i..i + 1, LookBack::Own, true, false));
                 }
                 b':' => {
                     let next = bytes.get(i + 1).copied().unwrap_or(0);
@@ -523,13 +556,13 @@ impl<'a> Windows<'a> {
                         self.at = i + 1;
                         // A `::` may end a cue (`SSN no::123456789`) whose digits share its
                         // word and so are no trigger of their own: look back for the cue.
-                        return Some((i..i + 1, CUE_WORDS, next == b'/', false));
+                        return Some((i..i + 1, LookBack::Cue, next == b'/', false));
                     }
                     i += 1;
                 }
                 b'.' if is_www_dot(bytes, i) => {
                     self.at = i + 1;
-                    return Some((i - 3..i + 1, 0, true, false));
+                    return Some((i - 3..i + 1, LookBack::Own, true, false));
                 }
                 _ => i += 1,
             }
@@ -538,13 +571,19 @@ impl<'a> Windows<'a> {
         None
     }
 
-    /// Grows a trigger into a window: back over the word it starts in and `words` more words
-    /// (room for a cue; at most [`LOOKBACK`] bytes, then to the start of that word), forward
+    /// Grows a trigger into a window: back over the word it starts in and as many more words
+    /// as `look_back` allows (room for a cue; at most [`LOOKBACK`] bytes, then to the start of that word), forward
     /// to whitespace. `floor` is where the window not yet returned starts (the bytes before
     /// it have been searched). The flag is true if the bytes added after the trigger hold
     /// an `@`, a `:/` or a `www.` (an email or URL may then sit in the window without its
     /// own trigger having been seen).
-    fn widen(&self, trigger: Range<usize>, words: usize, floor: usize) -> (Range<usize>, bool) {
+    fn widen(
+        &self,
+        trigger: Range<usize>,
+        look_back: LookBack,
+        floor: usize,
+    ) -> (Range<usize>, bool) {
+        let words = look_back.words();
         let bytes = self.bytes;
         let limit = trigger.start.saturating_sub(LOOKBACK).max(floor);
         // The word the trigger starts in.
@@ -616,6 +655,10 @@ impl<'a> Windows<'a> {
                 start = word_start;
             }
             month = cue == Cue::Month;
+            if look_back == LookBack::Year && !month && !digit {
+                // Neither the month nor the day right before the year: no date.
+                break;
+            }
         }
         let mut end = trigger.end;
         let mut open = false;
@@ -710,9 +753,9 @@ impl Iterator for Windows<'_> {
             // (`0000MRN 000000`): look back into it too, and merge.
             let floor = self.pending.as_ref().map_or(0, |w| w.range.start);
             match self.next_trigger() {
-                Some((trigger, words, trigger_open, sure)) => {
+                Some((trigger, look_back, trigger_open, sure)) => {
                     let trigger_start = trigger.start;
-                    let (range, widened_open) = self.widen(trigger, words, floor);
+                    let (range, widened_open) = self.widen(trigger, look_back, floor);
                     let window = Window {
                         range,
                         open: trigger_open || widened_open,
