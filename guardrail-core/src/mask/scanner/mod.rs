@@ -16,9 +16,10 @@
 //! `:` after a date) are not searched at all.
 //! Only clusters whose first runs of digits can follow a cue (a first run of 3 to 10 digits, or a
 //! second run of 3 or 4: `555-0142`, `02115`, `March 3, 2021`) look back at all; a date such
-//! as `3/14/2024` cannot end a cue's match, so its window is its own word. A lone run of four
-//! digits (`since 2008.`) can only be a named date's year: it looks back two words at most,
-//! and past the first only if that is a month name or holds the day (`3rd March 2021`).
+//! as `3/14/2024` cannot end a cue's match, so its window is its own word. A cluster that
+//! starts with a run of four digits (`since 2008.`, `2024-03-14`) or with a day and four
+//! digits (`3, 2021`) can only end a named date: it looks back two words at most, and past
+//! the first only if that is a month name or holds the day (`3rd March 2021`).
 //! Only the windows are searched; the text between windows is never looked at again. A
 //! window that is one valid numeric date and nothing else (half the identifiers of clinical
 //! notes are dates) is taken as the finding it is without searching it, a shortcut whose

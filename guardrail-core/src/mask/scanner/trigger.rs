@@ -133,9 +133,10 @@ enum LookBack {
     Own,
     /// Up to [`CUE_WORDS`] words before it (a cue, a month name, a state).
     Cue,
-    /// A lone run of four digits with the built-in patterns: only a named date's year
-    /// (`3 Dec 2006`, `March 3rd, 2021`), whose month and day take the two words before it;
-    /// and the word right before must be the month or hold the day.
+    /// A cluster that can only end a named date, with the built-in patterns (its first run
+    /// is the year: `3 Dec 2006`, `March 3rd, 2021`, `3 Dec 2006-01`; or the day and year:
+    /// `March 3, 2021`): the month and day take at most the two words before it, and the
+    /// word right before must be the month or hold the day.
     Year,
 }
 
@@ -516,12 +517,15 @@ impl<'a> Windows<'a> {
                         let cue_led = self.any_cue
                             || ((longest_run >= MIN_CUE_LED_RUN || count >= MIN_CUE_LED_DIGITS)
                                 && cue_led_start(leading));
-                        // A lone run of four digits cannot be the digits after a built-in
-                        // cue (a ZIP code has five, an MRN six to ten, an SSN or a fax
-                        // number more), nor a state's ZIP: only a named date's year.
+                        // A cluster that starts with a run of four digits, or with a day
+                        // and then four digits (`3, 2021`), cannot start with the digits
+                        // after a built-in cue (a ZIP code's first run has five digits, an
+                        // MRN's six to ten, an SSN's three, five or nine, a fax number's one
+                        // or three) nor a state's ZIP: it can only end a named date.
+                        let [first, second] = leading;
                         let look_back = if !cue_led {
                             LookBack::Own
-                        } else if !self.any_cue && runs == 1 && count == 4 {
+                        } else if !self.any_cue && (first == 4 || (first <= 2 && second == 4)) {
                             LookBack::Year
                         } else {
                             LookBack::Cue
