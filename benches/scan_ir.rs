@@ -10,6 +10,10 @@
 //! processes hold the CPU): the cycles of `<binary> scanner 200` minus those of
 //! `<binary> scanner 0`, over 200, are the cycles of one pass.
 //!
+//! `<binary> floor [passes]` runs a floor under the scanner's design over the same notes
+//! instead ([`floor_pass`]: its trigger loop finding the digit clusters, and nothing else),
+//! counted the same way.
+//!
 //! `<binary> work` prints what one pass of the scanner finds in the notes, by kind, and the
 //! work it took ([`Scanner::find_with_work`]): regex searches, bytes searched, validations.
 //!
@@ -93,6 +97,11 @@ fn main() {
             println!("{} notes, {bytes} bytes; findings {kinds:?}", notes.len());
             println!("{total:?}");
         }
+        "floor" => {
+            // The floor under the scanner's design: its digit clusters alone (`floor_pass`).
+            black_box(floor_pass(&notes));
+            println!("{}", measure_floor(&notes, number(2, 1)));
+        }
         "regexset" => {
             let set = scan_baseline::regexset_4();
             black_box(run_regexset(&set, &notes));
@@ -112,7 +121,89 @@ fn main() {
             println!("{}", measure_adversarial(&scanner, &text, number(4, 1)));
         }
         _ => eprintln!(
-            "usage: scan_ir scanner|regexset [passes] | work | adversarial ip|phone|ssn <KiB> [passes]"
+            "usage: scan_ir scanner|regexset|floor [passes] | work | adversarial ip|phone|ssn <KiB> [passes]"
         ),
     }
+}
+
+/// The counted passes of the floor.
+#[inline(never)]
+fn measure_floor(notes: &[String], passes: usize) -> usize {
+    (0..passes).map(|_| floor_pass(notes)).sum()
+}
+
+/// The high bit of each byte of `w` that is a digit, `:` or `@` (the scanner's eight-byte
+/// test, `trigger::trigger_mask`).
+fn trigger_bytes(w: u64) -> u64 {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let x = w & !HI;
+    let at_least_zero = x.wrapping_add(LO * (0x80 - 0x30));
+    let above_colon = x.wrapping_add(LO * (0x80 - 0x3B));
+    let at_least_at = x.wrapping_add(LO * (0x80 - 0x40));
+    let above_at = x.wrapping_add(LO * (0x80 - 0x41));
+    ((at_least_zero & !above_colon) | (at_least_at & !above_at)) & HI
+}
+
+fn is_separator(b: u8) -> bool {
+    matches!(
+        b,
+        b' ' | b'-' | b'.' | b'/' | b'(' | b')' | b',' | b'+' | b'\t'
+    )
+}
+
+/// A floor under the scanner's design: find every digit cluster (runs of digits joined by
+/// at most three separators) that holds four digits or more, with the scanner's eight-byte
+/// test and cluster walk, and count them. The scanner's trigger loop does at least this
+/// (every numeric identifier's digits lie in one such cluster); this does nothing else (no
+/// cue, no window, no automaton, no check).
+#[inline(never)]
+fn floor_pass(notes: &[String]) -> usize {
+    let mut clusters = 0;
+    for note in notes {
+        let bytes = black_box(note.as_bytes());
+        let n = bytes.len();
+        let mut i = 0;
+        while i < n {
+            while let Some(chunk) = bytes.get(i..i + 8) {
+                let mut word = [0u8; 8];
+                word.copy_from_slice(chunk);
+                let mask = trigger_bytes(u64::from_le_bytes(word));
+                if mask != 0 {
+                    i += (mask.trailing_zeros() / 8) as usize;
+                    break;
+                }
+                i += 8;
+            }
+            let Some(byte) = bytes.get(i) else {
+                break;
+            };
+            if !byte.is_ascii_digit() {
+                i += 1;
+                continue;
+            }
+            let mut j = i;
+            let mut digits = 0;
+            loop {
+                let run = j;
+                while bytes.get(j).is_some_and(u8::is_ascii_digit) {
+                    j += 1;
+                }
+                digits += j - run;
+                let end = j;
+                while j - end <= 3 && bytes.get(j).is_some_and(|&b| is_separator(b)) {
+                    j += 1;
+                }
+                if j == end || j - end > 3 || !bytes.get(j).is_some_and(u8::is_ascii_digit) {
+                    j = end;
+                    break;
+                }
+            }
+            if digits >= 4 {
+                clusters += 1;
+            }
+            i = j;
+        }
+    }
+    clusters
 }
