@@ -584,3 +584,88 @@ fn cues_are_found_before_every_shape_of_cluster() {
     }
     assert!(found > 1_000, "{found} findings");
 }
+
+/// Every form of every built-in cue phrase (first word, the rest of the cue, the `:`, `#`,
+/// `=`, `is` before the digits, the spaces) before digits of each shape its pattern takes,
+/// after a word that is no cue: each found as a search of the whole text finds it, so a
+/// look back that stops at the first word that is neither a cue nor the rest of one
+/// (`trigger::CUE_TAILS`) misses none.
+#[test]
+fn every_form_of_a_cue_phrase_is_found() {
+    let s = Scanner::default();
+    let joins = [
+        "", ":", " :", "#", " #", "=", "::", "#:", " #:", " is", " was",
+    ];
+    let spaces = ["", " ", "   "];
+    let families: [(&[&str], &[&str], &[&str]); 4] = [
+        (
+            &[
+                "SSN",
+                "ss#",
+                "soc sec",
+                "Social Security",
+                "socsec",
+                "soc security",
+            ],
+            &["", " number", " num", " nbr", " no", " no.", "#", " #"],
+            &[
+                "123456789",
+                "123-45-6789",
+                "123 45 6789",
+                "123.45.6789",
+                "12345-6789",
+                "123 456 789",
+            ],
+        ),
+        (
+            &["fax", "Facsimile", "telefax"],
+            &["", " no", " no.", " number", " num", "#", " #"],
+            &[
+                "617-555-0142",
+                "(617) 555-0142",
+                "1-617-555-0142",
+                "+1 617 555 0142",
+            ],
+        ),
+        (
+            &[
+                "MRN",
+                "mr#",
+                "med rec",
+                "Medical Record",
+                "medical rec",
+                "med record",
+            ],
+            &["", " number", " no", " no.", " num"],
+            &["123456", "1234567890"],
+        ),
+        (
+            &["zip", "ZIP code", "postal code"],
+            &[""],
+            &["02115", "02115-1234"],
+        ),
+    ];
+    let mut texts = 0;
+    let mut found = 0;
+    for (heads, tails, digits) in families {
+        for head in heads {
+            for tail in tails {
+                for join in joins {
+                    for space in spaces {
+                        for number in digits {
+                            let text = format!("reached at {head}{tail}{join}{space}{number} ok");
+                            let f = s.find(&text);
+                            assert_eq!(f, s.find_unfiltered(&text), "{text:?}");
+                            texts += 1;
+                            found += f.len();
+                        }
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        texts > 5_000 && found > texts / 2,
+        "{found} findings in {texts} texts"
+    );
+}

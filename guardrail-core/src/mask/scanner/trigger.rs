@@ -155,6 +155,35 @@ fn is_space(b: u8) -> bool {
     b.is_ascii_whitespace()
 }
 
+/// The words that may follow the first word of a built-in cue before its digits, each
+/// perhaps followed by `:`, `#`, `=` or `.`: the rest of `soc sec`, `social security
+/// number`, `SSN is`, `fax no.`, `med rec num`, `medical record number`, `zip code`,
+/// `postal code` (see `patterns`).
+const CUE_TAILS: &[&[u8]] = &[
+    b"sec",
+    b"security",
+    b"number",
+    b"num",
+    b"nbr",
+    b"no",
+    b"rec",
+    b"record",
+    b"code",
+    b"is",
+    b"was",
+];
+
+/// True if `word` may sit between the first word of a built-in cue and its digits: one of
+/// [`CUE_TAILS`] (any case), or nothing, then any of `:`, `#`, `=`, `.` (`no.:`, `#:`, `=`).
+fn is_cue_tail(word: &[u8]) -> bool {
+    let end = word
+        .iter()
+        .rposition(|&b| !matches!(b, b':' | b'#' | b'=' | b'.'))
+        .map_or(0, |p| p + 1);
+    let core = word.get(..end).unwrap_or_default();
+    core.is_empty() || CUE_TAILS.iter().any(|tail| core.eq_ignore_ascii_case(tail))
+}
+
 /// What a word before a digit cluster may start.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Cue {
@@ -659,9 +688,14 @@ impl<'a> Windows<'a> {
                 start = word_start;
             }
             month = cue == Cue::Month;
-            if look_back == LookBack::Year && !month && !digit {
+            match look_back {
                 // Neither the month nor the day right before the year: no date.
-                break;
+                LookBack::Year if !month && !digit => break,
+                // Between a cue's first word and its digits there are only the rest of
+                // the cue (`number`, `no.`, `#:`): past any other word, no cue reaches the
+                // cluster.
+                LookBack::Cue if cue == Cue::None && !is_cue_tail(word) => break,
+                _ => {}
             }
         }
         let mut end = trigger.end;
