@@ -27,7 +27,9 @@
 //! window that is one valid numeric date and nothing else (half the identifiers of clinical
 //! notes are dates) is taken as the finding it is without searching it, a shortcut whose
 //! reasoning is in `search::whole_numeric_date` and which unit tests check against the
-//! search over every near-date shape. So is a window that is one numeric word of a shape
+//! search over every near-date shape. So is a window that is one named date and nothing else
+//! (`Dec 3, 2006`, `3 Dec 2006`, `03-Mar-2024`: `search::whole_named_date`, read piece by
+//! piece as the pattern has it). So is a window that is one numeric word of a shape
 //! only one pattern can match (`123-45-6789`, `(617) 555-0142`, `+1 617 555 0142`, 16
 //! digits), or none (`0002-7856-64`, an NDC code): its check alone decides
 //! (`search::lone_numeric_word`).
@@ -416,13 +418,20 @@ impl Scanner {
                     let skip = !inner.custom_mrn;
                     if skip && let Some(date) = search::whole_numeric_date(text, &window.range) {
                         work.validations += 1;
-                        out.push(date);
+                        search::push_finding(&mut out, date);
                         continue;
                     }
                     if skip
                         && let Some(found) = search::lone_numeric_word(text, &window.range, work)
                     {
-                        out.extend(found);
+                        if let Some(found) = found {
+                            search::push_finding(&mut out, found);
+                        }
+                        continue;
+                    }
+                    if skip && let Some(date) = search::whole_named_date(text, &window.range) {
+                        work.validations += 1;
+                        search::push_finding(&mut out, date);
                         continue;
                     }
                     let hints = Hints {

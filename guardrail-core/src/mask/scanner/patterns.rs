@@ -35,6 +35,34 @@ pub(super) fn fax_pattern() -> String {
 
 pub(super) const MONTHS: &str = "january|february|march|april|may|june|july|august|september|october|november|december|sept|jan|feb|mar|apr|jun|jul|aug|sep|oct|nov|dec";
 
+/// The alternatives of [`MONTHS`], one by one (a unit test checks the two agree).
+pub(super) const MONTH_NAMES: [&str; 24] = [
+    "january",
+    "february",
+    "march",
+    "april",
+    "may",
+    "june",
+    "july",
+    "august",
+    "september",
+    "october",
+    "november",
+    "december",
+    "sept",
+    "jan",
+    "feb",
+    "mar",
+    "apr",
+    "jun",
+    "jul",
+    "aug",
+    "sep",
+    "oct",
+    "nov",
+    "dec",
+];
+
 pub(super) fn date_named_pattern() -> String {
     format!(
         r"\b(?:(?i:{MONTHS})\.?[ \t]{{1,2}}[0-9]{{1,2}}(?i:st|nd|rd|th)?,?[ \t]{{1,2}}[0-9]{{4}}|[0-9]{{1,2}}(?i:st|nd|rd|th)?[ \t\-]{{1,2}}(?i:{MONTHS})\.?[ \t\-,]{{1,2}}[0-9]{{4}})\b"

@@ -65,12 +65,7 @@ impl Inner {
                 break;
             };
             at = c.end.max(c.start + 1);
-            if out.capacity() == 0 {
-                // Room for the identifiers of a typical note at the first one: one
-                // allocation rather than three growths (and none for text without any).
-                out.reserve(FIRST_CAPACITY);
-            }
-            out.push(c.found);
+            push_finding(out, c.found);
         }
     }
 
@@ -120,6 +115,15 @@ impl Inner {
             range: id,
         })
     }
+}
+
+/// Appends a finding, making room for the identifiers of a typical note at the first one:
+/// one allocation rather than three growths (and none for text without any).
+pub(super) fn push_finding(out: &mut Vec<ScanMatch>, found: ScanMatch) {
+    if out.capacity() == 0 {
+        out.reserve(FIRST_CAPACITY);
+    }
+    out.push(found);
 }
 
 /// A window that is a numeric date and nothing else, the finding its search would make,
@@ -173,6 +177,131 @@ pub(super) fn whole_numeric_date(text: &str, window: &Range<usize>) -> Option<Sc
         kind: IdentifierKind::Date,
         range,
     })
+}
+
+/// A window that is one named date and nothing else (`Dec 3, 2006`, `March 3rd, 2021`,
+/// `Sept. 3 2021`, `3 Dec 2006`, `03-Mar-2024`), the finding its search would make, found
+/// without the automaton; `None` for any other window (search it).
+///
+/// The window (which starts at a word's start) must be a match of the named-date pattern
+/// (`patterns::date_named_pattern`) from its first byte on, then at most one of `,` `.` `;`
+/// `:` `)`, and the day must pass the check. Then the search, with the built-in patterns
+/// only, finds exactly that date: no pattern listed before the named date matches at the
+/// window's start (the cue patterns need a cue there, `fax`, `ssn`, `soc`, `mrn`, `mr#`,
+/// `med`, `zip` or `postal`, and no month name starts with one; the email and URL patterns
+/// need an `@`, a `:/` or a `www.`, which the window does not hold; the SSN, phone and
+/// numeric-date patterns need three digits, or one or two digits and then a separator and a
+/// digit or a `(`, where a day is followed by an ordinal, a space, a tab or a `-` and then a
+/// month's letters), the date's own pattern matches it whole (each of its pieces is one
+/// maximal run of its bytes here, so there is no other way to match: a month name that is
+/// not whole, a day of three digits, a year of five are no named date), the byte before the
+/// window is not a word byte and the byte after the year is none either, and the one byte
+/// after it holds nothing. A date whose day fails the check is left to the search.
+pub(super) fn whole_named_date(text: &str, window: &Range<usize>) -> Option<ScanMatch> {
+    let bytes = text.as_bytes();
+    let w = bytes.get(window.clone())?;
+    // `May 3 2006` to `September. 31st,  2006)`; most windows fail here or at the first
+    // piece.
+    if !(10..=24).contains(&w.len()) {
+        return None;
+    }
+    if window.start > 0 && super::patterns::is_word_byte(*bytes.get(window.start - 1)?) {
+        return None;
+    }
+    let first = *w.first()?;
+    let mut p = DateParser { w, at: 0 };
+    let whole = if first.is_ascii_alphabetic() {
+        // The first letters of the month names: most cue words are not one.
+        if !matches!(
+            first | 0x20,
+            b'j' | b'f' | b'm' | b'a' | b's' | b'o' | b'n' | b'd'
+        ) {
+            return None;
+        }
+        // `(?i:MONTHS)\.?[ \t]{1,2}[0-9]{1,2}(?i:st|nd|rd|th)?,?[ \t]{1,2}[0-9]{4}`
+        p.month()
+            && p.optional(b'.')
+            && p.run(|b| matches!(b, b' ' | b'\t'), 1, 2)
+            && p.run(|b| b.is_ascii_digit(), 1, 2)
+            && p.ordinal()
+            && p.optional(b',')
+            && p.run(|b| matches!(b, b' ' | b'\t'), 1, 2)
+            && p.run(|b| b.is_ascii_digit(), 4, 4)
+    } else {
+        // `[0-9]{1,2}(?i:st|nd|rd|th)?[ \t\-]{1,2}(?i:MONTHS)\.?[ \t\-,]{1,2}[0-9]{4}`
+        p.run(|b| b.is_ascii_digit(), 1, 2)
+            && p.ordinal()
+            && p.run(|b| matches!(b, b' ' | b'\t' | b'-'), 1, 2)
+            && p.month()
+            && p.optional(b'.')
+            && p.run(|b| matches!(b, b' ' | b'\t' | b'-' | b','), 1, 2)
+            && p.run(|b| b.is_ascii_digit(), 4, 4)
+    };
+    let tail = w.get(p.at..)?;
+    if !whole || !matches!(tail, [] | [b',' | b'.' | b';' | b':' | b')']) {
+        return None;
+    }
+    let range = window.start..window.start + p.at;
+    valid_named_date(text.get(range.clone())?).then_some(ScanMatch {
+        kind: IdentifierKind::Date,
+        range,
+    })
+}
+
+/// Reads the pieces of a named date off the front of a window, each piece one maximal run
+/// of its bytes (false if a piece is not there as the pattern has it).
+struct DateParser<'w> {
+    w: &'w [u8],
+    at: usize,
+}
+
+impl DateParser<'_> {
+    /// A maximal run of bytes `class` holds, `min` to `max` long.
+    fn run(&mut self, class: impl Fn(u8) -> bool, min: usize, max: usize) -> bool {
+        let rest = self.w.get(self.at..).unwrap_or_default();
+        let len = rest.iter().take_while(|&&b| class(b)).count();
+        self.at += len;
+        (min..=max).contains(&len)
+    }
+
+    /// The byte `b` if it is next (always true: the piece is optional).
+    fn optional(&mut self, b: u8) -> bool {
+        if self.w.get(self.at) == Some(&b) {
+            self.at += 1;
+        }
+        true
+    }
+
+    /// An ordinal suffix (`st`, `nd`, `rd`, `th`, any case) if it is next (always true).
+    fn ordinal(&mut self) -> bool {
+        if let Some(pair) = self.w.get(self.at..self.at + 2)
+            && [b"st", b"nd", b"rd", b"th"]
+                .iter()
+                .any(|s| pair.eq_ignore_ascii_case(&s[..]))
+        {
+            self.at += 2;
+        }
+        true
+    }
+
+    /// A whole month name or abbreviation of the pattern (any case): a maximal run of
+    /// letters equal to one of them.
+    fn month(&mut self) -> bool {
+        let start = self.at;
+        if !self.run(|b| b.is_ascii_alphabetic(), 3, 9) {
+            return false;
+        }
+        let word = self.w.get(start..self.at).unwrap_or_default();
+        // Lower case once (at most nine letters), then plain comparisons.
+        let mut lower = [0u8; 9];
+        for (to, from) in lower.iter_mut().zip(word) {
+            *to = from.to_ascii_lowercase();
+        }
+        let lower = lower.get(..word.len()).unwrap_or_default();
+        super::patterns::MONTH_NAMES
+            .iter()
+            .any(|m| m.as_bytes() == lower)
+    }
 }
 
 /// What a window that is one numeric word of a known shape holds, found without the

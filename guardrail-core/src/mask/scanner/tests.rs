@@ -669,3 +669,92 @@ fn every_form_of_a_cue_phrase_is_found() {
         "{found} findings in {texts} texts"
     );
 }
+
+/// The named-date shortcut (`search::whole_named_date`): every month name and abbreviation
+/// and some words that are none, in three cases, with and without a `.`, then every shape of
+/// the pieces around it (spaces and tabs, days of one to three digits, ordinals, commas,
+/// years of three to five digits, `-` and `,` in the day-first form), every tail and what
+/// may come before. The shortcut must find exactly what a search of the whole text finds.
+#[test]
+fn a_named_date_is_found_as_a_search_finds_it() {
+    let s = Scanner::default();
+    let mut windows = Vec::new();
+    let mut months: Vec<String> = Vec::new();
+    for m in patterns::MONTH_NAMES {
+        months.push(m.to_owned());
+        months.push(m.to_ascii_uppercase());
+        let mut title = m.to_owned();
+        title[..1].make_ascii_uppercase();
+        months.push(title);
+    }
+    for other in ["Decision", "Ma", "Mayo", "Septem", "Dece", "Mrn", "Ssn"] {
+        months.push(other.to_owned());
+    }
+    for m in &months {
+        for dot in ["", "."] {
+            windows.push(format!("{m}{dot} 3, 2006"));
+            windows.push(format!("{m}{dot} 31st 2006"));
+            windows.push(format!("3 {m}{dot} 2006"));
+            windows.push(format!("03-{m}{dot}-2006"));
+        }
+    }
+    for m in ["Dec", "march", "SEPT"] {
+        for dot in ["", "."] {
+            for gap in [" ", "  ", "\t", "   "] {
+                for day in ["3", "03", "31", "32", "123"] {
+                    for ordinal in ["", "rd", "TH", "x"] {
+                        for comma in ["", ","] {
+                            for gap2 in [" ", "  ", ""] {
+                                for year in ["2006", "206", "20061"] {
+                                    windows.push(format!(
+                                        "{m}{dot}{gap}{day}{ordinal}{comma}{gap2}{year}"
+                                    ));
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        for day in ["3", "03", "0", "123"] {
+            for ordinal in ["", "nd", "x"] {
+                for sep in ["-", " ", "\t", " -", "--", "- -", ""] {
+                    for dot in ["", "."] {
+                        for sep2 in ["-", " ", ",", ", ", ", ,", ""] {
+                            for year in ["2006", "20061"] {
+                                windows.push(format!("{day}{ordinal}{sep}{m}{dot}{sep2}{year}"));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let tails = ["", ",", ".", ")", ":", "-", "x", ".."];
+    let mut found = 0;
+    let mut shortcut = 0;
+    for window in &windows {
+        for tail in tails {
+            for prefix in ["", "x", "("] {
+                let text = format!("on {prefix}{window}{tail} ok");
+                let f = s.find(&text);
+                assert_eq!(f, s.find_unfiltered(&text), "{text:?}");
+                found += f.len();
+                let at = 3 + prefix.len();
+                let range = at..at + window.len() + tail.len();
+                if let Some(date) = search::whole_named_date(&text, &range) {
+                    // What it takes is what the search finds there.
+                    assert_eq!(f, [date], "{text:?}");
+                    shortcut += 1;
+                }
+            }
+        }
+    }
+    assert!(found > 10_000, "{found} findings");
+    assert!(shortcut > 2_000, "{shortcut} shortcuts");
+}
+
+#[test]
+fn the_month_names_are_the_patterns_alternatives() {
+    assert_eq!(patterns::MONTH_NAMES.join("|"), patterns::MONTHS);
+}
