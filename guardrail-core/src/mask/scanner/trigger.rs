@@ -786,6 +786,7 @@ impl Iterator for Windows<'_> {
     type Item = Window;
 
     fn next(&mut self) -> Option<Window> {
+        let bytes = self.bytes;
         loop {
             // The window not yet returned may hold the cue of this trigger's match
             // (`0000MRN 000000`): look back into it too, and merge.
@@ -803,11 +804,33 @@ impl Iterator for Windows<'_> {
                     // except a digit cluster that goes on past the window's end (across a
                     // space or tab): its match may cross the end, so the cluster is walked
                     // again as a trigger of its own (and its window merged with this one).
-                    let resume = self
-                        .split_cluster(window.range.clone())
+                    let split = self.split_cluster(window.range.clone());
+                    let resume = split
                         .filter(|&r| r > trigger_start)
                         .unwrap_or(window.range.end);
                     self.at = self.at.max(resume);
+                    // A window in which no automaton can match (`hope`: too few digits for
+                    // the bounded one, no `@`, `:/` or `www.` for the open-ended one), that
+                    // neither merges with the window before nor splits a cluster with the
+                    // text after, is dropped: its search would find nothing, and a later
+                    // window may still look back over its words for a cue, a month or a
+                    // day (the look back stops at the window not yet returned, which is
+                    // then an earlier one: it reaches at least as far). Not with custom
+                    // MRN patterns, whose matches `hope` does not know.
+                    if !self.any_cue
+                        && !window.open
+                        && !window.sure
+                        && split.is_none()
+                        && self
+                            .pending
+                            .as_ref()
+                            .is_none_or(|p| window.range.start > p.range.end)
+                    {
+                        let h = hope(bytes.get(window.range.clone()).unwrap_or_default());
+                        if !h.bounded && !h.open {
+                            continue;
+                        }
+                    }
                     match self.pending.take() {
                         Some(p) if window.range.start <= p.range.end => {
                             self.pending = Some(Window {
