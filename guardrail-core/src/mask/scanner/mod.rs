@@ -29,7 +29,8 @@
 //! reasoning is in `search::whole_numeric_date` and which unit tests check against the
 //! search over every near-date shape. So is a window that is one named date and nothing else
 //! (`Dec 3, 2006`, `3 Dec 2006`, `03-Mar-2024`: `search::whole_named_date`, read piece by
-//! piece as the pattern has it). So is a window that is one numeric word of a shape
+//! piece as the pattern has it), and a window that is one MRN after its cue or one ZIP code
+//! after a state (`MRN: 0374774`, `NY 81960-4230`: `search::whole_cue_window`). So is a window that is one numeric word of a shape
 //! only one pattern can match (`123-45-6789`, `(617) 555-0142`, `+1 617 555 0142`, 16
 //! digits), or none (`0002-7856-64`, an NDC code): its check alone decides
 //! (`search::lone_numeric_word`).
@@ -432,6 +433,11 @@ impl Scanner {
                     if skip && let Some(date) = search::whole_named_date(text, &window.range) {
                         work.validations += 1;
                         search::push_finding(&mut out, date);
+                        continue;
+                    }
+                    if skip && let Some(found) = search::whole_cue_window(text, &window.range) {
+                        work.validations += 1;
+                        search::push_finding(&mut out, found);
                         continue;
                     }
                     let hints = Hints {

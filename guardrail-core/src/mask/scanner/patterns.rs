@@ -93,10 +93,14 @@ pub(super) fn ends_in_state(word: &[u8]) -> bool {
     let [before @ .., a, b] = word else {
         return false;
     };
+    is_state(*a, *b) && before.last().is_none_or(|&c| !is_word_byte(c))
+}
+
+/// True if `a` then `b` is a state code of [`STATES`] (upper case, as the pattern has it).
+pub(super) fn is_state(a: u8, b: u8) -> bool {
     a.is_ascii_uppercase()
         && b.is_ascii_uppercase()
         && STATE_PAIRS[usize::from(a - b'A')] & (1 << (b - b'A')) != 0
-        && before.last().is_none_or(|&c| !is_word_byte(c))
 }
 
 /// A byte `\b` counts as part of a word (ASCII: letters, digits, `_`).

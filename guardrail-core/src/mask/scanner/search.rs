@@ -209,7 +209,7 @@ pub(super) fn whole_named_date(text: &str, window: &Range<usize>) -> Option<Scan
         return None;
     }
     let first = *w.first()?;
-    let mut p = DateParser { w, at: 0 };
+    let mut p = Cursor { w, at: 0 };
     let whole = if first.is_ascii_alphabetic() {
         // The first letters of the month names: most cue words are not one.
         if !matches!(
@@ -248,14 +248,33 @@ pub(super) fn whole_named_date(text: &str, window: &Range<usize>) -> Option<Scan
     })
 }
 
-/// Reads the pieces of a named date off the front of a window, each piece one maximal run
-/// of its bytes (false if a piece is not there as the pattern has it).
-struct DateParser<'w> {
+/// Reads the pieces of an identifier off the front of a window as its pattern has them,
+/// each piece one maximal run of its bytes (false if a piece is not there).
+struct Cursor<'w> {
     w: &'w [u8],
     at: usize,
 }
 
-impl DateParser<'_> {
+impl Cursor<'_> {
+    /// `word` (any case) if it is next.
+    fn word(&mut self, word: &[u8]) -> bool {
+        let next = self.w.get(self.at..self.at + word.len());
+        let found = next.is_some_and(|next| next.eq_ignore_ascii_case(word));
+        if found {
+            self.at += word.len();
+        }
+        found
+    }
+
+    /// At the end of the identifier: true if `\b` holds here (the next byte, if any, is no
+    /// word byte) and what is left of the window is at most one of `,` `.` `;` `:` `)`.
+    fn ends_window(&self) -> bool {
+        matches!(
+            self.w.get(self.at..),
+            Some([] | [b',' | b'.' | b';' | b':' | b')'])
+        )
+    }
+
     /// A maximal run of bytes `class` holds, `min` to `max` long.
     fn run(&mut self, class: impl Fn(u8) -> bool, min: usize, max: usize) -> bool {
         let rest = self.w.get(self.at..).unwrap_or_default();
@@ -302,6 +321,112 @@ impl DateParser<'_> {
             .iter()
             .any(|m| m.as_bytes() == lower)
     }
+}
+
+/// A window that is one MRN after its cue (the default pattern, [`DEFAULT_MRN_PATTERN`]:
+/// `MRN: 0374774`, `MR# 0374774`, `Medical record number: 0374774`) or one ZIP code after a
+/// state (`NY 81960-4230`), and nothing else, the finding its search would make, found
+/// without the automaton; `None` for any other window (search it). Only with the built-in
+/// patterns.
+///
+/// The window (which starts at a word's start) must be a match of that pattern from its
+/// first byte on, then at most one of `,` `.` `;` `:` `)`. Then the search finds exactly that
+/// match: at the window's start no pattern listed before it matches (the fax and SSN cues
+/// start `fax`, `facsimile`, `telefax`, `ssn`, `ss#` or `soc`, no MRN cue or state code
+/// does, nor do the patterns after the MRN's: an email needs an `@`, a URL `:/` or `www.`, a
+/// named date a month name, the rest a digit, `(` or `+`), the pattern matches the whole
+/// window (the cue's pieces are read as its regex has them, and whichever way the regex
+/// takes through them, the match ends where the digits end: `[0-9]{6,10}\b`, or five
+/// digits and perhaps `-` and four), neither pattern has a check to fail, and the byte left
+/// after it holds nothing.
+pub(super) fn whole_cue_window(text: &str, window: &Range<usize>) -> Option<ScanMatch> {
+    let bytes = text.as_bytes();
+    let w = bytes.get(window.clone())?;
+    // `MA 02115` to `Medical record number #:   1234567890.`.
+    if !(8..=48).contains(&w.len()) {
+        return None;
+    }
+    if window.start > 0 && super::patterns::is_word_byte(*bytes.get(window.start - 1)?) {
+        return None;
+    }
+    let mut c = Cursor { w, at: 0 };
+    let kind = match w {
+        [a, b, ..] if super::patterns::is_state(*a, *b) => {
+            c.at = 2;
+            c.optional(b',');
+            let zip = c.run(|b| matches!(b, b' ' | b'\t'), 1, 2)
+                && c.run(|b| b.is_ascii_digit(), 5, 5)
+                && {
+                    // `(?:-[0-9]{4})?\b`: the four digits only if `\b` follows them.
+                    let plus4 =
+                        c.w.get(c.at..c.at + 5)
+                            .is_some_and(|p| p[0] == b'-' && p[1..].iter().all(u8::is_ascii_digit))
+                            && c.w
+                                .get(c.at + 5)
+                                .is_none_or(|&b| !super::patterns::is_word_byte(b));
+                    if plus4 {
+                        c.at += 5;
+                    }
+                    true
+                };
+            if !zip {
+                return None;
+            }
+            IdentifierKind::Zip
+        }
+        [b'm' | b'M', ..] => {
+            // `(?i:mrn|mr#|med(?:ical)? rec(?:ord)?(?: number| no\.?| num)?)`
+            let cue = if c.word(b"mrn") || c.word(b"mr#") {
+                true
+            } else if c.word(b"med") {
+                c.word(b"ical");
+                let rec = c.word(b" rec");
+                if rec {
+                    c.word(b"ord");
+                    if !c.word(b" number") {
+                        if c.word(b" no") {
+                            c.optional(b'.');
+                        } else {
+                            c.word(b" num");
+                        }
+                    }
+                }
+                rec
+            } else {
+                false
+            };
+            // `[ \t]?[:#]{0,2}[ \t]{0,3}`: blanks, `:` or `#`, blanks.
+            let blank = |b: u8| matches!(b, b' ' | b'\t');
+            let before = c.at;
+            c.run(blank, 0, usize::MAX);
+            let blanks = c.at - before;
+            let marks_at = c.at;
+            c.run(|b| matches!(b, b':' | b'#'), 0, usize::MAX);
+            let marks = c.at - marks_at;
+            let after_at = c.at;
+            c.run(blank, 0, usize::MAX);
+            let after = c.at - after_at;
+            let gap = if marks == 0 {
+                blanks <= 4
+            } else {
+                marks <= 2 && blanks <= 1 && after <= 3
+            };
+            if !(cue && gap && c.run(|b| b.is_ascii_digit(), 6, 10)) {
+                return None;
+            }
+            IdentifierKind::Mrn
+        }
+        _ => return None,
+    };
+    if !c.ends_window() {
+        return None;
+    }
+    // The identifier: from the first digit on (the cue and the state hold none).
+    let first = w.iter().position(u8::is_ascii_digit)?;
+    Some(ScanMatch {
+        kind,
+        range: window.start + first..window.start + c.at,
+    })
 }
 
 /// What a window that is one numeric word of a known shape holds, found without the

@@ -758,3 +758,81 @@ fn a_named_date_is_found_as_a_search_finds_it() {
 fn the_month_names_are_the_patterns_alternatives() {
     assert_eq!(patterns::MONTH_NAMES.join("|"), patterns::MONTHS);
 }
+
+/// The cue-window shortcut (`search::whole_cue_window`): the default MRN pattern's cues in
+/// every form and near forms, every gap of blanks, `:` and `#` before the digits, six to ten
+/// digits and near counts; state codes and near codes before ZIP codes and near ZIP codes;
+/// every tail and what may come before. The shortcut must find exactly what a search of the
+/// whole text finds.
+#[test]
+fn a_cue_window_is_found_as_a_search_finds_it() {
+    let s = Scanner::default();
+    let mut windows = Vec::new();
+    let heads = [
+        "MRN",
+        "mrn",
+        "MR#",
+        "mr#",
+        "Med rec",
+        "medical record",
+        "Medical Record",
+        "med record",
+        "medical rec",
+        "MED REC",
+        "Mrx",
+        "med  rec",
+        "medrec",
+    ];
+    let tails = ["", " number", " no", " no.", " num", " nov", " numb"];
+    let gaps = [
+        "", " ", "  ", "    ", "     ", ":", " :", "#:", "::", ":::", " #: ", "#   ", ": \t ",
+        ":    ",
+    ];
+    for head in heads {
+        for tail in tails {
+            for gap in gaps {
+                for digits in ["12345", "123456", "1234567890", "12345678901", "1234567-8"] {
+                    windows.push(format!("{head}{tail}{gap}{digits}"));
+                }
+            }
+        }
+    }
+    for state in ["MA", "NY", "DC", "XX", "Ma", "NDC", "ME"] {
+        for comma in ["", ","] {
+            for blank in [" ", "  ", "   ", "\t", ""] {
+                for zip in [
+                    "02115",
+                    "0211",
+                    "021155",
+                    "02115-1234",
+                    "02115-123",
+                    "02115-12345",
+                    "02115-1234a",
+                ] {
+                    windows.push(format!("{state}{comma}{blank}{zip}"));
+                }
+            }
+        }
+    }
+    let mut found = 0;
+    let mut shortcut = 0;
+    for window in &windows {
+        for tail in ["", ".", "x", "-"] {
+            for prefix in ["", "x"] {
+                let text = format!("on {prefix}{window}{tail} ok");
+                let f = s.find(&text);
+                assert_eq!(f, s.find_unfiltered(&text), "{text:?}");
+                found += f.len();
+                let at = 3 + prefix.len();
+                let range = at..at + window.len() + tail.len();
+                if let Some(id) = search::whole_cue_window(&text, &range) {
+                    // What it takes is what the search finds there.
+                    assert_eq!(f, [id], "{text:?}");
+                    shortcut += 1;
+                }
+            }
+        }
+    }
+    assert!(found > 5_000, "{found} findings");
+    assert!(shortcut > 1_000, "{shortcut} shortcuts");
+}
