@@ -126,6 +126,25 @@ pub(super) fn push_finding(out: &mut Vec<ScanMatch>, found: ScanMatch) {
     out.push(found);
 }
 
+/// The bytes of `window` if its length is in `lengths` and a `\b` may hold at its start
+/// (the byte before it, if any, is no word byte): what each whole-window shortcut needs
+/// first.
+fn word_window<'t>(
+    text: &'t str,
+    window: &Range<usize>,
+    lengths: std::ops::RangeInclusive<usize>,
+) -> Option<&'t [u8]> {
+    let bytes = text.as_bytes();
+    let w = bytes.get(window.clone())?;
+    if !lengths.contains(&w.len()) {
+        return None;
+    }
+    if window.start > 0 && super::patterns::is_word_byte(*bytes.get(window.start - 1)?) {
+        return None;
+    }
+    Some(w)
+}
+
 /// A window that is a numeric date and nothing else, the finding its search would make,
 /// found without the automaton; `None` for any other window (search it).
 ///
@@ -140,13 +159,9 @@ pub(super) fn push_finding(out: &mut Vec<ScanMatch>, found: ScanMatch) {
 /// the one byte after it holds nothing. Half the identifiers of clinical notes are dates;
 /// most stand alone in their window like this. An invalid date is left to the search.
 pub(super) fn whole_numeric_date(text: &str, window: &Range<usize>) -> Option<ScanMatch> {
-    let bytes = text.as_bytes();
-    let w = bytes.get(window.clone())?;
     // `1/2/34` to `2024-03-14)`; most windows fail here (a cue, a longer cluster).
-    if !(6..=11).contains(&w.len()) || !w[0].is_ascii_digit() {
-        return None;
-    }
-    if window.start > 0 && super::patterns::is_word_byte(*bytes.get(window.start - 1)?) {
+    let w = word_window(text, window, 6..=11)?;
+    if !w[0].is_ascii_digit() {
         return None;
     }
     let run = |from: usize| {
@@ -198,16 +213,9 @@ pub(super) fn whole_numeric_date(text: &str, window: &Range<usize>) -> Option<Sc
 /// window is not a word byte and the byte after the year is none either, and the one byte
 /// after it holds nothing. A date whose day fails the check is left to the search.
 pub(super) fn whole_named_date(text: &str, window: &Range<usize>) -> Option<ScanMatch> {
-    let bytes = text.as_bytes();
-    let w = bytes.get(window.clone())?;
     // `May 3 2006` to `September. 31st,  2006)`; most windows fail here or at the first
     // piece.
-    if !(10..=24).contains(&w.len()) {
-        return None;
-    }
-    if window.start > 0 && super::patterns::is_word_byte(*bytes.get(window.start - 1)?) {
-        return None;
-    }
+    let w = word_window(text, window, 10..=24)?;
     let first = *w.first()?;
     let mut p = Cursor { w, at: 0 };
     let whole = if first.is_ascii_alphabetic() {
@@ -340,15 +348,8 @@ impl Cursor<'_> {
 /// digits and perhaps `-` and four), neither pattern has a check to fail, and the byte left
 /// after it holds nothing.
 pub(super) fn whole_cue_window(text: &str, window: &Range<usize>) -> Option<ScanMatch> {
-    let bytes = text.as_bytes();
-    let w = bytes.get(window.clone())?;
     // `MA 02115` to `Medical record number #:   1234567890.`.
-    if !(8..=48).contains(&w.len()) {
-        return None;
-    }
-    if window.start > 0 && super::patterns::is_word_byte(*bytes.get(window.start - 1)?) {
-        return None;
-    }
+    let w = word_window(text, window, 8..=48)?;
     let mut c = Cursor { w, at: 0 };
     let kind = match w {
         [a, b, ..] if super::patterns::is_state(*a, *b) => {

@@ -670,6 +670,37 @@ fn every_form_of_a_cue_phrase_is_found() {
     );
 }
 
+/// Each window in text of its own (`on {prefix}{window}{tail} ok`): `find` finds what a
+/// search of the whole text finds, and where `shortcut` decides the window, it takes what
+/// that search finds. The findings and the windows the shortcut decided.
+fn check_window_shortcut(
+    s: &Scanner,
+    windows: &[String],
+    tails: &[&str],
+    prefixes: &[&str],
+    shortcut: impl Fn(&str, &Range<usize>) -> Option<ScanMatch>,
+) -> (usize, usize) {
+    let mut found = 0;
+    let mut decided = 0;
+    for window in windows {
+        for tail in tails {
+            for prefix in prefixes {
+                let text = format!("on {prefix}{window}{tail} ok");
+                let f = s.find(&text);
+                assert_eq!(f, s.find_unfiltered(&text), "{text:?}");
+                found += f.len();
+                let at = 3 + prefix.len();
+                let range = at..at + window.len() + tail.len();
+                if let Some(id) = shortcut(&text, &range) {
+                    assert_eq!(f, [id], "{text:?}");
+                    decided += 1;
+                }
+            }
+        }
+    }
+    (found, decided)
+}
+
 /// The named-date shortcut (`search::whole_named_date`): every month name and abbreviation
 /// and some words that are none, in three cases, with and without a `.`, then every shape of
 /// the pieces around it (spaces and tabs, days of one to three digits, ordinals, commas,
@@ -730,26 +761,13 @@ fn a_named_date_is_found_as_a_search_finds_it() {
             }
         }
     }
-    let tails = ["", ",", ".", ")", ":", "-", "x", ".."];
-    let mut found = 0;
-    let mut shortcut = 0;
-    for window in &windows {
-        for tail in tails {
-            for prefix in ["", "x", "("] {
-                let text = format!("on {prefix}{window}{tail} ok");
-                let f = s.find(&text);
-                assert_eq!(f, s.find_unfiltered(&text), "{text:?}");
-                found += f.len();
-                let at = 3 + prefix.len();
-                let range = at..at + window.len() + tail.len();
-                if let Some(date) = search::whole_named_date(&text, &range) {
-                    // What it takes is what the search finds there.
-                    assert_eq!(f, [date], "{text:?}");
-                    shortcut += 1;
-                }
-            }
-        }
-    }
+    let (found, shortcut) = check_window_shortcut(
+        &s,
+        &windows,
+        &["", ",", ".", ")", ":", "-", "x", ".."],
+        &["", "x", "("],
+        search::whole_named_date,
+    );
     assert!(found > 10_000, "{found} findings");
     assert!(shortcut > 2_000, "{shortcut} shortcuts");
 }
@@ -814,25 +832,13 @@ fn a_cue_window_is_found_as_a_search_finds_it() {
             }
         }
     }
-    let mut found = 0;
-    let mut shortcut = 0;
-    for window in &windows {
-        for tail in ["", ".", "x", "-"] {
-            for prefix in ["", "x"] {
-                let text = format!("on {prefix}{window}{tail} ok");
-                let f = s.find(&text);
-                assert_eq!(f, s.find_unfiltered(&text), "{text:?}");
-                found += f.len();
-                let at = 3 + prefix.len();
-                let range = at..at + window.len() + tail.len();
-                if let Some(id) = search::whole_cue_window(&text, &range) {
-                    // What it takes is what the search finds there.
-                    assert_eq!(f, [id], "{text:?}");
-                    shortcut += 1;
-                }
-            }
-        }
-    }
+    let (found, shortcut) = check_window_shortcut(
+        &s,
+        &windows,
+        &["", ".", "x", "-"],
+        &["", "x"],
+        search::whole_cue_window,
+    );
     assert!(found > 5_000, "{found} findings");
     assert!(shortcut > 1_000, "{shortcut} shortcuts");
 }
