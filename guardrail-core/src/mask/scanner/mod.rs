@@ -417,27 +417,10 @@ impl Scanner {
                     // a built-in identifier (`120/80,`, the `,` after a date) are not searched
                     // (custom MRN patterns may match anything).
                     let skip = !inner.custom_mrn;
-                    if skip && let Some(date) = search::whole_numeric_date(text, &window.range) {
-                        work.validations += 1;
-                        search::push_finding(&mut out, date);
-                        continue;
-                    }
-                    if skip
-                        && let Some(found) = search::lone_numeric_word(text, &window.range, work)
-                    {
+                    if skip && let Some(found) = search::decided(text, &window.range, work) {
                         if let Some(found) = found {
                             search::push_finding(&mut out, found);
                         }
-                        continue;
-                    }
-                    if skip && let Some(date) = search::whole_named_date(text, &window.range) {
-                        work.validations += 1;
-                        search::push_finding(&mut out, date);
-                        continue;
-                    }
-                    if skip && let Some(found) = search::whole_cue_window(text, &window.range) {
-                        work.validations += 1;
-                        search::push_finding(&mut out, found);
                         continue;
                     }
                     let hints = Hints {

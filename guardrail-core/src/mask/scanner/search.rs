@@ -117,6 +117,26 @@ impl Inner {
     }
 }
 
+/// What a window is found to hold without the automaton, by the first of the whole-window
+/// shortcuts that decides it (`Some(None)`: nothing), or `None` if none does (search it).
+/// Only with the built-in patterns.
+pub(super) fn decided(
+    text: &str,
+    window: &Range<usize>,
+    work: &mut ScanWork,
+) -> Option<Option<ScanMatch>> {
+    if let Some(date) = whole_numeric_date(text, window) {
+        work.validations += 1;
+        return Some(Some(date));
+    }
+    if let Some(found) = lone_numeric_word(text, window, work) {
+        return Some(found);
+    }
+    let found = whole_named_date(text, window).or_else(|| whole_cue_window(text, window))?;
+    work.validations += 1;
+    Some(Some(found))
+}
+
 /// Appends a finding, making room for the identifiers of a typical note at the first one:
 /// one allocation rather than three growths (and none for text without any).
 pub(super) fn push_finding(out: &mut Vec<ScanMatch>, found: ScanMatch) {
@@ -124,6 +144,12 @@ pub(super) fn push_finding(out: &mut Vec<ScanMatch>, found: ScanMatch) {
         out.reserve(FIRST_CAPACITY);
     }
     out.push(found);
+}
+
+/// True if what is left of a window after an identifier cannot hold or extend one: nothing,
+/// or one of `,` `.` `;` `:` `)` (none a word byte, so `\b` holds before it).
+fn is_tail(rest: &[u8]) -> bool {
+    matches!(rest, [] | [b',' | b'.' | b';' | b':' | b')'])
 }
 
 /// The bytes of `window` if its length is in `lengths` and a `\b` may hold at its start
@@ -183,8 +209,7 @@ pub(super) fn whole_numeric_date(text: &str, window: &Range<usize>) -> Option<Sc
     } else {
         false
     };
-    let tail = w.get(len..)?;
-    if !shape || !matches!(tail, [] | [b',' | b'.' | b';' | b':' | b')']) {
+    if !shape || !is_tail(w.get(len..)?) {
         return None;
     }
     let range = window.start..window.start + len;
@@ -245,8 +270,7 @@ pub(super) fn whole_named_date(text: &str, window: &Range<usize>) -> Option<Scan
             && p.run(|b| matches!(b, b' ' | b'\t' | b'-' | b','), 1, 2)
             && p.run(|b| b.is_ascii_digit(), 4, 4)
     };
-    let tail = w.get(p.at..)?;
-    if !whole || !matches!(tail, [] | [b',' | b'.' | b';' | b':' | b')']) {
+    if !whole || !p.ends_window() {
         return None;
     }
     let range = window.start..window.start + p.at;
@@ -277,18 +301,20 @@ impl Cursor<'_> {
     /// At the end of the identifier: true if `\b` holds here (the next byte, if any, is no
     /// word byte) and what is left of the window is at most one of `,` `.` `;` `:` `)`.
     fn ends_window(&self) -> bool {
-        matches!(
-            self.w.get(self.at..),
-            Some([] | [b',' | b'.' | b';' | b':' | b')'])
-        )
+        self.w.get(self.at..).is_some_and(is_tail)
+    }
+
+    /// The length of the maximal run of bytes `class` holds, read past.
+    fn take(&mut self, class: impl Fn(u8) -> bool) -> usize {
+        let rest = self.w.get(self.at..).unwrap_or_default();
+        let len = rest.iter().take_while(|&&b| class(b)).count();
+        self.at += len;
+        len
     }
 
     /// A maximal run of bytes `class` holds, `min` to `max` long.
     fn run(&mut self, class: impl Fn(u8) -> bool, min: usize, max: usize) -> bool {
-        let rest = self.w.get(self.at..).unwrap_or_default();
-        let len = rest.iter().take_while(|&&b| class(b)).count();
-        self.at += len;
-        (min..=max).contains(&len)
+        (min..=max).contains(&self.take(class))
     }
 
     /// The byte `b` if it is next (always true: the piece is optional).
@@ -398,15 +424,9 @@ pub(super) fn whole_cue_window(text: &str, window: &Range<usize>) -> Option<Scan
             };
             // `[ \t]?[:#]{0,2}[ \t]{0,3}`: blanks, `:` or `#`, blanks.
             let blank = |b: u8| matches!(b, b' ' | b'\t');
-            let before = c.at;
-            c.run(blank, 0, usize::MAX);
-            let blanks = c.at - before;
-            let marks_at = c.at;
-            c.run(|b| matches!(b, b':' | b'#'), 0, usize::MAX);
-            let marks = c.at - marks_at;
-            let after_at = c.at;
-            c.run(blank, 0, usize::MAX);
-            let after = c.at - after_at;
+            let blanks = c.take(blank);
+            let marks = c.take(|b| matches!(b, b':' | b'#'));
+            let after = c.take(blank);
             let gap = if marks == 0 {
                 blanks <= 4
             } else {
