@@ -605,8 +605,8 @@ impl<'a> Windows<'a> {
     }
 
     /// Grows a trigger into a window: back over the word it starts in and as many more words
-    /// as `look_back` allows (room for a cue; at most [`LOOKBACK`] bytes, then to the start of that word), forward
-    /// to whitespace. `floor` is where the window not yet returned starts (the bytes before
+    /// as `look_back` allows (room for a cue; at most [`LOOKBACK`] bytes, then to the start
+    /// of that word), forward to whitespace. `floor` is where the window not yet returned starts (the bytes before
     /// it have been searched). The flag is true if the bytes added after the trigger hold
     /// an `@`, a `:/` or a `www.` (an email or URL may then sit in the window without its
     /// own trigger having been seen).
