@@ -31,10 +31,9 @@
 //! (`Dec 3, 2006`, `3 Dec 2006`, `03-Mar-2024`: `search::whole_named_date`, read piece by
 //! piece as the pattern has it), and a window that is one MRN after its cue or one ZIP code
 //! after a state (`MRN: 0374774`, `NY 81960-4230`: `search::whole_cue_window`). So is a
-//! window that is one numeric word of a shape
-//! only one pattern can match (`123-45-6789`, `(617) 555-0142`, `+1 617 555 0142`, 16
-//! digits), or none (`0002-7856-64`, an NDC code): its check alone decides
-//! (`search::lone_numeric_word`).
+//! window that is one numeric word of a shape only one pattern can match (`123-45-6789`,
+//! `(617) 555-0142`, `+1 617 555 0142`, 16 digits), or none (`0002-7856-64`, an NDC code):
+//! its check alone decides (`search::lone_numeric_word`).
 //! A span whose digits are too few for any match (fewer than nine, in at most two runs,
 //! none of five and not a run of four beside another: `J45.909`, `SpO2 100%`) is not
 //! searched, whatever letters it holds (`trigger::hope`).
