@@ -325,6 +325,45 @@ impl Cursor<'_> {
         true
     }
 
+    /// One byte of `class` if it is next (always true: the piece is optional).
+    fn optional_of(&mut self, class: impl Fn(u8) -> bool) -> bool {
+        if self.w.get(self.at).is_some_and(|&b| class(b)) {
+            self.at += 1;
+        }
+        true
+    }
+
+    /// Exactly `n` bytes of `class` next (whatever follows them), read past.
+    fn exactly(&mut self, n: usize, class: impl Fn(u8) -> bool) -> bool {
+        let found = self
+            .w
+            .get(self.at..self.at + n)
+            .is_some_and(|next| next.iter().all(|&b| class(b)));
+        if found {
+            self.at += n;
+        }
+        found
+    }
+
+    /// True if `\b` holds before the next byte, which is a word byte: the byte before it
+    /// is none (the window starts at a word's start, so there the text's byte before is
+    /// none either).
+    fn word_starts(&self) -> bool {
+        self.at == 0
+            || !self
+                .w
+                .get(self.at - 1)
+                .is_some_and(|&b| super::patterns::is_word_byte(b))
+    }
+
+    /// True if `\b` holds after the last byte read, a word byte: the next byte is none.
+    fn word_ends(&self) -> bool {
+        !self
+            .w
+            .get(self.at)
+            .is_some_and(|&b| super::patterns::is_word_byte(b))
+    }
+
     /// An ordinal suffix (`st`, `nd`, `rd`, `th`, any case) if it is next (always true).
     fn ordinal(&mut self) -> bool {
         if let Some(pair) = self.w.get(self.at..self.at + 2)
@@ -358,23 +397,26 @@ impl Cursor<'_> {
 }
 
 /// A window that is one MRN after its cue (the default pattern, [`DEFAULT_MRN_PATTERN`]:
-/// `MRN: 0374774`, `MR# 0374774`, `Medical record number: 0374774`) or one ZIP code after a
-/// state (`NY 81960-4230`), and nothing else, the finding its search would make, found
-/// without the automaton; `None` for any other window (search it). Only with the built-in
-/// patterns.
+/// `MRN: 0374774`, `MR# 0374774`, `Medical record number: 0374774`), one ZIP code after a
+/// state (`NY 81960-4230`), one fax number after its cue (`fax: (617) 555-0142`) or one SSN
+/// after its cue (`(SSN 123 45 6789`, `Social security number: 123-45-6789`), and nothing
+/// else, the finding its search would make, found without the automaton; `None` for any
+/// other window (search it). Only with the built-in patterns.
 ///
 /// The window (which starts at a word's start) must be a match of that pattern from its
-/// first byte on, then at most one of `,` `.` `;` `:` `)`. Then the search finds exactly that
-/// match: at the window's start no pattern listed before it matches (the fax and SSN cues
-/// start `fax`, `facsimile`, `telefax`, `ssn`, `ss#` or `soc`, no MRN cue or state code
-/// does, nor do the patterns after the MRN's: an email needs an `@`, a URL `:/` or `www.`, a
-/// named date a month name, the rest a digit, `(` or `+`), the pattern matches the whole
-/// window (the cue's pieces are read as its regex has them, and whichever way the regex
-/// takes through them, the match ends where the digits end: `[0-9]{6,10}\b`, or five
-/// digits and perhaps `-` and four), neither pattern has a check to fail, and the byte left
-/// after it holds nothing.
+/// first byte on (after a `(` for an SSN cue), then at most one of `,` `.` `;` `:` `)`. Then
+/// the search finds exactly that match: at the window's start no other pattern matches (the
+/// fax cue is the first pattern; the SSN cue is the second and the fax cue starts `fax`,
+/// `facsimile` or `telefax`; no pattern starts at a `(` before letters; the MRN cues and
+/// state codes start none of the fax and SSN cues, nor do the patterns after the MRN's: an
+/// email needs an `@`, a URL `:/` or `www.`, a named date a month name, the rest a digit, `(`
+/// or `+`), the pattern matches the whole window (its pieces are read the way the regex
+/// prefers them, each optional piece taken if it is there, each alternative tried in the
+/// regex's order; the first way that matches is the one the leftmost-first search takes),
+/// the check passes where the pattern has one (a number that fails it is left to the
+/// search), and the byte left after it holds nothing.
 pub(super) fn whole_cue_window(text: &str, window: &Range<usize>) -> Option<ScanMatch> {
-    // `MA 02115` to `Medical record number #:   1234567890.`.
+    // `MA 02115` to `Social security number #:   123 45 6789.`.
     let w = word_window(text, window, 8..=48)?;
     let mut c = Cursor { w, at: 0 };
     let kind = match w {
@@ -437,17 +479,174 @@ pub(super) fn whole_cue_window(text: &str, window: &Range<usize>) -> Option<Scan
             }
             IdentifierKind::Mrn
         }
+        [b'f' | b'F' | b't' | b'T', ..] => {
+            if !(fax_cue(&mut c) && phone_core(&mut c)) {
+                return None;
+            }
+            IdentifierKind::Fax
+        }
+        [b's' | b'S', ..] | [b'(', b's' | b'S', ..] => {
+            // `(SSN 123-45-6789`: no pattern matches at the `(` (a phone number's
+            // `(` needs three digits after it), so the search's match starts after it.
+            c.optional(b'(');
+            if !(ssn_cue(&mut c) && ssn_digits(&mut c)) {
+                return None;
+            }
+            IdentifierKind::Ssn
+        }
         _ => return None,
     };
     if !c.ends_window() {
         return None;
     }
-    // The identifier: from the first digit on (the cue and the state hold none).
-    let first = w.iter().position(u8::is_ascii_digit)?;
-    Some(ScanMatch {
-        kind,
-        range: window.start + first..window.start + c.at,
-    })
+    // The identifier: from the first digit, `(` or `+` after the cue on (what the search
+    // takes of a built-in pattern's match, `IdPart::FromFirstNumeric`; no cue, state or
+    // `(` before an SSN cue holds one).
+    let cue = usize::from(w.first() == Some(&b'('));
+    let first = cue
+        + w.get(cue..)?
+            .iter()
+            .position(|&b| b.is_ascii_digit() || b == b'(' || b == b'+')?;
+    let range = window.start + first..window.start + c.at;
+    // The fax and SSN patterns have a check: a number that fails it is left to the search.
+    let id = text.get(range.clone())?;
+    let valid = match kind {
+        IdentifierKind::Fax => valid_nanp(id),
+        IdentifierKind::Ssn => valid_ssn(id),
+        _ => true,
+    };
+    valid.then_some(ScanMatch { kind, range })
+}
+
+/// A fax cue as [`fax_pattern`] has it, then the gap before the number:
+/// `(?i:fax|facsimile|telefax)(?:[ \t]?(?:no\.?|number|num|#))?[ \t]?[:#]?[ \t]{0,3}`. Each
+/// piece is taken as the regex prefers it (an optional piece if it is there, the first
+/// alternative that is there, as many blanks as allowed); no other way through these
+/// pieces reaches a byte a phone number can start with (`+`, `(`, a digit), so if the number
+/// follows, this is the way the search takes.
+fn fax_cue(c: &mut Cursor<'_>) -> bool {
+    if !(c.word(b"fax") || c.word(b"facsimile") || c.word(b"telefax")) {
+        return false;
+    }
+    let before_suffix = c.at;
+    c.optional_of(is_blank);
+    let suffix = if c.word(b"no") {
+        c.optional(b'.')
+    } else {
+        c.word(b"number") || c.word(b"num") || c.word(b"#")
+    };
+    if !suffix {
+        c.at = before_suffix;
+    }
+    c.optional_of(is_blank);
+    c.optional_of(|b| matches!(b, b':' | b'#'));
+    let blanks = c.take(is_blank);
+    blanks <= 3
+}
+
+/// A North American number as [`PHONE_CORE`](super::patterns::PHONE_CORE) has it, the way the regex prefers: first with
+/// the `+1` or `1` in front if it is there (then perhaps a separator), else without.
+fn phone_core(c: &mut Cursor<'_>) -> bool {
+    let start = c.at;
+    if c.word(b"+1") || (c.word_starts() && c.word(b"1")) {
+        c.optional_of(is_phone_separator);
+        if phone_rest(c) {
+            return true;
+        }
+        c.at = start;
+    }
+    phone_rest(c)
+}
+
+/// `(?:\([0-9]{3}\)[ ]?|\b[0-9]{3}[\-. ])[0-9]{3}[\-. ][0-9]{4}\b`.
+fn phone_rest(c: &mut Cursor<'_>) -> bool {
+    let digit = |b: u8| b.is_ascii_digit();
+    let area = if c.word(b"(") {
+        c.exactly(3, digit) && c.word(b")") && c.optional(b' ')
+    } else {
+        c.word_starts() && c.exactly(3, digit) && c.exactly(1, is_phone_separator)
+    };
+    area && c.exactly(3, digit)
+        && c.exactly(1, is_phone_separator)
+        && c.exactly(4, digit)
+        && c.word_ends()
+}
+
+/// An SSN cue as [`SSN_CUE`] has it, then the gap before the digits, the way the regex
+/// prefers (as in [`fax_cue`]): `(?i:ssn|ss#|soc(?:ial)?[ \t]?sec(?:urity)?(?:[ \t]?
+/// (?:number|num|nbr|no\.?|#))?)(?:[ \t]{0,3}(?:[:#=]{1,2}|(?i:is|was)\b))?[ \t]{0,3}`.
+fn ssn_cue(c: &mut Cursor<'_>) -> bool {
+    if !(c.word(b"ssn") || c.word(b"ss#")) {
+        if !c.word(b"soc") {
+            return false;
+        }
+        c.word(b"ial");
+        c.optional_of(is_blank);
+        if !c.word(b"sec") {
+            return false;
+        }
+        c.word(b"urity");
+        let before_suffix = c.at;
+        c.optional_of(is_blank);
+        let suffix = c.word(b"number") || c.word(b"num") || c.word(b"nbr") || {
+            if c.word(b"no") {
+                c.optional(b'.')
+            } else {
+                c.word(b"#")
+            }
+        };
+        if !suffix {
+            c.at = before_suffix;
+        }
+    }
+    // `(?:[ \t]{0,3}(?:[:#=]{1,2}|(?i:is|was)\b))?`
+    let before_mark = c.at;
+    let blanks = c.take(is_blank);
+    let marks = c.take(|b| matches!(b, b':' | b'#' | b'='));
+    let mark = blanks <= 3
+        && match marks {
+            0 => (c.word(b"is") || c.word(b"was")) && c.word_ends(),
+            1 | 2 => true,
+            _ => false,
+        };
+    if !mark {
+        c.at = before_mark;
+    }
+    c.take(is_blank) <= 3
+}
+
+/// The nine digits of [`SSN_CUE`]'s `id`, the way the regex prefers:
+/// `[0-9]{3}[\-. ]?[0-9]{2}[\-. ]?[0-9]{4}`, else `[0-9]{3} [0-9]{3} [0-9]{3}`; then `\b`.
+fn ssn_digits(c: &mut Cursor<'_>) -> bool {
+    let digit = |b: u8| b.is_ascii_digit();
+    let sep = |b: u8| matches!(b, b'-' | b'.' | b' ');
+    let start = c.at;
+    if c.exactly(3, digit)
+        && c.optional_of(sep)
+        && c.exactly(2, digit)
+        && c.optional_of(sep)
+        && c.exactly(4, digit)
+        && c.word_ends()
+    {
+        return true;
+    }
+    c.at = start;
+    c.exactly(3, digit)
+        && c.word(b" ")
+        && c.exactly(3, digit)
+        && c.word(b" ")
+        && c.exactly(3, digit)
+        && c.word_ends()
+}
+
+/// A blank of the patterns' `[ \t]`.
+fn is_blank(b: u8) -> bool {
+    matches!(b, b' ' | b'\t')
+}
+
+/// A separator of [`PHONE_CORE`](super::patterns::PHONE_CORE)'s `[\-. ]`.
+fn is_phone_separator(b: u8) -> bool {
+    matches!(b, b'-' | b'.' | b' ')
 }
 
 /// What a window that is one numeric word of a known shape holds, found without the

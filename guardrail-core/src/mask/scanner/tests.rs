@@ -842,3 +842,111 @@ fn a_cue_window_is_found_as_a_search_finds_it() {
     assert!(found > 5_000, "{found} findings");
     assert!(shortcut > 1_000, "{shortcut} shortcuts");
 }
+
+/// The fax and SSN arms of the cue-window shortcut (`search::whole_cue_window`): every cue
+/// of the two patterns and near cues, every suffix and gap (blanks, `:`, `#`, `=`, `is`,
+/// `was`) and too long ones, then every shape of number each pattern takes (and near
+/// shapes: a digit too many or too few, a `1` glued to the cue, a wrong separator), with
+/// numbers that pass and fail the checks, every tail and what may come before. The shortcut
+/// must find exactly what a search of the whole text finds.
+#[test]
+fn a_fax_or_ssn_cue_window_is_found_as_a_search_finds_it() {
+    let s = Scanner::default();
+    let mut windows = Vec::new();
+    let fax_cues = [
+        "fax",
+        "Fax",
+        "FAX",
+        "facsimile",
+        "Telefax",
+        "faxes",
+        "tel",
+        "fa",
+    ];
+    let fax_suffixes = [
+        "", " no", " no.", "no.", " number", " num", " #", "#", " nov",
+    ];
+    let fax_gaps = [
+        "", " ", ":", ": ", " : ", "#", "# ", "  ", "    ", "     ", ":    ", " :\t", "::",
+    ];
+    let phones = [
+        "(617) 555-0142",
+        "(617)555-0142",
+        "617-555-0142",
+        "617.555.0142",
+        "617 555 0142",
+        "+1 617 555 0142",
+        "1-617-555-0142",
+        "1 617 555 0142",
+        "1617-555-0142",
+        "+1-617-555-0142",
+        "123-456-7890",
+        "(123) 456-7890",
+        "617-055-0142",
+        "617-555-01423",
+        "617-555-014",
+        "617--555-0142",
+        "617555-0142",
+    ];
+    for cue in fax_cues {
+        for suffix in fax_suffixes {
+            for gap in fax_gaps {
+                for phone in phones {
+                    windows.push(format!("{cue}{suffix}{gap}{phone}"));
+                }
+            }
+        }
+    }
+    let ssn_cues = [
+        "SSN",
+        "ssn",
+        "SS#",
+        "(SSN",
+        "Social security number",
+        "social sec",
+        "Soc Sec",
+        "soc. sec",
+        "socialsecurity",
+        "Social Security No.",
+        "social security no",
+        "Social security #",
+        "social security nbr",
+        "social security num",
+        "Ssnx",
+        "(Social security",
+    ];
+    let ssn_gaps = [
+        "", " ", ":", ": ", " : ", "#", "=", " = ", "::", ":::", " is ", " was ", " IS ",
+        " isn't ", "    ", "   :   ",
+    ];
+    let ssns = [
+        "123-45-6789",
+        "123 45 6789",
+        "123.45.6789",
+        "123456789",
+        "123-456789",
+        "123 456 789",
+        "000-12-3456",
+        "900-12-3456",
+        "1234567890",
+        "123-45-67890",
+        "12-345-6789",
+        "123  45 6789",
+    ];
+    for cue in ssn_cues {
+        for gap in ssn_gaps {
+            for ssn in ssns {
+                windows.push(format!("{cue}{gap}{ssn}"));
+            }
+        }
+    }
+    let (found, shortcut) = check_window_shortcut(
+        &s,
+        &windows,
+        &["", ".", ")", "x", "-"],
+        &["", "x"],
+        search::whole_cue_window,
+    );
+    assert!(found > 10_000, "{found} findings");
+    assert!(shortcut > 5_000, "{shortcut} shortcuts");
+}
