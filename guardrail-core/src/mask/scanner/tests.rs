@@ -950,3 +950,65 @@ fn a_fax_or_ssn_cue_window_is_found_as_a_search_finds_it() {
     assert!(found > 10_000, "{found} findings");
     assert!(shortcut > 5_000, "{shortcut} shortcuts");
 }
+
+/// Month names before digits that cannot end a named date (a cue-led cluster: a phone
+/// number, an SSN, an MRN, a ZIP code), alone, inside a word, after or before a cue, and
+/// next to digits that can end one: `find` finds what a search of the whole text finds. A
+/// cluster that may not end a named date looks back past no month name, but a word that
+/// holds a cue as well as a month (`Decfax:`) is still a cue.
+#[test]
+fn a_month_name_before_other_digits_is_no_cue() {
+    let s = Scanner::default();
+    let months = [
+        "Dec",
+        "dec.",
+        "March",
+        "3rd March",
+        "Sept.",
+        "14-Nov-",
+        "Jun,",
+    ];
+    let cues = [
+        "",
+        "fax: ",
+        "Decfax: ",
+        "faxDec: ",
+        "SSN-Jan ",
+        "Marssn ",
+        "MRN ",
+        "mayMRN: ",
+        "MA ",
+        "zip ",
+        "postal code ",
+    ];
+    let digits = [
+        "617-555-0142",
+        "(617) 555-0142",
+        "123-45-6789",
+        "123 45 6789",
+        "1234567",
+        "02115",
+        "02115-1234",
+        "3, 2021",
+        "12 2021",
+        "2021",
+        "3/14/2024",
+    ];
+    let mut texts = 0;
+    for month in months {
+        for cue in cues {
+            for number in digits {
+                for text in [
+                    format!("{month} {cue}{number}"),
+                    format!("{cue}{month} {number}"),
+                    format!("on {month}  {cue}{number}."),
+                    format!("{month}{cue}{number}"),
+                ] {
+                    assert_eq!(s.find(&text), s.find_unfiltered(&text), "{text:?}");
+                    texts += 1;
+                }
+            }
+        }
+    }
+    assert_eq!(texts, 7 * 11 * 11 * 4);
+}

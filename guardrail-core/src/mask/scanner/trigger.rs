@@ -131,7 +131,7 @@ const CUE_WORDS: usize = 4;
 enum LookBack {
     /// In the trigger's own word.
     Own,
-    /// Up to [`CUE_WORDS`] words before it (a cue, a month name, a state).
+    /// Up to [`CUE_WORDS`] words before it (a cue, a state).
     Cue,
     /// A cluster that can only end a named date, with the built-in patterns (its first run
     /// is the year: `3 Dec 2006`, `March 3rd, 2021`, `3 Dec 2006-01`; or the day and year:
@@ -184,25 +184,23 @@ fn is_cue_tail(word: &[u8]) -> bool {
     core.is_empty() || CUE_TAILS.iter().any(|tail| core.eq_ignore_ascii_case(tail))
 }
 
-/// What a word before a digit cluster may start.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Cue {
-    /// Nothing: no built-in pattern's match starts in it and reaches the cluster.
-    None,
-    /// A cue (`Fax`, `SSN`, `social`, `MRN`, `medical`, `ZIP`, `postal`): a match may start in
-    /// this word.
-    Word,
+/// What a word before a digit cluster may start: a match of a cue pattern, or a named date.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Cues {
+    /// A cue (`Fax`, `SSN`, `social`, `MRN`, `medical`, `ZIP`, `postal`): a cue pattern's
+    /// match may start in this word.
+    word: bool,
     /// A month name (`March`, `Sept.`): a date may start here or in the word before
     /// (`3rd March 2021`).
-    Month,
+    month: bool,
 }
 
-/// The cue a word holds, if any: where in it a built-in cue pattern may start, or a month
-/// name. Case-insensitive; every built-in cue and month name holds one of these three- or
-/// four-letter stems (`telefax` holds `fax`, `facsimile` `facs`, `social` `soc`, `medical`
-/// `med`, `postal` `post`, `September` and `sept` `sep`).
-fn cue_in(word: &[u8]) -> Cue {
-    let mut found = Cue::None;
+/// The cues a word holds: whether a built-in cue pattern may start in it, and whether it
+/// holds a month name. Case-insensitive; every built-in cue and month name holds one of
+/// these three- or four-letter stems (`telefax` holds `fax`, `facsimile` `facs`, `social`
+/// `soc`, `medical` `med`, `postal` `post`, `September` and `sept` `sep`).
+fn cue_in(word: &[u8]) -> Cues {
+    let mut found = Cues::default();
     for (i, &b) in word.iter().enumerate() {
         // Most letters start no stem: one table test of the letter and the next.
         let next = word.get(i + 1).copied().unwrap_or(0);
@@ -212,26 +210,22 @@ fn cue_in(word: &[u8]) -> Cue {
         let rest = word.get(i + 1..).unwrap_or_default();
         let has =
             |stem: &[u8]| rest.len() >= stem.len() && rest[..stem.len()].eq_ignore_ascii_case(stem);
-        let cue = match b | 0x20 {
-            b'f' if has(b"ax") || has(b"acs") => Cue::Word,
-            b's' if has(b"sn") || has(b"s#") || has(b"oc") => Cue::Word,
-            b'm' if has(b"rn") || has(b"r#") || has(b"ed") => Cue::Word,
-            b'z' if has(b"ip") => Cue::Word,
-            b'p' if has(b"ost") => Cue::Word,
-            b'j' if has(b"an") || has(b"un") || has(b"ul") => Cue::Month,
-            b'f' if has(b"eb") => Cue::Month,
-            b'm' if has(b"ar") || has(b"ay") => Cue::Month,
-            b'a' if has(b"pr") || has(b"ug") => Cue::Month,
-            b's' if has(b"ep") => Cue::Month,
-            b'o' if has(b"ct") => Cue::Month,
-            b'n' if has(b"ov") => Cue::Month,
-            b'd' if has(b"ec") => Cue::Month,
-            _ => continue,
-        };
-        if cue == Cue::Month {
-            return Cue::Month;
+        match b | 0x20 {
+            b'f' if has(b"ax") || has(b"acs") => found.word = true,
+            b's' if has(b"sn") || has(b"s#") || has(b"oc") => found.word = true,
+            b'm' if has(b"rn") || has(b"r#") || has(b"ed") => found.word = true,
+            b'z' if has(b"ip") => found.word = true,
+            b'p' if has(b"ost") => found.word = true,
+            b'j' if has(b"an") || has(b"un") || has(b"ul") => found.month = true,
+            b'f' if has(b"eb") => found.month = true,
+            b'm' if has(b"ar") || has(b"ay") => found.month = true,
+            b'a' if has(b"pr") || has(b"ug") => found.month = true,
+            b's' if has(b"ep") => found.month = true,
+            b'o' if has(b"ct") => found.month = true,
+            b'n' if has(b"ov") => found.month = true,
+            b'd' if has(b"ec") => found.month = true,
+            _ => {}
         }
-        found = cue;
     }
     found
 }
@@ -631,18 +625,24 @@ impl<'a> Windows<'a> {
             None => trigger.start,
         };
         // Back over up to `words` more words. With the built-in patterns the window starts
-        // at the farthest of them that may start a match: a word holding a cue, the word
-        // before a month name if it holds a digit (`3rd March 2021`), or the word right before the cluster if it ends in a state
-        // code (`MA 02115`, `MA, 02115`); any other match starts in the cluster's own word. Most clusters (doses,
-        // vitals, codes) have no cue before them, and the automaton never sees their prose.
+        // at the farthest of them that may start a match: a word holding a cue, for a date's
+        // year a month name or the word before it if it holds a digit (`3rd March 2021`),
+        // or the word right before the cluster if it ends in a state code (`MA 02115`,
+        // `MA, 02115`); any other match starts in the cluster's own word. Most clusters
+        // (doses, vitals, codes) have no cue before them, and the automaton never sees
+        // their prose.
         let mut word_start = start;
+        // Only a cluster that may end a named date (`LookBack::Year`: its first run is the
+        // year, or the day and then the year) looks back for a month name: a named date's
+        // digits are a day right after the month, then the year, so a match of one that
+        // reaches any other cluster would have to start inside it.
+        let dates = look_back == LookBack::Year;
         // A month name in the trigger's own word, before its digits (`03 Mar-2024`): the
         // word before it may hold the day.
-        let mut month = words > 0
-            && !self.any_cue
+        let mut month = dates
             && bytes
                 .get(start..trigger.start)
-                .is_some_and(|own| cue_in(own) == Cue::Month);
+                .is_some_and(|own| cue_in(own).month);
         for i in 0..words {
             if word_start <= limit {
                 break;
@@ -677,24 +677,24 @@ impl<'a> Windows<'a> {
                 continue;
             }
             let word = &bytes[word_start..word_end];
-            let cue = if seen & !DIGIT_BIT == 0 {
-                Cue::None
+            let cues = if seen & !DIGIT_BIT == 0 {
+                Cues::default()
             } else {
                 cue_in(word)
             };
             // The word before a month name starts a date only if it holds the day.
             let day = month && digit;
-            if cue != Cue::None || day || (i == 0 && ends_in_state(word)) {
+            if cues.word || (dates && (cues.month || day)) || (i == 0 && ends_in_state(word)) {
                 start = word_start;
             }
-            month = cue == Cue::Month;
+            month = cues.month;
             match look_back {
                 // Neither the month nor the day right before the year: no date.
                 LookBack::Year if !month && !digit => break,
                 // Between a cue's first word and its digits there are only the rest of
-                // the cue (`number`, `no.`, `#:`): past any other word, no cue reaches the
-                // cluster.
-                LookBack::Cue if cue == Cue::None && !is_cue_tail(word) => break,
+                // the cue (`number`, `no.`, `#:`; no month name is one): past any other
+                // word, no cue reaches the cluster.
+                LookBack::Cue if !cues.word && !is_cue_tail(word) => break,
                 _ => {}
             }
         }
