@@ -662,6 +662,7 @@ fn is_phone_separator(b: u8) -> bool {
 /// | `123-45-6789`, `123 45 6789` | SSN |
 /// | `617-555-0142` (each separator `-`, `.` or a space), `(617) 555-0142`, `(617)555-0142`, `1-617-555-0142`, `+1 617 555 0142` | phone |
 /// | 13 to 19 digits, `4111 1111 1111 1111`, `4111-1111-1111-1111` | account |
+/// | `10.0.0.1` (four runs of one to three digits joined by `.`) | IPv4 |
 /// | `0002-7856-64` (an NDC code) | none |
 ///
 /// Why only that pattern, and only at the window's start: with no letter, `#`, `@` or
@@ -674,7 +675,9 @@ fn is_phone_separator(b: u8) -> bool {
 /// of these at its start and, from any later run, none: so the search's first candidate is
 /// that pattern's match of the whole shape, and if its check fails, the search finds
 /// nothing after it (a phone number's later runs hold the same ten digits, so the same
-/// check fails; the other shapes hold no shorter fit). The tail byte cannot extend any
+/// check fails; the other shapes hold no shorter fit: an address's later runs are fewer
+/// than four, and with no run of four digits and no `-`, `/` or space, no date, SSN, phone
+/// number or account fits it). The tail byte cannot extend any
 /// match, and `\b` holds at both ends. Unit tests check each shape, with digits that pass
 /// and fail the checks, against the search of the whole text.
 pub(super) fn lone_numeric_word(
@@ -684,8 +687,8 @@ pub(super) fn lone_numeric_word(
 ) -> Option<Option<ScanMatch>> {
     let bytes = text.as_bytes();
     let w = bytes.get(window.clone())?;
-    // `123-45-6789` to `4111 1111 1111 1111.`; most windows fail here.
-    if !(11..=20).contains(&w.len()) {
+    // `1.2.3.4` to `4111 1111 1111 1111.`; most windows fail here.
+    if !(7..=20).contains(&w.len()) {
         return None;
     }
     if window.start > 0 && !bytes.get(window.start - 1)?.is_ascii_whitespace() {
@@ -752,6 +755,9 @@ pub(super) fn lone_numeric_word(
         (None, [4, 4, 4, 4]) if card_sep(s1) && card_sep(s2) && card_sep(s3) => {
             IdentifierKind::Account
         }
+        (None, [1..=3, 1..=3, 1..=3, 1..=3]) if [s1, s2, s3] == [[b'.', 0]; 3] => {
+            IdentifierKind::Ip
+        }
         (None, [4, 4, 2]) if s1 == [b'-', 0] && s2 == [b'-', 0] => return Some(None),
         _ => return None,
     };
@@ -761,6 +767,7 @@ pub(super) fn lone_numeric_word(
     let valid = match kind {
         IdentifierKind::Ssn => valid_ssn(s),
         IdentifierKind::Phone => valid_nanp(s),
+        IdentifierKind::Ip => s.parse::<std::net::Ipv4Addr>().is_ok(),
         _ => valid_luhn(s),
     };
     Some(valid.then_some(ScanMatch { kind, range }))

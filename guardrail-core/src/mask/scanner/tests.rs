@@ -413,7 +413,8 @@ fn a_lone_numeric_date_is_found_as_a_search_finds_it() {
 }
 
 /// Windows that are, or nearly are, one numeric word of a shape the shortcut knows
-/// (`search::lone_numeric_word`): SSNs, phone numbers, account numbers and NDC codes, with
+/// (`search::lone_numeric_word`): SSNs, phone numbers, account numbers, IPv4 addresses and
+/// NDC codes, with
 /// digits that pass and fail each check, every tail and what may come before. The shortcut
 /// must find exactly what a search of the whole text finds.
 #[test]
@@ -483,6 +484,26 @@ fn a_lone_numeric_word_is_found_as_a_search_finds_it() {
         words.push(card.replace('1', "0"));
         words.push(card.replacen(' ', "-", 1));
         words.push(format!("{card}-1"));
+    }
+    // IPv4 addresses, near addresses (a run too long, five runs, another separator) and
+    // addresses that fail the check.
+    for ip in [
+        "10.0.0.1",
+        "1.2.3.4",
+        "192.168.100.200",
+        "256.1.1.1",
+        "10.00.1.1",
+        "1.2.3",
+        "1.2.3.4.5",
+        "1234.1.1.1",
+        "1.2.3.4567",
+        "10.0.0-1",
+        "10..0.1",
+        "12.12.2024.1",
+        "1.2-3-24",
+        "1.2.3/4",
+    ] {
+        words.push(ip.to_owned());
     }
     for ndc in [
         "0002-7856-64",
