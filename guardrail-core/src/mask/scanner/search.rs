@@ -132,9 +132,66 @@ pub(super) fn decided(
     if let Some(found) = lone_numeric_word(text, window, work) {
         return Some(found);
     }
-    let found = whole_named_date(text, window).or_else(|| whole_cue_window(text, window))?;
+    let found = whole_named_date(text, window)
+        .or_else(|| whole_cue_window(text, window))
+        .or_else(|| whole_email(text, window))?;
     work.validations += 1;
     Some(Some(found))
+}
+
+/// The longest window [`whole_email`] reads (a longer one is searched).
+const EMAIL_WINDOW: usize = 254;
+
+/// A window that is one email address and nothing else (`kofi.sousa@example.co.uk.`), the
+/// finding its search would make, found without the automaton; `None` for any other window
+/// (search it). Only with the built-in patterns.
+///
+/// The window (which starts at a word's start) must be a match of [`EMAIL`] from its first
+/// byte on, then at most one of `,` `.` `;` `:` `)`: a local part of its bytes that starts
+/// with a letter or digit (so `\b` holds before it), an `@`, then two or more labels joined
+/// by `.`, the last of two to 24 letters. Then the search finds exactly that address: it
+/// starts at the window's start, so it is the leftmost match, and of the patterns listed
+/// before the email's only the cue patterns could match there too, which the local part
+/// rules out by not starting with a cue (`fa`, `tel`, `ss`, `soc`, `mr`, `med`, `zip`,
+/// `post`); the regex takes the local part up to the `@` (its class holds no `@`), every
+/// label but the last in its `(?:\.[A-Za-z0-9\-]+)*`, and the last as the top-level domain
+/// (the first way through, giving back one label, that ends at a `\b`); and the byte left
+/// after it holds nothing. The email pattern has no check.
+pub(super) fn whole_email(text: &str, window: &Range<usize>) -> Option<ScanMatch> {
+    let w = word_window(text, window, 6..=EMAIL_WINDOW)?;
+    let body = match w.split_last()? {
+        (b',' | b'.' | b';' | b':' | b')', body) => body,
+        _ => w,
+    };
+    let at = body.iter().position(|&b| b == b'@')?;
+    let (local, domain) = (body.get(..at)?, body.get(at + 1..)?);
+    let local_byte = |b: &u8| b.is_ascii_alphanumeric() || b"._%+-".contains(b);
+    if !local.first()?.is_ascii_alphanumeric() || !local.iter().all(local_byte) {
+        return None;
+    }
+    let cues: [&[u8]; 8] = [b"fa", b"tel", b"ss", b"soc", b"mr", b"med", b"zip", b"post"];
+    if cues.iter().any(|cue| {
+        local
+            .get(..cue.len())
+            .is_some_and(|l| l.eq_ignore_ascii_case(cue))
+    }) {
+        return None;
+    }
+    let label_byte = |b: &u8| b.is_ascii_alphanumeric() || *b == b'-';
+    let mut labels = 0;
+    let mut last: &[u8] = &[];
+    for label in domain.split(|&b| b == b'.') {
+        if label.is_empty() || !label.iter().all(label_byte) {
+            return None;
+        }
+        labels += 1;
+        last = label;
+    }
+    let top_level = (2..=24).contains(&last.len()) && last.iter().all(u8::is_ascii_alphabetic);
+    (labels >= 2 && top_level).then(|| ScanMatch {
+        kind: IdentifierKind::Email,
+        range: window.start..window.start + body.len(),
+    })
 }
 
 /// Appends a finding, making room for the identifiers of a typical note at the first one:

@@ -1033,3 +1033,74 @@ fn a_month_name_before_other_digits_is_no_cue() {
     }
     assert_eq!(texts, 7 * 11 * 11 * 4);
 }
+
+/// The email shortcut (`search::whole_email`): local parts of every byte the pattern takes
+/// and some it does not, some that start with a cue or hold one, domains of one to four
+/// labels with top-level domains too short, too long or not letters, every tail and what
+/// may come before. The shortcut must find exactly what a search of the whole text finds.
+#[test]
+fn an_email_window_is_found_as_a_search_finds_it() {
+    let s = Scanner::default();
+    let locals = [
+        "kofi",
+        "kofi.sousa",
+        "ihopper+portal",
+        "wei1961",
+        "a%b",
+        "x-y",
+        "alan_wei46",
+        ".x",
+        "x.",
+        "-x",
+        "fax6175550142",
+        "Fax",
+        "telefax",
+        "ssn123456789",
+        "soc",
+        "mrn1234567",
+        "xmrn1234567",
+        "Medina",
+        "zip02115",
+        "postal",
+        "3-mar-2021",
+        "1-617-555-0142",
+        "123-45-6789",
+        "www.x",
+        "Mary",
+        "",
+    ];
+    let domains = [
+        "example.org",
+        "mail.example.com",
+        "patients.hospital.example.net",
+        "example.co.uk",
+        "x-y.org",
+        "x.c",
+        "x.com1",
+        "x.abcdefghijklmnopqrstuvwx",
+        "x.abcdefghijklmnopqrstuvwxy",
+        "x..org",
+        "x.org.",
+        "-x.org",
+        "x.o-g",
+        "x.org@y.com",
+        "x",
+        "10.0.0.1",
+        "x_y.org",
+    ];
+    let mut windows = Vec::new();
+    for local in locals {
+        for domain in domains {
+            windows.push(format!("{local}@{domain}"));
+        }
+    }
+    let (found, shortcut) = check_window_shortcut(
+        &s,
+        &windows,
+        &["", ".", ",", ")", "x", "-", "_"],
+        &["", "x", "<"],
+        search::whole_email,
+    );
+    assert!(found > 1_000, "{found} findings");
+    assert!(shortcut > 300, "{shortcut} shortcuts");
+}
