@@ -134,9 +134,52 @@ pub(super) fn decided(
     }
     let found = whole_named_date(text, window)
         .or_else(|| whole_cue_window(text, window))
-        .or_else(|| whole_email(text, window))?;
+        .or_else(|| whole_email(text, window))
+        .or_else(|| whole_url(text, window))?;
     work.validations += 1;
     Some(Some(found))
+}
+
+/// The longest window [`whole_url`] reads (a longer one is searched).
+const URL_WINDOW: usize = 512;
+
+/// The bytes [`URL`]'s path class takes.
+fn is_url_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"-._~:/?#[]@!$&'()*+,;=%".contains(&b)
+}
+
+/// A window that is one URL and nothing else (`https://portal.example.org/msg/54073`),
+/// the finding its search would make, found without the automaton; `None` for any other
+/// window (search it). Only with the built-in patterns.
+///
+/// The window (which starts at a word's start) must start with a scheme [`URL`] takes
+/// (`http://`, `https://`, `ftp://`, `sftp://`, any case) and hold nothing but the bytes of
+/// its path class after it, at least one. Then the search finds exactly that URL, less the punctuation
+/// its check trims off the end: it starts at the window's start, so it is the leftmost
+/// match, and no pattern listed before the URL's matches there (the cue patterns need
+/// `fax`, `facsimile`, `telefax`, `ssn`, `ss#`, `soc`, `mrn`, `mr#`, `med`, `zip` or
+/// `postal`, and an email's local part cannot hold the scheme's `:`); the path class takes
+/// every byte to the window's end; the check keeps what is left after trimming, which the
+/// scheme makes non-empty; and the bytes trimmed off (`.` `,` `;` `:` `!` `?` `)` `'` `"`)
+/// hold no identifier. A `www.` window is left to the search (an email may start there).
+pub(super) fn whole_url(text: &str, window: &Range<usize>) -> Option<ScanMatch> {
+    let w = word_window(text, window, 7..=URL_WINDOW)?;
+    let scheme = [&b"http://"[..], b"https://", b"ftp://", b"sftp://"]
+        .into_iter()
+        .find(|s| w.get(..s.len()).is_some_and(|p| p.eq_ignore_ascii_case(s)))?;
+    // `[…]+`: at least one byte after the scheme, and every one of the path class.
+    let path = w.get(scheme.len()..)?;
+    if path.is_empty() || !path.iter().all(|&b| is_url_byte(b)) {
+        return None;
+    }
+    let kept = w
+        .iter()
+        .rposition(|b| !b".,;:!?)'\"".contains(b))
+        .map_or(0, |p| p + 1);
+    Some(ScanMatch {
+        kind: IdentifierKind::Url,
+        range: window.start..window.start + kept,
+    })
 }
 
 /// The longest window [`whole_email`] reads (a longer one is searched).

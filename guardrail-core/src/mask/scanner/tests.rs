@@ -1104,3 +1104,48 @@ fn an_email_window_is_found_as_a_search_finds_it() {
     assert!(found > 1_000, "{found} findings");
     assert!(shortcut > 300, "{shortcut} shortcuts");
 }
+
+/// The URL shortcut (`search::whole_url`): every scheme in two cases and near schemes, paths
+/// of every byte the pattern takes and some it does not, digits and identifiers inside,
+/// trailing punctuation the check trims, every tail and what may come before. The shortcut
+/// must find exactly what a search of the whole text finds.
+#[test]
+fn a_url_window_is_found_as_a_search_finds_it() {
+    let s = Scanner::default();
+    let schemes = [
+        "http://", "https://", "HTTPS://", "ftp://", "sftp://", "Sftp://", "www.", "htp://",
+        "https:/", "file://", "xhttp://",
+    ];
+    let paths = [
+        "portal.example.org/msg/54073",
+        "x.org",
+        "x.org/a?b=1&c=2#f",
+        "user@x.org/p",
+        "x.org/(a)",
+        "x.org/a'b",
+        "x.org/a\"b",
+        "x.org/a<b",
+        "x.org/a|b",
+        "x.org/123-45-6789",
+        "10.0.0.1:8080/x",
+        "x.org/é",
+        "",
+        "x.org/a.)",
+        "x.org/a!?",
+    ];
+    let mut windows = Vec::new();
+    for scheme in schemes {
+        for path in paths {
+            windows.push(format!("{scheme}{path}"));
+        }
+    }
+    let (found, shortcut) = check_window_shortcut(
+        &s,
+        &windows,
+        &["", ".", ",", ")", ":", "x", "\"", "),"],
+        &["", "x", "(", "\""],
+        search::whole_url,
+    );
+    assert!(found > 500, "{found} findings");
+    assert!(shortcut > 300, "{shortcut} shortcuts");
+}
