@@ -9,9 +9,10 @@
 //! `/` or between hex digits, or a `.` after `www`. A byte loop finds the triggers and turns
 //! each into a *window*: the trigger's word, forward to whitespace, and back over up to four
 //! words within [`LOOKBACK`] bytes (room for a cue such as `Fax:` or `MRN #`), but only as
-//! far as a word that may start a match: one holding a cue or month stem, or a word ending
-//! in a state code right before the digits (`MA`, `(MA,`, not the `DC` of `NDC`, which no
-//! `\b` precedes); any other built-in match starts in the digits' own word. Short windows
+//! far as a word that may start a match: one holding a cue stem, a month name before a
+//! date's year, or a word ending in a state code right before the digits (`MA`, `(MA,`, not
+//! the `DC` of `NDC`, which no `\b` precedes); any other built-in match starts in the digits'
+//! own word. Short windows
 //! (and the rest of a window after a match) that cannot hold an identifier (`120/80,`, the
 //! `:` after a date) are not searched at all.
 //! Only clusters whose first runs of digits can follow a cue (a first run of 3 to 10 digits, or a
@@ -30,10 +31,13 @@
 //! search over every near-date shape. So is a window that is one named date and nothing else
 //! (`Dec 3, 2006`, `3 Dec 2006`, `03-Mar-2024`: `search::whole_named_date`, read piece by
 //! piece as the pattern has it), and a window that is one MRN after its cue or one ZIP code
-//! after a state (`MRN: 0374774`, `NY 81960-4230`: `search::whole_cue_window`). So is a
+//! after a state, one fax number or SSN after its cue (`MRN: 0374774`, `NY 81960-4230`,
+//! `fax: (617) 555-0142`, `(SSN 123 45 6789`: `search::whole_cue_window`), one email address
+//! (`search::whole_email`) and one URL after its scheme (`search::whole_url`). So is a
 //! window that is one numeric word of a shape only one pattern can match (`123-45-6789`,
-//! `(617) 555-0142`, `+1 617 555 0142`, 16 digits), or none (`0002-7856-64`, an NDC code):
-//! its check alone decides (`search::lone_numeric_word`).
+//! `(617) 555-0142`, `+1 617 555 0142`, 16 digits, `10.0.0.1`), or none (`0002-7856-64`, an
+//! NDC code): its check alone decides (`search::lone_numeric_word`). On dense clinical notes
+//! these shortcuts leave no window to search; the automata are for what they do not know.
 //! A span whose digits are too few for any match (fewer than nine, in at most two runs,
 //! none of five and not a run of four beside another: `J45.909`, `SpO2 100%`) is not
 //! searched, whatever letters it holds (`trigger::hope`).
