@@ -388,6 +388,15 @@ struct Cursor<'w> {
 }
 
 impl Cursor<'_> {
+    /// `bytes` (in this case) if they are next.
+    fn exact(&mut self, bytes: &[u8]) -> bool {
+        let found = self.w.get(self.at..self.at + bytes.len()) == Some(bytes);
+        if found {
+            self.at += bytes.len();
+        }
+        found
+    }
+
     /// `word` (any case) if it is next.
     fn word(&mut self, word: &[u8]) -> bool {
         let next = self.w.get(self.at..self.at + word.len());
@@ -619,7 +628,8 @@ pub(super) fn whole_cue_window(text: &str, window: &Range<usize>) -> Option<Scan
 }
 
 /// A fax cue as [`fax_pattern`] has it, then the gap before the number:
-/// `(?i:fax|facsimile|telefax)(?:[ \t]?(?:no\.?|number|num|#))?[ \t]?[:#]?[ \t]{0,3}`. Each
+/// `(?i:fax|facsimile|telefax)(?:[ \t]?(?:no\.?|number|num|#))?[ \t]?[:#]?[ \t]{0,3}` (the
+/// suffix in lower case only, as the pattern has it). Each
 /// piece is taken as the regex prefers it (an optional piece if it is there, the first
 /// alternative that is there, as many blanks as allowed); no other way through these
 /// pieces reaches a byte a phone number can start with (`+`, `(`, a digit), so if the number
@@ -630,10 +640,12 @@ fn fax_cue(c: &mut Cursor<'_>) -> bool {
     }
     let before_suffix = c.at;
     c.optional_of(is_blank);
-    let suffix = if c.word(b"no") {
+    // The suffix is outside the pattern's `(?i:…)`: lower case only (`Fax NO. 617…` is no
+    // fax cue; its number is a phone number's match).
+    let suffix = if c.exact(b"no") {
         c.optional(b'.')
     } else {
-        c.word(b"number") || c.word(b"num") || c.word(b"#")
+        c.exact(b"number") || c.exact(b"num") || c.exact(b"#")
     };
     if !suffix {
         c.at = before_suffix;

@@ -884,8 +884,11 @@ fn a_fax_or_ssn_cue_window_is_found_as_a_search_finds_it() {
         "tel",
         "fa",
     ];
+    // The suffix is case-sensitive in the pattern (found by the fuzzer: `Fax nO. 1-977-…`
+    // is a phone number after a word, not a fax number).
     let fax_suffixes = [
-        "", " no", " no.", "no.", " number", " num", " #", "#", " nov",
+        "", " no", " no.", "no.", " number", " num", " #", "#", " nov", " NO", " nO.", " No.",
+        " Number", " NUM",
     ];
     let fax_gaps = [
         "", " ", ":", ": ", " : ", "#", "# ", "  ", "    ", "     ", ":    ", " :\t", "::",
