@@ -1152,3 +1152,47 @@ fn a_url_window_is_found_as_a_search_finds_it() {
     assert!(found > 500, "{found} findings");
     assert!(shortcut > 300, "{shortcut} shortcuts");
 }
+
+/// The pieces after an SSN cue's first word touching with no blank between
+/// (`soc secIs 122 456 789`, found by the fuzzer; `social securitynumber: …`): the look back
+/// must read past such a word, so `find` finds what a search of the whole text finds.
+#[test]
+fn touching_pieces_of_a_cue_are_read_past() {
+    let s = Scanner::default();
+    let firsts = ["soc", "Social", "SOC"];
+    let rests = [
+        "secIs",
+        "secis",
+        "secwas",
+        "sec:",
+        "securitynumber",
+        "securitynumber:",
+        "securityno.",
+        "securityno.is",
+        "sec#",
+        "sec#is",
+        "secnbr=",
+        "secnum::",
+        "securityWAS",
+        "secx",
+        "secisx",
+    ];
+    let digits = ["122 456 789", "123-45-6789", "123456789", "123.45.6789"];
+    let mut found = 0;
+    for first in firsts {
+        for rest in rests {
+            for gap in [" ", "  ", " \t "] {
+                for number in digits {
+                    let text = format!("x {first} {rest}{gap}{number} y");
+                    let f = s.find(&text);
+                    assert_eq!(f, s.find_unfiltered(&text), "{text:?}");
+                    found += f.len();
+                }
+            }
+        }
+    }
+    assert!(found > 300, "{found} findings");
+    let fuzzed = "005\0a.al secuh 3rd, 2025\0 3 Mar 9 soc secIs  122 456 789\n";
+    assert_eq!(s.find(fuzzed), s.find_unfiltered(fuzzed));
+    assert_eq!(s.find(fuzzed).len(), 1);
+}

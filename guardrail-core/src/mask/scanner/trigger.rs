@@ -155,10 +155,11 @@ fn is_space(b: u8) -> bool {
     b.is_ascii_whitespace()
 }
 
-/// The words that may follow the first word of a built-in cue before its digits, each
-/// perhaps followed by `:`, `#`, `=` or `.`: the rest of `soc sec`, `social security
-/// number`, `SSN is`, `fax no.`, `med rec num`, `medical record number`, `zip code`,
-/// `postal code` (see `patterns`).
+/// The pieces that may follow the first word of a built-in cue before its digits: the rest
+/// of `soc sec`, `social security number`, `SSN is`, `fax no.`, `med rec num`, `medical
+/// record number`, `zip code`, `postal code` (see `patterns`), and the `:`, `#`, `=`, `.`
+/// between them and the digits. The patterns let some of them touch with no blank between
+/// (`soc secIs 123 456 789`, `social securitynumber: …`), so a word may hold several.
 const CUE_TAILS: &[&[u8]] = &[
     b"sec",
     b"security",
@@ -171,17 +172,38 @@ const CUE_TAILS: &[&[u8]] = &[
     b"code",
     b"is",
     b"was",
+    b":",
+    b"#",
+    b"=",
+    b".",
 ];
 
-/// True if `word` may sit between the first word of a built-in cue and its digits: one of
-/// [`CUE_TAILS`] (any case), or nothing, then any of `:`, `#`, `=`, `.` (`no.:`, `#:`, `=`).
+/// The longest word [`is_cue_tail`] reads: longer than any run of touching pieces a
+/// pattern allows (`securitynumberwas:`).
+const MAX_TAIL_WORD: usize = 32;
+
+/// True if `word` may sit between the first word of a built-in cue and its digits: pieces
+/// of [`CUE_TAILS`] (any case), one after another (`no.:`, `#:`, `secIs`,
+/// `securitynumber`). A word of other pieces too is not.
 fn is_cue_tail(word: &[u8]) -> bool {
-    let end = word
-        .iter()
-        .rposition(|&b| !matches!(b, b':' | b'#' | b'=' | b'.'))
-        .map_or(0, |p| p + 1);
-    let core = word.get(..end).unwrap_or_default();
-    core.is_empty() || CUE_TAILS.iter().any(|tail| core.eq_ignore_ascii_case(tail))
+    if word.len() > MAX_TAIL_WORD {
+        return false;
+    }
+    // `ends[i]`: the first `i` bytes are pieces one after another.
+    let mut ends = [false; MAX_TAIL_WORD + 1];
+    ends[0] = true;
+    for i in 0..word.len() {
+        if !ends[i] {
+            continue;
+        }
+        let rest = &word[i..];
+        for tail in CUE_TAILS {
+            if rest.len() >= tail.len() && rest[..tail.len()].eq_ignore_ascii_case(tail) {
+                ends[i + tail.len()] = true;
+            }
+        }
+    }
+    ends[word.len()]
 }
 
 /// What a word before a digit cluster may start: a match of a cue pattern, or a named date.
