@@ -22,8 +22,8 @@
 //! digits (`3, 2021`) can only end a named date: it looks back two words at most, and past
 //! the first only if that is a month name or holds the day (`3rd March 2021`). Any other
 //! cluster that looks back stops at the first word that is neither a cue nor the rest of one
-//! (`number`, `no.`, `#:`, `code`, `is`: `trigger::CUE_TAILS`), so the prose before a phone
-//! number (`reached at`) is read one word deep.
+//! (`number`, `no.`, `#:`, `code`, `is`, or several touching: `trigger::CUE_TAILS`), so
+//! the prose before a phone number (`reached at`) is read one word deep.
 //! Only the windows are searched; the text between windows is never looked at again. A
 //! window that is one valid numeric date and nothing else (half the identifiers of clinical
 //! notes are dates) is taken as the finding it is without searching it, a shortcut whose
