@@ -178,6 +178,19 @@ const CUE_TAILS: &[&[u8]] = &[
     b".",
 ];
 
+/// For each byte, the [`CUE_TAILS`] that start with it (either case), as bits by index.
+static TAILS_BY_FIRST: [u16; 256] = {
+    let mut t = [0u16; 256];
+    let mut k = 0;
+    while k < CUE_TAILS.len() {
+        let first = CUE_TAILS[k][0];
+        t[first as usize] |= 1 << k;
+        t[first.to_ascii_uppercase() as usize] |= 1 << k;
+        k += 1;
+    }
+    t
+};
+
 /// The longest word [`is_cue_tail`] reads: longer than any run of touching pieces a
 /// pattern allows (`securitynumberwas:`).
 const MAX_TAIL_WORD: usize = 32;
@@ -186,24 +199,34 @@ const MAX_TAIL_WORD: usize = 32;
 /// of [`CUE_TAILS`] (any case), one after another (`no.:`, `#:`, `secIs`,
 /// `securitynumber`). A word of other pieces too is not.
 fn is_cue_tail(word: &[u8]) -> bool {
-    if word.len() > MAX_TAIL_WORD {
-        return false;
+    // Most words a look back reads start no piece (`at`, `file:`, `lot`).
+    match word.first() {
+        None => return true,
+        Some(&b) if TAILS_BY_FIRST[usize::from(b)] == 0 || word.len() > MAX_TAIL_WORD => {
+            return false;
+        }
+        Some(_) => {}
     }
-    // `ends[i]`: the first `i` bytes are pieces one after another.
-    let mut ends = [false; MAX_TAIL_WORD + 1];
-    ends[0] = true;
-    for i in 0..word.len() {
-        if !ends[i] {
+    // Bit `i`: the first `i` bytes are pieces one after another.
+    let mut ends: u64 = 1;
+    for (i, &b) in word.iter().enumerate() {
+        if ends >> i & 1 == 0 {
             continue;
         }
-        let rest = &word[i..];
-        for tail in CUE_TAILS {
-            if rest.len() >= tail.len() && rest[..tail.len()].eq_ignore_ascii_case(tail) {
-                ends[i + tail.len()] = true;
+        // Only the pieces that start with this byte (most words' first byte starts none).
+        let mut pieces = TAILS_BY_FIRST[usize::from(b)];
+        while pieces != 0 {
+            let tail = CUE_TAILS[pieces.trailing_zeros() as usize];
+            pieces &= pieces - 1;
+            if word
+                .get(i..i + tail.len())
+                .is_some_and(|next| next.eq_ignore_ascii_case(tail))
+            {
+                ends |= 1 << (i + tail.len());
             }
         }
     }
-    ends[word.len()]
+    ends >> word.len() & 1 == 1
 }
 
 /// What a word before a digit cluster may start: a match of a cue pattern, or a named date.
