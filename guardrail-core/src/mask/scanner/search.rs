@@ -105,7 +105,9 @@ impl Inner {
             Check::Luhn => valid_luhn(s),
             Check::Url => {
                 // Prose puts punctuation after a URL; it is not part of it.
-                let trimmed = s.trim_end_matches(['.', ',', ';', ':', '!', '?', ')', '\'', '"']);
+                let trimmed = s.trim_end_matches(|c: char| {
+                    u8::try_from(c).is_ok_and(|b| URL_TRAILING.contains(&b))
+                });
                 id.end = id.start + trimmed.len();
                 !trimmed.is_empty()
             }
@@ -139,6 +141,9 @@ pub(super) fn decided(
     work.validations += 1;
     Some(Some(found))
 }
+
+/// The punctuation prose puts after a URL, which its check trims off the match.
+const URL_TRAILING: &[u8] = b".,;:!?)'\"";
 
 /// The longest window [`whole_url`] reads (a longer one is searched).
 const URL_WINDOW: usize = 512;
@@ -174,7 +179,7 @@ pub(super) fn whole_url(text: &str, window: &Range<usize>) -> Option<ScanMatch> 
     }
     let kept = w
         .iter()
-        .rposition(|b| !b".,;:!?)'\"".contains(b))
+        .rposition(|b| !URL_TRAILING.contains(b))
         .map_or(0, |p| p + 1);
     Some(ScanMatch {
         kind: IdentifierKind::Url,
@@ -202,10 +207,7 @@ const EMAIL_WINDOW: usize = 254;
 /// after it holds nothing. The email pattern has no check.
 pub(super) fn whole_email(text: &str, window: &Range<usize>) -> Option<ScanMatch> {
     let w = word_window(text, window, 6..=EMAIL_WINDOW)?;
-    let body = match w.split_last()? {
-        (b',' | b'.' | b';' | b':' | b')', body) => body,
-        _ => w,
-    };
+    let body = without_tail(w);
     let at = body.iter().position(|&b| b == b'@')?;
     let (local, domain) = (body.get(..at)?, body.get(at + 1..)?);
     let local_byte = |b: &u8| b.is_ascii_alphanumeric() || b"._%+-".contains(b);
@@ -249,7 +251,25 @@ pub(super) fn push_finding(out: &mut Vec<ScanMatch>, found: ScanMatch) {
 /// True if what is left of a window after an identifier cannot hold or extend one: nothing,
 /// or one of `,` `.` `;` `:` `)` (none a word byte, so `\b` holds before it).
 fn is_tail(rest: &[u8]) -> bool {
-    matches!(rest, [] | [b',' | b'.' | b';' | b':' | b')'])
+    match rest {
+        [] => true,
+        [b] => is_tail_byte(*b),
+        _ => false,
+    }
+}
+
+/// A byte [`is_tail`] allows after an identifier: `,` `.` `;` `:` `)`.
+fn is_tail_byte(b: u8) -> bool {
+    matches!(b, b',' | b'.' | b';' | b':' | b')')
+}
+
+/// `w` without its last byte if that is one [`is_tail`] allows: what a whole-window
+/// shortcut reads as the identifier.
+fn without_tail(w: &[u8]) -> &[u8] {
+    match w.split_last() {
+        Some((&last, body)) if is_tail_byte(last) => body,
+        _ => w,
+    }
 }
 
 /// The bytes of `window` if its length is in `lengths` and a `\b` may hold at its start
@@ -806,10 +826,7 @@ pub(super) fn lone_numeric_word(
     if window.start > 0 && !bytes.get(window.start - 1)?.is_ascii_whitespace() {
         return None;
     }
-    let body = match w.split_last()? {
-        (b',' | b'.' | b';' | b':' | b')', body) => body,
-        _ => w,
-    };
+    let body = without_tail(w);
     let (lead, rest) = match body.split_first()? {
         (b'+', rest) => (Some(b'+'), rest),
         (b'(', rest) => (Some(b'('), rest),
