@@ -40,7 +40,9 @@
 //! these shortcuts leave no window to search; the automata are for what they do not know.
 //! A span whose digits are too few for any match (fewer than nine, in at most two runs,
 //! none of five and not a run of four beside another: `J45.909`, `SpO2 100%`) is not
-//! searched, whatever letters it holds (`trigger::hope`).
+//! searched, whatever letters it holds (`trigger::hope`); a window that is one digit cluster
+//! and nothing else (`120/80,`, `99214`) needs no such reading: the cluster's walk has
+//! counted its digits and runs.
 //! Each search is first anchored where a match most likely starts: the window's start, or
 //! the first byte after whitespace once a match is behind (no built-in match starts at
 //! whitespace; a unit test checks each pattern's automaton): a match found there needs no

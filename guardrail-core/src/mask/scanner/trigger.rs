@@ -838,7 +838,7 @@ impl Iterator for Windows<'_> {
             let floor = self.pending.as_ref().map_or(0, |w| w.range.start);
             match self.next_trigger() {
                 Some((trigger, look_back, trigger_open, sure)) => {
-                    let trigger_start = trigger.start;
+                    let (trigger_start, trigger_end) = (trigger.start, trigger.end);
                     let (range, widened_open) = self.widen(trigger, look_back, floor);
                     let window = Window {
                         range,
@@ -871,6 +871,19 @@ impl Iterator for Windows<'_> {
                             .as_ref()
                             .is_none_or(|p| window.range.start > p.range.end)
                     {
+                        // A window of the digit cluster alone, and separators after it
+                        // (`120/80,`, `99214`, `2008.`), holds the cluster's digits and runs
+                        // and nothing else: `hope` would find what `sure` says, so it need
+                        // not read it.
+                        let cluster_alone = window.range.start == trigger_start
+                            && window.range.len() <= SHORT_SLICE
+                            && bytes.get(trigger_start).is_some_and(u8::is_ascii_digit)
+                            && bytes
+                                .get(trigger_end..window.range.end)
+                                .is_some_and(|after| after.iter().all(|&b| is_digit_separator(b)));
+                        if cluster_alone {
+                            continue;
+                        }
                         let h = hope(bytes.get(window.range.clone()).unwrap_or_default());
                         if !h.bounded && !h.open {
                             continue;
