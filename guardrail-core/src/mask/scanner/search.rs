@@ -819,8 +819,9 @@ pub(super) fn lone_numeric_word(
 ) -> Option<Option<ScanMatch>> {
     let bytes = text.as_bytes();
     let w = bytes.get(window.clone())?;
-    // `1.2.3.4` to `4111 1111 1111 1111.`; most windows fail here.
-    if !(7..=20).contains(&w.len()) {
+    // `1.2.3.4` to `4111 1111 1111 1111.`, starting with a digit, `(` or `+`; most windows
+    // fail here.
+    if !(7..=20).contains(&w.len()) || !matches!(w[0], b'0'..=b'9' | b'(' | b'+') {
         return None;
     }
     if window.start > 0 && !bytes.get(window.start - 1)?.is_ascii_whitespace() {

@@ -768,22 +768,24 @@ impl Windows<'_> {
     fn split_cluster(&self, window: Range<usize>) -> Option<usize> {
         let bytes = self.bytes;
         let (floor, end) = (window.start, window.end);
-        let inside = bytes.get(floor..end)?;
-        let back = inside
-            .iter()
-            .rev()
-            .take_while(|&&b| is_digit_separator(b))
-            .count();
+        // Most windows end at whitespace that a letter or a line break follows: decided on
+        // the bytes after the end before any byte inside is read.
         let ahead = bytes
             .get(end..)?
             .iter()
             .take(MAX_SEPARATOR_RUN + 1)
             .take_while(|&&b| is_digit_separator(b))
             .count();
-        if ahead == 0
-            || back + ahead > MAX_SEPARATOR_RUN
-            || !bytes.get(end + ahead).is_some_and(u8::is_ascii_digit)
-        {
+        if ahead == 0 || !bytes.get(end + ahead).is_some_and(u8::is_ascii_digit) {
+            return None;
+        }
+        let back = bytes
+            .get(floor..end)?
+            .iter()
+            .rev()
+            .take_while(|&&b| is_digit_separator(b))
+            .count();
+        if back + ahead > MAX_SEPARATOR_RUN {
             return None;
         }
         // The cluster's last digit before the end, then back over its runs of digits and
