@@ -65,7 +65,7 @@ impl Normalized {
     /// The normalized view of `text`, or `None` if it would be `text` itself (all ASCII, or
     /// nothing to fold): the common case costs one `is_ascii` pass.
     pub(super) fn of(text: &str) -> Option<Normalized> {
-        if text.is_ascii() || !text.chars().any(|c| !matches!(fold(c), Fold::Keep)) {
+        if all_ascii(text.as_bytes()) || !text.chars().any(|c| !matches!(fold(c), Fold::Keep)) {
             return None;
         }
         let mut out = String::with_capacity(text.len());
@@ -94,6 +94,22 @@ impl Normalized {
         let last = self.origin.get(range.end.checked_sub(1)?)?;
         Some(first.start..last.end)
     }
+}
+
+/// True if every byte of `bytes` is ASCII. The bytes are or-ed together 32 at a time with no
+/// early exit, which the compiler turns into vector instructions: on the ASCII text that
+/// is nearly all the scanner sees, several times cheaper than `<[u8]>::is_ascii`, which
+/// tests eight bytes at a time.
+pub(super) fn all_ascii(bytes: &[u8]) -> bool {
+    let mut chunks = bytes.chunks_exact(32);
+    let mut seen = [0u8; 32];
+    for chunk in &mut chunks {
+        for (s, &b) in seen.iter_mut().zip(chunk) {
+            *s |= b;
+        }
+    }
+    let rest = chunks.remainder().iter().fold(0, |a, &b| a | b);
+    seen.iter().fold(rest, |a, &b| a | b) < 0x80
 }
 
 /// True when `text` has no visible character: it is empty or holds only whitespace, control

@@ -1196,3 +1196,20 @@ fn touching_pieces_of_a_cue_are_read_past() {
     assert_eq!(s.find(fuzzed), s.find_unfiltered(fuzzed));
     assert_eq!(s.find(fuzzed).len(), 1);
 }
+
+#[test]
+fn all_ascii_agrees_with_is_ascii_whatever_the_length_and_position() {
+    // Lengths around the 32-byte chunks, one non-ASCII byte at each position in turn.
+    for len in 0..100 {
+        let ascii = vec![b'a'; len];
+        assert!(normalize::all_ascii(&ascii), "{len} ASCII bytes");
+        for at in 0..len {
+            let mut bytes = ascii.clone();
+            bytes[at] = 0x80 | (at as u8);
+            assert!(
+                !normalize::all_ascii(&bytes),
+                "a byte >= 0x80 at {at} of {len}"
+            );
+        }
+    }
+}
