@@ -16,15 +16,13 @@ pub(super) enum Check {
     Url,
 }
 
-fn digits(s: &str) -> impl Iterator<Item = u32> + '_ {
-    s.bytes()
-        .filter(u8::is_ascii_digit)
-        .map(|b| u32::from(b - b'0'))
+fn digits(s: &str) -> impl Iterator<Item = u8> + '_ {
+    s.bytes().filter(u8::is_ascii_digit).map(|b| b - b'0')
 }
 
 /// The first `N` digits of `s` and how many digits it has in all (no allocation: checks
 /// run on every candidate).
-fn digit_array<const N: usize>(s: &str) -> ([u32; N], usize) {
+fn digit_array<const N: usize>(s: &str) -> ([u8; N], usize) {
     let mut ds = [0; N];
     let mut len = 0;
     for d in digits(s) {
@@ -36,28 +34,39 @@ fn digit_array<const N: usize>(s: &str) -> ([u32; N], usize) {
     (ds, len)
 }
 
-fn number(ds: &[u32]) -> u32 {
-    ds.iter().fold(0, |n, d| n * 10 + d)
+fn number(ds: &[u8]) -> u32 {
+    ds.iter().fold(0, |n, &d| n * 10 + u32::from(d))
 }
 
 /// SSA rules: area not 000, 666 or 900–999; group not 00; serial not 0000.
 pub(super) fn valid_ssn(s: &str) -> bool {
     let (ds, len) = digit_array::<9>(s);
-    if len != 9 {
-        return false;
-    }
-    let area = number(&ds[0..3]);
-    let group = number(&ds[3..5]);
-    let serial = number(&ds[5..9]);
+    len == 9 && ssn_digits_valid(&ds)
+}
+
+/// [`valid_ssn`] on the digits alone (nine of them).
+pub(super) fn ssn_digits_valid(ds: &[u8]) -> bool {
+    let [a, b, c, d, e, f, g, h, i] = match ds {
+        [a, b, c, d, e, f, g, h, i] => [*a, *b, *c, *d, *e, *f, *g, *h, *i],
+        _ => return false,
+    };
+    let area = number(&[a, b, c]);
+    let group = number(&[d, e]);
+    let serial = number(&[f, g, h, i]);
     area != 0 && area != 666 && area < 900 && group != 0 && serial != 0
 }
 
 /// NANP: 10 digits (after an optional leading 1) whose area code and exchange start 2–9.
 pub(super) fn valid_nanp(s: &str) -> bool {
     let (ds, len) = digit_array::<11>(s);
-    let national = match len {
-        10 => &ds[..10],
-        11 if ds[0] == 1 => &ds[1..],
+    ds.get(..len).is_some_and(nanp_digits_valid)
+}
+
+/// [`valid_nanp`] on the digits alone.
+pub(super) fn nanp_digits_valid(ds: &[u8]) -> bool {
+    let national = match ds {
+        [_, _, _, _, _, _, _, _, _, _] => ds,
+        [1, rest @ ..] if rest.len() == 10 => rest,
         _ => return false,
     };
     national[0] >= 2 && national[3] >= 2
@@ -112,14 +121,20 @@ pub(super) fn valid_named_date(s: &str) -> bool {
 
 pub(super) fn valid_luhn(s: &str) -> bool {
     let (ds, len) = digit_array::<19>(s);
-    if !(13..=19).contains(&len) {
+    ds.get(..len).is_some_and(luhn_digits_valid)
+}
+
+/// [`valid_luhn`] on the digits alone (13 to 19 of them).
+pub(super) fn luhn_digits_valid(ds: &[u8]) -> bool {
+    if !(13..=19).contains(&ds.len()) {
         return false;
     }
-    let sum: u32 = ds[..len]
+    let sum: u32 = ds
         .iter()
         .rev()
         .enumerate()
         .map(|(i, &d)| {
+            let d = u32::from(d);
             if i % 2 == 1 {
                 let d2 = d * 2;
                 if d2 > 9 { d2 - 9 } else { d2 }

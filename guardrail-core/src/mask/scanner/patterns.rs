@@ -36,6 +36,7 @@ pub(super) fn fax_pattern() -> String {
 pub(super) const MONTHS: &str = "january|february|march|april|may|june|july|august|september|october|november|december|sept|jan|feb|mar|apr|jun|jul|aug|sep|oct|nov|dec";
 
 /// The alternatives of [`MONTHS`], one by one (a unit test checks the two agree).
+#[cfg(test)]
 pub(super) const MONTH_NAMES: [&str; 24] = [
     "january",
     "february",
@@ -62,6 +63,39 @@ pub(super) const MONTH_NAMES: [&str; 24] = [
     "nov",
     "dec",
 ];
+
+/// True if `lower` (in lower case) is one of [`MONTH_NAMES`]: a slice pattern the compiler
+/// turns into a test of the length and then of the bytes, with no call (a unit test checks
+/// it against the list).
+pub(super) fn is_month_name(lower: &[u8]) -> bool {
+    matches!(
+        lower,
+        b"january"
+            | b"february"
+            | b"march"
+            | b"april"
+            | b"may"
+            | b"june"
+            | b"july"
+            | b"august"
+            | b"september"
+            | b"october"
+            | b"november"
+            | b"december"
+            | b"sept"
+            | b"jan"
+            | b"feb"
+            | b"mar"
+            | b"apr"
+            | b"jun"
+            | b"jul"
+            | b"aug"
+            | b"sep"
+            | b"oct"
+            | b"nov"
+            | b"dec"
+    )
+}
 
 pub(super) fn date_named_pattern() -> String {
     format!(

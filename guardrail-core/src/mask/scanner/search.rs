@@ -1,5 +1,6 @@
 //! The search: windows around triggers, bounded spans per automaton, candidates checked.
 
+use super::checks::{luhn_digits_valid, nanp_digits_valid, ssn_digits_valid};
 use super::*;
 use regex_automata::Anchored;
 use trigger::Hope;
@@ -519,9 +520,7 @@ impl Cursor<'_> {
             *to = from.to_ascii_lowercase();
         }
         let lower = lower.get(..word.len()).unwrap_or_default();
-        super::patterns::MONTH_NAMES
-            .iter()
-            .any(|m| m.as_bytes() == lower)
+        super::patterns::is_month_name(lower)
     }
 }
 
@@ -833,38 +832,40 @@ pub(super) fn lone_numeric_word(
         (b'(', rest) => (Some(b'('), rest),
         _ => (None, body),
     };
-    // Up to four runs of digits and the one or two bytes between each two.
+    // Up to four runs of digits and the one or two bytes between each two, and the digits
+    // (at most 20: the window's length).
     let mut runs = [0usize; 4];
     let mut seps = [[0u8; 2]; 3];
+    let mut digits = [0u8; 20];
+    let mut count = 0;
     let mut n = 0;
     let mut i = 0;
     loop {
-        let run = rest
-            .get(i..)?
-            .iter()
-            .take_while(|b| b.is_ascii_digit())
-            .count();
-        *runs.get_mut(n)? = run;
+        let run_start = i;
+        while let Some(&b) = rest.get(i).filter(|b| b.is_ascii_digit()) {
+            *digits.get_mut(count)? = b - b'0';
+            count += 1;
+            i += 1;
+        }
+        let run = i - run_start;
         if run == 0 {
             return None;
         }
+        *runs.get_mut(n)? = run;
         n += 1;
-        i += run;
         if i == rest.len() {
             break;
         }
-        let gap = rest
-            .get(i..)?
-            .iter()
-            .take_while(|b| !b.is_ascii_digit())
-            .count();
+        let gap_start = i;
+        while rest.get(i).is_some_and(|b| !b.is_ascii_digit()) {
+            i += 1;
+        }
         // One byte (`[b, 0]`: no shape's separator is a NUL), or the `) ` of `(617) 555`.
-        *seps.get_mut(n - 1)? = match rest.get(i..i + gap)? {
+        *seps.get_mut(n - 1)? = match rest.get(gap_start..i)? {
             [b] => [*b, 0],
             [b')', b' '] => [b')', b' '],
             _ => return None,
         };
-        i += gap;
     }
     let first_is_one = rest.first() == Some(&b'1');
     let phone_sep = |s: [u8; 2]| matches!(s, [b'-' | b'.' | b' ', 0]);
@@ -891,15 +892,18 @@ pub(super) fn lone_numeric_word(
         (None, [4, 4, 2]) if s1 == [b'-', 0] && s2 == [b'-', 0] => return Some(None),
         _ => return None,
     };
-    let range = window.start..window.start + body.len();
-    let s = text.get(range.clone())?;
+    // The check reads the digits the loop above kept, not the text again.
+    let digits = digits.get(..count)?;
     work.validations += 1;
     let valid = match kind {
-        IdentifierKind::Ssn => valid_ssn(s),
-        IdentifierKind::Phone => valid_nanp(s),
-        IdentifierKind::Ip => s.parse::<std::net::Ipv4Addr>().is_ok(),
-        _ => valid_luhn(s),
+        IdentifierKind::Ssn => ssn_digits_valid(digits),
+        IdentifierKind::Phone => nanp_digits_valid(digits),
+        IdentifierKind::Ip => {
+            std::str::from_utf8(body).is_ok_and(|s| s.parse::<std::net::Ipv4Addr>().is_ok())
+        }
+        _ => luhn_digits_valid(digits),
     };
+    let range = window.start..window.start + body.len();
     Some(valid.then_some(ScanMatch { kind, range }))
 }
 

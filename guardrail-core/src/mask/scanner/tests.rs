@@ -796,6 +796,22 @@ fn a_named_date_is_found_as_a_search_finds_it() {
 #[test]
 fn the_month_names_are_the_patterns_alternatives() {
     assert_eq!(patterns::MONTH_NAMES.join("|"), patterns::MONTHS);
+    // `is_month_name` holds for each of them and for nothing near one: each with a letter
+    // more, a letter less, or one letter changed.
+    for m in patterns::MONTH_NAMES {
+        let m = m.as_bytes();
+        assert!(patterns::is_month_name(m), "{m:?}");
+        let mut near = vec![m[..m.len() - 1].to_vec(), [m, b"x"].concat()];
+        for i in 0..m.len() {
+            let mut changed = m.to_vec();
+            changed[i] = if changed[i] == b'z' { b'y' } else { b'z' };
+            near.push(changed);
+        }
+        for n in near {
+            let listed = patterns::MONTH_NAMES.iter().any(|x| x.as_bytes() == n);
+            assert_eq!(patterns::is_month_name(&n), listed, "{n:?}");
+        }
+    }
 }
 
 /// The cue-window shortcut (`search::whole_cue_window`): the default MRN pattern's cues in
