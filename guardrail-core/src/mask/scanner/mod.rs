@@ -107,7 +107,7 @@ mod search;
 
 pub use builder::ScannerBuilder;
 use search::Hints;
-use trigger::Windows;
+use trigger::{Piece, Windows};
 #[cfg(test)]
 use trigger::{may_hold_trigger, next_www};
 
@@ -417,7 +417,15 @@ impl Scanner {
         let mut out = Vec::new();
         match &self.inner {
             Some(inner) if prefilter && inner.prefilter => {
-                for window in Windows::new(text.as_bytes(), inner.custom_mrn) {
+                for piece in Windows::new(text.as_bytes(), inner.custom_mrn) {
+                    let window = match piece {
+                        Piece::Window(window) => window,
+                        Piece::Found(found) => {
+                            work.validations += 1;
+                            search::push_finding(&mut out, found);
+                            continue;
+                        }
+                    };
                     let open = window.open || !inner.open_needs_trigger;
                     // Short windows, and what is left of one after a match, that cannot hold
                     // a built-in identifier (`120/80,`, the `,` after a date) are not searched

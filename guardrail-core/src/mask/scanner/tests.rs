@@ -337,7 +337,9 @@ fn a_state_code_must_start_its_word_or_follow_punctuation() {
     assert!(ends_in_state(b"MA") && ends_in_state(b"(MA,") && ends_in_state(b"x-DC"));
     assert!(!ends_in_state(b"NDC") && !ends_in_state(b"_MA") && !ends_in_state(b"2MA,"));
     let text = b"start NDC 0002-7856-64, lot";
-    let first = Windows::new(text, false).next().expect("a window");
+    let Some(Piece::Window(first)) = Windows::new(text, false).next() else {
+        panic!("a window first");
+    };
     assert_eq!(&text[first.range], b"0002-7856-64,");
     assert_eq!(
         kinds("Boston (MA, 02115. Kansas City, MO 64105-1234"),
@@ -410,6 +412,49 @@ fn a_lone_numeric_date_is_found_as_a_search_finds_it() {
     }
     // Both readings are exercised: many of these are dates, many are not.
     assert!(dates > 1_000, "{dates} dates");
+}
+
+/// A date decided during the walk (`trigger::Windows::own_date`) is found once, as a search
+/// of the whole text finds it, whatever follows: a year after a month name makes a later
+/// window look back over the month for a day, into the date's word; a cue or another
+/// date may follow too.
+#[test]
+fn a_date_decided_in_the_walk_is_found_as_a_search_finds_it() {
+    let s = Scanner::default();
+    let dates = [
+        "3/14/2024",
+        "14.03.2024",
+        "3-14-24",
+        "12/03/24",
+        "13/13/2024",
+    ];
+    let tails = ["", ",", ")", ":"];
+    let afters = [
+        "",
+        " March 2021",
+        " Mar-2021",
+        " March 3, 2021",
+        " Mar. 2021",
+        " 3 Mar 2021",
+        " Jan 3 2021 and 4/5/2021",
+        "\nMRN 0374774",
+        " 617-555-0142",
+    ];
+    let befores = ["", "Seen ", "MRN 0374774 ", "3 ", "(x) "];
+    let mut found = 0;
+    for date in dates {
+        for tail in tails {
+            for after in afters {
+                for before in befores {
+                    let text = format!("{before}{date}{tail}{after}");
+                    let expected = s.find_unfiltered(&text);
+                    assert_eq!(s.find(&text), expected, "{text:?}");
+                    found += expected.len();
+                }
+            }
+        }
+    }
+    assert!(found > 500, "{found} findings");
 }
 
 /// Windows that are, or nearly are, one numeric word of a shape the shortcut knows

@@ -4,8 +4,9 @@
 
 use std::ops::Range;
 
-use super::LOOKBACK;
+use super::checks::valid_day;
 use super::patterns::ends_in_state;
+use super::{IdentifierKind, LOOKBACK, ScanMatch};
 
 /// True if any byte of `w` may be a trigger byte (a digit, `:` or `@`).
 #[cfg(test)]
@@ -246,34 +247,60 @@ struct Cues {
 /// `soc`, `medical` `med`, `postal` `post`, `September` and `sept` `sep`).
 fn cue_in(word: &[u8]) -> Cues {
     let mut found = Cues::default();
+    let lower = |i: usize| word.get(i).map_or(0, u8::to_ascii_lowercase);
     for (i, &b) in word.iter().enumerate() {
         // Most letters start no stem: one table test of the letter and the next.
         let next = word.get(i + 1).copied().unwrap_or(0);
         if CUE_PAIRS[usize::from(b)] & pair_bit(next) == 0 {
             continue;
         }
-        let rest = word.get(i + 1..).unwrap_or_default();
-        let has =
-            |stem: &[u8]| rest.len() >= stem.len() && rest[..stem.len()].eq_ignore_ascii_case(stem);
-        match b | 0x20 {
-            b'f' if has(b"ax") || has(b"acs") => found.word = true,
-            b's' if has(b"sn") || has(b"s#") || has(b"oc") => found.word = true,
-            b'm' if has(b"rn") || has(b"r#") || has(b"ed") => found.word = true,
-            b'z' if has(b"ip") => found.word = true,
-            b'p' if has(b"ost") => found.word = true,
-            b'j' if has(b"an") || has(b"un") || has(b"ul") => found.month = true,
-            b'f' if has(b"eb") => found.month = true,
-            b'm' if has(b"ar") || has(b"ay") => found.month = true,
-            b'a' if has(b"pr") || has(b"ug") => found.month = true,
-            b's' if has(b"ep") => found.month = true,
-            b'o' if has(b"ct") => found.month = true,
-            b'n' if has(b"ov") => found.month = true,
-            b'd' if has(b"ec") => found.month = true,
+        // The three bytes from here, lower case, as one number (a missing byte is 0).
+        match stem_key([
+            b.to_ascii_lowercase(),
+            next.to_ascii_lowercase(),
+            lower(i + 2),
+        ]) {
+            FAX | SSN | SS_HASH | SOC | MRN | MR_HASH | MED | ZIP => found.word = true,
+            FAC if lower(i + 3) == b's' => found.word = true,
+            POS if lower(i + 3) == b't' => found.word = true,
+            JAN | JUN | JUL | FEB | MAR | MAY | APR | AUG | SEP | OCT | NOV | DEC => {
+                found.month = true;
+            }
             _ => {}
         }
     }
     found
 }
+
+/// Three bytes as one number, for [`cue_in`]'s comparisons.
+const fn stem_key(s: [u8; 3]) -> u32 {
+    u32::from_le_bytes([s[0], s[1], s[2], 0])
+}
+
+const FAX: u32 = stem_key(*b"fax");
+/// `facs` (`facsimile`): the fourth letter is tested apart.
+const FAC: u32 = stem_key(*b"fac");
+const SSN: u32 = stem_key(*b"ssn");
+const SS_HASH: u32 = stem_key(*b"ss#");
+const SOC: u32 = stem_key(*b"soc");
+const MRN: u32 = stem_key(*b"mrn");
+const MR_HASH: u32 = stem_key(*b"mr#");
+const MED: u32 = stem_key(*b"med");
+const ZIP: u32 = stem_key(*b"zip");
+/// `post` (`postal`): the fourth letter is tested apart.
+const POS: u32 = stem_key(*b"pos");
+const JAN: u32 = stem_key(*b"jan");
+const JUN: u32 = stem_key(*b"jun");
+const JUL: u32 = stem_key(*b"jul");
+const FEB: u32 = stem_key(*b"feb");
+const MAR: u32 = stem_key(*b"mar");
+const MAY: u32 = stem_key(*b"may");
+const APR: u32 = stem_key(*b"apr");
+const AUG: u32 = stem_key(*b"aug");
+const SEP: u32 = stem_key(*b"sep");
+const OCT: u32 = stem_key(*b"oct");
+const NOV: u32 = stem_key(*b"nov");
+const DEC: u32 = stem_key(*b"dec");
 
 /// The stems [`cue_in`] looks for (lower case).
 const CUE_STEMS: &[&[u8]] = &[
@@ -470,6 +497,38 @@ static HOPE_CLASS: [u8; 256] = {
     t
 };
 
+/// A trigger the byte loop found.
+struct Trigger {
+    /// The bytes that must be covered.
+    range: Range<usize>,
+    /// How far before it a match may start.
+    look_back: LookBack,
+    /// It may start an open-ended identifier (an email or a URL: an `@`, a `:` or a
+    /// `www.`).
+    open: bool,
+    /// It alone makes [`hope`] true for the bounded automaton on any span that holds it.
+    sure: bool,
+    /// Its digits alone are enough for a bounded match ([`enough_digits`]): then `hope` is
+    /// true on any span that holds it and a letter.
+    enough: bool,
+    /// Its runs of digits (0 for a trigger that is not a digit cluster).
+    runs: usize,
+}
+
+impl Trigger {
+    /// An `@`, a `:` or a `www.`.
+    fn other(range: Range<usize>, look_back: LookBack, open: bool) -> Trigger {
+        Trigger {
+            range,
+            look_back,
+            open,
+            sure: false,
+            enough: false,
+            runs: 0,
+        }
+    }
+}
+
 /// The windows worth searching, in order, disjoint.
 pub(super) struct Windows<'a> {
     bytes: &'a [u8],
@@ -483,6 +542,12 @@ pub(super) struct Windows<'a> {
     /// The `.` of the next `www.` at or after the scan position, once looked up
     /// ([`next_www`]; the length of the text if there is none).
     www: Option<usize>,
+    /// A decision made during the walk, handed out after the window that was pending
+    /// when it was made ([`Windows::decide`]).
+    ready: Option<Piece>,
+    /// Where the window of the last finding decided during the walk ends: no later window
+    /// looks back before it.
+    decided_end: usize,
 }
 
 impl<'a> Windows<'a> {
@@ -494,14 +559,13 @@ impl<'a> Windows<'a> {
             pending: None,
             any_cue,
             www: None,
+            ready: None,
+            decided_end: 0,
         }
     }
 
-    /// The next trigger at or after `self.at`: the byte range that must be covered, how
-    /// far before it a match may start, whether it may start an open-ended
-    /// identifier (an email or a URL: an `@`, a `:` or a `www.`), and whether it alone
-    /// makes [`hope`] true for the bounded automaton on any span that holds it.
-    fn next_trigger(&mut self) -> Option<(Range<usize>, LookBack, bool, bool)> {
+    /// The next trigger at or after `self.at`.
+    fn next_trigger(&mut self) -> Option<Trigger> {
         let bytes = self.bytes;
         let n = bytes.len();
         let mut i = self.at;
@@ -603,15 +667,21 @@ impl<'a> Windows<'a> {
                         // nothing but digits and separators; enough digits for a match),
                         // met by the cluster alone; a span holding it holds at least as many
                         // digits and runs, and as long a run.
-                        let sure =
-                            (count > 5 || runs > 2) && enough_digits(count, runs, longest_run);
-                        return Some((start..last + 1, look_back, false, sure));
+                        let enough = enough_digits(count, runs, longest_run);
+                        return Some(Trigger {
+                            range: start..last + 1,
+                            look_back,
+                            open: false,
+                            sure: (count > 5 || runs > 2) && enough,
+                            enough,
+                            runs,
+                        });
                     }
                     i = self.at;
                 }
                 b'@' => {
                     self.at = i + 1;
-                    return Some((i..i + 1, LookBack::Own, true, false));
+                    return Some(Trigger::other(i..i + 1, LookBack::Own, true));
                 }
                 b':' => {
                     let next = bytes.get(i + 1).copied().unwrap_or(0);
@@ -628,13 +698,13 @@ impl<'a> Windows<'a> {
                         self.at = i + 1;
                         // A `::` may end a cue (`SSN no::123456789`) whose digits share its
                         // word and so are no trigger of their own: look back for the cue.
-                        return Some((i..i + 1, LookBack::Cue, next == b'/', false));
+                        return Some(Trigger::other(i..i + 1, LookBack::Cue, next == b'/'));
                     }
                     i += 1;
                 }
                 b'.' if is_www_dot(bytes, i) => {
                     self.at = i + 1;
-                    return Some((i - 3..i + 1, LookBack::Own, true, false));
+                    return Some(Trigger::other(i - 3..i + 1, LookBack::Own, true));
                 }
                 _ => i += 1,
             }
@@ -646,15 +716,17 @@ impl<'a> Windows<'a> {
     /// Grows a trigger into a window: back over the word it starts in and as many more words
     /// as `look_back` allows (room for a cue; at most [`LOOKBACK`] bytes, then to the start
     /// of that word), forward to whitespace. `floor` is where the window not yet returned starts (the bytes before
-    /// it have been searched). The flag is true if the bytes added after the trigger hold
-    /// an `@`, a `:/` or a `www.` (an email or URL may then sit in the window without its
-    /// own trigger having been seen).
+    /// it have been searched). The first flag is true if the bytes added after the trigger
+    /// hold an `@`, a `:/` or a `www.` (an email or URL may then sit in the window without
+    /// its own trigger having been seen); the second if the window starts before the
+    /// trigger's word, at a word that may start a match: a cue, a month name, a state code,
+    /// or a day before a month name, so the window holds a letter.
     fn widen(
         &self,
         trigger: Range<usize>,
         look_back: LookBack,
         floor: usize,
-    ) -> (Range<usize>, bool) {
+    ) -> (Range<usize>, bool, bool) {
         let words = look_back.words();
         let bytes = self.bytes;
         let limit = trigger.start.saturating_sub(LOOKBACK).max(floor);
@@ -676,6 +748,7 @@ impl<'a> Windows<'a> {
         // `MA, 02115`); any other match starts in the cluster's own word. Most clusters
         // (doses, vitals, codes) have no cue before them, and the automaton never sees
         // their prose.
+        let own_start = start;
         let mut word_start = start;
         // Only a cluster that may end a named date (`LookBack::Year`: its first run is the
         // year, or the day and then the year) looks back for a month name: a named date's
@@ -757,11 +830,104 @@ impl<'a> Windows<'a> {
             };
             end += 1;
         }
-        (start..end, open)
+        (start..end, open, start < own_start)
     }
 }
 
 impl Windows<'_> {
+    /// A digit cluster of three runs with no look back (`3/14/2024`, `14.03.2024`,
+    /// `3-14-24`) that is a whole word, a valid numeric date and nothing else, then at most
+    /// one of `,` `.` `;` `:` `)`: the finding and where its window ends, decided from the
+    /// cluster's bytes as the walk leaves them. `None` for any other cluster (it becomes a
+    /// window as usual).
+    ///
+    /// Such a cluster's window would be its word (a cluster with no look back starts at
+    /// its word's start when whitespace precedes it), which [`hope`] keeps (three runs)
+    /// and `search::whole_numeric_date` decides as this date: the same shapes and the same
+    /// check, read here off the cluster, and decided now ([`Windows::decide`]).
+    fn own_date(&self, cluster: &Range<usize>) -> Option<(ScanMatch, usize)> {
+        let bytes = self.bytes;
+        let (start, end) = (cluster.start, cluster.end);
+        if start > 0 && !is_space(bytes[start - 1]) {
+            return None;
+        }
+        let window_end = match bytes.get(end) {
+            None => end,
+            Some(&b) if is_space(b) => end,
+            Some(b',' | b'.' | b';' | b':' | b')')
+                if bytes.get(end + 1).is_none_or(|&b| is_space(b)) =>
+            {
+                end + 1
+            }
+            Some(_) => return None,
+        };
+        // `1/2/34` to `12/31/2024`: three runs joined by one byte each.
+        let w = bytes
+            .get(start..end)
+            .filter(|w| (6..=10).contains(&w.len()))?;
+        let mut values = [0u32; 3];
+        let mut lengths = [0usize; 3];
+        let mut separators = [0u8; 2];
+        let mut i = 0;
+        for k in 0..3 {
+            let run = i;
+            while let Some(&b) = w.get(i).filter(|b| b.is_ascii_digit()) {
+                values[k] = values[k] * 10 + u32::from(b - b'0');
+                i += 1;
+            }
+            lengths[k] = i - run;
+            if let Some(separator) = separators.get_mut(k) {
+                *separator = *w.get(i)?;
+                i += 1;
+            }
+        }
+        let short = |n: usize| n == 1 || n == 2;
+        let [a, b, c] = lengths;
+        let shape = i == w.len()
+            && short(a)
+            && short(b)
+            && match separators {
+                [b'.', b'.'] => c == 4,
+                [b'/' | b'-', b'/' | b'-'] => c == 2 || c == 4,
+                _ => false,
+            };
+        let [month, day, _] = values;
+        (shape && (valid_day(month, day) || valid_day(day, month))).then_some((
+            ScanMatch {
+                kind: IdentifierKind::Date,
+                range: start..end,
+            },
+            window_end,
+        ))
+    }
+
+    /// Hands out a finding decided during the walk, whose window ends at `end`, after the
+    /// window still pending, and goes on after it.
+    ///
+    /// Such a window is a digit cluster's own word: it starts after whitespace, so it does
+    /// not merge with the pending window (which ends at whitespace before it), and it ends
+    /// with the finding and at most one tail byte, so it splits no cluster. Deciding it now
+    /// rather than when the next window is known is safe because no later window needs it.
+    /// A later window reaches back into a word of digits only from a year, as the day before
+    /// a month name (`3/14/2024 March 2021`, `3/14/2024 Mar-2021`); a search of the two
+    /// merged would find this finding first and go on from its end, where only a tail byte
+    /// and whitespace lie before the later window's words: so the later window starts at
+    /// [`Windows::decided_end`] instead, and finds the same. (A window with no finding could
+    /// not be decided so early: a match may start inside it and end in the later window, as
+    /// `12 March 2021` does in `0002-1234-12 March 2021`.)
+    fn decide(&mut self, found: ScanMatch, end: usize) -> Piece {
+        self.at = self.at.max(end);
+        self.decided_end = end;
+        let decided = Piece::Found(found);
+        match self.pending.take() {
+            Some(p) => {
+                self.ready = Some(decided);
+                Piece::Window(p)
+            }
+            None => decided,
+        }
+    }
+
     /// If the end of `window` (at whitespace) splits a digit cluster (a digit before it, then
     /// at most [`MAX_SEPARATOR_RUN`] separators, the whitespace among them, then a digit),
     /// where in `window` that cluster starts.
@@ -829,19 +995,48 @@ pub(super) struct Window {
     pub(super) sure: bool,
 }
 
-impl Iterator for Windows<'_> {
-    type Item = Window;
+/// What [`Windows`] hands out, in order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) enum Piece {
+    /// A window to decide or search.
+    Window(Window),
+    /// A finding decided during the walk ([`Windows::own_date`]), its validity check done.
+    Found(ScanMatch),
+}
 
-    fn next(&mut self) -> Option<Window> {
+impl Iterator for Windows<'_> {
+    type Item = Piece;
+
+    fn next(&mut self) -> Option<Piece> {
+        if let Some(ready) = self.ready.take() {
+            return Some(ready);
+        }
         let bytes = self.bytes;
         loop {
             // The window not yet returned may hold the cue of this trigger's match
             // (`0000MRN 000000`): look back into it too, and merge.
-            let floor = self.pending.as_ref().map_or(0, |w| w.range.start);
+            let floor = self
+                .pending
+                .as_ref()
+                .map_or(self.decided_end, |w| w.range.start);
             match self.next_trigger() {
-                Some((trigger, look_back, trigger_open, sure)) => {
+                Some(Trigger {
+                    range: trigger,
+                    look_back,
+                    open: trigger_open,
+                    sure,
+                    enough,
+                    runs,
+                }) => {
+                    if runs == 3
+                        && look_back == LookBack::Own
+                        && !self.any_cue
+                        && let Some((found, end)) = self.own_date(&trigger)
+                    {
+                        return Some(self.decide(found, end));
+                    }
                     let (trigger_start, trigger_end) = (trigger.start, trigger.end);
-                    let (range, widened_open) = self.widen(trigger, look_back, floor);
+                    let (range, widened_open, reached_back) = self.widen(trigger, look_back, floor);
                     let window = Window {
                         range,
                         open: trigger_open || widened_open,
@@ -863,10 +1058,14 @@ impl Iterator for Windows<'_> {
                     // window may still look back over its words for a cue, a month or a
                     // day (the look back stops at the window not yet returned, which is
                     // then an earlier one: it reaches at least as far). Not with custom
-                    // MRN patterns, whose matches `hope` does not know.
+                    // MRN patterns, whose matches `hope` does not know. A window that
+                    // reached back to a cue, month or state word holds a letter, and holds
+                    // the cluster's digits and runs: if those are enough for a match,
+                    // `hope` is true without reading it (`March 3, 2021`, `MA 02115`).
+                    let bounded = window.sure || (reached_back && enough);
                     if !self.any_cue
                         && !window.open
-                        && !window.sure
+                        && !bounded
                         && split.is_none()
                         && self
                             .pending
@@ -901,12 +1100,12 @@ impl Iterator for Windows<'_> {
                         }
                         Some(p) => {
                             self.pending = Some(window);
-                            return Some(p);
+                            return Some(Piece::Window(p));
                         }
                         None => self.pending = Some(window),
                     }
                 }
-                None => return self.pending.take(),
+                None => return self.pending.take().map(Piece::Window),
             }
         }
     }
