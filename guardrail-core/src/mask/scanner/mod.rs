@@ -400,10 +400,17 @@ impl Scanner {
     /// Searches the normalized view of `text` (look-alike dashes, digits and spaces folded
     /// to ASCII, invisible characters dropped) and maps what it finds back to `text`.
     fn find_normalized(&self, text: &str, prefilter: bool, work: &mut ScanWork) -> Vec<ScanMatch> {
-        let Some(view) = normalize::Normalized::of(text) else {
-            return self.find_in(text, prefilter, work);
+        let prescan = normalize::prescan(text.as_bytes());
+        let view = if prescan.ascii {
+            None
+        } else {
+            normalize::Normalized::of(text)
         };
-        self.find_in(&view.text, prefilter, work)
+        let Some(view) = view else {
+            return self.find_in(text, prefilter, prescan.w_dot, work);
+        };
+        // Folding may make a `www.` (a fullwidth `.` after `www`): look for one.
+        self.find_in(&view.text, prefilter, true, work)
             .into_iter()
             .map(|m| ScanMatch {
                 kind: m.kind,
@@ -413,11 +420,19 @@ impl Scanner {
             .collect()
     }
 
-    fn find_in(&self, text: &str, prefilter: bool, work: &mut ScanWork) -> Vec<ScanMatch> {
+    /// The identifiers of `text`; `w_dot` false if no `.` follows a `w` or `W` in it (so it
+    /// holds no `www.`).
+    fn find_in(
+        &self,
+        text: &str,
+        prefilter: bool,
+        w_dot: bool,
+        work: &mut ScanWork,
+    ) -> Vec<ScanMatch> {
         let mut out = Vec::new();
         match &self.inner {
             Some(inner) if prefilter && inner.prefilter => {
-                for piece in Windows::new(text.as_bytes(), inner.custom_mrn) {
+                for piece in Windows::new(text.as_bytes(), inner.custom_mrn, w_dot) {
                     let window = match piece {
                         Piece::Window(window) => window,
                         Piece::Found(found) => {

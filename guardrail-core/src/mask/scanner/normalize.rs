@@ -62,10 +62,11 @@ pub(super) struct Normalized {
 }
 
 impl Normalized {
-    /// The normalized view of `text`, or `None` if it would be `text` itself (all ASCII, or
-    /// nothing to fold): the common case costs one `is_ascii` pass.
+    /// The normalized view of `text`, or `None` if it would be `text` itself (nothing to
+    /// fold). ASCII text never needs one: [`prescan`] tells, in a cheaper pass than this
+    /// one's test.
     pub(super) fn of(text: &str) -> Option<Normalized> {
-        if all_ascii(text.as_bytes()) || !text.chars().any(|c| !matches!(fold(c), Fold::Keep)) {
+        if !text.chars().any(|c| !matches!(fold(c), Fold::Keep)) {
             return None;
         }
         let mut out = String::with_capacity(text.len());
@@ -96,20 +97,49 @@ impl Normalized {
     }
 }
 
-/// True if every byte of `bytes` is ASCII. The bytes are or-ed together 32 at a time with no
-/// early exit, which the compiler turns into vector instructions: on the ASCII text that
-/// is nearly all the scanner sees, several times cheaper than `<[u8]>::is_ascii`, which
-/// tests eight bytes at a time.
-pub(super) fn all_ascii(bytes: &[u8]) -> bool {
-    let mut chunks = bytes.chunks_exact(32);
-    let mut seen = [0u8; 32];
-    for chunk in &mut chunks {
-        for (s, &b) in seen.iter_mut().zip(chunk) {
-            *s |= b;
+/// What one pass over a text's bytes tells before it is scanned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Prescan {
+    /// Every byte is ASCII: the text needs no normalized view.
+    pub(super) ascii: bool,
+    /// A `.` follows a `w` or a `W` somewhere: the text may hold a `www.` (the trigger
+    /// loop looks for one only then).
+    pub(super) w_dot: bool,
+}
+
+/// Reads `bytes` once for [`Prescan`]. The bytes are or-ed together, and each byte tested
+/// with the one before, 32 at a time with no early exit, which the compiler turns into
+/// vector instructions: on the ASCII text that is nearly all the scanner sees, cheaper than
+/// `<[u8]>::is_ascii` (eight bytes at a time) and a search for `w.` and one for `W.`.
+pub(super) fn prescan(bytes: &[u8]) -> Prescan {
+    let Some((&first, next)) = bytes.split_first() else {
+        return Prescan {
+            ascii: true,
+            w_dot: false,
+        };
+    };
+    // Each byte after the first (`next`) beside the one before it (`before`).
+    let before = bytes.get(..next.len()).unwrap_or_default();
+    let mut high = [0u8; 32];
+    let mut w_dot = [0u8; 32];
+    let mut befores = before.chunks_exact(32);
+    let mut nexts = next.chunks_exact(32);
+    for (b, n) in (&mut befores).zip(&mut nexts) {
+        for (((h, w), &b), &n) in high.iter_mut().zip(&mut w_dot).zip(b).zip(n) {
+            *h |= n;
+            *w |= u8::from((b | 0x20) == b'w') & u8::from(n == b'.');
         }
     }
-    let rest = chunks.remainder().iter().fold(0, |a, &b| a | b);
-    seen.iter().fold(rest, |a, &b| a | b) < 0x80
+    let mut seen = high.iter().fold(first, |a, &h| a | h);
+    let mut found = w_dot.iter().fold(0, |a, &w| a | w);
+    for (&b, &n) in befores.remainder().iter().zip(nexts.remainder()) {
+        seen |= n;
+        found |= u8::from((b | 0x20) == b'w') & u8::from(n == b'.');
+    }
+    Prescan {
+        ascii: seen < 0x80,
+        w_dot: found != 0,
+    }
 }
 
 /// True when `text` has no visible character: it is empty or holds only whitespace, control

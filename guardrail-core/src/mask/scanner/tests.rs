@@ -337,7 +337,7 @@ fn a_state_code_must_start_its_word_or_follow_punctuation() {
     assert!(ends_in_state(b"MA") && ends_in_state(b"(MA,") && ends_in_state(b"x-DC"));
     assert!(!ends_in_state(b"NDC") && !ends_in_state(b"_MA") && !ends_in_state(b"2MA,"));
     let text = b"start NDC 0002-7856-64, lot";
-    let Some(Piece::Window(first)) = Windows::new(text, false).next() else {
+    let Some(Piece::Window(first)) = Windows::new(text, false, true).next() else {
         panic!("a window first");
     };
     assert_eq!(&text[first.range], b"0002-7856-64,");
@@ -1259,18 +1259,32 @@ fn touching_pieces_of_a_cue_are_read_past() {
 }
 
 #[test]
-fn all_ascii_agrees_with_is_ascii_whatever_the_length_and_position() {
-    // Lengths around the 32-byte chunks, one non-ASCII byte at each position in turn.
+fn prescan_agrees_with_a_plain_reading_whatever_the_length_and_position() {
+    let w_dot = |b: &[u8]| b.windows(2).any(|p| (p[0] | 0x20) == b'w' && p[1] == b'.');
+    // Lengths around the 32-byte chunks; at each position in turn one byte at or above
+    // 0x80, a `w.`, a `W.`, or a near miss (`x.`, `w,`, `.w`, `V.`).
     for len in 0..100 {
-        let ascii = vec![b'a'; len];
-        assert!(normalize::all_ascii(&ascii), "{len} ASCII bytes");
+        let plain = vec![b'a'; len];
+        let p = normalize::prescan(&plain);
+        assert!(p.ascii && !p.w_dot, "{len} plain bytes");
         for at in 0..len {
-            let mut bytes = ascii.clone();
-            bytes[at] = 0x80 | (at as u8);
+            let mut high = plain.clone();
+            high[at] = 0x80 | (at as u8);
             assert!(
-                !normalize::all_ascii(&bytes),
+                !normalize::prescan(&high).ascii,
                 "a byte >= 0x80 at {at} of {len}"
             );
+            for pair in [b"w.", b"W.", b"x.", b"w,", b".w", b"V."] {
+                let mut bytes = plain.clone();
+                for (i, &b) in pair.iter().enumerate() {
+                    if let Some(slot) = bytes.get_mut(at + i) {
+                        *slot = b;
+                    }
+                }
+                let p = normalize::prescan(&bytes);
+                assert!(p.ascii, "{bytes:?}");
+                assert_eq!(p.w_dot, w_dot(&bytes), "{bytes:?}");
+            }
         }
     }
 }

@@ -551,14 +551,16 @@ pub(super) struct Windows<'a> {
 }
 
 impl<'a> Windows<'a> {
-    /// The windows of `bytes`; `any_cue` as in [`Windows::any_cue`].
-    pub(super) fn new(bytes: &'a [u8], any_cue: bool) -> Windows<'a> {
+    /// The windows of `bytes`; `any_cue` as in [`Windows::any_cue`]; `w_dot` false if no
+    /// `.` follows a `w` or `W` in `bytes` (`normalize::prescan`), so no `www.` need be
+    /// looked for.
+    pub(super) fn new(bytes: &'a [u8], any_cue: bool, w_dot: bool) -> Windows<'a> {
         Windows {
             bytes,
             at: 0,
             pending: None,
             any_cue,
-            www: None,
+            www: (!w_dot).then_some(bytes.len()),
             ready: None,
             decided_end: 0,
         }
