@@ -107,7 +107,7 @@ mod search;
 
 pub use builder::ScannerBuilder;
 use search::Hints;
-use trigger::{Piece, Windows};
+use trigger::{Asked, Piece, Windows};
 #[cfg(test)]
 use trigger::{may_hold_trigger, next_www};
 
@@ -432,11 +432,11 @@ impl Scanner {
         let mut out = Vec::new();
         match &self.inner {
             Some(inner) if prefilter && inner.prefilter => {
-                for piece in Windows::new(text.as_bytes(), inner.custom_mrn, w_dot) {
+                for piece in Windows::new(text, inner.custom_mrn, w_dot) {
                     let window = match piece {
                         Piece::Window(window) => window,
-                        Piece::Found(found) => {
-                            work.validations += 1;
+                        Piece::Found(found, validations) => {
+                            work.validations += validations;
                             search::push_finding(&mut out, found);
                             continue;
                         }
@@ -446,7 +446,19 @@ impl Scanner {
                     // a built-in identifier (`120/80,`, the `,` after a date) are not searched
                     // (custom MRN patterns may match anything).
                     let skip = !inner.custom_mrn;
-                    if skip && let Some(found) = search::decided(text, &window.range, work) {
+                    let asked = match window.asked {
+                        Asked::No => None,
+                        Asked::Search => Some(None),
+                        Asked::Nothing { validations } => {
+                            work.validations += validations;
+                            Some(Some(None))
+                        }
+                    };
+                    let decided = asked.unwrap_or_else(|| {
+                        skip.then(|| search::decided(text, &window.range, work))
+                            .flatten()
+                    });
+                    if skip && let Some(found) = decided {
                         if let Some(found) = found {
                             search::push_finding(&mut out, found);
                         }

@@ -336,11 +336,11 @@ fn a_state_code_must_start_its_word_or_follow_punctuation() {
     use super::patterns::ends_in_state;
     assert!(ends_in_state(b"MA") && ends_in_state(b"(MA,") && ends_in_state(b"x-DC"));
     assert!(!ends_in_state(b"NDC") && !ends_in_state(b"_MA") && !ends_in_state(b"2MA,"));
-    let text = b"start NDC 0002-7856-64, lot";
+    let text = "start NDC 0002-7856-64, lot";
     let Some(Piece::Window(first)) = Windows::new(text, false, true).next() else {
         panic!("a window first");
     };
-    assert_eq!(&text[first.range], b"0002-7856-64,");
+    assert_eq!(&text[first.range], "0002-7856-64,");
     assert_eq!(
         kinds("Boston (MA, 02115. Kansas City, MO 64105-1234"),
         vec![

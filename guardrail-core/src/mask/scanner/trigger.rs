@@ -531,6 +531,7 @@ impl Trigger {
 
 /// The windows worth searching, in order, disjoint.
 pub(super) struct Windows<'a> {
+    text: &'a str,
     bytes: &'a [u8],
     at: usize,
     /// The window being grown, not yet returned.
@@ -554,8 +555,10 @@ impl<'a> Windows<'a> {
     /// The windows of `bytes`; `any_cue` as in [`Windows::any_cue`]; `w_dot` false if no
     /// `.` follows a `w` or `W` in `bytes` (`normalize::prescan`), so no `www.` need be
     /// looked for.
-    pub(super) fn new(bytes: &'a [u8], any_cue: bool, w_dot: bool) -> Windows<'a> {
+    pub(super) fn new(text: &'a str, any_cue: bool, w_dot: bool) -> Windows<'a> {
+        let bytes = text.as_bytes();
         Windows {
+            text,
             bytes,
             at: 0,
             pending: None,
@@ -917,10 +920,10 @@ impl Windows<'_> {
     /// [`Windows::decided_end`] instead, and finds the same. (A window with no finding could
     /// not be decided so early: a match may start inside it and end in the later window, as
     /// `12 March 2021` does in `0002-1234-12 March 2021`.)
-    fn decide(&mut self, found: ScanMatch, end: usize) -> Piece {
+    fn decide(&mut self, found: ScanMatch, validations: u64, end: usize) -> Piece {
         self.at = self.at.max(end);
         self.decided_end = end;
-        let decided = Piece::Found(found);
+        let decided = Piece::Found(found, validations);
         match self.pending.take() {
             Some(p) => {
                 self.ready = Some(decided);
@@ -995,6 +998,20 @@ pub(super) struct Window {
     /// True if a digit cluster in the window alone makes [`hope`] true for the bounded
     /// automaton on the whole window (its first search needs no test).
     pub(super) sure: bool,
+    /// What `search::decided` said of the window when it was made, if it was asked.
+    pub(super) asked: Asked,
+}
+
+/// What `search::decided` said of a window when it was made (a window that merges with a
+/// later one is asked again, as the merged window).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Asked {
+    /// Not asked.
+    No,
+    /// It must be searched.
+    Search,
+    /// It holds no identifier; the validity checks that took.
+    Nothing { validations: u64 },
 }
 
 /// What [`Windows`] hands out, in order.
@@ -1002,8 +1019,9 @@ pub(super) struct Window {
 pub(super) enum Piece {
     /// A window to decide or search.
     Window(Window),
-    /// A finding decided during the walk ([`Windows::own_date`]), its validity check done.
-    Found(ScanMatch),
+    /// A finding decided during the walk ([`Windows::decide`]), and the validity checks that
+    /// took.
+    Found(ScanMatch, u64),
 }
 
 impl Iterator for Windows<'_> {
@@ -1035,14 +1053,15 @@ impl Iterator for Windows<'_> {
                         && !self.any_cue
                         && let Some((found, end)) = self.own_date(&trigger)
                     {
-                        return Some(self.decide(found, end));
+                        return Some(self.decide(found, 1, end));
                     }
                     let (trigger_start, trigger_end) = (trigger.start, trigger.end);
                     let (range, widened_open, reached_back) = self.widen(trigger, look_back, floor);
-                    let window = Window {
+                    let mut window = Window {
                         range,
                         open: trigger_open || widened_open,
                         sure,
+                        asked: Asked::No,
                     };
                     // Continue scanning after the window: triggers inside it are covered,
                     // except a digit cluster that goes on past the window's end (across a
@@ -1098,13 +1117,34 @@ impl Iterator for Windows<'_> {
                                 range: p.range.start..window.range.end.max(p.range.end),
                                 open: p.open || window.open,
                                 sure: p.sure || window.sure,
+                                asked: Asked::No,
                             });
                         }
-                        Some(p) => {
+                        before => {
+                            // A new window: the one before is final. With the built-in
+                            // patterns, a window that splits no cluster is decided now, and
+                            // one with a finding handed out at once ([`Windows::decide`]).
+                            if !self.any_cue && split.is_none() {
+                                let mut work = super::ScanWork::default();
+                                match super::search::decided(self.text, &window.range, &mut work) {
+                                    Some(Some(found)) => {
+                                        self.pending = before;
+                                        let end = window.range.end;
+                                        return Some(self.decide(found, work.validations, end));
+                                    }
+                                    Some(None) => {
+                                        window.asked = Asked::Nothing {
+                                            validations: work.validations,
+                                        };
+                                    }
+                                    None => window.asked = Asked::Search,
+                                }
+                            }
                             self.pending = Some(window);
-                            return Some(Piece::Window(p));
+                            if let Some(p) = before {
+                                return Some(Piece::Window(p));
+                            }
                         }
-                        None => self.pending = Some(window),
                     }
                 }
                 None => return self.pending.take().map(Piece::Window),
