@@ -17,6 +17,10 @@
 //! `<binary> work` prints what one pass of the scanner finds in the notes, by kind, and the
 //! work it took ([`Scanner::find_with_work`]): regex searches, bytes searched, validations.
 //!
+//! `<binary> shape TEXT` scans 25 notes of `Seen TEXT today and then. ` 40 times over
+//! instead: under callgrind, its count less that of a shape that holds no trigger
+//! (`xxxxxxxx`), over 1,000, is what one identifier of that shape costs the scanner.
+//!
 //! `<binary> adversarial ip|phone|ssn <KiB> [passes]` scans one of `scan_adversarial`'s
 //! inputs (`benches/scan.rs`) of that size instead: with `perf stat -e task-clock` and the
 //! smallest of several runs, the CPU time per size on a loaded machine.
@@ -102,6 +106,15 @@ fn main() {
             black_box(floor_pass(&notes));
             println!("{}", measure_floor(&notes, number(2, 1)));
         }
+        "shape" => {
+            // What one identifier of a shape costs (see the module's docs).
+            let shape = arg(2).expect("usage: scan_ir shape TEXT");
+            let unit = format!("Seen {shape} today and then. ");
+            let notes: Vec<String> = (0..25).map(|_| unit.repeat(40)).collect();
+            let scanner = Scanner::default();
+            black_box(run_scanner(&scanner, &notes));
+            println!("{}", measure_scanner(&scanner, &notes, 1));
+        }
         "regexset" => {
             let set = scan_baseline::regexset_4();
             black_box(run_regexset(&set, &notes));
@@ -121,7 +134,7 @@ fn main() {
             println!("{}", measure_adversarial(&scanner, &text, number(4, 1)));
         }
         _ => eprintln!(
-            "usage: scan_ir scanner|regexset|floor [passes] | work | adversarial ip|phone|ssn <KiB> [passes]"
+            "usage: scan_ir scanner|regexset|floor [passes] | work | shape TEXT | adversarial ip|phone|ssn <KiB> [passes]"
         ),
     }
 }
