@@ -43,6 +43,14 @@
 //! searched, whatever letters it holds (`trigger::hope`); a window that is one digit cluster
 //! and nothing else (`120/80,`, `99214`) needs no such reading: the cluster's walk has
 //! counted its digits and runs.
+//! A window is decided as soon as it is made, not once the next window shows it will not
+//! merge with it; one with a finding is handed out at once, and later windows do not look
+//! back into it (`trigger::Windows::decide` says why nothing is lost). A numeric date that is
+//! its cluster's whole word (`3/14/2024,`) is decided by the walk itself, from the
+//! cluster's bytes, before any window is made.
+//! One pass over the text before the walk, which the compiler vectorizes, tells whether it
+//! is all ASCII (then it needs no normalized view) and whether a `.` follows a `w` anywhere
+//! (if not, no `www.` is looked for): `normalize::prescan`.
 //! Each search is first anchored where a match most likely starts: the window's start, or
 //! the first byte after whitespace once a match is behind (no built-in match starts at
 //! whitespace; a unit test checks each pattern's automaton): a match found there needs no
