@@ -115,7 +115,7 @@ mod search;
 
 pub use builder::ScannerBuilder;
 use search::Hints;
-use trigger::{Asked, Piece, Windows};
+use trigger::{Asked, Windows};
 #[cfg(test)]
 use trigger::{may_hold_trigger, next_www};
 
@@ -440,33 +440,19 @@ impl Scanner {
         let mut out = Vec::new();
         match &self.inner {
             Some(inner) if prefilter && inner.prefilter => {
-                for piece in Windows::new(text, inner.custom_mrn, w_dot) {
-                    let window = match piece {
-                        Piece::Window(window) => window,
-                        Piece::Found(found, validations) => {
-                            work.validations += validations;
-                            search::push_finding(&mut out, found);
-                            continue;
-                        }
-                    };
+                let mut windows = Windows::new(text, inner.custom_mrn, w_dot);
+                while let Some(window) = windows.next_window(&mut out) {
                     let open = window.open || !inner.open_needs_trigger;
                     // Short windows, and what is left of one after a match, that cannot hold
                     // a built-in identifier (`120/80,`, the `,` after a date) are not searched
                     // (custom MRN patterns may match anything).
                     let skip = !inner.custom_mrn;
-                    let asked = match window.asked {
-                        Asked::No => None,
-                        Asked::Search => Some(None),
-                        Asked::Nothing { validations } => {
-                            work.validations += validations;
-                            Some(Some(None))
-                        }
+                    let decided = match window.asked {
+                        Asked::No if skip => search::decided(text, &window.range, work),
+                        Asked::No | Asked::Search => None,
+                        Asked::Nothing => Some(None),
                     };
-                    let decided = asked.unwrap_or_else(|| {
-                        skip.then(|| search::decided(text, &window.range, work))
-                            .flatten()
-                    });
-                    if skip && let Some(found) = decided {
+                    if let Some(found) = decided {
                         if let Some(found) = found {
                             search::push_finding(&mut out, found);
                         }
@@ -479,6 +465,7 @@ impl Scanner {
                     };
                     inner.search(text, window.range, hints, &mut out, work);
                 }
+                work.validations += windows.validations;
             }
             Some(inner) => {
                 let hints = Hints {

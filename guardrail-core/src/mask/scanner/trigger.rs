@@ -543,12 +543,15 @@ pub(super) struct Windows<'a> {
     /// The `.` of the next `www.` at or after the scan position, once looked up
     /// ([`next_www`]; the length of the text if there is none).
     www: Option<usize>,
-    /// A decision made during the walk, handed out after the window that was pending
+    /// A finding decided during the walk, handed out after the window that was pending
     /// when it was made ([`Windows::decide`]).
-    ready: Option<Piece>,
+    ready: Option<ScanMatch>,
     /// Where the window of the last finding decided during the walk ends: no later window
     /// looks back before it.
     decided_end: usize,
+    /// The validity checks run by the decisions made during the walk (for
+    /// [`Scanner::find_with_work`](super::Scanner::find_with_work)).
+    pub(super) validations: u64,
 }
 
 impl<'a> Windows<'a> {
@@ -566,6 +569,7 @@ impl<'a> Windows<'a> {
             www: (!w_dot).then_some(bytes.len()),
             ready: None,
             decided_end: 0,
+            validations: 0,
         }
     }
 
@@ -920,16 +924,20 @@ impl Windows<'_> {
     /// [`Windows::decided_end`] instead, and finds the same. (A window with no finding could
     /// not be decided so early: a match may start inside it and end in the later window, as
     /// `12 March 2021` does in `0002-1234-12 March 2021`.)
-    fn decide(&mut self, found: ScanMatch, validations: u64, end: usize) -> Piece {
+    /// The finding goes to `out` now, or, if a window is pending, after it: that window is
+    /// returned, to be handed out first.
+    fn decide(&mut self, found: ScanMatch, end: usize, out: &mut Vec<ScanMatch>) -> Option<Window> {
         self.at = self.at.max(end);
         self.decided_end = end;
-        let decided = Piece::Found(found, validations);
         match self.pending.take() {
             Some(p) => {
-                self.ready = Some(decided);
-                Piece::Window(p)
+                self.ready = Some(found);
+                Some(p)
             }
-            None => decided,
+            None => {
+                super::search::push_finding(out, found);
+                None
+            }
         }
     }
 
@@ -1010,26 +1018,16 @@ pub(super) enum Asked {
     No,
     /// It must be searched.
     Search,
-    /// It holds no identifier; the validity checks that took.
-    Nothing { validations: u64 },
+    /// It holds no identifier.
+    Nothing,
 }
 
-/// What [`Windows`] hands out, in order.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(super) enum Piece {
-    /// A window to decide or search.
-    Window(Window),
-    /// A finding decided during the walk ([`Windows::decide`]), and the validity checks that
-    /// took.
-    Found(ScanMatch, u64),
-}
-
-impl Iterator for Windows<'_> {
-    type Item = Piece;
-
-    fn next(&mut self) -> Option<Piece> {
-        if let Some(ready) = self.ready.take() {
-            return Some(ready);
+impl Windows<'_> {
+    /// The next window to decide or search, in order; the findings decided during the walk
+    /// before it go to `out` on the way.
+    pub(super) fn next_window(&mut self, out: &mut Vec<ScanMatch>) -> Option<Window> {
+        if let Some(found) = self.ready.take() {
+            super::search::push_finding(out, found);
         }
         let bytes = self.bytes;
         loop {
@@ -1053,7 +1051,11 @@ impl Iterator for Windows<'_> {
                         && !self.any_cue
                         && let Some((found, end)) = self.own_date(&trigger)
                     {
-                        return Some(self.decide(found, 1, end));
+                        self.validations += 1;
+                        match self.decide(found, end, out) {
+                            Some(p) => return Some(p),
+                            None => continue,
+                        }
                     }
                     let (trigger_start, trigger_end) = (trigger.start, trigger.end);
                     let (range, widened_open, reached_back) = self.widen(trigger, look_back, floor);
@@ -1126,28 +1128,30 @@ impl Iterator for Windows<'_> {
                             // one with a finding handed out at once ([`Windows::decide`]).
                             if !self.any_cue && split.is_none() {
                                 let mut work = super::ScanWork::default();
-                                match super::search::decided(self.text, &window.range, &mut work) {
+                                let decided =
+                                    super::search::decided(self.text, &window.range, &mut work);
+                                self.validations += work.validations;
+                                match decided {
                                     Some(Some(found)) => {
                                         self.pending = before;
                                         let end = window.range.end;
-                                        return Some(self.decide(found, work.validations, end));
+                                        match self.decide(found, end, out) {
+                                            Some(p) => return Some(p),
+                                            None => continue,
+                                        }
                                     }
-                                    Some(None) => {
-                                        window.asked = Asked::Nothing {
-                                            validations: work.validations,
-                                        };
-                                    }
+                                    Some(None) => window.asked = Asked::Nothing,
                                     None => window.asked = Asked::Search,
                                 }
                             }
                             self.pending = Some(window);
                             if let Some(p) = before {
-                                return Some(Piece::Window(p));
+                                return Some(p);
                             }
                         }
                     }
                 }
-                None => return self.pending.take().map(Piece::Window),
+                None => return self.pending.take(),
             }
         }
     }
