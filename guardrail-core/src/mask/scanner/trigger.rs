@@ -247,29 +247,30 @@ struct Cues {
 /// `soc`, `medical` `med`, `postal` `post`, `September` and `sept` `sep`).
 fn cue_in(word: &[u8]) -> Cues {
     let mut found = Cues::default();
-    let lower = |i: usize| word.get(i).map_or(0, u8::to_ascii_lowercase);
     for (i, &b) in word.iter().enumerate() {
         // Most letters start no stem: one table test of the letter and the next.
         let next = word.get(i + 1).copied().unwrap_or(0);
-        if CUE_PAIRS[usize::from(b)] & pair_bit(next) == 0 {
-            continue;
-        }
-        // The three bytes from here, lower case, as one number (a missing byte is 0).
-        match stem_key([
-            b.to_ascii_lowercase(),
-            next.to_ascii_lowercase(),
-            lower(i + 2),
-        ]) {
-            FAX | SSN | SS_HASH | SOC | MRN | MR_HASH | MED | ZIP => found.word = true,
-            FAC if lower(i + 3) == b's' => found.word = true,
-            POS if lower(i + 3) == b't' => found.word = true,
-            JAN | JUN | JUL | FEB | MAR | MAY | APR | AUG | SEP | OCT | NOV | DEC => {
-                found.month = true;
-            }
-            _ => {}
+        if CUE_PAIRS[usize::from(b)] & pair_bit(next) != 0 {
+            stem_at(word.get(i..).unwrap_or_default(), &mut found);
         }
     }
     found
+}
+
+/// Notes in `found` the stem `rest` starts with, if any (its first two bytes are a pair of
+/// [`CUE_PAIRS`]).
+fn stem_at(rest: &[u8], found: &mut Cues) {
+    let lower = |i: usize| rest.get(i).map_or(0, u8::to_ascii_lowercase);
+    // The three bytes from here, lower case, as one number (a missing byte is 0).
+    match stem_key([lower(0), lower(1), lower(2)]) {
+        FAX | SSN | SS_HASH | SOC | MRN | MR_HASH | MED | ZIP => found.word = true,
+        FAC if lower(3) == b's' => found.word = true,
+        POS if lower(3) == b't' => found.word = true,
+        JAN | JUN | JUL | FEB | MAR | MAY | APR | AUG | SEP | OCT | NOV | DEC => {
+            found.month = true;
+        }
+        _ => {}
+    }
 }
 
 /// Three bytes as one number, for [`cue_in`]'s comparisons.
@@ -780,10 +781,12 @@ impl<'a> Windows<'a> {
                     .and_then(|gap| gap.iter().rposition(|&b| !is_space(b)))
                     .map_or(0, |p| p + 1);
             word_start = word_end;
-            // Back over the word, noting on the way whether it may hold a cue stem (a pair
-            // of [`CUE_PAIRS`]) or a digit, so most words are read once.
+            // Back over the word, noting on the way whether it holds a digit and, where a
+            // pair of [`CUE_PAIRS`] starts, which stem (what [`cue_in`] finds), so the word
+            // is read once.
             let mut seen = 0;
             let mut next = WORD_ENDS;
+            let mut cues = Cues::default();
             for &b in bytes
                 .get(floor..word_start)
                 .unwrap_or_default()
@@ -794,9 +797,16 @@ impl<'a> Windows<'a> {
                 if class & SPACE_BIT != 0 {
                     break;
                 }
-                seen |= class & next;
-                next = PAIR_BIT[usize::from(b)];
+                let pair = class & next;
+                seen |= pair;
                 word_start -= 1;
+                if pair & !DIGIT_BIT != 0 {
+                    stem_at(
+                        bytes.get(word_start..word_end).unwrap_or_default(),
+                        &mut cues,
+                    );
+                }
+                next = PAIR_BIT[usize::from(b)];
             }
             let digit = seen & DIGIT_BIT != 0;
             if self.any_cue {
@@ -804,11 +814,6 @@ impl<'a> Windows<'a> {
                 continue;
             }
             let word = &bytes[word_start..word_end];
-            let cues = if seen & !DIGIT_BIT == 0 {
-                Cues::default()
-            } else {
-                cue_in(word)
-            };
             // The word before a month name starts a date only if it holds the day.
             let day = month && digit;
             if cues.word || (dates && (cues.month || day)) || (i == 0 && ends_in_state(word)) {
