@@ -46,13 +46,12 @@ pub(super) fn valid_ssn(s: &str) -> bool {
 
 /// [`valid_ssn`] on the digits alone (nine of them).
 pub(super) fn ssn_digits_valid(ds: &[u8]) -> bool {
-    let [a, b, c, d, e, f, g, h, i] = match ds {
-        [a, b, c, d, e, f, g, h, i] => [*a, *b, *c, *d, *e, *f, *g, *h, *i],
-        _ => return false,
-    };
-    let area = number(&[a, b, c]);
-    let group = number(&[d, e]);
-    let serial = number(&[f, g, h, i]);
+    if ds.len() != 9 {
+        return false;
+    }
+    let area = number(&ds[0..3]);
+    let group = number(&ds[3..5]);
+    let serial = number(&ds[5..9]);
     area != 0 && area != 666 && area < 900 && group != 0 && serial != 0
 }
 
@@ -64,9 +63,9 @@ pub(super) fn valid_nanp(s: &str) -> bool {
 
 /// [`valid_nanp`] on the digits alone.
 pub(super) fn nanp_digits_valid(ds: &[u8]) -> bool {
-    let national = match ds {
-        [_, _, _, _, _, _, _, _, _, _] => ds,
-        [1, rest @ ..] if rest.len() == 10 => rest,
+    let national = match ds.len() {
+        10 => ds,
+        11 if ds[0] == 1 => &ds[1..],
         _ => return false,
     };
     national[0] >= 2 && national[3] >= 2
@@ -103,7 +102,13 @@ pub(super) fn valid_numeric_date(s: &str) -> bool {
         return false;
     };
     let first_len = s.bytes().take_while(u8::is_ascii_digit).count();
-    if first_len == 4 {
+    numeric_date_numbers_valid(first_len == 4, [a, b, c])
+}
+
+/// [`valid_numeric_date`] on the date's three numbers, in order; `year_first` if the first
+/// has four digits.
+pub(super) fn numeric_date_numbers_valid(year_first: bool, [a, b, c]: [u32; 3]) -> bool {
+    if year_first {
         // Year first: YYYY-MM-DD.
         valid_day(b, c)
     } else {

@@ -1,6 +1,8 @@
 //! The search: windows around triggers, bounded spans per automaton, candidates checked.
 
-use super::checks::{luhn_digits_valid, nanp_digits_valid, ssn_digits_valid};
+use super::checks::{
+    luhn_digits_valid, nanp_digits_valid, numeric_date_numbers_valid, ssn_digits_valid,
+};
 use super::*;
 use regex_automata::Anchored;
 use trigger::Hope;
@@ -308,36 +310,47 @@ fn word_window<'t>(
 pub(super) fn whole_numeric_date(text: &str, window: &Range<usize>) -> Option<ScanMatch> {
     // `1/2/34` to `2024-03-14)`; most windows fail here (a cue, a longer cluster).
     let w = word_window(text, window, 6..=11)?;
-    if !w[0].is_ascii_digit() {
-        return None;
-    }
-    let run = |from: usize| {
-        w.get(from..)
-            .map_or(0, |r| r.iter().take_while(|b| b.is_ascii_digit()).count())
-    };
-    let a = run(0);
-    let s1 = *w.get(a)?;
-    let b = run(a + 1);
-    let s2 = *w.get(a + 1 + b)?;
-    let c = run(a + b + 2);
-    let len = a + b + c + 2;
-    let short = |n: usize| (1..=2).contains(&n);
-    let dash_or_slash = |s: u8| s == b'/' || s == b'-';
-    let shape = if s1 == b'.' && s2 == b'.' {
-        short(a) && short(b) && c == 4
-    } else if dash_or_slash(s1) && dash_or_slash(s2) {
-        (short(a) && short(b) && (c == 2 || c == 4)) || (a == 4 && short(b) && short(c))
-    } else {
-        false
-    };
-    if !shape || !is_tail(w.get(len..)?) {
-        return None;
-    }
-    let range = window.start..window.start + len;
-    valid_numeric_date(text.get(range.clone())?).then_some(ScanMatch {
+    let len = numeric_date_len(w)?;
+    Some(ScanMatch {
         kind: IdentifierKind::Date,
-        range,
+        range: window.start..window.start + len,
     })
+}
+
+/// The length of the date `w` starts with, if `w` is a valid numeric date in one of
+/// [`DATE_NUMERIC`]'s forms and then at most one of `,` `.` `;` `:` `)`: what
+/// [`whole_numeric_date`] asks of a window, and `trigger::Windows::own_date` of a cluster's
+/// word. One pass reads the three runs of digits, the byte after each of the first two,
+/// and the runs' values, which the check (`checks::numeric_date_numbers_valid`) then reads.
+pub(super) fn numeric_date_len(w: &[u8]) -> Option<usize> {
+    let mut values = [0u32; 3];
+    let mut lengths = [0usize; 3];
+    let mut separators = [0u8; 2];
+    let mut i = 0;
+    for k in 0..3 {
+        let run = i;
+        while let Some(&b) = w.get(i).filter(|b| b.is_ascii_digit()) {
+            values[k] = values[k]
+                .saturating_mul(10)
+                .saturating_add(u32::from(b - b'0'));
+            i += 1;
+        }
+        lengths[k] = i - run;
+        if let Some(separator) = separators.get_mut(k) {
+            *separator = *w.get(i)?;
+            i += 1;
+        }
+    }
+    let short = |n: usize| n == 1 || n == 2;
+    let [a, b, c] = lengths;
+    let shape = match separators {
+        [b'.', b'.'] => short(a) && short(b) && c == 4,
+        [b'/' | b'-', b'/' | b'-'] => {
+            (short(a) && short(b) && (c == 2 || c == 4)) || (a == 4 && short(b) && short(c))
+        }
+        _ => false,
+    };
+    (shape && is_tail(w.get(i..)?) && numeric_date_numbers_valid(a == 4, values)).then_some(i)
 }
 
 /// A window that is one named date and nothing else (`Dec 3, 2006`, `March 3rd, 2021`,

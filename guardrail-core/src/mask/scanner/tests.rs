@@ -414,6 +414,39 @@ fn a_lone_numeric_date_is_found_as_a_search_finds_it() {
     assert!(dates > 1_000, "{dates} dates");
 }
 
+/// A numeric date is a date if either reading of its first two numbers is (month and day,
+/// as in the US, or day and month); a year-first date reads month, then day. The shortcuts
+/// and the search share the rule (`checks::numeric_date_numbers_valid`), so comparing them
+/// cannot check it: this does.
+#[test]
+fn a_numeric_date_is_valid_in_either_reading() {
+    let s = Scanner::default();
+    let is_date = |t: &str| {
+        s.find(&format!("seen {t} ok"))
+            .iter()
+            .any(|f| f.kind == IdentifierKind::Date)
+    };
+    for t in [
+        "03/14/2024",
+        "14/03/2024",
+        "14.03.2024",
+        "3-14-24",
+        "2024-03-14",
+        "31/12/1999",
+    ] {
+        assert!(is_date(t), "{t}");
+    }
+    for t in [
+        "13/13/2024",
+        "2024-14-03",
+        "2024-02-30",
+        "00/12/2024",
+        "32/01/2024",
+    ] {
+        assert!(!is_date(t), "{t}");
+    }
+}
+
 /// A date decided during the walk (`trigger::Windows::own_date`) is found once, as a search
 /// of the whole text finds it, whatever follows: a year after a month name makes a later
 /// window look back over the month for a day, into the date's word; a cue or another

@@ -4,7 +4,6 @@
 
 use std::ops::Range;
 
-use super::checks::valid_day;
 use super::patterns::ends_in_state;
 use super::{IdentifierKind, LOOKBACK, ScanMatch};
 
@@ -556,8 +555,8 @@ pub(super) struct Windows<'a> {
 }
 
 impl<'a> Windows<'a> {
-    /// The windows of `bytes`; `any_cue` as in [`Windows::any_cue`]; `w_dot` false if no
-    /// `.` follows a `w` or `W` in `bytes` (`normalize::prescan`), so no `www.` need be
+    /// The windows of `text`; `any_cue` as in [`Windows::any_cue`]; `w_dot` false if no
+    /// `.` follows a `w` or `W` in `text` (`normalize::prescan`), so no `www.` need be
     /// looked for.
     pub(super) fn new(text: &'a str, any_cue: bool, w_dot: bool) -> Windows<'a> {
         let bytes = text.as_bytes();
@@ -857,8 +856,9 @@ impl Windows<'_> {
     ///
     /// Such a cluster's window would be its word (a cluster with no look back starts at
     /// its word's start when whitespace precedes it), which [`hope`] keeps (three runs)
-    /// and `search::whole_numeric_date` decides as this date: the same shapes and the same
-    /// check, read here off the cluster, and decided now ([`Windows::decide`]).
+    /// and `search::whole_numeric_date` decides as this date: the same test
+    /// (`search::numeric_date_len`), made here without the window, and decided now
+    /// ([`Windows::decide`]).
     fn own_date(&self, cluster: &Range<usize>) -> Option<(ScanMatch, usize)> {
         let bytes = self.bytes;
         let (start, end) = (cluster.start, cluster.end);
@@ -875,41 +875,11 @@ impl Windows<'_> {
             }
             Some(_) => return None,
         };
-        // `1/2/34` to `12/31/2024`: three runs joined by one byte each.
-        let w = bytes
-            .get(start..end)
-            .filter(|w| (6..=10).contains(&w.len()))?;
-        let mut values = [0u32; 3];
-        let mut lengths = [0usize; 3];
-        let mut separators = [0u8; 2];
-        let mut i = 0;
-        for k in 0..3 {
-            let run = i;
-            while let Some(&b) = w.get(i).filter(|b| b.is_ascii_digit()) {
-                values[k] = values[k] * 10 + u32::from(b - b'0');
-                i += 1;
-            }
-            lengths[k] = i - run;
-            if let Some(separator) = separators.get_mut(k) {
-                *separator = *w.get(i)?;
-                i += 1;
-            }
-        }
-        let short = |n: usize| n == 1 || n == 2;
-        let [a, b, c] = lengths;
-        let shape = i == w.len()
-            && short(a)
-            && short(b)
-            && match separators {
-                [b'.', b'.'] => c == 4,
-                [b'/' | b'-', b'/' | b'-'] => c == 2 || c == 4,
-                _ => false,
-            };
-        let [month, day, _] = values;
-        (shape && (valid_day(month, day) || valid_day(day, month))).then_some((
+        let len = super::search::numeric_date_len(bytes.get(start..window_end)?)?;
+        Some((
             ScanMatch {
                 kind: IdentifierKind::Date,
-                range: start..end,
+                range: start..start + len,
             },
             window_end,
         ))
@@ -929,6 +899,7 @@ impl Windows<'_> {
     /// [`Windows::decided_end`] instead, and finds the same. (A window with no finding could
     /// not be decided so early: a match may start inside it and end in the later window, as
     /// `12 March 2021` does in `0002-1234-12 March 2021`.)
+    ///
     /// The finding goes to `out` now, or, if a window is pending, after it: that window is
     /// returned, to be handed out first.
     fn decide(&mut self, found: ScanMatch, end: usize, out: &mut Vec<ScanMatch>) -> Option<Window> {
